@@ -1,0 +1,161 @@
+//! `weft-sdk`: write durable workflows and their activities in plain Rust.
+//!
+//! A workflow is straight-line code. Everything nondeterministic — the clock,
+//! randomness, activities, timers — goes through [`Context`], which the weft
+//! host journals; after a crash or an eviction the host replays the journal
+//! and the code continues where it was. `std::time::SystemTime::now()` and
+//! random numbers drawn through WASI (a `HashMap` seed, `getrandom`) are
+//! journaled too, so they are replay-safe inside a workflow.
+//!
+//! Activities are the side-effecting steps: the host executes them with a
+//! retry policy and records their results exactly once.
+//!
+//! # A workflow
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//! use std::time::Duration;
+//! use weft_sdk::{Context, Error, RetryPolicy, Workflow};
+//!
+//! #[derive(Deserialize)]
+//! struct Request { tenant: String }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Cert { id: String, ready: bool }
+//!
+//! struct Provision;
+//!
+//! impl Workflow for Provision {
+//!     type Input = Request;
+//!     type Output = String;
+//!
+//!     fn run(ctx: &Context, req: Request) -> Result<String, Error> {
+//!         let mut cert: Cert = ctx
+//!             .activity("cloud/request-cert")
+//!             .input(&req.tenant)
+//!             .retry(RetryPolicy::default().max_attempts(5))
+//!             .timeout(Duration::from_secs(30))
+//!             .call()?;
+//!         while !cert.ready {
+//!             ctx.sleep(Duration::from_secs(10))?; // durable: costs a row, not memory
+//!             cert = ctx.activity("cloud/cert-status").input(&cert.id).call()?;
+//!         }
+//!         Ok(cert.id)
+//!     }
+//! }
+//!
+//! weft_sdk::workflow!(Provision);
+//! ```
+//!
+//! # Activities
+//!
+//! One component holds any number of activity functions; a workflow calls
+//! them as `"component/function"` (a bare `"component"` calls the function
+//! named like the component).
+//!
+//! ```no_run
+//! use weft_sdk::{ActivityContext, Error};
+//!
+//! fn request_cert(ctx: &ActivityContext, tenant: String) -> Result<serde_json::Value, Error> {
+//!     // `idempotency_key` is the same for every attempt: pass it on so the
+//!     // external system can deduplicate retries.
+//!     let key = ctx.idempotency_key();
+//!     Ok(serde_json::json!({ "id": format!("cert-{tenant}-{key}"), "ready": false }))
+//! }
+//!
+//! weft_sdk::activities! {
+//!     "request-cert" => request_cert,
+//! }
+//! ```
+//!
+//! # Building
+//!
+//! A guest crate is a `cdylib` depending on `weft-sdk`; build it with
+//! `cargo build --release --target wasm32-wasip2` (or `cargo component build`)
+//! and deploy the `.wasm` with `weft deploy`.
+
+#[doc(hidden)]
+pub mod bindings;
+
+mod activity;
+mod context;
+mod error;
+
+pub use activity::{ActivityContext, __invoke_activity, __unknown_function};
+pub use context::{ActivityCall, Context, LogLevel, Pending, RetryPolicy, RunInfo};
+pub use error::Error;
+
+/// A workflow: deterministic code from a typed input to a typed output.
+pub trait Workflow {
+    type Input: serde::de::DeserializeOwned;
+    type Output: serde::Serialize;
+
+    fn run(ctx: &Context, input: Self::Input) -> Result<Self::Output, Error>;
+}
+
+#[doc(hidden)]
+pub fn __run_workflow<W: Workflow>(
+    input: String,
+) -> Result<String, bindings::workflow::weft::workflow::types::ErrorInfo> {
+    let input: W::Input =
+        serde_json::from_str(&input).map_err(|e| Error::new("bad-input", e.to_string()))?;
+    let output = W::run(&Context::new(), input)?;
+    serde_json::to_string(&output).map_err(|e| Error::new("bad-output", e.to_string()).into())
+}
+
+/// Export a [`Workflow`] implementation as this component's `run`.
+#[macro_export]
+macro_rules! workflow {
+    ($workflow:ty) => {
+        #[doc(hidden)]
+        pub struct __WeftWorkflowExport;
+
+        impl $crate::bindings::workflow::Guest for __WeftWorkflowExport {
+            fn run(
+                input: ::std::string::String,
+            ) -> ::core::result::Result<
+                ::std::string::String,
+                $crate::bindings::workflow::weft::workflow::types::ErrorInfo,
+            > {
+                $crate::__run_workflow::<$workflow>(input)
+            }
+        }
+
+        $crate::bindings::workflow::export_workflow!(
+            __WeftWorkflowExport with_types_in $crate::bindings::workflow
+        );
+    };
+}
+
+/// Export activity functions, each `fn(&ActivityContext, In) -> Result<Out, Error>`
+/// with serde `In`/`Out`, under the names a workflow calls them by.
+#[macro_export]
+macro_rules! activities {
+    ($($name:literal => $function:path),+ $(,)?) => {
+        #[doc(hidden)]
+        pub struct __WeftActivityExport;
+
+        impl $crate::bindings::activity::Guest for __WeftActivityExport {
+            fn invoke(
+                function: ::std::string::String,
+                input: ::std::string::String,
+                idempotency_key: ::std::string::String,
+            ) -> ::core::result::Result<
+                ::std::string::String,
+                $crate::bindings::activity::weft::workflow::types::ErrorInfo,
+            > {
+                let ctx = $crate::ActivityContext::new(idempotency_key);
+                match function.as_str() {
+                    $($name => $crate::__invoke_activity(&ctx, &input, $function),)+
+                    other => ::core::result::Result::Err(
+                        $crate::__unknown_function(other, &[$($name),+]),
+                    ),
+                }
+            }
+        }
+
+        $crate::bindings::activity::export_activity!(
+            __WeftActivityExport with_types_in $crate::bindings::activity
+        );
+    };
+}

@@ -1,0 +1,59 @@
+use super::error::{ApiError, Body};
+use super::AppState;
+use crate::error::Error;
+use crate::store::ComponentVersion;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// `PUT /v1/components/{name}`: the raw `.wasm` as body.
+pub async fn upload(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Body(bytes): Body,
+) -> Result<(StatusCode, Json<ComponentVersion>), ApiError> {
+    let (version, created) = state.rt.deploy(&name, bytes.to_vec()).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(version)))
+}
+
+fn grouped(versions: Vec<ComponentVersion>) -> Vec<Value> {
+    let mut by_name: BTreeMap<String, Vec<ComponentVersion>> = BTreeMap::new();
+    for v in versions {
+        by_name.entry(v.name.clone()).or_default().push(v);
+    }
+    by_name
+        .into_iter()
+        .map(|(name, versions)| {
+            let latest = versions.last().expect("at least one version");
+            json!({
+                "name": name,
+                "kind": latest.kind,
+                "latest": latest.version,
+                "versions": versions,
+            })
+        })
+        .collect()
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let versions = state.rt.store.component_versions(None).await?;
+    Ok(Json(json!({ "components": grouped(versions) })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let versions = state.rt.store.component_versions(Some(&name)).await?;
+    match grouped(versions).pop() {
+        Some(component) => Ok(Json(component)),
+        None => Err(Error::NotFound(format!("no component named `{name}`")).into()),
+    }
+}

@@ -1,0 +1,65 @@
+//! The HTTP API: every route in one table, thin handlers, one error shape.
+
+mod components;
+mod error;
+mod runs;
+
+pub use error::ApiError;
+
+use crate::scheduler::Runtime;
+use crate::store::Durability;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Largest component upload.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+/// Largest JSON body of any other request (run input, for one).
+pub const MAX_JSON_BYTES: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub rt: Arc<Runtime>,
+    pub durability: Durability,
+}
+
+pub fn router(state: AppState) -> Router {
+    let uploads = Router::new()
+        .route("/v1/components/{name}", put(components::upload).get(components::get))
+        .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES));
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/v1/components", get(components::list))
+        .route("/v1/runs", get(runs::list).post(runs::start))
+        .route("/v1/runs/{run_id}", get(runs::get))
+        .route("/v1/runs/{run_id}/journal", get(runs::journal))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .merge(uploads)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": "sqlite",
+        "durability": state.durability,
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route (the API is under /v1)")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}

@@ -1,0 +1,141 @@
+use super::AppState;
+use super::error::{ApiError, JsonBody, QueryParams};
+use crate::error::Error;
+use crate::scheduler::StartRun;
+use crate::store::{RunFilter, RunRecord, RunStatus};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Longest long-poll a client may ask for.
+const MAX_WAIT_SECS: f64 = 600.0;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    workflow: String,
+    #[serde(default)]
+    input: Value,
+    workflow_id: Option<String>,
+    version: Option<u32>,
+}
+
+/// `POST /v1/runs`: idempotent on `workflow_id` among open runs.
+pub async fn start(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<StartBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (run, created) = state
+        .rt
+        .start_run(StartRun {
+            workflow: body.workflow,
+            input: body.input,
+            workflow_id: body.workflow_id,
+            version: body.version,
+        })
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({
+            "run_id": run.run_id,
+            "workflow_id": run.workflow_id,
+            "workflow": run.workflow,
+            "version": run.version,
+            "status": run.status,
+            "created": created,
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    wait: Option<f64>,
+}
+
+async fn load(state: &AppState, run_id: &str) -> Result<RunRecord, ApiError> {
+    state
+        .rt
+        .store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")).into())
+}
+
+/// `GET /v1/runs/{run_id}?wait=SECONDS`: with `wait`, answers once the run
+/// is no longer `running` or the time is up, whichever comes first.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+    QueryParams(query): QueryParams<GetQuery>,
+) -> Result<Json<RunRecord>, ApiError> {
+    let wait = query.wait.unwrap_or(0.0);
+    if !(0.0..=MAX_WAIT_SECS).contains(&wait) {
+        return Err(Error::BadRequest(format!("wait must be between 0 and {MAX_WAIT_SECS} seconds")).into());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
+    let mut ended = state.rt.subscribe_ended();
+    loop {
+        let run = load(&state, &run_id).await?;
+        if run.status != RunStatus::Running || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(run));
+        }
+        // Wake on this run's end (or a lag, after which we simply re-read).
+        loop {
+            match tokio::time::timeout_at(deadline, ended.recv()).await {
+                Err(_) => break,
+                Ok(Ok(id)) if id != run_id => continue,
+                Ok(_) => break,
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    workflow: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<RunStatus>().map_err(|e| Error::BadRequest(e.to_string()))?),
+    };
+    let filter = RunFilter {
+        status,
+        workflow: query.workflow.filter(|w| !w.is_empty()),
+        limit: query.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    let runs = state.rt.store.list_runs(&filter).await?;
+    Ok(Json(json!({ "runs": runs })))
+}
+
+pub async fn journal(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = load(&state, &run_id).await?;
+    let events = state.rt.store.journal(&run_id).await?;
+    Ok(Json(json!({
+        "format": "weft-journal/1",
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "version": run.version,
+        "digest": run.digest,
+        "events": events,
+    })))
+}

@@ -1,0 +1,170 @@
+//! `weft bench`: start a server on a temporary SQLite file and measure
+//! durable steps end to end over HTTP.
+
+use crate::cli::Client;
+use crate::store::Durability;
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Directory with `chain10.wasm` and `step.wasm` (see scripts/bench.sh).
+    #[arg(long)]
+    pub wasm_dir: PathBuf,
+    /// Sequential runs for the latency figures.
+    #[arg(long, default_value_t = 200)]
+    pub sequential: usize,
+    /// Runs for the throughput figure.
+    #[arg(long, default_value_t = 1000)]
+    pub total: usize,
+    /// Runs in flight at once for the throughput figure.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    #[arg(long, value_enum, default_value = "full")]
+    pub durability: Durability,
+}
+
+/// A `weft serve` child on a free port and a fresh database.
+struct Server {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(durability: Durability) -> anyhow::Result<Server> {
+        let dir = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let durability = match durability {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        };
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--addr", "127.0.0.1:0", "--durability", durability, "--db"])
+            .arg(dir.join("bench.db"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start weft serve")?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(addr) = line.trim().strip_prefix("weft listening on ") else {
+            let _ = child.kill();
+            bail!("the server did not start: {line}");
+        };
+        Ok(Server {
+            addr: addr.to_string(),
+            child,
+            dir,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn deploy(client: &Client, dir: &Path, name: &str) -> anyhow::Result<()> {
+    let path = dir.join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    client.put_bytes(&format!("/v1/components/{name}"), bytes).await?;
+    Ok(())
+}
+
+/// Start one chain10 run and wait for its result; checks the answer.
+async fn one_run(client: &Client, n: u64) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let started = client
+        .post("/v1/runs", &json!({ "workflow": "chain10", "input": n }))
+        .await?;
+    let run_id = started["run_id"].as_str().unwrap_or_default();
+    let run = client.get(&format!("/v1/runs/{run_id}?wait=60")).await?;
+    let elapsed = t.elapsed();
+    if run["status"] != "completed" || run["output"] != json!(n + 10) {
+        bail!("run {run_id} ended wrong: {run}");
+    }
+    Ok(elapsed)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    let server = Server::start(opts.durability)?;
+    let client = Arc::new(Client::new(&server.addr));
+    deploy(&client, &opts.wasm_dir, "step").await?;
+    deploy(&client, &opts.wasm_dir, "chain10").await?;
+    let health = client.get("/healthz").await?;
+    for i in 0..5 {
+        one_run(&client, i).await?;
+    }
+
+    let mut latencies = Vec::with_capacity(opts.sequential);
+    for i in 0..opts.sequential {
+        latencies.push(one_run(&client, i as u64).await?);
+    }
+    latencies.sort();
+    let p50 = percentile(&latencies, 0.50);
+    let p99 = percentile(&latencies, 0.99);
+
+    let t = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..opts.concurrency {
+        let (client, next) = (client.clone(), next.clone());
+        let total = opts.total;
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return anyhow::Ok(());
+                }
+                one_run(&client, i as u64).await?;
+            }
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    let elapsed = t.elapsed();
+    let per_sec = opts.total as f64 / elapsed.as_secs_f64();
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("weft bench: chain10 (10 sequential activities a run), SQLite, durability {}", health["durability"].as_str().unwrap_or("?"));
+    println!(
+        "  start→result latency over {} sequential runs: p50 {:.2} ms, p99 {:.2} ms",
+        opts.sequential,
+        ms(p50),
+        ms(p99)
+    );
+    println!(
+        "  throughput: {} runs at concurrency {} in {:.2} s = {:.1} runs/s ({:.0} durable steps/s)",
+        opts.total,
+        opts.concurrency,
+        elapsed.as_secs_f64(),
+        per_sec,
+        per_sec * 11.0
+    );
+    let summary: Value = json!({
+        "case": "chain10",
+        "durability": health["durability"],
+        "p50_ms": ms(p50),
+        "p99_ms": ms(p99),
+        "runs_per_sec": per_sec,
+        "concurrency": opts.concurrency,
+    });
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The client commands of `weft`: thin wrappers over the HTTP API.
+
+use crate::journal::Recorded;
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(server: &str) -> Self {
+        let base = if server.starts_with("http://") || server.starts_with("https://") {
+            server.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{}", server.trim_end_matches('/'))
+        };
+        Client {
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn answer(&self, resp: reqwest::Response) -> anyhow::Result<Value> {
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("the server answered {status} without JSON"))?;
+        if !status.is_success() {
+            let code = body["error"]["code"].as_str().unwrap_or("error");
+            let message = body["error"]["message"].as_str().unwrap_or("");
+            bail!("{code}: {message} (HTTP {status})");
+        }
+        Ok(body)
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "cannot reach weft at {} ({e}); start it with `weft serve` or pass --server",
+            self.base
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.answer(resp).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.answer(resp).await
+    }
+
+    pub async fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.answer(resp).await
+    }
+}
+
+pub async fn deploy(client: &Client, file: &PathBuf, name: Option<String>) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = name.unwrap_or_else(|| crate::server::name_from_path(file));
+    let v = client.put_bytes(&format!("/v1/components/{name}"), bytes).await?;
+    println!(
+        "{} {} v{} {}",
+        v["kind"].as_str().unwrap_or("?"),
+        v["name"].as_str().unwrap_or("?"),
+        v["version"],
+        v["digest"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+pub async fn start(
+    client: &Client,
+    workflow: String,
+    input: Option<String>,
+    workflow_id: Option<String>,
+    wait: Option<f64>,
+) -> anyhow::Result<()> {
+    let input: Value = match input {
+        Some(text) => serde_json::from_str(&text).context("--input is not valid JSON")?,
+        None => Value::Null,
+    };
+    let mut body = json!({ "workflow": workflow, "input": input });
+    if let Some(id) = workflow_id {
+        body["workflow_id"] = Value::String(id);
+    }
+    let started = client.post("/v1/runs", &body).await?;
+    let run_id = started["run_id"].as_str().unwrap_or_default().to_string();
+    let Some(wait) = wait else {
+        println!("{run_id}");
+        return Ok(());
+    };
+    let run = client.get(&format!("/v1/runs/{run_id}?wait={wait}")).await?;
+    println!("{}", serde_json::to_string_pretty(&run)?);
+    match run["status"].as_str() {
+        Some("completed") => Ok(()),
+        Some("running") => bail!("run {run_id} is still running after {wait}s"),
+        Some(other) => bail!("run {run_id} ended {other}"),
+        None => bail!("unexpected answer"),
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn runs(
+    client: &Client,
+    status: Option<String>,
+    workflow: Option<String>,
+    limit: u32,
+) -> anyhow::Result<()> {
+    let mut path = format!("/v1/runs?limit={limit}");
+    if let Some(s) = status {
+        path.push_str(&format!("&status={s}"));
+    }
+    if let Some(w) = workflow {
+        path.push_str(&format!("&workflow={w}"));
+    }
+    let list = client.get(&path).await?;
+    println!("{:<38} {:<10} {:<20} {:<24}", "RUN", "STATUS", "WORKFLOW", "WORKFLOW ID");
+    for run in list["runs"].as_array().into_iter().flatten() {
+        println!(
+            "{:<38} {:<10} {:<20} {:<24}",
+            cell(&run["run_id"]),
+            cell(&run["status"]),
+            format!("{} v{}", cell(&run["workflow"]), cell(&run["version"])),
+            cell(&run["workflow_id"]),
+        );
+    }
+    Ok(())
+}
+
+fn clock(at_ms: i64) -> String {
+    let secs = at_ms.div_euclid(1000);
+    let ms = at_ms.rem_euclid(1000);
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02}.{ms:03}")
+}
+
+/// The journal as a readable timeline, one event a line.
+pub fn timeline(run: &Value, events: &[Recorded]) -> String {
+    let mut out = format!(
+        "run {}  {} v{}  workflow id {}\nstatus {}\n",
+        cell(&run["run_id"]),
+        cell(&run["workflow"]),
+        cell(&run["version"]),
+        cell(&run["workflow_id"]),
+        cell(&run["status"]),
+    );
+    if !run["output"].is_null() {
+        out.push_str(&format!("output {}\n", run["output"]));
+    }
+    if !run["error"].is_null() {
+        out.push_str(&format!("error  {}\n", run["error"]));
+    }
+    let start = events.first().map_or(0, |e| e.at_ms);
+    out.push('\n');
+    for e in events {
+        out.push_str(&format!(
+            "{:>4}  {}  +{:>8.3}s  {}\n",
+            e.seq,
+            clock(e.at_ms),
+            (e.at_ms - start) as f64 / 1000.0,
+            e.event.summary()
+        ));
+    }
+    out
+}
+
+pub async fn show(client: &Client, run_id: &str, json_out: bool) -> anyhow::Result<()> {
+    let run = client.get(&format!("/v1/runs/{run_id}")).await?;
+    let journal = client.get(&format!("/v1/runs/{run_id}/journal")).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&journal)?);
+        return Ok(());
+    }
+    let events: Vec<Recorded> = serde_json::from_value(journal["events"].clone())
+        .context("the server sent a journal this weft cannot read")?;
+    print!("{}", timeline(&run, &events));
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! One activity attempt: a fresh instance of the activity component with
+//! full (but sandboxed) WASI, invoked once.
+
+use super::bindings::activity::weft::workflow::activity_context;
+use super::bindings::{LogLevel, log_level};
+use super::limits::{Interrupt, MemoryLimit};
+use super::{Engine, Loaded, Prepared};
+use crate::journal::{ErrorInfo, Failure, payload_value};
+use serde_json::Value;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Who is asking, for `activity-context.info`.
+#[derive(Debug, Clone)]
+pub struct AttemptInfo {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub activity: String,
+    pub function: String,
+    pub attempt: u32,
+    pub idempotency_key: String,
+}
+
+pub struct ActivityState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryLimit,
+    info: AttemptInfo,
+}
+
+impl WasiView for ActivityState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<ActivityState>> {
+    let mut l = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
+    super::bindings::activity::Activity::add_to_linker::<_, HasSelf<_>>(&mut l, |t| t)?;
+    Ok(l)
+}
+
+impl super::bindings::workflow::weft::workflow::types::Host for ActivityState {}
+
+impl activity_context::Host for ActivityState {
+    fn info(&mut self) -> wasmtime::Result<activity_context::ActivityInfo> {
+        Ok(activity_context::ActivityInfo {
+            run_id: self.info.run_id.clone(),
+            workflow_id: self.info.workflow_id.clone(),
+            activity: self.info.activity.clone(),
+            attempt: self.info.attempt,
+            idempotency_key: self.info.idempotency_key.clone(),
+        })
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        let (run, activity) = (&self.info.run_id, &self.info.activity);
+        match log_level(level) {
+            tracing::Level::ERROR => tracing::error!(run, activity, "{message}"),
+            tracing::Level::WARN => tracing::warn!(run, activity, "{message}"),
+            tracing::Level::INFO => tracing::info!(run, activity, "{message}"),
+            _ => tracing::debug!(run, activity, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+fn trap_failure(err: &wasmtime::Error, stderr: &MemoryOutputPipe) -> Failure {
+    let (kind, message) = match Interrupt::of(err) {
+        Some(i @ Interrupt::Memory { .. }) => ("memory-limit", i.to_string()),
+        _ => ("trap", format!("the activity trapped: {err:#}")),
+    };
+    let stderr = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
+    let mut info = ErrorInfo::new(kind, message);
+    if !stderr.is_empty() {
+        info.details = Some(Value::String(stderr));
+    }
+    Failure::Application(info)
+}
+
+impl Engine {
+    /// Run one attempt of an activity, bounded by `timeout`.
+    pub async fn invoke_activity(
+        &self,
+        loaded: &Loaded,
+        info: AttemptInfo,
+        input: &str,
+        timeout: Duration,
+    ) -> Result<Value, Failure> {
+        let Prepared::Activity(pre) = &loaded.pre else {
+            return Err(Failure::Application(ErrorInfo::new(
+                "not-an-activity",
+                format!("`{}` is a workflow, not an activity", info.activity),
+            )));
+        };
+        let stderr = MemoryOutputPipe::new(64 * 1024);
+        let wasi = WasiCtx::builder()
+            .stdout(MemoryOutputPipe::new(64 * 1024))
+            .stderr(stderr.clone())
+            .build();
+        let function = info.function.clone();
+        let input = input.to_string();
+        let key = info.idempotency_key.clone();
+        let mut store = Store::new(
+            self.wasm(),
+            ActivityState {
+                wasi,
+                table: ResourceTable::new(),
+                memory: MemoryLimit {
+                    limit: self.config.memory_limit,
+                },
+                info,
+            },
+        );
+        store.limiter(|s| &mut s.memory);
+        // Activities may compute; they yield every tick and the timeout bounds them.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+
+        let attempt = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .call_invoke(&mut store, &function, &input, &key)
+                .await
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Err(_) => Err(Failure::TimedOut {
+                message: format!(
+                    "the attempt did not finish within its start-to-close timeout of {timeout:?}"
+                ),
+            }),
+            Ok(Err(trap)) => Err(trap_failure(&trap, &stderr)),
+            Ok(Ok(Err(error))) => Err(Failure::Application(error.into())),
+            Ok(Ok(Ok(output))) => Ok(payload_value(&output)),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Guest limits (memory, CPU without yielding) and the reasons the host
+//! stops a guest from inside a host call.
+
+use crate::journal::Divergence;
+use std::time::{Duration, Instant};
+use wasmtime::{ResourceLimiter, UpdateDeadline};
+
+/// Why the host stopped a guest. Raised as a trap from a host call or the
+/// epoch callback, and recognised by the runner when the call returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Interrupt {
+    /// The run waits for a timer far enough away that it is evicted.
+    #[error("suspended until {wake_at_ms}")]
+    Suspend { wake_at_ms: i64 },
+    /// The code asked for something other than what the journal holds.
+    #[error("nondeterminism: {0}")]
+    Diverged(Divergence),
+    #[error(
+        "the guest computed for more than {0:?} without waiting on the host (epoch \
+         interruption); workflow code must not spin"
+    )]
+    Spin(Duration),
+    #[error(
+        "the guest tried to grow its memory to {desired} MiB, past the limit of {limit} MiB"
+    )]
+    Memory { desired: usize, limit: usize },
+    /// A journal write failed: the run is left as it is and retried later.
+    #[error("journal write failed: {0}")]
+    Storage(String),
+}
+
+impl Interrupt {
+    /// Find the interrupt in a trap's error chain.
+    pub fn of(err: &wasmtime::Error) -> Option<&Interrupt> {
+        err.chain().find_map(|e| e.downcast_ref::<Interrupt>())
+    }
+}
+
+/// Caps linear memory with a trap that says so (instead of a failed
+/// `memory.grow` that surfaces as an obscure allocation abort).
+pub struct MemoryLimit {
+    pub limit: usize,
+}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            return Err(Interrupt::Memory {
+                desired: desired >> 20,
+                limit: self.limit >> 20,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// CPU-slice bookkeeping for the epoch callback: the slice restarts each
+/// time the guest waits on the host.
+pub struct Slice {
+    started: Instant,
+    limit: Duration,
+}
+
+impl Slice {
+    pub fn new(limit: Duration) -> Self {
+        Slice {
+            started: Instant::now(),
+            limit,
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// Called at each epoch tick: yield to other tasks, or stop a spinner.
+    pub fn tick(&self) -> wasmtime::Result<UpdateDeadline> {
+        if self.started.elapsed() > self.limit {
+            return Err(Interrupt::Spin(self.limit).into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    }
+}

@@ -1,0 +1,115 @@
+//! wasmtime: the engine configuration, the linkers, and the per-digest cache
+//! of compiled components.
+//!
+//! Where a host call is journaled: [`workflow`] (`WorkflowState::replayed` and
+//! `WorkflowState::record`). Where a run is resumed: [`runner::execute`].
+
+pub mod activity;
+pub mod bindings;
+mod components;
+mod limits;
+pub mod runner;
+mod wasi;
+pub mod workflow;
+
+pub use components::{DeployError, Loaded, Prepared};
+pub use limits::Interrupt;
+
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::Linker;
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use activity::ActivityState;
+use workflow::WorkflowState;
+
+/// How often the epoch advances: the granularity of yielding and of the
+/// spin limit.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Linear memory one guest instance may grow to.
+    pub memory_limit: usize,
+    /// How long a guest may compute without waiting on the host.
+    pub spin_limit: Duration,
+    /// Compiled components, keyed by digest and engine configuration.
+    pub cache_dir: PathBuf,
+    /// Instances alive at once (workflows resident plus activity attempts).
+    pub max_instances: u32,
+}
+
+pub struct Engine {
+    wasm: wasmtime::Engine,
+    workflow_linker: Linker<WorkflowState>,
+    activity_linker: Linker<ActivityState>,
+    engine_key: String,
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    pub config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> anyhow::Result<Arc<Engine>> {
+        let mut pool = PoolingAllocationConfig::new();
+        let instances = config.max_instances.max(4);
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 3)
+            .total_tables(instances * 4)
+            .total_stacks(instances)
+            .max_memory_size(config.memory_limit.next_multiple_of(65536) + 65536)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(8)
+            .max_tables_per_component(16)
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(4 << 20);
+
+        let mut wasm_config = Config::new();
+        wasm_config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            // Determinism: identical float results on every machine (threads
+            // are not compiled in).
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wasm = wasmtime::Engine::new(&wasm_config)?;
+
+        let ticker = wasm.weak();
+        std::thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+
+        std::fs::create_dir_all(&config.cache_dir).with_context(|| {
+            format!("cannot create cache directory {}", config.cache_dir.display())
+        })?;
+        let engine_key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            wasm.precompile_compatibility_hash().hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
+
+        Ok(Arc::new(Engine {
+            workflow_linker: wasi::workflow_linker(&wasm)?,
+            activity_linker: activity::linker(&wasm)?,
+            wasm,
+            engine_key,
+            loaded: Mutex::new(HashMap::new()),
+            config,
+        }))
+    }
+
+    pub fn wasm(&self) -> &wasmtime::Engine {
+        &self.wasm
+    }
+}

@@ -1,0 +1,63 @@
+//! The errors weft reports to its callers; the API maps each to a stable
+//! code and an HTTP status.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed (bad JSON, a bad name, an impossible value).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The uploaded bytes are not a valid WebAssembly component.
+    #[error("{0}")]
+    InvalidComponent(String),
+    /// A valid component, but not of a world weft runs.
+    #[error("{0}")]
+    WrongWorld(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The stable, machine-matchable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::InvalidComponent(_) => "invalid_component",
+            Error::WrongWorld(_) => "wrong_world",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<crate::engine::DeployError> for Error {
+    fn from(e: crate::engine::DeployError) -> Self {
+        match e {
+            crate::engine::DeployError::Invalid(m) => Error::InvalidComponent(m),
+            crate::engine::DeployError::WrongWorld(m) => Error::WrongWorld(m),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Names of components: what fits in a URL path segment and a shell.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!(
+            "invalid {what} name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+        )))
+    }
+}

@@ -1,0 +1,353 @@
+//! The kinds of journal events. One run's journal is an ordered list of these;
+//! the guest-visible ones ("commands" and "completions") are matched on
+//! replay, the informational ones are skipped.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Why an awaited operation did not produce a value (mirrors the WIT `failure`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Failure {
+    Application(ErrorInfo),
+    TimedOut { message: String },
+    Cancelled,
+}
+
+impl Failure {
+    pub fn kind(&self) -> &str {
+        match self {
+            Failure::Application(e) => &e.kind,
+            Failure::TimedOut { .. } => "timed-out",
+            Failure::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Application(e) => e.message.clone(),
+            Failure::TimedOut { message } => message.clone(),
+            Failure::Cancelled => "cancelled".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub kind: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl ErrorInfo {
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorInfo {
+            kind: kind.into(),
+            message: message.into(),
+            details: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    pub initial_interval_ms: u64,
+    pub backoff_coefficient: f64,
+    pub max_interval_ms: u64,
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub non_retryable: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_interval_ms: 1000,
+            backoff_coefficient: 2.0,
+            max_interval_ms: 100_000,
+            max_attempts: 0,
+            non_retryable: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActivityOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_to_close_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_to_close_ms: Option<u64>,
+}
+
+/// Which guest call drew a clock reading or random bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// `weft:workflow/context`
+    Context,
+    /// `wasi:clocks/wall-clock`
+    WallClock,
+    /// `wasi:clocks/monotonic-clock`
+    MonotonicClock,
+    /// `wasi:random/random`
+    Random,
+    /// `wasi:random/insecure`
+    Insecure,
+    /// `wasi:random/insecure-seed`
+    InsecureSeed,
+}
+
+/// One journal event. Serialized as `{"kind": "...", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Event {
+    /// Always event 0 of a run.
+    Started {
+        workflow: String,
+        version: u32,
+        digest: String,
+        workflow_id: String,
+        input: Value,
+    },
+    /// A clock reading, in nanoseconds (wall: since the Unix epoch).
+    Clock { source: Source, nanos: u64 },
+    /// Random bytes, hex-encoded.
+    Random { source: Source, hex: String },
+    ActivityScheduled {
+        handle: u32,
+        name: String,
+        input: Value,
+        options: ActivityOptions,
+    },
+    /// Informational: one failed attempt, and when the next one is due.
+    ActivityAttemptFailed {
+        handle: u32,
+        attempt: u32,
+        failure: Failure,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_in_ms: Option<u64>,
+    },
+    ActivityCompleted {
+        handle: u32,
+        attempts: u32,
+        output: Value,
+    },
+    ActivityFailed {
+        handle: u32,
+        attempts: u32,
+        failure: Failure,
+    },
+    TimerStarted {
+        handle: u32,
+        duration_ms: u64,
+        fire_at_ms: u64,
+    },
+    TimerFired { handle: u32 },
+    Completed { output: Value },
+    Failed { error: ErrorInfo },
+}
+
+/// What a guest asked for, reduced to what replay must match: a kind and a
+/// digest of the arguments, plus a human description for diagnostics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub kind: &'static str,
+    pub digest: String,
+    pub describe: String,
+}
+
+impl Call {
+    pub fn new(kind: &'static str, request: &Value, describe: String) -> Self {
+        Call {
+            kind,
+            digest: digest_value(kind, request),
+            describe,
+        }
+    }
+}
+
+/// sha-256 over the kind and the canonical JSON of the request (object keys
+/// sorted), so field order in a guest's serializer is not a divergence.
+pub fn digest_value(kind: &str, request: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(request.to_string().as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// A guest payload as JSON; text that is not JSON is kept as a JSON string.
+pub fn payload_value(payload: &str) -> Value {
+    serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_string()))
+}
+
+fn short(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 80 {
+        let cut: String = text.chars().take(77).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+pub fn describe_duration(ms: u64) -> String {
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Started { .. } => "started",
+            Event::Clock { .. } => "clock",
+            Event::Random { .. } => "random",
+            Event::ActivityScheduled { .. } => "activity-scheduled",
+            Event::ActivityAttemptFailed { .. } => "activity-attempt-failed",
+            Event::ActivityCompleted { .. } => "activity-completed",
+            Event::ActivityFailed { .. } => "activity-failed",
+            Event::TimerStarted { .. } => "timer-started",
+            Event::TimerFired { .. } => "timer-fired",
+            Event::Completed { .. } => "completed",
+            Event::Failed { .. } => "failed",
+        }
+    }
+
+    /// The guest call this event answers, or `None` for informational
+    /// events (replay skips those) and the run's end.
+    pub fn call(&self) -> Option<Call> {
+        match self {
+            Event::Started { .. }
+            | Event::ActivityAttemptFailed { .. }
+            | Event::Completed { .. }
+            | Event::Failed { .. } => None,
+            Event::Clock { source, .. } => Some(calls::clock(*source)),
+            Event::Random { source, hex } => Some(calls::random(*source, hex.len() as u64 / 2)),
+            Event::ActivityScheduled {
+                name,
+                input,
+                options,
+                ..
+            } => Some(calls::activity(name, input, options)),
+            Event::TimerStarted { duration_ms, .. } => Some(calls::timer(*duration_ms)),
+            Event::ActivityCompleted { handle, .. }
+            | Event::ActivityFailed { handle, .. }
+            | Event::TimerFired { handle } => Some(calls::await_handle(*handle)),
+        }
+    }
+
+    /// One line for timelines (`weft show`).
+    pub fn summary(&self) -> String {
+        match self {
+            Event::Started {
+                workflow,
+                version,
+                input,
+                ..
+            } => format!("started {workflow} v{version} with {}", short(input)),
+            Event::Clock { source, nanos } => format!("clock ({source:?}) = {nanos} ns"),
+            Event::Random { source, hex } => format!("random ({source:?}) {} bytes", hex.len() / 2),
+            Event::ActivityScheduled {
+                handle,
+                name,
+                input,
+                ..
+            } => format!("#{handle} activity `{name}` scheduled with {}", short(input)),
+            Event::ActivityAttemptFailed {
+                handle,
+                attempt,
+                failure,
+                retry_in_ms,
+            } => {
+                let retry = match retry_in_ms {
+                    Some(ms) => format!(", retry in {}", describe_duration(*ms)),
+                    None => String::new(),
+                };
+                format!(
+                    "#{handle} attempt {attempt} failed: {}: {}{retry}",
+                    failure.kind(),
+                    failure.message()
+                )
+            }
+            Event::ActivityCompleted {
+                handle,
+                attempts,
+                output,
+            } => format!(
+                "#{handle} activity completed after {attempts} attempt(s): {}",
+                short(output)
+            ),
+            Event::ActivityFailed {
+                handle,
+                attempts,
+                failure,
+            } => format!(
+                "#{handle} activity failed after {attempts} attempt(s): {}: {}",
+                failure.kind(),
+                failure.message()
+            ),
+            Event::TimerStarted {
+                handle,
+                duration_ms,
+                ..
+            } => format!("#{handle} timer {} started", describe_duration(*duration_ms)),
+            Event::TimerFired { handle } => format!("#{handle} timer fired"),
+            Event::Completed { output } => format!("completed: {}", short(output)),
+            Event::Failed { error } => format!("failed: {}: {}", error.kind, error.message),
+        }
+    }
+}
+
+/// Constructors of the calls guests make, shared by the live path and the
+/// journal side so both digest the same request.
+pub mod calls {
+    use super::*;
+    use serde_json::json;
+
+    pub fn clock(source: Source) -> Call {
+        Call::new("clock", &json!({ "source": source }), format!("a clock read ({source:?})"))
+    }
+
+    pub fn random(source: Source, len: u64) -> Call {
+        Call::new(
+            "random",
+            &json!({ "source": source, "len": len }),
+            format!("{len} random bytes ({source:?})"),
+        )
+    }
+
+    pub fn activity(name: &str, input: &Value, options: &ActivityOptions) -> Call {
+        Call::new(
+            "activity",
+            &json!({ "name": name, "input": input, "options": options }),
+            format!("activity `{name}` with input {}", short(input)),
+        )
+    }
+
+    pub fn timer(duration_ms: u64) -> Call {
+        Call::new(
+            "timer",
+            &json!({ "duration_ms": duration_ms }),
+            format!("sleep {}", describe_duration(duration_ms)),
+        )
+    }
+
+    pub fn await_handle(handle: u32) -> Call {
+        Call::new(
+            "await",
+            &json!({ "handle": handle }),
+            format!("the result of #{handle}"),
+        )
+    }
+}

@@ -1,0 +1,13 @@
+//! The journal: the event kinds a run records, the replay cursor that
+//! answers a resumed run's calls from them, and the sink that appends them.
+
+mod event;
+mod replay;
+mod sink;
+
+pub use event::{
+    ActivityOptions, Call, ErrorInfo, Event, Failure, RetryPolicy, Source, calls, describe_duration,
+    digest_value, payload_value,
+};
+pub use replay::{Cursor, Divergence, Recorded};
+pub use sink::Sink;

@@ -1,0 +1,83 @@
+//! The write side of one run's journal: assigns sequence numbers and hands
+//! events to the group-commit writer.
+
+use super::{Event, Recorded};
+use crate::store::writer::Writer;
+use crate::store::{RunUpdate, WriteOp, now_ms};
+use std::sync::{Arc, Mutex};
+
+/// Pending events beyond this are sent without waiting for a durable point.
+const MAX_PENDING: usize = 1024;
+
+/// Shared by a run's task and its activity tasks; the one writer of the
+/// run's sequence numbers.
+#[derive(Clone)]
+pub struct Sink {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    run_id: String,
+    next_seq: u64,
+    pending: Vec<Recorded>,
+    writer: Writer,
+}
+
+impl Inner {
+    fn take(&mut self, update: Option<RunUpdate>) -> WriteOp {
+        WriteOp::Append {
+            run_id: self.run_id.clone(),
+            events: std::mem::take(&mut self.pending),
+            update,
+        }
+    }
+}
+
+impl Sink {
+    pub fn new(run_id: &str, next_seq: u64, writer: Writer) -> Self {
+        Sink {
+            inner: Arc::new(Mutex::new(Inner {
+                run_id: run_id.to_string(),
+                next_seq,
+                pending: Vec::new(),
+                writer,
+            })),
+        }
+    }
+
+    /// Append `event` in memory; it becomes durable with the next commit.
+    pub fn record(&self, event: Event) -> Recorded {
+        let mut inner = self.inner.lock().unwrap();
+        let recorded = Recorded {
+            seq: inner.next_seq,
+            at_ms: now_ms(),
+            event,
+        };
+        inner.next_seq += 1;
+        inner.pending.push(recorded.clone());
+        if inner.pending.len() >= MAX_PENDING {
+            let op = inner.take(None);
+            inner.writer.send(op);
+        }
+        recorded
+    }
+
+    /// Append `event` and send it to the writer without waiting.
+    pub fn record_and_send(&self, event: Event) {
+        self.record(event);
+        let mut inner = self.inner.lock().unwrap();
+        let op = inner.take(None);
+        inner.writer.send(op);
+    }
+
+    /// Make everything recorded so far durable (with `update` to the run's
+    /// row, atomically) and wait for it.
+    pub async fn commit(&self, update: Option<RunUpdate>) -> anyhow::Result<()> {
+        let done = {
+            let mut inner = self.inner.lock().unwrap();
+            let op = inner.take(update);
+            inner.writer.write(op)
+        };
+        done.await.map(|_| ())
+    }
+}

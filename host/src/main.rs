@@ -1,0 +1,110 @@
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use weft::cli::{self, Client};
+
+/// weft: durable execution for workflows compiled to WebAssembly components.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Remote {
+    /// The weft server to talk to.
+    #[arg(long, env = "WEFT_SERVER", default_value = weft::DEFAULT_ADDR, global = true)]
+    server: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (SQLite by default: ./weft.db).
+    Serve(weft::server::ServeOptions),
+    /// Upload a workflow or activity component.
+    Deploy {
+        file: PathBuf,
+        /// Name to deploy under (default: the file name without `.wasm`).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a run of a workflow.
+    Start {
+        workflow: String,
+        /// The input, as JSON.
+        #[arg(long)]
+        input: Option<String>,
+        /// A workflow id (starting one that is open answers that run).
+        #[arg(long)]
+        workflow_id: Option<String>,
+        /// Wait up to this many seconds for the result and print it.
+        #[arg(long, num_args = 0..=1, default_missing_value = "600")]
+        wait: Option<f64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a run and its journal as a timeline.
+    Show {
+        run_id: String,
+        /// Print the journal as JSON instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Measure start→result latency and throughput on a temporary server.
+    Bench(weft::bench::BenchOptions),
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Args::parse().command {
+        Command::Serve(opts) => weft::server::serve(opts).await,
+        Command::Deploy { file, name, remote } => {
+            cli::deploy(&Client::new(&remote.server), &file, name).await
+        }
+        Command::Start {
+            workflow,
+            input,
+            workflow_id,
+            wait,
+            remote,
+        } => cli::start(&Client::new(&remote.server), workflow, input, workflow_id, wait).await,
+        Command::Runs {
+            status,
+            workflow,
+            limit,
+            remote,
+        } => cli::runs(&Client::new(&remote.server), status, workflow, limit).await,
+        Command::Show {
+            run_id,
+            json,
+            remote,
+        } => cli::show(&Client::new(&remote.server), &run_id, json).await,
+        Command::Bench(opts) => weft::bench::run(opts).await,
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,207 @@
+//! The activity executor: attempts with exponential backoff, timeouts and
+//! non-retryable error kinds. Failed attempts are journaled as they happen
+//! (informational events), so a resumed run continues the count.
+
+use super::Runtime;
+use crate::engine::activity::AttemptInfo;
+use crate::engine::Loaded;
+use crate::journal::{ActivityOptions, ErrorInfo, Event, Failure, RetryPolicy, Sink};
+use crate::store::{ComponentKind, now_ms};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Error kinds no retry can fix.
+const NEVER_RETRY: &[&str] = &[
+    "unknown-activity",
+    "unknown-function",
+    "not-an-activity",
+    "bad-input",
+];
+
+/// One scheduled activity, as the workflow asked for it.
+#[derive(Debug, Clone)]
+pub struct ActivityJob {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub handle: u32,
+    pub name: String,
+    pub input: String,
+    pub options: ActivityOptions,
+    pub idempotency_key: String,
+    pub scheduled_at_ms: i64,
+    /// Attempts that failed before a restart.
+    pub prior_attempts: u32,
+    pub next_attempt_at_ms: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct ActivityOutcome {
+    pub attempts: u32,
+    pub result: Result<Value, Failure>,
+}
+
+/// `cloud/create-record` → (`cloud`, `create-record`); a bare name calls the
+/// function named like its component.
+fn split_name(name: &str) -> (&str, &str) {
+    name.split_once('/').unwrap_or((name, name))
+}
+
+fn backoff(policy: &RetryPolicy, failed_attempt: u32) -> u64 {
+    let exp = policy
+        .backoff_coefficient
+        .max(1.0)
+        .powi(failed_attempt.saturating_sub(1).min(64) as i32);
+    let ms = (policy.initial_interval_ms as f64 * exp).min(policy.max_interval_ms as f64);
+    ms.max(0.0) as u64
+}
+
+async fn component(rt: &Runtime, name: &str) -> Result<Arc<Loaded>, Failure> {
+    let unknown = || {
+        Failure::Application(ErrorInfo::new(
+            "unknown-activity",
+            format!("no activity component named `{name}` is deployed"),
+        ))
+    };
+    let internal = |e: anyhow::Error| {
+        Failure::Application(ErrorInfo::new("internal", format!("{e:#}")))
+    };
+    let version = rt
+        .store
+        .latest_version(name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(unknown)?;
+    if version.kind != ComponentKind::Activity {
+        return Err(Failure::Application(ErrorInfo::new(
+            "not-an-activity",
+            format!("`{name}` is a workflow, not an activity"),
+        )));
+    }
+    let store = rt.store.clone();
+    let digest = version.digest.clone();
+    rt.engine
+        .load(&version.digest, ComponentKind::Activity, async move {
+            store
+                .component_bytes(&digest)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("component {digest} is not stored"))
+        })
+        .await
+        .map_err(internal)
+}
+
+pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> ActivityOutcome {
+    let policy = job.options.retry.clone().unwrap_or_default();
+    let start_to_close = job
+        .options
+        .start_to_close_ms
+        .map(Duration::from_millis)
+        .unwrap_or(rt.config.activity_timeout);
+    let deadline = job
+        .options
+        .schedule_to_close_ms
+        .map(|ms| job.scheduled_at_ms + ms as i64);
+    let (component_name, function) = split_name(&job.name);
+    let mut attempt = job.prior_attempts + 1;
+    if let Some(due) = job.next_attempt_at_ms {
+        let wait = due - now_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+    }
+    loop {
+        let mut timeout = start_to_close;
+        if let Some(deadline) = deadline {
+            let left = (deadline - now_ms()).max(0) as u64;
+            timeout = timeout.min(Duration::from_millis(left));
+        }
+        let result = match component(&rt, component_name).await {
+            Ok(loaded) => {
+                let _slot = rt.activity_slots.clone().acquire_owned().await;
+                let info = AttemptInfo {
+                    run_id: job.run_id.clone(),
+                    workflow_id: job.workflow_id.clone(),
+                    activity: job.name.clone(),
+                    function: function.to_string(),
+                    attempt,
+                    idempotency_key: job.idempotency_key.clone(),
+                };
+                rt.engine
+                    .invoke_activity(&loaded, info, &job.input, timeout)
+                    .await
+            }
+            Err(failure) => Err(failure),
+        };
+        let failure = match result {
+            Ok(output) => {
+                return ActivityOutcome {
+                    attempts: attempt,
+                    result: Ok(output),
+                };
+            }
+            Err(failure) => failure,
+        };
+        let kind = failure.kind();
+        let mut retry = !NEVER_RETRY.contains(&kind)
+            && !policy.non_retryable.iter().any(|k| k == kind)
+            && (policy.max_attempts == 0 || attempt < policy.max_attempts);
+        let delay = backoff(&policy, attempt);
+        let mut failure = failure;
+        if retry
+            && let Some(deadline) = deadline
+            && now_ms() + delay as i64 >= deadline
+        {
+            retry = false;
+            failure = Failure::TimedOut {
+                message: format!(
+                    "schedule-to-close timeout of {} ms reached after {attempt} attempt(s); last failure: {}: {}",
+                    job.options.schedule_to_close_ms.unwrap_or_default(),
+                    failure.kind(),
+                    failure.message()
+                ),
+            };
+        }
+        if !retry {
+            return ActivityOutcome {
+                attempts: attempt,
+                result: Err(failure),
+            };
+        }
+        sink.record_and_send(Event::ActivityAttemptFailed {
+            handle: job.handle,
+            attempt,
+            failure,
+            retry_in_ms: Some(delay),
+        });
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            initial_interval_ms: 100,
+            backoff_coefficient: 2.0,
+            max_interval_ms: 1000,
+            max_attempts: 0,
+            non_retryable: vec![],
+        };
+        assert_eq!(backoff(&p, 1), 100);
+        assert_eq!(backoff(&p, 2), 200);
+        assert_eq!(backoff(&p, 4), 800);
+        assert_eq!(backoff(&p, 5), 1000);
+        assert_eq!(backoff(&p, 60), 1000);
+    }
+
+    #[test]
+    fn names_split_into_component_and_function() {
+        assert_eq!(split_name("cloud/create-record"), ("cloud", "create-record"));
+        assert_eq!(split_name("greet"), ("greet", "greet"));
+    }
+}

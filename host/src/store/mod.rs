@@ -1,0 +1,219 @@
+//! Storage behind one narrow trait; one implementation per backend.
+//!
+//! Writes that the engine makes while runs execute (creating runs, appending
+//! journal events, changing a run's status) go through [`Store::write_batch`],
+//! which the group-commit writer calls with everything queued at that moment,
+//! so many runs share one transaction and one fsync.
+
+mod sqlite;
+pub mod writer;
+
+pub use sqlite::{Durability, SqliteStore};
+
+use crate::journal::Recorded;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentKind {
+    Workflow,
+    Activity,
+}
+
+impl ComponentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::Workflow => "workflow",
+            ComponentKind::Activity => "activity",
+        }
+    }
+}
+
+impl FromStr for ComponentKind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "workflow" => Ok(ComponentKind::Workflow),
+            "activity" => Ok(ComponentKind::Activity),
+            other => anyhow::bail!("unknown component kind `{other}`"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentVersion {
+    pub name: String,
+    pub kind: ComponentKind,
+    pub version: u32,
+    pub digest: String,
+    pub size: u64,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    TimedOut,
+    Stuck,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::TimedOut => "timed-out",
+            RunStatus::Stuck => "stuck",
+        }
+    }
+
+    /// Open runs hold their workflow id; `stuck` is open (an upgrade can
+    /// continue it), the others are final.
+    pub fn is_open(self) -> bool {
+        matches!(self, RunStatus::Running | RunStatus::Stuck)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            "timed-out" => RunStatus::TimedOut,
+            "stuck" => RunStatus::Stuck,
+            other => anyhow::bail!(
+                "unknown status `{other}` (expected running, completed, failed, cancelled, timed-out or stuck)"
+            ),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub workflow: String,
+    pub version: u32,
+    pub digest: String,
+    pub input: Value,
+    pub status: RunStatus,
+    pub output: Option<Value>,
+    pub error: Option<Value>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub wake_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub workflow: String,
+    pub version: u32,
+    pub digest: String,
+    pub input: Value,
+    pub at_ms: i64,
+}
+
+/// A change to a run's row, written atomically with the events beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunUpdate {
+    /// Evicted until `wake_at_ms` (its next timer).
+    Suspended { wake_at_ms: i64 },
+    /// Ended, or `stuck` with a diagnostic in `error`.
+    Ended {
+        status: RunStatus,
+        output: Option<Value>,
+        error: Option<Value>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    CreateRun(NewRun),
+    Append {
+        run_id: String,
+        events: Vec<Recorded>,
+        update: Option<RunUpdate>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOutcome {
+    Appended,
+    /// The run was created; its `started` event is seq 0.
+    Created(RunRecord),
+    /// An open run already holds the workflow id: that one is answered.
+    Existing(RunRecord),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub workflow: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug)]
+pub enum PutComponent {
+    /// A new version was recorded.
+    Created(ComponentVersion),
+    /// These exact bytes are already this version of the name.
+    Existing(ComponentVersion),
+    /// The name exists with the other kind.
+    KindConflict { existing: ComponentKind },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Apply `ops` in one transaction when they all succeed; when one fails
+    /// (a fenced append), each op is retried on its own so only it fails.
+    async fn write_batch(&self, ops: &[WriteOp]) -> Vec<anyhow::Result<WriteOutcome>>;
+
+    async fn put_component(
+        &self,
+        name: &str,
+        kind: ComponentKind,
+        digest: &str,
+        bytes: &[u8],
+        at_ms: i64,
+    ) -> anyhow::Result<PutComponent>;
+    async fn component_bytes(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// All versions of all names (or of one), oldest first.
+    async fn component_versions(&self, name: Option<&str>)
+    -> anyhow::Result<Vec<ComponentVersion>>;
+    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>>;
+
+    async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
+    async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>>;
+    async fn journal(&self, run_id: &str) -> anyhow::Result<Vec<Recorded>>;
+    /// Runs in `running` (not `stuck`): what must resume at start-up.
+    async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>>;
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,443 @@
+//! The embedded default: one SQLite file in WAL mode.
+
+use super::*;
+use crate::journal::Event;
+use anyhow::{Context as _, bail};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::time::Duration;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// How hard a commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync on every commit (`synchronous=FULL`): survives power loss.
+    Full,
+    /// fsync at checkpoints (`synchronous=NORMAL`): survives a crash of
+    /// weft, may lose the last commits on power loss.
+    Normal,
+}
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, durability: Durability) -> anyhow::Result<Self> {
+        let sync = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("foreign_keys", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS weft_schema (version INTEGER PRIMARY KEY)")
+            .execute(&mut *tx)
+            .await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM weft_schema")
+            .fetch_one(&mut *tx)
+            .await?;
+        let applied = applied.unwrap_or(0);
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO weft_schema (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((latest, _)) = MIGRATIONS.last()
+            && applied > *latest
+        {
+            bail!("the database has schema version {applied}; this weft knows up to {latest}");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_batch(&self, ops: &[WriteOp]) -> anyhow::Result<Vec<WriteOutcome>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let mut events: Vec<(&str, &Recorded)> = Vec::new();
+        for op in ops {
+            match op {
+                WriteOp::CreateRun(new) => outcomes.push(create_run(&mut tx, new).await?),
+                WriteOp::Append {
+                    run_id,
+                    events: evs,
+                    update,
+                } => {
+                    events.extend(evs.iter().map(|e| (run_id.as_str(), e)));
+                    if let Some(update) = update {
+                        apply_update(&mut tx, run_id, update).await?;
+                    }
+                    outcomes.push(WriteOutcome::Appended);
+                }
+            }
+        }
+        // 6 parameters a row, SQLite allows 32766 a statement.
+        for chunk in events.chunks(5000) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO events (run_id, seq, kind, digest, body, at_ms) ");
+            qb.push_values(chunk, |mut b, (run_id, rec)| {
+                b.push_bind(*run_id)
+                    .push_bind(rec.seq as i64)
+                    .push_bind(rec.event.kind())
+                    .push_bind(rec.event.call().map(|c| c.digest))
+                    .push_bind(serde_json::to_string(&rec.event).expect("events serialize"))
+                    .push_bind(rec.at_ms);
+            });
+            qb.build().execute(&mut *tx).await.map_err(|e| {
+                if is_unique_violation(&e) {
+                    anyhow::anyhow!(
+                        "journal append refused: an event with that sequence number exists \
+                         (another writer advanced this run)"
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+async fn create_run(
+    tx: &mut Transaction<'_, Sqlite>,
+    new: &NewRun,
+) -> anyhow::Result<WriteOutcome> {
+    let existing = sqlx::query(
+        "SELECT * FROM runs WHERE workflow_id = ? AND status IN ('running', 'stuck')",
+    )
+    .bind(&new.workflow_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = existing {
+        return Ok(WriteOutcome::Existing(run_from_row(&row)?));
+    }
+    let input = new.input.to_string();
+    sqlx::query(
+        "INSERT INTO runs (run_id, workflow_id, workflow, version, digest, input, status, \
+         created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+    )
+    .bind(&new.run_id)
+    .bind(&new.workflow_id)
+    .bind(&new.workflow)
+    .bind(new.version as i64)
+    .bind(&new.digest)
+    .bind(&input)
+    .bind(new.at_ms)
+    .bind(new.at_ms)
+    .execute(&mut **tx)
+    .await?;
+    let started = Event::Started {
+        workflow: new.workflow.clone(),
+        version: new.version,
+        digest: new.digest.clone(),
+        workflow_id: new.workflow_id.clone(),
+        input: new.input.clone(),
+    };
+    sqlx::query("INSERT INTO events (run_id, seq, kind, digest, body, at_ms) VALUES (?, 0, ?, NULL, ?, ?)")
+        .bind(&new.run_id)
+        .bind(started.kind())
+        .bind(serde_json::to_string(&started)?)
+        .bind(new.at_ms)
+        .execute(&mut **tx)
+        .await?;
+    Ok(WriteOutcome::Created(RunRecord {
+        run_id: new.run_id.clone(),
+        workflow_id: new.workflow_id.clone(),
+        workflow: new.workflow.clone(),
+        version: new.version,
+        digest: new.digest.clone(),
+        input: new.input.clone(),
+        status: RunStatus::Running,
+        output: None,
+        error: None,
+        created_at_ms: new.at_ms,
+        updated_at_ms: new.at_ms,
+        ended_at_ms: None,
+        wake_at_ms: None,
+    }))
+}
+
+async fn apply_update(
+    tx: &mut Transaction<'_, Sqlite>,
+    run_id: &str,
+    update: &RunUpdate,
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let done = match update {
+        RunUpdate::Suspended { wake_at_ms } => {
+            sqlx::query("UPDATE runs SET wake_at_ms = ?, updated_at_ms = ? WHERE run_id = ?")
+                .bind(wake_at_ms)
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await?
+        }
+        RunUpdate::Ended {
+            status,
+            output,
+            error,
+        } => {
+            let ended = (!status.is_open()).then_some(now);
+            sqlx::query(
+                "UPDATE runs SET status = ?, output = ?, error = ?, updated_at_ms = ?, \
+                 ended_at_ms = ?, wake_at_ms = NULL WHERE run_id = ?",
+            )
+            .bind(status.as_str())
+            .bind(output.as_ref().map(|v| v.to_string()))
+            .bind(error.as_ref().map(|v| v.to_string()))
+            .bind(now)
+            .bind(ended)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?
+        }
+    };
+    if done.rows_affected() != 1 {
+        bail!("run {run_id} does not exist");
+    }
+    Ok(())
+}
+
+fn json_column(row: &SqliteRow, name: &str) -> anyhow::Result<Option<Value>> {
+    let text: Option<String> = row.try_get(name)?;
+    Ok(match text {
+        Some(t) => Some(serde_json::from_str(&t)?),
+        None => None,
+    })
+}
+
+fn run_from_row(row: &SqliteRow) -> anyhow::Result<RunRecord> {
+    let status: String = row.try_get("status")?;
+    Ok(RunRecord {
+        run_id: row.try_get("run_id")?,
+        workflow_id: row.try_get("workflow_id")?,
+        workflow: row.try_get("workflow")?,
+        version: row.try_get::<i64, _>("version")? as u32,
+        digest: row.try_get("digest")?,
+        input: json_column(row, "input")?.unwrap_or(Value::Null),
+        status: status.parse()?,
+        output: json_column(row, "output")?,
+        error: json_column(row, "error")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+        ended_at_ms: row.try_get("ended_at_ms")?,
+        wake_at_ms: row.try_get("wake_at_ms")?,
+    })
+}
+
+fn version_from_row(row: &SqliteRow) -> anyhow::Result<ComponentVersion> {
+    let kind: String = row.try_get("kind")?;
+    Ok(ComponentVersion {
+        name: row.try_get("name")?,
+        kind: kind.parse()?,
+        version: row.try_get::<i64, _>("version")? as u32,
+        digest: row.try_get("digest")?,
+        size: row.try_get::<i64, _>("size")? as u64,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+const VERSION_COLUMNS: &str = "SELECT v.name, v.version, v.digest, v.kind, v.created_at_ms, c.size \
+     FROM component_versions v JOIN components c ON c.digest = v.digest";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write_batch(&self, ops: &[WriteOp]) -> Vec<anyhow::Result<WriteOutcome>> {
+        match self.try_batch(ops).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if ops.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let one = self.try_batch(std::slice::from_ref(op)).await;
+                    results.push(one.map(|mut v| v.remove(0)));
+                }
+                results
+            }
+        }
+    }
+
+    async fn put_component(
+        &self,
+        name: &str,
+        kind: ComponentKind,
+        digest: &str,
+        bytes: &[u8],
+        at_ms: i64,
+    ) -> anyhow::Result<PutComponent> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existing = sqlx::query(&format!(
+            "{VERSION_COLUMNS} WHERE v.name = ? AND v.digest = ?"
+        ))
+        .bind(name)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            return Ok(PutComponent::Existing(version_from_row(&row)?));
+        }
+        let latest: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, kind FROM component_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((_, existing_kind)) = &latest {
+            let existing: ComponentKind = existing_kind.parse()?;
+            if existing != kind {
+                return Ok(PutComponent::KindConflict { existing });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO components (digest, kind, size, bytes, created_at_ms) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(kind.as_str())
+        .bind(bytes.len() as i64)
+        .bind(bytes)
+        .bind(at_ms)
+        .execute(&mut *tx)
+        .await?;
+        let version = latest.map_or(1, |(v, _)| v + 1);
+        sqlx::query(
+            "INSERT INTO component_versions (name, version, digest, kind, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(digest)
+        .bind(kind.as_str())
+        .bind(at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PutComponent::Created(ComponentVersion {
+            name: name.to_string(),
+            kind,
+            version: version as u32,
+            digest: digest.to_string(),
+            size: bytes.len() as u64,
+            created_at_ms: at_ms,
+        }))
+    }
+
+    async fn component_bytes(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT bytes FROM components WHERE digest = ?")
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn component_versions(
+        &self,
+        name: Option<&str>,
+    ) -> anyhow::Result<Vec<ComponentVersion>> {
+        let rows = match name {
+            Some(name) => {
+                sqlx::query(&format!(
+                    "{VERSION_COLUMNS} WHERE v.name = ? ORDER BY v.name, v.version"
+                ))
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("{VERSION_COLUMNS} ORDER BY v.name, v.version"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {
+        let row = sqlx::query(&format!(
+            "{VERSION_COLUMNS} WHERE v.name = ? ORDER BY v.version DESC LIMIT 1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
+        let row = sqlx::query("SELECT * FROM runs WHERE run_id = ?")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM runs WHERE 1 = 1");
+        if let Some(status) = filter.status {
+            qb.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(workflow) = &filter.workflow {
+            qb.push(" AND workflow = ").push_bind(workflow.clone());
+        }
+        qb.push(" ORDER BY created_at_ms DESC, run_id DESC LIMIT ")
+            .push_bind(filter.limit as i64);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn journal(&self, run_id: &str) -> anyhow::Result<Vec<Recorded>> {
+        let rows: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT seq, body, at_ms FROM events WHERE run_id = ? ORDER BY seq")
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(seq, body, at_ms)| {
+                let event: Event = serde_json::from_str(&body).with_context(|| {
+                    format!("event {seq} of run {run_id} cannot be decoded")
+                })?;
+                Ok(Recorded {
+                    seq: seq as u64,
+                    at_ms,
+                    event,
+                })
+            })
+            .collect()
+    }
+
+    async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>> {
+        Ok(
+            sqlx::query_as("SELECT run_id, wake_at_ms FROM runs WHERE status = 'running'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,77 @@
+//! Group commit: one task owns all writes made while runs execute. It drains
+//! whatever is queued into one transaction, so a thousand runs waiting for
+//! their step to be durable share one fsync.
+
+use super::{Store, WriteOp, WriteOutcome};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Upper bound of ops in one transaction.
+const MAX_BATCH: usize = 2048;
+
+struct Request {
+    op: WriteOp,
+    reply: Option<oneshot::Sender<anyhow::Result<WriteOutcome>>>,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Writer {
+    pub fn spawn(store: Arc<dyn Store>) -> Writer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, rx));
+        Writer { tx }
+    }
+
+    /// Queue `op` now; the future resolves once it is committed. Ops are
+    /// committed in the order they were queued.
+    pub fn write(
+        &self,
+        op: WriteOp,
+    ) -> impl Future<Output = anyhow::Result<WriteOutcome>> + Send + 'static {
+        let (reply, done) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Request {
+                op,
+                reply: Some(reply),
+            })
+            .is_ok();
+        async move {
+            if !sent {
+                anyhow::bail!("the journal writer has stopped");
+            }
+            done.await
+                .map_err(|_| anyhow::anyhow!("the journal writer has stopped"))?
+        }
+    }
+
+    /// Queue `op` without waiting; a later `write` is committed after it.
+    pub fn send(&self, op: WriteOp) {
+        let _ = self.tx.send(Request { op, reply: None });
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (ops, replies): (Vec<WriteOp>, Vec<_>) =
+            batch.drain(..).map(|r| (r.op, r.reply)).unzip();
+        let results = store.write_batch(&ops).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            match reply {
+                Some(reply) => {
+                    let _ = reply.send(result);
+                }
+                None => {
+                    if let Err(e) = result {
+                        tracing::error!("unacknowledged journal write failed: {e:#}");
+                    }
+                }
+            }
+        }
+    }
+}
