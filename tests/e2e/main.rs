@@ -1,1 +1,7 @@
+//! End-to-end tests: a real `weft serve` process, real components built
+//! from the guest crates in `workflows/`, HTTP over a socket, SQLite on disk.
 
+mod bad_input;
+mod durability;
+mod support;
+mod workflows;

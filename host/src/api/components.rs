@@ -4,7 +4,8 @@ use crate::error::Error;
 use crate::store::ComponentVersion;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -40,6 +41,24 @@ fn grouped(versions: Vec<ComponentVersion>) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// `GET /v1/components/{name}/versions/{version}/wasm`: the stored bytes.
+pub async fn wasm(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, u32)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let versions = state.rt.store.component_versions(Some(&name)).await?;
+    let Some(v) = versions.into_iter().find(|v| v.version == version) else {
+        return Err(Error::NotFound(format!("no version {version} of `{name}`")).into());
+    };
+    let bytes = state
+        .rt
+        .store
+        .component_bytes(&v.digest)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("component {} is not stored", v.digest)))?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

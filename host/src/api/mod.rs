@@ -29,6 +29,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let uploads = Router::new()
         .route("/v1/components/{name}", put(components::upload).get(components::get))
+        .route("/v1/components/{name}/versions/{version}/wasm", get(components::wasm))
         .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES));
     Router::new()
         .route("/healthz", get(health))

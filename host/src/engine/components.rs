@@ -116,15 +116,21 @@ impl Engine {
             }
         };
         if kind == ComponentKind::Workflow {
-            for (name, item) in ty.imports(&self.wasm) {
-                let allowed = WORKFLOW_IMPORTS.contains(&unversioned(name));
-                if !allowed || !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-                    return Err(DeployError::WrongWorld(format!(
-                        "the workflow imports `{name}`, which workflows are not offered: a \
-                         workflow has no filesystem, network or environment access (that is \
-                         what keeps it replayable); do such work in an activity"
-                    )));
-                }
+            let refused: Vec<String> = ty
+                .imports(&self.wasm)
+                .filter(|(name, item)| {
+                    !WORKFLOW_IMPORTS.contains(&unversioned(name))
+                        || !matches!(item.ty, ComponentItem::ComponentInstance(_))
+                })
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
+            if !refused.is_empty() {
+                return Err(DeployError::WrongWorld(format!(
+                    "the workflow imports {}, which workflows are not offered: a workflow has \
+                     no filesystem, network or environment access (that is what keeps it \
+                     replayable); do such work in an activity",
+                    refused.join(", ")
+                )));
             }
         }
         Ok(kind)

@@ -21,7 +21,9 @@ pub enum Interrupt {
     )]
     Spin(Duration),
     #[error(
-        "the guest tried to grow its memory to {desired} MiB, past the limit of {limit} MiB"
+        "the guest tried to grow its memory to {} MiB, past the limit of {} MiB",
+        desired.div_ceil(1 << 20),
+        limit >> 20
     )]
     Memory { desired: usize, limit: usize },
     /// A journal write failed: the run is left as it is and retried later.
@@ -51,8 +53,8 @@ impl ResourceLimiter for MemoryLimit {
     ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             return Err(Interrupt::Memory {
-                desired: desired >> 20,
-                limit: self.limit >> 20,
+                desired,
+                limit: self.limit,
             }
             .into());
         }

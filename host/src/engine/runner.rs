@@ -65,6 +65,9 @@ pub async fn execute(
             }
         }
     };
+    if journal.len() > 1 {
+        tracing::info!(run = run_id, events = journal.len(), "resuming: replaying the journal");
+    }
     let cursor = Cursor::new(journal);
     let sink = Sink::new(run_id, cursor.next_seq(), rt.writer.clone());
     let loaded = match rt.workflow_component(&run.digest).await {
@@ -109,7 +112,7 @@ pub async fn execute(
                 "the run's end (it failed)"
             };
             if let Err(divergence) = state.cursor().finish(what) {
-                diverged(&divergence)
+                diverged(run_id, &divergence)
             } else {
                 match returned {
                     Ok(text) => {
@@ -140,20 +143,13 @@ pub async fn execute(
                     Err(e) => Ending::Retry(format!("{e:#}")),
                 };
             }
-            Some(Interrupt::Diverged(divergence)) => diverged(divergence),
+            Some(Interrupt::Diverged(divergence)) => diverged(run_id, divergence),
             Some(Interrupt::Storage(message)) => return Ending::Retry(message.clone()),
             Some(limit @ Interrupt::Spin(_)) => failed(ErrorInfo::new("spin-limit", limit.to_string())),
             Some(limit @ Interrupt::Memory { .. }) => {
                 failed(ErrorInfo::new("memory-limit", limit.to_string()))
             }
-            None => {
-                let mut error = ErrorInfo::new("trap", format!("the workflow trapped: {trap:#}"));
-                let stderr = state.stderr();
-                if !stderr.is_empty() {
-                    error.details = Some(Value::String(stderr));
-                }
-                failed(error)
-            }
+            None => failed(trap_error(&trap, &state.stderr())),
         },
     };
     if let Some(event) = event {
@@ -163,6 +159,28 @@ pub async fn execute(
         Ok(()) => Ending::Ended,
         Err(e) => Ending::Retry(format!("{e:#}")),
     }
+}
+
+/// A trap as a run error: the guest's panic message when it printed one,
+/// the trap otherwise; the wasm backtrace goes in the details.
+fn trap_error(trap: &wasmtime::Error, stderr: &str) -> ErrorInfo {
+    let root = trap.root_cause().to_string();
+    let panic = stderr
+        .lines()
+        .skip_while(|l| !l.contains("panicked at"))
+        .nth(1)
+        .filter(|_| stderr.contains("panicked at"));
+    let message = match panic {
+        Some(msg) => format!("the workflow panicked: {msg}"),
+        None => format!("the workflow trapped: {root}"),
+    };
+    let mut error = ErrorInfo::new("trap", message);
+    let mut details = format!("{trap:?}");
+    if !stderr.is_empty() {
+        details = format!("{stderr}\n\n{details}");
+    }
+    error.details = Some(Value::String(details));
+    error
 }
 
 fn failed(error: ErrorInfo) -> (Option<Event>, RunUpdate) {
@@ -177,7 +195,8 @@ fn failed(error: ErrorInfo) -> (Option<Event>, RunUpdate) {
     )
 }
 
-fn diverged(divergence: &crate::journal::Divergence) -> (Option<Event>, RunUpdate) {
+fn diverged(run_id: &str, divergence: &crate::journal::Divergence) -> (Option<Event>, RunUpdate) {
+    tracing::warn!(run = run_id, "run stuck: {divergence}");
     let error = json!({
         "kind": "nondeterminism",
         "message": divergence.to_string(),

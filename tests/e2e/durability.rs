@@ -1,0 +1,215 @@
+//! Durability: kill -9, eviction and replay, divergence, content addressing.
+
+use crate::support::{Server, log_lines, of_kind, wasm};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The values the first execution drew, as the journal holds them (they
+/// travel in the first activity's input).
+fn first_draws(events: &[Value]) -> Value {
+    of_kind(events, "activity-scheduled")[0]["input"].clone()
+}
+
+fn check_sleeper_output(run: &Value, events: &[Value], tag: &str) {
+    assert_eq!(run["status"], "completed", "{run}");
+    let out = &run["output"];
+    assert_eq!(out["tag"], tag);
+    assert_eq!(out["first"], json!({ "n": 1, "done": true }));
+    assert_eq!(out["second"], json!({ "n": 2, "done": true }));
+    assert_eq!(out["slept_enough"], true);
+    // The replayed execution saw exactly what the first one drew.
+    let draws = first_draws(events);
+    assert_eq!(out["t0"], draws["t0"]);
+    assert_eq!(out["hashed"], draws["hashed"]);
+    assert_eq!(out["lucky"], draws["lucky"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_while_runs_sleep_and_an_activity_is_in_flight() {
+    let mut server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+
+    let mut sleeping = Vec::new();
+    for i in 0..4 {
+        let tag = format!("sleepy-{i}");
+        let input = json!({ "tag": tag, "sleep_ms": 2500 });
+        sleeping.push((server.start_run("sleeper", input).await, tag));
+    }
+    let busy_tag = "busy".to_string();
+    let busy = server
+        .start_run("sleeper", json!({ "tag": busy_tag, "sleep_ms": 0, "slow_ms": 3000 }))
+        .await;
+
+    // Every sleeper is evicted (its timer is journaled and the run row has
+    // a wake-up time); the busy run's second activity is executing.
+    for (run_id, _) in &sleeping {
+        server
+            .until_journal(run_id, "the timer", |e| !of_kind(e, "timer-started").is_empty())
+            .await;
+    }
+    for (run_id, _) in &sleeping {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, run) = server.get(&format!("/v1/runs/{run_id}")).await;
+            if run["wake_at_ms"].is_i64() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never suspended: {run}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.log().contains("effect step n=2") {
+        assert!(std::time::Instant::now() < deadline, "the slow activity never started");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    server.restart();
+
+    for (run_id, tag) in &sleeping {
+        let run = server.wait(run_id, 60).await;
+        let events = server.journal(run_id).await;
+        check_sleeper_output(&run, &events, tag);
+        // Completed before the kill: executed exactly once.
+        let first_key = format!("{run_id}:{}", of_kind(&events, "activity-scheduled")[0]["seq"]);
+        assert_eq!(log_lines(&server.log(), &format!("key={first_key} ")), 1);
+    }
+    let run = server.wait(&busy, 60).await;
+    let events = server.journal(&busy).await;
+    check_sleeper_output(&run, &events, &busy_tag);
+    let log = server.log();
+    let scheduled = of_kind(&events, "activity-scheduled");
+    let first_key = format!("{busy}:{}", scheduled[0]["seq"]);
+    let second_key = format!("{busy}:{}", scheduled[1]["seq"]);
+    assert_eq!(log_lines(&log, &format!("key={first_key} ")), 1, "journaled: not re-run");
+    // In flight at the kill: at least once, with the same idempotency key.
+    assert_eq!(log_lines(&log, &format!("key={second_key} ")), 2);
+    assert_eq!(of_kind(&events, "activity-completed").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_evicted_run_replays_to_the_same_state() {
+    let server = Server::start(&["--resident-timer-ms", "50"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    let run_id = server
+        .start_run("sleeper", json!({ "tag": "evicted", "sleep_ms": 700 }))
+        .await;
+    let run = server.wait(&run_id, 30).await;
+    let events = server.journal(&run_id).await;
+    check_sleeper_output(&run, &events, "evicted");
+
+    let log = server.log();
+    // It was evicted and resumed by replaying its journal...
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&run_id) && l.contains("replaying the journal")),
+        "{log}"
+    );
+    // ...without running the completed activity again.
+    let first_key = format!("{run_id}:{}", of_kind(&events, "activity-scheduled")[0]["seq"]);
+    assert_eq!(log_lines(&log, &format!("key={first_key} ")), 1);
+
+    // std's SystemTime::now() and HashMap seed went through the journal.
+    let clocks = of_kind(&events, "clock");
+    let wall: Vec<&&Value> = clocks.iter().filter(|e| e["source"] == "wall-clock").collect();
+    assert!(!wall.is_empty(), "{events:?}");
+    let t0_ms = wall[0]["nanos"].as_u64().unwrap() / 1_000_000;
+    assert_eq!(run["output"]["t0"], t0_ms);
+    let random = of_kind(&events, "random");
+    assert!(random.iter().any(|e| e["source"] == "random" || e["source"] == "insecure-seed"));
+    let context_random = random.iter().find(|e| e["source"] == "context").unwrap();
+    let bytes = hex::decode(context_random["hex"].as_str().unwrap()).unwrap();
+    let lucky = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    assert_eq!(run["output"]["lucky"], lucky);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn components_are_content_addressed() {
+    let server = Server::start(&[]);
+    let v1 = server.deploy("sleeper", "sleeper").await;
+    let again = server.deploy("sleeper", "sleeper").await;
+    assert_eq!(v1, again, "the same bytes are the same version");
+    let digest = hex::encode(Sha256::digest(wasm("sleeper")));
+    assert_eq!(v1["digest"], digest);
+
+    // Changed code is a new digest and a new version; v1 stays as it was.
+    let v2 = server.deploy("sleeper", "sleeper-v2").await;
+    assert_eq!(v2["version"], 2);
+    assert_ne!(v2["digest"], v1["digest"]);
+    let bytes = server
+        .http
+        .get(server.url("/v1/components/sleeper/versions/1/wasm"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), digest);
+    let (_, listed) = server.get("/v1/components/sleeper").await;
+    assert_eq!(listed["latest"], 2);
+    assert_eq!(listed["versions"][0]["digest"], v1["digest"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_whose_calls_differ_goes_stuck_with_a_diagnostic() {
+    let mut server = Server::start(&["--resident-timer-ms", "50"]);
+    server.deploy("effects", "effects").await;
+    let v1 = server.deploy("sleeper", "sleeper").await;
+    let v2 = server.deploy("sleeper-v2", "sleeper-v2").await;
+    let run_id = server
+        .start_run("sleeper", json!({ "tag": "pinned", "sleep_ms": 3000 }))
+        .await;
+    server
+        .until_journal(&run_id, "the timer", |e| !of_kind(e, "timer-started").is_empty())
+        .await;
+    server.kill9();
+
+    // Re-pin the sleeping run to code that renamed its first activity, as
+    // an upgrade would, then let the server replay it.
+    {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", server.db().display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let done = sqlx::query("UPDATE runs SET digest = ? WHERE run_id = ? AND digest = ?")
+            .bind(v2["digest"].as_str().unwrap())
+            .bind(&run_id)
+            .bind(v1["digest"].as_str().unwrap())
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        db.close().await.unwrap();
+    }
+    server.restart();
+
+    let run = server.wait(&run_id, 30).await;
+    assert_eq!(run["status"], "stuck", "{run}");
+    let events = server.journal(&run_id).await;
+    let scheduled = of_kind(&events, "activity-scheduled")[0];
+    let message = run["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "event {}: journal has activity `effects/step` with input",
+            scheduled["seq"]
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("code asked for activity `effects/step-renamed` with input"),
+        "{message}"
+    );
+    assert_eq!(run["error"]["kind"], "nondeterminism");
+
+    // Stuck is not retried: not in a loop, not after a restart.
+    let before = server.journal(&run_id).await.len();
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    server.restart();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, again) = server.get(&format!("/v1/runs/{run_id}")).await;
+    assert_eq!(again["status"], "stuck");
+    assert_eq!(server.journal(&run_id).await.len(), before);
+    assert_eq!(log_lines(&server.log(), "run stuck"), 1);
+}

@@ -1,0 +1,244 @@
+//! Test support: guests built from source once, a real `weft serve` child
+//! process on a free port with its own SQLite file, and an HTTP client.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Every guest crate the tests deploy.
+const GUESTS: &[&str] = &[
+    "hello",
+    "greeter",
+    "provision",
+    "cloud",
+    "chain10",
+    "step",
+    "sleeper",
+    "sleeper-v2",
+    "effects",
+    "misbehave",
+    "netcall",
+    "not-weft",
+    "retries",
+];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Build all guests for wasm32-wasip2 (once per test binary) and return
+/// the directory holding the `.wasm` files.
+pub fn guests() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target"));
+        let target = if target.is_relative() {
+            workspace().join(target)
+        } else {
+            target
+        };
+        let guest_target = target.join("guests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace())
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .arg(&guest_target);
+        for g in GUESTS {
+            cmd.args(["-p", g]);
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the guests failed");
+        guest_target.join("wasm32-wasip2").join("release")
+    })
+}
+
+/// A built guest: libraries are named with `_`, binaries keep their `-`.
+pub fn wasm(name: &str) -> Vec<u8> {
+    let mut path = guests().join(format!("{}.wasm", name.replace('-', "_")));
+    if !path.exists() {
+        path = guests().join(format!("{name}.wasm"));
+    }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// A server on a fresh database, with extra `weft serve` flags.
+    pub fn start(args: &[&str]) -> Server {
+        let mut server = Server {
+            child: None,
+            addr: String::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("weft.db")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Everything the server (all its incarnations) logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("serve")
+            .arg("--db")
+            .arg(self.db())
+            .args(["--addr", "127.0.0.1:0"])
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("weft serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the server did not start; log:\n{}", self.log()));
+        self.addr = line
+            .strip_prefix("weft listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// kill -9, then start again on the same database.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.http.get(self.url(path)).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self.http.post(self.url(path)).json(body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn put(&self, path: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let resp = self.http.put(self.url(path)).body(bytes).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Deploy a guest built from source under `name`.
+    pub async fn deploy(&self, name: &str, guest: &str) -> Value {
+        let (status, body) = self.put(&format!("/v1/components/{name}"), wasm(guest)).await;
+        assert!(status == 200 || status == 201, "deploy {name}: {status} {body}");
+        body
+    }
+
+    pub async fn start_run(&self, workflow: &str, input: Value) -> String {
+        let (status, body) = self
+            .post("/v1/runs", &json!({ "workflow": workflow, "input": input }))
+            .await;
+        assert_eq!(status, 201, "start {workflow}: {body}");
+        body["run_id"].as_str().unwrap().to_string()
+    }
+
+    /// Long-poll until the run is no longer `running`.
+    pub async fn wait(&self, run_id: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, run) = self.get(&format!("/v1/runs/{run_id}?wait=5")).await;
+            assert_eq!(status, 200, "{run}");
+            if run["status"] != "running" {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {run_id} still running: {run}");
+        }
+    }
+
+    pub async fn journal(&self, run_id: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/runs/{run_id}/journal")).await;
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().unwrap().clone()
+    }
+
+    /// Poll `check` on the run's journal until it holds.
+    pub async fn until_journal(&self, run_id: &str, what: &str, check: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if check(&self.journal(run_id).await) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what} in {run_id}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Events of `kind` in a journal.
+pub fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// Lines of the server log mentioning `needle`.
+pub fn log_lines(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
