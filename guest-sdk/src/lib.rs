@@ -81,7 +81,7 @@ mod activity;
 mod context;
 mod error;
 
-pub use activity::{ActivityContext, __invoke_activity, __unknown_function};
+pub use activity::{__invoke_activity, __unknown_function, ActivityContext};
 pub use context::{ActivityCall, Context, LogLevel, Pending, RetryPolicy, RunInfo};
 pub use error::Error;
 

@@ -45,7 +45,14 @@ impl Server {
             Durability::Normal => "normal",
         };
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--addr", "127.0.0.1:0", "--durability", durability, "--db"])
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--durability",
+                durability,
+                "--db",
+            ])
             .arg(dir.join("bench.db"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -77,7 +84,9 @@ impl Drop for Server {
 async fn deploy(client: &Client, dir: &Path, name: &str) -> anyhow::Result<()> {
     let path = dir.join(format!("{name}.wasm"));
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    client.put_bytes(&format!("/v1/components/{name}"), bytes).await?;
+    client
+        .put_bytes(&format!("/v1/components/{name}"), bytes)
+        .await?;
     Ok(())
 }
 
@@ -142,7 +151,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let per_sec = opts.total as f64 / elapsed.as_secs_f64();
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("weft bench: chain10 (10 sequential activities a run), SQLite, durability {}", health["durability"].as_str().unwrap_or("?"));
+    println!(
+        "weft bench: chain10 (10 sequential activities a run), SQLite, durability {}",
+        health["durability"].as_str().unwrap_or("?")
+    );
     println!(
         "  start→result latency over {} sequential runs: p50 {:.2} ms, p99 {:.2} ms",
         opts.sequential,

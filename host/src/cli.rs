@@ -81,7 +81,9 @@ impl Client {
 pub async fn deploy(client: &Client, file: &PathBuf, name: Option<String>) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = name.unwrap_or_else(|| crate::server::name_from_path(file));
-    let v = client.put_bytes(&format!("/v1/components/{name}"), bytes).await?;
+    let v = client
+        .put_bytes(&format!("/v1/components/{name}"), bytes)
+        .await?;
     println!(
         "{} {} v{} {}",
         v["kind"].as_str().unwrap_or("?"),
@@ -113,7 +115,9 @@ pub async fn start(
         println!("{run_id}");
         return Ok(());
     };
-    let run = client.get(&format!("/v1/runs/{run_id}?wait={wait}")).await?;
+    let run = client
+        .get(&format!("/v1/runs/{run_id}?wait={wait}"))
+        .await?;
     println!("{}", serde_json::to_string_pretty(&run)?);
     match run["status"].as_str() {
         Some("completed") => Ok(()),
@@ -145,7 +149,10 @@ pub async fn runs(
         path.push_str(&format!("&workflow={w}"));
     }
     let list = client.get(&path).await?;
-    println!("{:<38} {:<10} {:<20} {:<24}", "RUN", "STATUS", "WORKFLOW", "WORKFLOW ID");
+    println!(
+        "{:<38} {:<10} {:<20} {:<24}",
+        "RUN", "STATUS", "WORKFLOW", "WORKFLOW ID"
+    );
     for run in list["runs"].as_array().into_iter().flatten() {
         println!(
             "{:<38} {:<10} {:<20} {:<24}",

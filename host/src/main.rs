@@ -89,7 +89,16 @@ async fn main() {
             workflow_id,
             wait,
             remote,
-        } => cli::start(&Client::new(&remote.server), workflow, input, workflow_id, wait).await,
+        } => {
+            cli::start(
+                &Client::new(&remote.server),
+                workflow,
+                input,
+                workflow_id,
+                wait,
+            )
+            .await
+        }
         Command::Runs {
             status,
             workflow,

@@ -84,7 +84,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             .deploy(&name, bytes)
             .await
             .with_context(|| format!("cannot deploy {}", path.display()))?;
-        tracing::info!("deployed {} {} v{} ({})", v.kind.as_str(), v.name, v.version, &v.digest[..12]);
+        tracing::info!(
+            "deployed {} {} v{} ({})",
+            v.kind.as_str(),
+            v.name,
+            v.version,
+            &v.digest[..12]
+        );
     }
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await

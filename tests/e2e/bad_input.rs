@@ -20,14 +20,19 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         .start_run("sleeper", json!({ "tag": "meanwhile", "sleep_ms": 1500 }))
         .await;
 
-    let (s, b) = server.put("/v1/components/junk", b"this is not wasm at all".to_vec()).await;
+    let (s, b) = server
+        .put("/v1/components/junk", b"this is not wasm at all".to_vec())
+        .await;
     let m = error_of(s, &b, 400, "invalid_component");
     assert!(m.contains("not a WebAssembly binary"), "{m}");
 
     let core = b"\0asm\x01\0\0\0".to_vec();
     let (s, b) = server.put("/v1/components/core", core).await;
     let m = error_of(s, &b, 400, "invalid_component");
-    assert!(m.contains("core WebAssembly module, not a component"), "{m}");
+    assert!(
+        m.contains("core WebAssembly module, not a component"),
+        "{m}"
+    );
 
     let mut truncated = wasm("hello");
     truncated.truncate(truncated.len() / 2);
@@ -43,13 +48,18 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let (s, b) = server.put("/v1/components/netcall", wasm("netcall")).await;
     let m = error_of(s, &b, 422, "wrong_world");
     assert!(m.contains("`wasi:sockets/"), "{m}");
-    assert!(m.contains("no filesystem, network or environment access"), "{m}");
+    assert!(
+        m.contains("no filesystem, network or environment access"),
+        "{m}"
+    );
 
     let (s, b) = server.put("/v1/components/sleeper", wasm("effects")).await;
     let m = error_of(s, &b, 409, "conflict");
     assert!(m.contains("deployed as a workflow"), "{m}");
 
-    let (s, b) = server.put("/v1/components/bad%20name", wasm("effects")).await;
+    let (s, b) = server
+        .put("/v1/components/bad%20name", wasm("effects"))
+        .await;
     error_of(s, &b, 400, "bad_request");
 
     let huge = vec![0u8; 65 << 20];
@@ -68,19 +78,28 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let m = error_of(s, &b, 400, "malformed_json");
     assert!(m.contains("line 1"), "{m}");
 
-    let (s, b) = server.post("/v1/runs", &json!({ "workflo": "sleeper" })).await;
+    let (s, b) = server
+        .post("/v1/runs", &json!({ "workflo": "sleeper" }))
+        .await;
     error_of(s, &b, 400, "malformed_json");
 
     let big_input = "x".repeat(2 << 20);
     let (s, b) = server
-        .post("/v1/runs", &json!({ "workflow": "sleeper", "input": big_input }))
+        .post(
+            "/v1/runs",
+            &json!({ "workflow": "sleeper", "input": big_input }),
+        )
         .await;
     error_of(s, &b, 413, "payload_too_large");
 
-    let (s, b) = server.post("/v1/runs", &json!({ "workflow": "nope" })).await;
+    let (s, b) = server
+        .post("/v1/runs", &json!({ "workflow": "nope" }))
+        .await;
     let m = error_of(s, &b, 404, "not_found");
     assert!(m.contains("no workflow named `nope`"), "{m}");
-    let (s, b) = server.post("/v1/runs", &json!({ "workflow": "effects" })).await;
+    let (s, b) = server
+        .post("/v1/runs", &json!({ "workflow": "effects" }))
+        .await;
     error_of(s, &b, 400, "bad_request");
     let (s, b) = server
         .post("/v1/runs", &json!({ "workflow": "sleeper", "version": 9 }))
@@ -118,7 +137,9 @@ async fn spinning_hungry_and_trapping_guests_fail_cleanly() {
 
     let spin = server.start_run("misbehave", json!({ "do": "spin" })).await;
     let hog = server.start_run("misbehave", json!({ "do": "hog" })).await;
-    let panic = server.start_run("misbehave", json!({ "do": "panic" })).await;
+    let panic = server
+        .start_run("misbehave", json!({ "do": "panic" }))
+        .await;
     let fail = server.start_run("misbehave", json!({ "do": "fail" })).await;
     // Healthy work alongside.
     let hello = server.start_run("hello", json!({ "name": "Ada" })).await;
@@ -128,12 +149,23 @@ async fn spinning_hungry_and_trapping_guests_fail_cleanly() {
     let run = server.wait(&spin, 30).await;
     assert_eq!(run["status"], "failed");
     assert_eq!(run["error"]["kind"], "spin-limit");
-    assert!(run["error"]["message"].as_str().unwrap().contains("epoch interruption"));
+    assert!(
+        run["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("epoch interruption")
+    );
 
     let run = server.wait(&hog, 30).await;
     assert_eq!(run["status"], "failed");
     assert_eq!(run["error"]["kind"], "memory-limit");
-    assert!(run["error"]["message"].as_str().unwrap().contains("limit of 48 MiB"), "{run}");
+    assert!(
+        run["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 48 MiB"),
+        "{run}"
+    );
 
     let run = server.wait(&panic, 30).await;
     assert_eq!(run["status"], "failed");
@@ -145,7 +177,10 @@ async fn spinning_hungry_and_trapping_guests_fail_cleanly() {
 
     let run = server.wait(&fail, 30).await;
     assert_eq!(run["status"], "failed");
-    assert_eq!(run["error"], json!({ "kind": "refused", "message": "the workflow failed on purpose" }));
+    assert_eq!(
+        run["error"],
+        json!({ "kind": "refused", "message": "the workflow failed on purpose" })
+    );
     let events = server.journal(&fail).await;
     assert_eq!(events.last().unwrap()["kind"], "failed");
 

@@ -38,14 +38,19 @@ async fn kill9_while_runs_sleep_and_an_activity_is_in_flight() {
     }
     let busy_tag = "busy".to_string();
     let busy = server
-        .start_run("sleeper", json!({ "tag": busy_tag, "sleep_ms": 0, "slow_ms": 3000 }))
+        .start_run(
+            "sleeper",
+            json!({ "tag": busy_tag, "sleep_ms": 0, "slow_ms": 3000 }),
+        )
         .await;
 
     // Every sleeper is evicted (its timer is journaled and the run row has
     // a wake-up time); the busy run's second activity is executing.
     for (run_id, _) in &sleeping {
         server
-            .until_journal(run_id, "the timer", |e| !of_kind(e, "timer-started").is_empty())
+            .until_journal(run_id, "the timer", |e| {
+                !of_kind(e, "timer-started").is_empty()
+            })
             .await;
     }
     for (run_id, _) in &sleeping {
@@ -55,13 +60,19 @@ async fn kill9_while_runs_sleep_and_an_activity_is_in_flight() {
             if run["wake_at_ms"].is_i64() {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "never suspended: {run}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never suspended: {run}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !server.log().contains("effect step n=2") {
-        assert!(std::time::Instant::now() < deadline, "the slow activity never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow activity never started"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
@@ -72,7 +83,10 @@ async fn kill9_while_runs_sleep_and_an_activity_is_in_flight() {
         let events = server.journal(run_id).await;
         check_sleeper_output(&run, &events, tag);
         // Completed before the kill: executed exactly once.
-        let first_key = format!("{run_id}:{}", of_kind(&events, "activity-scheduled")[0]["seq"]);
+        let first_key = format!(
+            "{run_id}:{}",
+            of_kind(&events, "activity-scheduled")[0]["seq"]
+        );
         assert_eq!(log_lines(&server.log(), &format!("key={first_key} ")), 1);
     }
     let run = server.wait(&busy, 60).await;
@@ -82,7 +96,11 @@ async fn kill9_while_runs_sleep_and_an_activity_is_in_flight() {
     let scheduled = of_kind(&events, "activity-scheduled");
     let first_key = format!("{busy}:{}", scheduled[0]["seq"]);
     let second_key = format!("{busy}:{}", scheduled[1]["seq"]);
-    assert_eq!(log_lines(&log, &format!("key={first_key} ")), 1, "journaled: not re-run");
+    assert_eq!(
+        log_lines(&log, &format!("key={first_key} ")),
+        1,
+        "journaled: not re-run"
+    );
     // In flight at the kill: at least once, with the same idempotency key.
     assert_eq!(log_lines(&log, &format!("key={second_key} ")), 2);
     assert_eq!(of_kind(&events, "activity-completed").len(), 2);
@@ -108,17 +126,27 @@ async fn an_evicted_run_replays_to_the_same_state() {
         "{log}"
     );
     // ...without running the completed activity again.
-    let first_key = format!("{run_id}:{}", of_kind(&events, "activity-scheduled")[0]["seq"]);
+    let first_key = format!(
+        "{run_id}:{}",
+        of_kind(&events, "activity-scheduled")[0]["seq"]
+    );
     assert_eq!(log_lines(&log, &format!("key={first_key} ")), 1);
 
     // std's SystemTime::now() and HashMap seed went through the journal.
     let clocks = of_kind(&events, "clock");
-    let wall: Vec<&&Value> = clocks.iter().filter(|e| e["source"] == "wall-clock").collect();
+    let wall: Vec<&&Value> = clocks
+        .iter()
+        .filter(|e| e["source"] == "wall-clock")
+        .collect();
     assert!(!wall.is_empty(), "{events:?}");
     let t0_ms = wall[0]["nanos"].as_u64().unwrap() / 1_000_000;
     assert_eq!(run["output"]["t0"], t0_ms);
     let random = of_kind(&events, "random");
-    assert!(random.iter().any(|e| e["source"] == "random" || e["source"] == "insecure-seed"));
+    assert!(
+        random
+            .iter()
+            .any(|e| e["source"] == "random" || e["source"] == "insecure-seed")
+    );
     let context_random = random.iter().find(|e| e["source"] == "context").unwrap();
     let bytes = hex::decode(context_random["hex"].as_str().unwrap()).unwrap();
     let lucky = u64::from_le_bytes(bytes[..8].try_into().unwrap());
@@ -154,6 +182,23 @@ async fn components_are_content_addressed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_restart_does_not_recompile() {
+    let mut server = Server::start(&[]);
+    let greeter = server.deploy("greeter", "greeter").await;
+    let hello = server.deploy("hello", "hello").await;
+    let compiled = |log: &str, v: &Value| {
+        log_lines(log, &format!("compiled component {}", v["digest"].as_str().unwrap()))
+    };
+    assert_eq!(compiled(&server.log(), &hello), 1);
+    server.restart();
+    let run_id = server.start_run("hello", json!({ "name": "cached" })).await;
+    assert_eq!(server.wait(&run_id, 30).await["status"], "completed");
+    let log = server.log();
+    assert_eq!(compiled(&log, &hello), 1, "the workflow came from the disk cache");
+    assert_eq!(compiled(&log, &greeter), 1, "the activity came from the disk cache");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_replay_whose_calls_differ_goes_stuck_with_a_diagnostic() {
     let mut server = Server::start(&["--resident-timer-ms", "50"]);
     server.deploy("effects", "effects").await;
@@ -163,7 +208,9 @@ async fn a_replay_whose_calls_differ_goes_stuck_with_a_diagnostic() {
         .start_run("sleeper", json!({ "tag": "pinned", "sleep_ms": 3000 }))
         .await;
     server
-        .until_journal(&run_id, "the timer", |e| !of_kind(e, "timer-started").is_empty())
+        .until_journal(&run_id, "the timer", |e| {
+            !of_kind(e, "timer-started").is_empty()
+        })
         .await;
     server.kill9();
 

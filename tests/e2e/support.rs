@@ -49,7 +49,13 @@ pub fn guests() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
             .arg(&guest_target);
         for g in GUESTS {
             cmd.args(["-p", g]);
@@ -169,21 +175,38 @@ impl Server {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let resp = self.http.post(self.url(path)).json(body).send().await.unwrap();
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn put(&self, path: &str, bytes: Vec<u8>) -> (u16, Value) {
-        let resp = self.http.put(self.url(path)).body(bytes).send().await.unwrap();
+        let resp = self
+            .http
+            .put(self.url(path))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Deploy a guest built from source under `name`.
     pub async fn deploy(&self, name: &str, guest: &str) -> Value {
-        let (status, body) = self.put(&format!("/v1/components/{name}"), wasm(guest)).await;
-        assert!(status == 200 || status == 201, "deploy {name}: {status} {body}");
+        let (status, body) = self
+            .put(&format!("/v1/components/{name}"), wasm(guest))
+            .await;
+        assert!(
+            status == 200 || status == 201,
+            "deploy {name}: {status} {body}"
+        );
         body
     }
 
@@ -204,7 +227,10 @@ impl Server {
             if run["status"] != "running" {
                 return run;
             }
-            assert!(Instant::now() < deadline, "run {run_id} still running: {run}");
+            assert!(
+                Instant::now() < deadline,
+                "run {run_id} still running: {run}"
+            );
         }
     }
 
@@ -221,7 +247,10 @@ impl Server {
             if check(&self.journal(run_id).await) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what} in {run_id}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} in {run_id}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

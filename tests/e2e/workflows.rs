@@ -12,7 +12,8 @@ async fn provision_over_http_journals_every_call_and_the_retries() {
     let provision = server.deploy("provision", "provision").await;
     assert_eq!(provision["kind"], "workflow");
 
-    let input = json!({ "namespace": "acme", "region": "eu", "cert_delay_ms": 1200, "poll_ms": 400 });
+    let input =
+        json!({ "namespace": "acme", "region": "eu", "cert_delay_ms": 1200, "poll_ms": 400 });
     let run_id = server.start_run("provision", input).await;
     let run = server.wait(&run_id, 60).await;
     assert_eq!(run["status"], "completed", "{run}");
@@ -22,7 +23,12 @@ async fn provision_over_http_journals_every_call_and_the_retries() {
     assert_eq!(out["record"], "rec-acme-eu-cell-b");
     assert_eq!(out["dns"], "acme.eu-cell-b.example.net");
     assert_eq!(out["connectivity"]["grpc"], "SERVING");
-    assert!(out["certificate"].as_str().unwrap().starts_with("cert-acme-"));
+    assert!(
+        out["certificate"]
+            .as_str()
+            .unwrap()
+            .starts_with("cert-acme-")
+    );
     let polls = out["polls"].as_u64().unwrap();
     assert!(polls >= 2, "the certificate took several polls: {out}");
 
@@ -83,7 +89,12 @@ async fn retry_policy_limits_attempts_and_honours_timeouts() {
     assert_eq!(out["slow"]["err"], "timed-out");
     assert_eq!(out["recovered"]["ok"]["attempt"], 3);
     assert_eq!(out["deadline"]["err"], "timed-out");
-    assert!(out["deadline"]["message"].as_str().unwrap().contains("schedule-to-close"));
+    assert!(
+        out["deadline"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("schedule-to-close")
+    );
 
     let events = server.journal(&run_id).await;
     let ended = |handle: u64| {
@@ -98,7 +109,11 @@ async fn retry_policy_limits_attempts_and_honours_timeouts() {
     };
     assert_eq!(ended(0)["attempts"], 3, "max attempts");
     assert_eq!(ended(1)["attempts"], 1, "non-retryable kind");
-    assert_eq!(ended(2)["attempts"], 2, "start-to-close timeout, then one retry");
+    assert_eq!(
+        ended(2)["attempts"],
+        2,
+        "start-to-close timeout, then one retry"
+    );
     assert_eq!(ended(2)["failure"]["type"], "timed-out");
     assert_eq!(ended(3)["attempts"], 3);
     // Exponential backoff: 50 ms then 100 ms.
@@ -135,7 +150,9 @@ async fn start_is_idempotent_on_workflow_id_among_open_runs() {
     assert_eq!(s3, 201);
     assert_ne!(third["run_id"], first["run_id"]);
 
-    let (_, list) = server.get("/v1/runs?workflow=sleeper&status=completed").await;
+    let (_, list) = server
+        .get("/v1/runs?workflow=sleeper&status=completed")
+        .await;
     assert_eq!(list["runs"].as_array().unwrap().len(), 1);
     let (_, list) = server.get("/v1/runs?workflow=sleeper&limit=10").await;
     assert_eq!(list["runs"].as_array().unwrap().len(), 2);
@@ -160,11 +177,23 @@ async fn the_cli_deploys_starts_lists_and_shows() {
     let (ok, out, err) = weft(&["deploy", dir.join("greeter.wasm").to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(out.starts_with("activity greeter v1 "), "{out}");
-    let (ok, out, err) = weft(&["deploy", dir.join("hello.wasm").to_str().unwrap(), "--name", "hi"]);
+    let (ok, out, err) = weft(&[
+        "deploy",
+        dir.join("hello.wasm").to_str().unwrap(),
+        "--name",
+        "hi",
+    ]);
     assert!(ok, "{err}");
     assert!(out.starts_with("workflow hi v1 "), "{out}");
 
-    let (ok, out, err) = weft(&["start", "hi", "--input", r#"{"name":"Grace"}"#, "--wait", "30"]);
+    let (ok, out, err) = weft(&[
+        "start",
+        "hi",
+        "--input",
+        r#"{"name":"Grace"}"#,
+        "--wait",
+        "30",
+    ]);
     assert!(ok, "{err}");
     let run: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(run["output"]["greeting"], "Hello, Grace!");

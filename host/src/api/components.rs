@@ -1,5 +1,5 @@
-use super::error::{ApiError, Body};
 use super::AppState;
+use super::error::{ApiError, Body};
 use crate::error::Error;
 use crate::store::ComponentVersion;
 use axum::Json;

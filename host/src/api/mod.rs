@@ -28,8 +28,14 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let uploads = Router::new()
-        .route("/v1/components/{name}", put(components::upload).get(components::get))
-        .route("/v1/components/{name}/versions/{version}/wasm", get(components::wasm))
+        .route(
+            "/v1/components/{name}",
+            put(components::upload).get(components::get),
+        )
+        .route(
+            "/v1/components/{name}/versions/{version}/wasm",
+            get(components::wasm),
+        )
         .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES));
     Router::new()
         .route("/healthz", get(health))
@@ -54,7 +60,11 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route (the API is under /v1)")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route (the API is under /v1)",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -79,7 +79,10 @@ pub async fn get(
 ) -> Result<Json<RunRecord>, ApiError> {
     let wait = query.wait.unwrap_or(0.0);
     if !(0.0..=MAX_WAIT_SECS).contains(&wait) {
-        return Err(Error::BadRequest(format!("wait must be between 0 and {MAX_WAIT_SECS} seconds")).into());
+        return Err(Error::BadRequest(format!(
+            "wait must be between 0 and {MAX_WAIT_SECS} seconds"
+        ))
+        .into());
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
     let mut ended = state.rt.subscribe_ended();
@@ -113,7 +116,10 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<RunStatus>().map_err(|e| Error::BadRequest(e.to_string()))?),
+        Some(s) => Some(
+            s.parse::<RunStatus>()
+                .map_err(|e| Error::BadRequest(e.to_string()))?,
+        ),
     };
     let filter = RunFilter {
         status,

@@ -77,7 +77,9 @@ fn trap_failure(err: &wasmtime::Error, stderr: &MemoryOutputPipe) -> Failure {
         Some(i @ Interrupt::Memory { .. }) => ("memory-limit", i.to_string()),
         _ => ("trap", format!("the activity trapped: {err:#}")),
     };
-    let stderr = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
+    let stderr = String::from_utf8_lossy(&stderr.contents())
+        .trim()
+        .to_string();
     let mut info = ErrorInfo::new(kind, message);
     if !stderr.is_empty() {
         info.details = Some(Value::String(stderr));

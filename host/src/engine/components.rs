@@ -153,11 +153,17 @@ impl Engine {
         };
         let pre = match kind {
             ComponentKind::Workflow => {
-                let pre = self.workflow_linker.instantiate_pre(component).map_err(wrong)?;
+                let pre = self
+                    .workflow_linker
+                    .instantiate_pre(component)
+                    .map_err(wrong)?;
                 Prepared::Workflow(WorkflowPre::new(pre).map_err(wrong)?)
             }
             ComponentKind::Activity => {
-                let pre = self.activity_linker.instantiate_pre(component).map_err(wrong)?;
+                let pre = self
+                    .activity_linker
+                    .instantiate_pre(component)
+                    .map_err(wrong)?;
                 Prepared::Activity(ActivityPre::new(pre).map_err(wrong)?)
             }
         };
@@ -228,6 +234,7 @@ impl Engine {
             .await?;
             match from_disk {
                 Ok(loaded) => {
+                    tracing::debug!("loaded component {digest} from the compile cache");
                     let loaded = Arc::new(loaded);
                     self.loaded
                         .lock()
@@ -242,7 +249,9 @@ impl Engine {
         let engine = self.clone();
         let digest_owned = digest.to_string();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let (component, compiled_kind) = engine.compile(&bytes)?;
+            tracing::info!("compiled component {digest_owned} in {:?}", started.elapsed());
             let loaded = engine.prepare(&digest_owned, &component, compiled_kind)?;
             Ok(engine.remember(&component, loaded))
         })

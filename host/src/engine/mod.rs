@@ -90,7 +90,10 @@ impl Engine {
             })?;
 
         std::fs::create_dir_all(&config.cache_dir).with_context(|| {
-            format!("cannot create cache directory {}", config.cache_dir.display())
+            format!(
+                "cannot create cache directory {}",
+                config.cache_dir.display()
+            )
         })?;
         let engine_key = {
             use std::hash::{Hash, Hasher};

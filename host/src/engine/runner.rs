@@ -66,7 +66,11 @@ pub async fn execute(
         }
     };
     if journal.len() > 1 {
-        tracing::info!(run = run_id, events = journal.len(), "resuming: replaying the journal");
+        tracing::info!(
+            run = run_id,
+            events = journal.len(),
+            "resuming: replaying the journal"
+        );
     }
     let cursor = Cursor::new(journal);
     let sink = Sink::new(run_id, cursor.next_seq(), rt.writer.clone());
@@ -145,7 +149,9 @@ pub async fn execute(
             }
             Some(Interrupt::Diverged(divergence)) => diverged(run_id, divergence),
             Some(Interrupt::Storage(message)) => return Ending::Retry(message.clone()),
-            Some(limit @ Interrupt::Spin(_)) => failed(ErrorInfo::new("spin-limit", limit.to_string())),
+            Some(limit @ Interrupt::Spin(_)) => {
+                failed(ErrorInfo::new("spin-limit", limit.to_string()))
+            }
             Some(limit @ Interrupt::Memory { .. }) => {
                 failed(ErrorInfo::new("memory-limit", limit.to_string()))
             }

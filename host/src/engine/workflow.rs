@@ -28,7 +28,7 @@ pub struct RunFacts {
 /// An operation the guest started, by handle.
 enum Op {
     Activity {
-        job: ActivityJob,
+        job: Box<ActivityJob>,
         task: Option<JoinHandle<ActivityOutcome>>,
     },
     Timer {
@@ -117,7 +117,9 @@ impl WorkflowState {
 
     /// What the guest wrote to stderr (a panic message, typically).
     pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string()
     }
 
     /// Answer `call` from the journal while replaying: `Some` with the
@@ -337,7 +339,10 @@ impl context::Host for WorkflowState {
             next_attempt_at_ms,
         };
         let task = live.then(|| self.spawn_activity(&job));
-        self.ops.push(Op::Activity { job, task });
+        self.ops.push(Op::Activity {
+            job: Box::new(job),
+            task,
+        });
         Ok(handle)
     }
 
@@ -381,15 +386,12 @@ impl context::Host for WorkflowState {
                     Ok(Err(failure.into()))
                 }
                 (Op::Timer { .. }, Event::TimerFired { .. }) => Ok(Ok("null".to_string())),
-                (_, event) => Err(corrupt(&Recorded {
-                    event,
-                    ..recorded
-                })),
+                (_, event) => Err(corrupt(&Recorded { event, ..recorded })),
             };
         }
         self.slice.restart();
         let response = match op {
-            Op::Activity { job, task } => self.await_activity(handle, job, task).await,
+            Op::Activity { job, task } => self.await_activity(handle, *job, task).await,
             Op::Timer { fire_at_ms } => self.await_timer(handle, fire_at_ms).await,
             Op::Consumed => unreachable!("checked above"),
         };

@@ -114,9 +114,15 @@ pub enum Event {
         input: Value,
     },
     /// A clock reading, in nanoseconds (wall: since the Unix epoch).
-    Clock { source: Source, nanos: u64 },
+    Clock {
+        source: Source,
+        nanos: u64,
+    },
     /// Random bytes, hex-encoded.
-    Random { source: Source, hex: String },
+    Random {
+        source: Source,
+        hex: String,
+    },
     ActivityScheduled {
         handle: u32,
         name: String,
@@ -146,9 +152,15 @@ pub enum Event {
         duration_ms: u64,
         fire_at_ms: u64,
     },
-    TimerFired { handle: u32 },
-    Completed { output: Value },
-    Failed { error: ErrorInfo },
+    TimerFired {
+        handle: u32,
+    },
+    Completed {
+        output: Value,
+    },
+    Failed {
+        error: ErrorInfo,
+    },
 }
 
 /// What a guest asked for, reduced to what replay must match: a kind and a
@@ -263,7 +275,10 @@ impl Event {
                 name,
                 input,
                 ..
-            } => format!("#{handle} activity `{name}` scheduled with {}", short(input)),
+            } => format!(
+                "#{handle} activity `{name}` scheduled with {}",
+                short(input)
+            ),
             Event::ActivityAttemptFailed {
                 handle,
                 attempt,
@@ -301,7 +316,10 @@ impl Event {
                 handle,
                 duration_ms,
                 ..
-            } => format!("#{handle} timer {} started", describe_duration(*duration_ms)),
+            } => format!(
+                "#{handle} timer {} started",
+                describe_duration(*duration_ms)
+            ),
             Event::TimerFired { handle } => format!("#{handle} timer fired"),
             Event::Completed { output } => format!("completed: {}", short(output)),
             Event::Failed { error } => format!("failed: {}: {}", error.kind, error.message),
@@ -316,7 +334,11 @@ pub mod calls {
     use serde_json::json;
 
     pub fn clock(source: Source) -> Call {
-        Call::new("clock", &json!({ "source": source }), format!("a clock read ({source:?})"))
+        Call::new(
+            "clock",
+            &json!({ "source": source }),
+            format!("a clock read ({source:?})"),
+        )
     }
 
     pub fn random(source: Source, len: u64) -> Call {

@@ -195,14 +195,20 @@ mod tests {
     fn matching_calls_replay_and_then_go_live() {
         let mut c = Cursor::new(journal());
         assert!(matches!(
-            c.expect(&calls::clock(Source::Context)).unwrap().map(|r| &r.event),
+            c.expect(&calls::clock(Source::Context))
+                .unwrap()
+                .map(|r| &r.event),
             Some(Event::Clock { nanos: 5, .. })
         ));
         // Key order in the input does not matter: the digest is canonical.
         let input: serde_json::Value = serde_json::from_str(r#"{"b":2,"a":1}"#).unwrap();
-        c.expect(&calls::activity("issue-cert", &input, &ActivityOptions::default()))
-            .unwrap()
-            .unwrap();
+        c.expect(&calls::activity(
+            "issue-cert",
+            &input,
+            &ActivityOptions::default(),
+        ))
+        .unwrap()
+        .unwrap();
         assert_eq!(c.failed_attempts(0), (1, Some(10)));
         c.expect(&calls::await_handle(0)).unwrap().unwrap();
         assert!(c.expect(&calls::timer(1000)).unwrap().is_none());
@@ -228,12 +234,20 @@ mod tests {
         c.expect(&calls::clock(Source::Context)).unwrap();
         let input = json!({"a": 1, "b": 2});
         assert!(
-            c.expect(&calls::activity("issue-certificate", &input, &ActivityOptions::default()))
-                .is_err()
+            c.expect(&calls::activity(
+                "issue-certificate",
+                &input,
+                &ActivityOptions::default()
+            ))
+            .is_err()
         );
         assert!(
-            c.expect(&calls::activity("issue-cert", &json!({"a": 2}), &ActivityOptions::default()))
-                .is_err()
+            c.expect(&calls::activity(
+                "issue-cert",
+                &json!({"a": 2}),
+                &ActivityOptions::default()
+            ))
+            .is_err()
         );
     }
 

@@ -12,17 +12,17 @@ use crate::error::{Error, Result, check_name};
 use crate::journal::{Event, Recorded, Sink};
 use crate::store::writer::Writer;
 use crate::store::{
-    ComponentKind, ComponentVersion, NewRun, PutComponent, RunRecord, Store, WriteOp,
-    WriteOutcome, now_ms,
+    ComponentKind, ComponentVersion, NewRun, PutComponent, RunRecord, Store, WriteOp, WriteOutcome,
+    now_ms,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use timers::Timers;
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinHandle;
-use timers::Timers;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -104,7 +104,9 @@ impl Runtime {
         let engine = self.engine.clone();
         let digest_owned = digest.clone();
         let compiled = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let (component, kind) = engine.compile(&bytes)?;
+            tracing::info!("compiled component {digest_owned} in {:?}", started.elapsed());
             let loaded = engine.prepare(&digest_owned, &component, kind)?;
             Ok::<_, Error>((component, loaded, bytes))
         })
@@ -227,7 +229,11 @@ impl Runtime {
         });
     }
 
-    pub fn spawn_activity(self: &Arc<Self>, job: ActivityJob, sink: Sink) -> JoinHandle<ActivityOutcome> {
+    pub fn spawn_activity(
+        self: &Arc<Self>,
+        job: ActivityJob,
+        sink: Sink,
+    ) -> JoinHandle<ActivityOutcome> {
         tokio::spawn(retry::run_activity(self.clone(), job, sink))
     }
 

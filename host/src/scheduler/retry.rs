@@ -3,8 +3,8 @@
 //! (informational events), so a resumed run continues the count.
 
 use super::Runtime;
-use crate::engine::activity::AttemptInfo;
 use crate::engine::Loaded;
+use crate::engine::activity::AttemptInfo;
 use crate::journal::{ActivityOptions, ErrorInfo, Event, Failure, RetryPolicy, Sink};
 use crate::store::{ComponentKind, now_ms};
 use serde_json::Value;
@@ -63,9 +63,8 @@ async fn component(rt: &Runtime, name: &str) -> Result<Arc<Loaded>, Failure> {
             format!("no activity component named `{name}` is deployed"),
         ))
     };
-    let internal = |e: anyhow::Error| {
-        Failure::Application(ErrorInfo::new("internal", format!("{e:#}")))
-    };
+    let internal =
+        |e: anyhow::Error| Failure::Application(ErrorInfo::new("internal", format!("{e:#}")));
     let version = rt
         .store
         .latest_version(name)
@@ -201,7 +200,10 @@ mod tests {
 
     #[test]
     fn names_split_into_component_and_function() {
-        assert_eq!(split_name("cloud/create-record"), ("cloud", "create-record"));
+        assert_eq!(
+            split_name("cloud/create-record"),
+            ("cloud", "create-record")
+        );
         assert_eq!(split_name("greet"), ("greet", "greet"));
     }
 }

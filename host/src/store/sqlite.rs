@@ -131,12 +131,11 @@ async fn create_run(
     tx: &mut Transaction<'_, Sqlite>,
     new: &NewRun,
 ) -> anyhow::Result<WriteOutcome> {
-    let existing = sqlx::query(
-        "SELECT * FROM runs WHERE workflow_id = ? AND status IN ('running', 'stuck')",
-    )
-    .bind(&new.workflow_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let existing =
+        sqlx::query("SELECT * FROM runs WHERE workflow_id = ? AND status IN ('running', 'stuck')")
+            .bind(&new.workflow_id)
+            .fetch_optional(&mut **tx)
+            .await?;
     if let Some(row) = existing {
         return Ok(WriteOutcome::Existing(run_from_row(&row)?));
     }
@@ -162,13 +161,15 @@ async fn create_run(
         workflow_id: new.workflow_id.clone(),
         input: new.input.clone(),
     };
-    sqlx::query("INSERT INTO events (run_id, seq, kind, digest, body, at_ms) VALUES (?, 0, ?, NULL, ?, ?)")
-        .bind(&new.run_id)
-        .bind(started.kind())
-        .bind(serde_json::to_string(&started)?)
-        .bind(new.at_ms)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO events (run_id, seq, kind, digest, body, at_ms) VALUES (?, 0, ?, NULL, ?, ?)",
+    )
+    .bind(&new.run_id)
+    .bind(started.kind())
+    .bind(serde_json::to_string(&started)?)
+    .bind(new.at_ms)
+    .execute(&mut **tx)
+    .await?;
     Ok(WriteOutcome::Created(RunRecord {
         run_id: new.run_id.clone(),
         workflow_id: new.workflow_id.clone(),
@@ -421,9 +422,8 @@ impl Store for SqliteStore {
                 .await?;
         rows.into_iter()
             .map(|(seq, body, at_ms)| {
-                let event: Event = serde_json::from_str(&body).with_context(|| {
-                    format!("event {seq} of run {run_id} cannot be decoded")
-                })?;
+                let event: Event = serde_json::from_str(&body)
+                    .with_context(|| format!("event {seq} of run {run_id} cannot be decoded"))?;
                 Ok(Recorded {
                     seq: seq as u64,
                     at_ms,

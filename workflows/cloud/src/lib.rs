@@ -7,14 +7,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use weft_sdk::{ActivityContext, Error, LogLevel};
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Every execution leaves this line in the server log: tests count them.
 fn effect(ctx: &ActivityContext, what: &str) {
     ctx.log(
         LogLevel::Info,
-        format!("effect {what} key={} attempt={}", ctx.idempotency_key(), ctx.attempt()),
+        format!(
+            "effect {what} key={} attempt={}",
+            ctx.idempotency_key(),
+            ctx.attempt()
+        ),
     );
 }
 

@@ -8,7 +8,11 @@ fn step(ctx: &ActivityContext, input: Value) -> Result<Value, Error> {
     let n = input["n"].as_u64().unwrap_or(0);
     ctx.log(
         LogLevel::Info,
-        format!("effect step n={n} key={} attempt={}", ctx.idempotency_key(), ctx.attempt()),
+        format!(
+            "effect step n={n} key={} attempt={}",
+            ctx.idempotency_key(),
+            ctx.attempt()
+        ),
     );
     if let Some(ms) = input["slow_ms"].as_u64() {
         std::thread::sleep(Duration::from_millis(ms));
@@ -22,10 +26,17 @@ fn fail(ctx: &ActivityContext, input: Value) -> Result<Value, Error> {
     let kind = input["kind"].as_str().unwrap_or("flaky");
     ctx.log(
         LogLevel::Info,
-        format!("effect fail key={} attempt={}", ctx.idempotency_key(), ctx.attempt()),
+        format!(
+            "effect fail key={} attempt={}",
+            ctx.idempotency_key(),
+            ctx.attempt()
+        ),
     );
     if ctx.attempt() <= times {
-        return Err(Error::new(kind, format!("attempt {} fails on purpose", ctx.attempt())));
+        return Err(Error::new(
+            kind,
+            format!("attempt {} fails on purpose", ctx.attempt()),
+        ));
     }
     Ok(json!({ "attempt": ctx.attempt() }))
 }

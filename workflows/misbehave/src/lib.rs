@@ -30,7 +30,10 @@ impl Workflow for Misbehave {
             }
             "panic" => panic!("the workflow panicked on purpose"),
             "fail" => Err(Error::new("refused", "the workflow failed on purpose")),
-            other => Err(Error::new("bad-input", format!("unknown behaviour {other}"))),
+            other => Err(Error::new(
+                "bad-input",
+                format!("unknown behaviour {other}"),
+            )),
         }
     }
 }

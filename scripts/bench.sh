@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# weft bench in release mode: chain10 latency and throughput on a fresh
+# SQLite file. Extra arguments go to `weft bench` (e.g. --durability normal).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --quiet --release -p weft
+wasm=$(scripts/guests.sh chain10 step)
+exec "${CARGO_TARGET_DIR:-target}/release/weft" bench --wasm-dir "$wasm" "$@"
