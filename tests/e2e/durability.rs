@@ -187,15 +187,26 @@ async fn a_restart_does_not_recompile() {
     let greeter = server.deploy("greeter", "greeter").await;
     let hello = server.deploy("hello", "hello").await;
     let compiled = |log: &str, v: &Value| {
-        log_lines(log, &format!("compiled component {}", v["digest"].as_str().unwrap()))
+        log_lines(
+            log,
+            &format!("compiled component {}", v["digest"].as_str().unwrap()),
+        )
     };
     assert_eq!(compiled(&server.log(), &hello), 1);
     server.restart();
     let run_id = server.start_run("hello", json!({ "name": "cached" })).await;
     assert_eq!(server.wait(&run_id, 30).await["status"], "completed");
     let log = server.log();
-    assert_eq!(compiled(&log, &hello), 1, "the workflow came from the disk cache");
-    assert_eq!(compiled(&log, &greeter), 1, "the activity came from the disk cache");
+    assert_eq!(
+        compiled(&log, &hello),
+        1,
+        "the workflow came from the disk cache"
+    );
+    assert_eq!(
+        compiled(&log, &greeter),
+        1,
+        "the activity came from the disk cache"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -136,6 +136,16 @@ impl Engine {
         Ok(kind)
     }
 
+    /// Compile, check and link `bytes` (CPU-heavy: call it off the async
+    /// runtime).
+    pub fn build(&self, digest: &str, bytes: &[u8]) -> Result<(Component, Loaded), DeployError> {
+        let started = std::time::Instant::now();
+        let (component, kind) = self.compile(bytes)?;
+        tracing::info!("compiled component {digest} in {:?}", started.elapsed());
+        let loaded = self.prepare(digest, &component, kind)?;
+        Ok((component, loaded))
+    }
+
     /// Link a compiled component: every import must be satisfied and the
     /// export must have the world's signature.
     pub fn prepare(
@@ -249,10 +259,7 @@ impl Engine {
         let engine = self.clone();
         let digest_owned = digest.to_string();
         tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let (component, compiled_kind) = engine.compile(&bytes)?;
-            tracing::info!("compiled component {digest_owned} in {:?}", started.elapsed());
-            let loaded = engine.prepare(&digest_owned, &component, compiled_kind)?;
+            let (component, loaded) = engine.build(&digest_owned, &bytes)?;
             Ok(engine.remember(&component, loaded))
         })
         .await?

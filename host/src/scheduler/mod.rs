@@ -104,10 +104,7 @@ impl Runtime {
         let engine = self.engine.clone();
         let digest_owned = digest.clone();
         let compiled = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let (component, kind) = engine.compile(&bytes)?;
-            tracing::info!("compiled component {digest_owned} in {:?}", started.elapsed());
-            let loaded = engine.prepare(&digest_owned, &component, kind)?;
+            let (component, loaded) = engine.build(&digest_owned, &bytes)?;
             Ok::<_, Error>((component, loaded, bytes))
         })
         .await
