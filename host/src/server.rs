@@ -37,6 +37,9 @@ pub struct ServeOptions {
     /// Default start-to-close timeout of an activity attempt, in ms.
     #[arg(long, default_value_t = 300_000)]
     pub activity_timeout_ms: u64,
+    /// After a run's deadline, how long it may clean up before it is ended.
+    #[arg(long, default_value_t = 30_000)]
+    pub deadline_grace_ms: u64,
     /// Runs executing at once.
     #[arg(long, default_value_t = 1000)]
     pub max_resident_runs: usize,
@@ -74,6 +77,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             activity_timeout: Duration::from_millis(opts.activity_timeout_ms),
             max_resident_runs: opts.max_resident_runs,
             max_concurrent_activities: max_activities,
+            deadline_grace_ms: opts.deadline_grace_ms,
         },
     );
     for path in &opts.deploy {

@@ -21,6 +21,8 @@ pub struct StartBody {
     input: Value,
     workflow_id: Option<String>,
     version: Option<u32>,
+    namespace: Option<String>,
+    execution_timeout_ms: Option<u64>,
 }
 
 /// `POST /v1/runs`: idempotent on `workflow_id` among open runs.
@@ -35,6 +37,8 @@ pub async fn start(
             input: body.input,
             workflow_id: body.workflow_id,
             version: body.version,
+            namespace: body.namespace,
+            execution_timeout_ms: body.execution_timeout_ms,
         })
         .await?;
     let status = if created {
@@ -107,6 +111,8 @@ pub async fn get(
 pub struct ListQuery {
     status: Option<String>,
     workflow: Option<String>,
+    workflow_id: Option<String>,
+    namespace: Option<String>,
     limit: Option<u32>,
 }
 
@@ -124,6 +130,8 @@ pub async fn list(
     let filter = RunFilter {
         status,
         workflow: query.workflow.filter(|w| !w.is_empty()),
+        workflow_id: query.workflow_id.filter(|w| !w.is_empty()),
+        namespace: query.namespace.filter(|w| !w.is_empty()),
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
     let runs = state.rt.store.list_runs(&filter).await?;

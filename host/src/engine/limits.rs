@@ -9,9 +9,16 @@ use wasmtime::{ResourceLimiter, UpdateDeadline};
 /// epoch callback, and recognised by the runner when the call returns.
 #[derive(Debug, thiserror::Error)]
 pub enum Interrupt {
-    /// The run waits for a timer far enough away that it is evicted.
-    #[error("suspended until {wake_at_ms}")]
-    Suspend { wake_at_ms: i64 },
+    /// The run waits for something far enough away that it is evicted:
+    /// until `wake_at_ms` (a timer, its deadline) or until a notice.
+    #[error("suspended")]
+    Suspend { wake_at_ms: Option<i64> },
+    /// The guest asked to continue as a new run.
+    #[error("continued as new")]
+    ContinueAsNew { input: serde_json::Value },
+    /// The deadline passed, and so did the grace period for cleanup.
+    #[error("the run passed its deadline (execution timeout) and the grace period after it")]
+    DeadlineExceeded,
     /// The code asked for something other than what the journal holds.
     #[error("nondeterminism: {0}")]
     Diverged(Divergence),
@@ -29,6 +36,11 @@ pub enum Interrupt {
     /// A journal write failed: the run is left as it is and retried later.
     #[error("journal write failed: {0}")]
     Storage(String),
+}
+
+/// A store read failed inside a host call: the run stops and is retried.
+pub fn storage(e: anyhow::Error) -> wasmtime::Error {
+    Interrupt::Storage(format!("{e:#}")).into()
 }
 
 impl Interrupt {

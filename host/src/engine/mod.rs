@@ -8,12 +8,14 @@ pub mod activity;
 pub mod bindings;
 mod components;
 mod limits;
+mod ops;
 pub mod runner;
 mod wasi;
 pub mod workflow;
 
 pub use components::{DeployError, Loaded, Prepared};
 pub use limits::Interrupt;
+pub use ops::Notice;
 
 use anyhow::Context as _;
 use std::collections::HashMap;

@@ -4,21 +4,30 @@
 
 use super::Prepared;
 use super::limits::Interrupt;
+use super::ops::Notice;
 use super::workflow::{RunFacts, WorkflowState};
 use crate::journal::{Cursor, ErrorInfo, Event, Recorded, Sink};
 use crate::scheduler::Runtime;
-use crate::store::{RunRecord, RunStatus, RunUpdate};
+use crate::store::{NewRun, RunRecord, RunStatus, RunUpdate, Signal};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use wasmtime::Store;
 
 /// How one execution of a run ended.
 #[derive(Debug)]
 pub enum Ending {
-    /// Evicted until its next timer.
-    Suspended { wake_at_ms: i64 },
-    /// Completed, failed or stuck: nothing more to do until someone acts.
-    Ended,
+    /// Evicted until `wake_at_ms` or a notice; `notices_seen` tells the
+    /// runtime whether one arrived while the run was leaving.
+    Suspended {
+        wake_at_ms: Option<i64>,
+        notices_seen: u64,
+    },
+    /// Completed, failed, cancelled, timed out or stuck: nothing more to do
+    /// until someone acts. `parent` is told.
+    Ended { parent: Option<String> },
+    /// Continued as a new run, which must start.
+    Continued { next_run_id: String },
     /// A transient problem (storage, resources): try again later.
     Retry(String),
 }
@@ -38,32 +47,49 @@ async fn stuck(sink: &Sink, message: String) -> Ending {
         error: Some(error_value("stuck", message, None)),
     };
     match sink.commit(Some(update)).await {
-        Ok(()) => Ending::Ended,
+        Ok(_) => Ending::Ended { parent: None },
         Err(e) => Ending::Retry(format!("{e:#}")),
+    }
+}
+
+/// Everything an execution needs that is read from the store.
+async fn load(
+    rt: &Runtime,
+    run_id: &str,
+    preloaded: Option<(RunRecord, Vec<Recorded>)>,
+) -> Result<(RunRecord, Vec<Recorded>, Vec<Signal>), Ending> {
+    if let Some((run, journal)) = preloaded {
+        return Ok((run, journal, Vec::new()));
+    }
+    let run = match rt.store.get_run(run_id).await {
+        Ok(Some(run)) if run.status == RunStatus::Running => run,
+        Ok(_) => return Err(Ending::Ended { parent: None }),
+        Err(e) => return Err(Ending::Retry(format!("{e:#}"))),
+    };
+    let signals = rt
+        .store
+        .pending_signals(run_id)
+        .await
+        .map_err(|e| Ending::Retry(format!("{e:#}")))?;
+    match rt.store.journal(run_id).await {
+        Ok(journal) => Ok((run, journal, signals)),
+        Err(e) => {
+            let sink = Sink::new(run_id, u64::MAX, rt.writer.clone());
+            Err(stuck(&sink, format!("the journal cannot be read: {e:#}")).await)
+        }
     }
 }
 
 pub async fn execute(
     rt: Arc<Runtime>,
-    run_id: &str,
+    run_id: String,
     preloaded: Option<(RunRecord, Vec<Recorded>)>,
+    inbox: mpsc::UnboundedReceiver<Notice>,
 ) -> Ending {
-    let (run, journal) = match preloaded {
-        Some(p) => p,
-        None => {
-            let run = match rt.store.get_run(run_id).await {
-                Ok(Some(run)) if run.status == RunStatus::Running => run,
-                Ok(_) => return Ending::Ended,
-                Err(e) => return Ending::Retry(format!("{e:#}")),
-            };
-            match rt.store.journal(run_id).await {
-                Ok(journal) => (run, journal),
-                Err(e) => {
-                    let sink = Sink::new(run_id, u64::MAX, rt.writer.clone());
-                    return stuck(&sink, format!("the journal cannot be read: {e:#}")).await;
-                }
-            }
-        }
+    let run_id = run_id.as_str();
+    let (run, journal, signals) = match load(&rt, run_id, preloaded).await {
+        Ok(loaded) => loaded,
+        Err(ending) => return ending,
     };
     if journal.len() > 1 {
         tracing::info!(
@@ -90,11 +116,14 @@ pub async fn execute(
 
     let facts = RunFacts {
         run_id: run.run_id.clone(),
+        namespace: run.namespace.clone(),
         workflow_id: run.workflow_id.clone(),
         workflow: run.workflow.clone(),
         version: run.version,
+        deadline_at_ms: run.deadline_at_ms,
+        cancel_requested: run.cancel_requested,
     };
-    let state = WorkflowState::new(rt.clone(), facts, cursor, sink.clone());
+    let state = WorkflowState::new(rt.clone(), facts, cursor, sink.clone(), signals, inbox);
     let mut store = Store::new(rt.engine.wasm(), state);
     store.limiter(|s| &mut s.memory);
     store.set_epoch_deadline(1);
@@ -108,6 +137,7 @@ pub async fn execute(
     let result = instance.call_run(&mut store, &input).await;
 
     let state = store.data_mut();
+    let parent = run.parent_run_id.clone();
     let (event, update) = match result {
         Ok(returned) => {
             let what = if returned.is_ok() {
@@ -133,8 +163,16 @@ pub async fn execute(
                         )
                     }
                     Err(info) => {
-                        let error: ErrorInfo = info.into();
-                        failed(error)
+                        // After a delivered cancellation (deadline), any
+                        // error ends the run cancelled (timed out).
+                        let status = if state.cancel_delivered {
+                            RunStatus::Cancelled
+                        } else if state.deadline_delivered {
+                            RunStatus::TimedOut
+                        } else {
+                            RunStatus::Failed
+                        };
+                        ended_with(status, info.into())
                     }
                 }
             }
@@ -142,10 +180,21 @@ pub async fn execute(
         Err(trap) => match Interrupt::of(&trap) {
             Some(Interrupt::Suspend { wake_at_ms }) => {
                 let wake_at_ms = *wake_at_ms;
+                let notices_seen = state.notices_seen;
                 return match sink.commit(Some(RunUpdate::Suspended { wake_at_ms })).await {
-                    Ok(()) => Ending::Suspended { wake_at_ms },
+                    Ok(_) => Ending::Suspended {
+                        wake_at_ms,
+                        notices_seen,
+                    },
                     Err(e) => Ending::Retry(format!("{e:#}")),
                 };
+            }
+            Some(Interrupt::ContinueAsNew { input }) => {
+                if let Err(divergence) = state.cursor().finish("continue-as-new") {
+                    diverged(run_id, &divergence)
+                } else {
+                    return continue_as_new(&rt, &run, &sink, input.clone()).await;
+                }
             }
             Some(Interrupt::Diverged(divergence)) => diverged(run_id, divergence),
             Some(Interrupt::Storage(message)) => return Ending::Retry(message.clone()),
@@ -155,6 +204,10 @@ pub async fn execute(
             Some(limit @ Interrupt::Memory { .. }) => {
                 failed(ErrorInfo::new("memory-limit", limit.to_string()))
             }
+            Some(limit @ Interrupt::DeadlineExceeded) => ended_with(
+                RunStatus::TimedOut,
+                ErrorInfo::new("timed-out", limit.to_string()),
+            ),
             None => failed(trap_error(&trap, &state.stderr())),
         },
     };
@@ -162,7 +215,43 @@ pub async fn execute(
         sink.record(event);
     }
     match sink.commit(Some(update)).await {
-        Ok(()) => Ending::Ended,
+        Ok(_) => Ending::Ended { parent },
+        Err(e) => Ending::Retry(format!("{e:#}")),
+    }
+}
+
+/// End `run` and start its next run under the same workflow id.
+async fn continue_as_new(rt: &Runtime, run: &RunRecord, sink: &Sink, input: Value) -> Ending {
+    let version = match rt.store.latest_version(&run.workflow).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return stuck(
+                sink,
+                format!("workflow `{}` is no longer deployed", run.workflow),
+            )
+            .await;
+        }
+        Err(e) => return Ending::Retry(format!("{e:#}")),
+    };
+    let next = NewRun {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        namespace: run.namespace.clone(),
+        workflow_id: run.workflow_id.clone(),
+        workflow: run.workflow.clone(),
+        version: version.version,
+        digest: version.digest,
+        input: input.clone(),
+        at_ms: crate::store::now_ms(),
+        parent: None,
+        deadline_at_ms: None,
+    };
+    let next_run_id = next.run_id.clone();
+    sink.record(Event::ContinuedAsNew {
+        input,
+        next_run_id: next_run_id.clone(),
+    });
+    match sink.commit(Some(RunUpdate::ContinuedAsNew { next })).await {
+        Ok(_) => Ending::Continued { next_run_id },
         Err(e) => Ending::Retry(format!("{e:#}")),
     }
 }
@@ -190,11 +279,15 @@ fn trap_error(trap: &wasmtime::Error, stderr: &str) -> ErrorInfo {
 }
 
 fn failed(error: ErrorInfo) -> (Option<Event>, RunUpdate) {
+    ended_with(RunStatus::Failed, error)
+}
+
+fn ended_with(status: RunStatus, error: ErrorInfo) -> (Option<Event>, RunUpdate) {
     let value = serde_json::to_value(&error).expect("error info serializes");
     (
         Some(Event::Failed { error }),
         RunUpdate::Ended {
-            status: RunStatus::Failed,
+            status,
             output: None,
             error: Some(value),
         },

@@ -4,38 +4,32 @@
 
 use super::bindings::workflow::weft::workflow::{context, types};
 use super::bindings::{WitActivityOptions, WitFailure, log_level};
-use super::limits::{Interrupt, MemoryLimit, Slice};
+use super::limits::{Interrupt, MemoryLimit, Slice, storage};
+use super::ops::{Notice, Op, response};
 use crate::journal::{
-    ActivityOptions, Call, Cursor, Event, Recorded, Sink, Source, calls, payload_value,
+    ActivityOptions, Call, Cursor, Divergence, ErrorInfo, Event, ParentClose, Recorded, Sink,
+    Source, StartSpec, calls, payload_value,
 };
-use crate::scheduler::{ActivityJob, ActivityOutcome, Runtime};
-use crate::store::now_ms;
+use crate::scheduler::{ActivityJob, Runtime};
+use crate::store::{ComponentKind, Effect, NewRun, Signal, now_ms};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Facts about the run, fixed for its life.
+/// Facts about the run the host needs while it executes.
 #[derive(Debug, Clone)]
 pub struct RunFacts {
     pub run_id: String,
+    pub namespace: String,
     pub workflow_id: String,
     pub workflow: String,
     pub version: u32,
-}
-
-/// An operation the guest started, by handle.
-enum Op {
-    Activity {
-        job: Box<ActivityJob>,
-        task: Option<JoinHandle<ActivityOutcome>>,
-    },
-    Timer {
-        fire_at_ms: i64,
-    },
-    /// Already awaited.
-    Consumed,
+    pub deadline_at_ms: Option<i64>,
+    pub cancel_requested: bool,
 }
 
 pub struct WorkflowState {
@@ -43,11 +37,19 @@ pub struct WorkflowState {
     table: ResourceTable,
     pub(super) memory: MemoryLimit,
     pub(super) slice: Slice,
-    facts: RunFacts,
+    pub(super) run: RunFacts,
     cursor: Cursor,
     sink: Sink,
-    ops: Vec<Op>,
-    rt: Arc<Runtime>,
+    pub(super) ops: Vec<Op>,
+    pub(super) rt: Arc<Runtime>,
+    pub(super) inbox: mpsc::UnboundedReceiver<Notice>,
+    /// Notices taken from the inbox so far (see `Ending::Suspended`).
+    pub(super) notices_seen: u64,
+    /// Delivered, not yet consumed signals, by arrival order.
+    signals: BTreeMap<i64, Signal>,
+    consumed_signals: HashSet<i64>,
+    pub(super) cancel_delivered: bool,
+    pub(super) deadline_delivered: bool,
     last_monotonic: u64,
     stderr: MemoryOutputPipe,
 }
@@ -82,8 +84,20 @@ fn wall_nanos() -> u64 {
         .unwrap_or(0)
 }
 
+fn fill_random(buf: &mut [u8]) {
+    use wasmtime_wasi::Rng;
+    wasmtime_wasi::thread_rng().fill_bytes(buf);
+}
+
 impl WorkflowState {
-    pub fn new(rt: Arc<Runtime>, facts: RunFacts, cursor: Cursor, sink: Sink) -> Self {
+    pub fn new(
+        rt: Arc<Runtime>,
+        run: RunFacts,
+        cursor: Cursor,
+        sink: Sink,
+        signals: Vec<Signal>,
+        inbox: mpsc::UnboundedReceiver<Notice>,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(64 * 1024);
         let wasi = WasiCtx::builder()
             .stdout(MemoryOutputPipe::new(64 * 1024))
@@ -97,11 +111,17 @@ impl WorkflowState {
                 limit: config.memory_limit,
             },
             slice: Slice::new(config.spin_limit),
-            facts,
+            run,
             cursor,
             sink,
             ops: Vec::new(),
             rt,
+            inbox,
+            notices_seen: 0,
+            signals: signals.into_iter().map(|s| (s.id, s)).collect(),
+            consumed_signals: HashSet::new(),
+            cancel_delivered: false,
+            deadline_delivered: false,
             last_monotonic: 0,
             stderr,
         }
@@ -137,12 +157,29 @@ impl WorkflowState {
         self.sink.record(event)
     }
 
-    /// Make the journal durable before the guest sees a result.
+    /// Make the journal durable before the guest sees a result, then start
+    /// or tell the runs its effects reached.
     async fn commit(&mut self) -> wasmtime::Result<()> {
-        self.sink
-            .commit(None)
-            .await
-            .map_err(|e| Interrupt::Storage(format!("{e:#}")).into())
+        match self.sink.commit(None).await {
+            Ok(touched) => {
+                self.rt.dispatch(touched);
+                Ok(())
+            }
+            Err(e) => Err(Interrupt::Storage(format!("{e:#}")).into()),
+        }
+    }
+
+    pub(super) fn queue_signal(&mut self, signal: Signal) {
+        if !self.consumed_signals.contains(&signal.id) {
+            self.signals.insert(signal.id, signal);
+        }
+    }
+
+    /// The oldest delivered signal named `name`, consumed.
+    pub(super) fn take_signal(&mut self, name: &str) -> Option<Signal> {
+        let id = self.signals.values().find(|s| s.name == name)?.id;
+        self.consumed_signals.insert(id);
+        self.signals.remove(&id)
     }
 
     pub(super) fn clock(&mut self, source: Source) -> wasmtime::Result<u64> {
@@ -176,7 +213,7 @@ impl WorkflowState {
             },
             None => {
                 let mut bytes = vec![0u8; len as usize];
-                getrandom_fill(&mut bytes);
+                fill_random(&mut bytes);
                 self.record(Event::Random {
                     source,
                     hex: hex::encode(&bytes),
@@ -186,85 +223,217 @@ impl WorkflowState {
         }
     }
 
-    fn spawn_activity(&self, job: &ActivityJob) -> JoinHandle<ActivityOutcome> {
-        self.rt.spawn_activity(job.clone(), self.sink.clone())
+    fn new_handle(&mut self, op: Op) -> u32 {
+        self.ops.push(op);
+        (self.ops.len() - 1) as u32
     }
 
-    fn in_flight(&self) -> bool {
-        self.ops
-            .iter()
-            .any(|op| matches!(op, Op::Activity { task: Some(t), .. } if !t.is_finished()))
-    }
-
-    async fn await_activity(
+    /// Await `handles` (one, or a select over several): from the journal
+    /// while replaying, live afterwards.
+    async fn await_handles(
         &mut self,
-        handle: u32,
-        job: ActivityJob,
-        task: Option<JoinHandle<ActivityOutcome>>,
-    ) -> wasmtime::Result<Result<String, WitFailure>> {
-        let task = match task {
-            Some(task) => task,
-            // Scheduled before a restart and not completed: run it now.
-            None => self.spawn_activity(&job),
-        };
-        let outcome = task
-            .await
-            .map_err(|e| wasmtime::Error::msg(format!("activity task failed: {e}")))?;
-        let attempts = outcome.attempts;
-        let (event, response) = match outcome.result {
-            Ok(output) => {
-                let text = output.to_string();
-                (
-                    Event::ActivityCompleted {
-                        handle,
-                        attempts,
-                        output,
-                    },
-                    Ok(text),
-                )
+        handles: &[u32],
+        select: bool,
+    ) -> wasmtime::Result<(u32, Result<String, WitFailure>)> {
+        if handles.is_empty() {
+            wasmtime::bail!("await-any of no handles");
+        }
+        for &h in handles {
+            match self.ops.get(h as usize) {
+                None => wasmtime::bail!("await of handle #{h}, which the workflow never created"),
+                Some(Op::Consumed) => wasmtime::bail!("handle #{h} was already awaited"),
+                Some(_) => {}
             }
-            Err(failure) => (
-                Event::ActivityFailed {
-                    handle,
-                    attempts,
-                    failure: failure.clone(),
-                },
-                Err(failure.into()),
-            ),
+        }
+        let call = if select {
+            calls::await_any(handles)
+        } else {
+            calls::await_handle(handles[0])
         };
-        self.record(event);
-        self.commit().await?;
-        Ok(response)
+        if let Some(recorded) = self.replayed(&call)? {
+            return self.replay_completion(handles, recorded);
+        }
+        self.slice.restart();
+        let (h, event) = self.wait_live(handles).await?;
+        let event = event.selected(select.then(|| handles.to_vec()));
+        let answer = response(&event);
+        let durable = matches!(
+            event,
+            Event::ActivityCompleted { .. }
+                | Event::ActivityFailed { .. }
+                | Event::ChildCompleted { .. }
+                | Event::ChildFailed { .. }
+        );
+        match &event {
+            Event::SignalReceived { signal_id, .. } => {
+                let id = *signal_id;
+                self.sink.record_consuming(event, id);
+            }
+            _ => {
+                self.record(event);
+            }
+        }
+        // An activity's or child's result is the durable point of a step;
+        // a timer or a signal can be observed again after a crash.
+        if durable {
+            self.commit().await?;
+        }
+        self.slice.restart();
+        Ok((h, answer))
     }
 
-    async fn await_timer(
+    fn replay_completion(
         &mut self,
-        handle: u32,
-        fire_at_ms: i64,
-    ) -> wasmtime::Result<Result<String, WitFailure>> {
-        let wait = fire_at_ms - now_ms();
-        if wait > 0 {
-            let resident = self.rt.config.resident_timer_ms as i64;
-            if wait > resident && !self.in_flight() {
-                // Far away: give the memory back and let the scheduler wake us.
-                self.ops[handle as usize] = Op::Timer { fire_at_ms };
-                return Err(Interrupt::Suspend {
-                    wake_at_ms: fire_at_ms,
-                }
+        handles: &[u32],
+        recorded: Recorded,
+    ) -> wasmtime::Result<(u32, Result<String, WitFailure>)> {
+        let Some((h, _)) = recorded.event.completion() else {
+            return Err(corrupt(&recorded));
+        };
+        if !handles.contains(&h) {
+            return Err(corrupt(&recorded));
+        }
+        let fits = match (&self.ops[h as usize], &recorded.event) {
+            (Op::Signal { name }, Event::SignalReceived { name: got, .. }) if name != got => {
+                return Err(Interrupt::Diverged(Divergence {
+                    seq: recorded.seq,
+                    journal: format!("signal `{got}` for #{h}"),
+                    code: format!("signal `{name}` for #{h}"),
+                })
                 .into());
             }
-            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+            (_, Event::Interrupted { .. }) => true,
+            (Op::Signal { .. }, Event::SignalReceived { .. }) => true,
+            (
+                Op::Activity { .. },
+                Event::ActivityCompleted { .. } | Event::ActivityFailed { .. },
+            ) => true,
+            (Op::Timer { .. }, Event::TimerFired { .. }) => true,
+            (Op::Child { .. }, Event::ChildCompleted { .. } | Event::ChildFailed { .. }) => true,
+            (Op::Dropped(_), _) => false,
+            _ => false,
+        };
+        if !fits {
+            return Err(Interrupt::Diverged(Divergence {
+                seq: recorded.seq,
+                journal: recorded.event.summary(),
+                code: format!("the result of #{h} ({})", self.ops[h as usize].describe()),
+            })
+            .into());
         }
-        // Not committed on its own: replaying an unrecorded, already due
-        // timer fires it again, with the same outcome.
-        self.record(Event::TimerFired { handle });
-        Ok(Ok("null".to_string()))
+        match &recorded.event {
+            Event::Interrupted { failure, .. } => self.interrupted(failure),
+            Event::SignalReceived { signal_id, .. } => {
+                self.consumed_signals.insert(*signal_id);
+                self.signals.remove(signal_id);
+            }
+            _ => {}
+        }
+        self.ops[h as usize] = Op::Consumed;
+        Ok((h, response(&recorded.event)))
     }
-}
 
-fn getrandom_fill(buf: &mut [u8]) {
-    use wasmtime_wasi::Rng;
-    wasmtime_wasi::thread_rng().fill_bytes(buf);
+    /// A workflow's newest version, for children and signal-with-start.
+    async fn latest_workflow(
+        &mut self,
+        workflow: &str,
+    ) -> wasmtime::Result<Result<crate::store::ComponentVersion, ErrorInfo>> {
+        let rt = self.rt.clone();
+        let version = rt.store.latest_version(workflow).await.map_err(storage)?;
+        Ok(match version {
+            Some(v) if v.kind == ComponentKind::Workflow => Ok(v),
+            _ => Err(ErrorInfo::new(
+                "unknown-workflow",
+                format!("no workflow named `{workflow}` is deployed"),
+            )),
+        })
+    }
+
+    fn new_run(
+        &self,
+        version: &crate::store::ComponentVersion,
+        workflow_id: Option<String>,
+        input: Value,
+    ) -> NewRun {
+        let run_id = uuid::Uuid::now_v7().to_string();
+        NewRun {
+            workflow_id: workflow_id.unwrap_or_else(|| run_id.clone()),
+            run_id,
+            namespace: self.run.namespace.clone(),
+            workflow: version.name.clone(),
+            version: version.version,
+            digest: version.digest.clone(),
+            input,
+            at_ms: now_ms(),
+            parent: None,
+            deadline_at_ms: None,
+        }
+    }
+
+    /// Send a signal (with `start`: signal-with-start), exactly once.
+    async fn send_signal(
+        &mut self,
+        workflow_id: String,
+        name: String,
+        payload: String,
+        start: Option<StartSpec>,
+    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
+        let payload = payload_value(&payload);
+        let call = calls::signal_out(&workflow_id, &name, &payload, start.as_ref());
+        if let Some(recorded) = self.replayed(&call)? {
+            return match recorded.event {
+                Event::SignalSent { error: None, .. } => Ok(Ok(())),
+                Event::SignalSent { error: Some(e), .. } => Ok(Err(e.into())),
+                _ => Err(corrupt(&recorded)),
+            };
+        }
+        let effect = match &start {
+            Some(spec) => match self.latest_workflow(&spec.workflow).await? {
+                Ok(version) => {
+                    let new = self.new_run(&version, Some(workflow_id.clone()), spec.input.clone());
+                    Ok(Effect::SignalWithStart {
+                        start: new,
+                        name: name.clone(),
+                        payload: payload.clone(),
+                    })
+                }
+                Err(e) => Err(e),
+            },
+            None => match self
+                .rt
+                .store
+                .open_run(&self.run.namespace, &workflow_id)
+                .await
+                .map_err(storage)?
+            {
+                Some(target) => Ok(Effect::Signal {
+                    run_id: target.run_id,
+                    name: name.clone(),
+                    payload: payload.clone(),
+                }),
+                None => Err(ErrorInfo::new(
+                    "not-found",
+                    format!("no open run with workflow id `{workflow_id}`"),
+                )),
+            },
+        };
+        let error = effect.as_ref().err().cloned();
+        if let Ok(effect) = effect {
+            self.sink.effect(effect);
+        }
+        self.record(Event::SignalSent {
+            workflow_id,
+            name,
+            payload,
+            start,
+            error: error.clone(),
+        });
+        self.commit().await?;
+        Ok(match error {
+            None => Ok(()),
+            Some(e) => Err(e.into()),
+        })
+    }
 }
 
 impl types::Host for WorkflowState {}
@@ -272,10 +441,10 @@ impl types::Host for WorkflowState {}
 impl context::Host for WorkflowState {
     async fn info(&mut self) -> wasmtime::Result<types::RunInfo> {
         Ok(types::RunInfo {
-            run_id: self.facts.run_id.clone(),
-            workflow_id: self.facts.workflow_id.clone(),
-            workflow: self.facts.workflow.clone(),
-            version: self.facts.version,
+            run_id: self.run.run_id.clone(),
+            workflow_id: self.run.workflow_id.clone(),
+            workflow: self.run.workflow.clone(),
+            version: self.run.version,
         })
     }
 
@@ -292,7 +461,7 @@ impl context::Host for WorkflowState {
 
     async fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
         if !self.cursor.replaying() {
-            let run = &self.facts.run_id;
+            let run = &self.run.run_id;
             match log_level(level) {
                 tracing::Level::ERROR => tracing::error!(run, "{message}"),
                 tracing::Level::WARN => tracing::warn!(run, "{message}"),
@@ -327,23 +496,24 @@ impl context::Host for WorkflowState {
         };
         let (prior_attempts, next_attempt_at_ms) = self.cursor.failed_attempts(handle);
         let job = ActivityJob {
-            run_id: self.facts.run_id.clone(),
-            workflow_id: self.facts.workflow_id.clone(),
+            run_id: self.run.run_id.clone(),
+            workflow_id: self.run.workflow_id.clone(),
             handle,
             name,
             input,
             options,
-            idempotency_key: format!("{}:{}", self.facts.run_id, recorded.seq),
+            idempotency_key: format!("{}:{}", self.run.run_id, recorded.seq),
             scheduled_at_ms: recorded.at_ms,
+            run_deadline_ms: self.run.deadline_at_ms,
             prior_attempts,
             next_attempt_at_ms,
         };
-        let task = live.then(|| self.spawn_activity(&job));
-        self.ops.push(Op::Activity {
+        let task = live.then(|| self.rt.spawn_activity(job.clone(), self.sink.clone()));
+        Ok(self.new_handle(Op::Activity {
             job: Box::new(job),
             task,
-        });
-        Ok(handle)
+            outcome: None,
+        }))
     }
 
     async fn start_timer(&mut self, duration_ms: u64) -> wasmtime::Result<u32> {
@@ -364,38 +534,145 @@ impl context::Host for WorkflowState {
                 fire_at_ms
             }
         };
-        self.ops.push(Op::Timer { fire_at_ms });
-        Ok(handle)
+        Ok(self.new_handle(Op::Timer { fire_at_ms }))
+    }
+
+    async fn receive_signal(&mut self, name: String) -> wasmtime::Result<u32> {
+        Ok(self.new_handle(Op::Signal { name }))
+    }
+
+    async fn start_child(
+        &mut self,
+        workflow: String,
+        input: String,
+        options: types::ChildOptions,
+    ) -> wasmtime::Result<u32> {
+        let handle = self.ops.len() as u32;
+        let input = payload_value(&input);
+        let parent_close = match options.parent_close {
+            types::ParentClosePolicy::Abandon => ParentClose::Abandon,
+            types::ParentClosePolicy::Cancel => ParentClose::Cancel,
+        };
+        let call = calls::child(
+            &workflow,
+            options.workflow_id.as_deref(),
+            &input,
+            parent_close,
+        );
+        if let Some(recorded) = self.replayed(&call)? {
+            let Event::ChildStarted {
+                child_run_id,
+                error,
+                ..
+            } = recorded.event
+            else {
+                return Err(corrupt(&recorded));
+            };
+            return Ok(self.new_handle(Op::Child {
+                run_id: child_run_id,
+                error,
+                stale: true,
+            }));
+        }
+        let started = match self.latest_workflow(&workflow).await? {
+            Ok(version) => {
+                let mut new = self.new_run(&version, options.workflow_id.clone(), input.clone());
+                new.parent = Some((self.run.run_id.clone(), parent_close));
+                match self
+                    .rt
+                    .store
+                    .open_run(&new.namespace, &new.workflow_id)
+                    .await
+                    .map_err(storage)?
+                {
+                    Some(_) => Err(ErrorInfo::new(
+                        "workflow-id-in-use",
+                        format!("an open run already has workflow id `{}`", new.workflow_id),
+                    )),
+                    None => Ok(new),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let (child_run_id, error) = match started {
+            Ok(new) => {
+                let id = new.run_id.clone();
+                self.sink.effect(Effect::CreateRun(new));
+                (Some(id), None)
+            }
+            Err(e) => (None, Some(e)),
+        };
+        self.record(Event::ChildStarted {
+            handle,
+            workflow,
+            workflow_id: options.workflow_id,
+            input,
+            parent_close,
+            child_run_id: child_run_id.clone(),
+            error: error.clone(),
+        });
+        self.commit().await?;
+        Ok(self.new_handle(Op::Child {
+            run_id: child_run_id,
+            error,
+            stale: true,
+        }))
     }
 
     async fn await_(&mut self, handle: u32) -> wasmtime::Result<Result<String, WitFailure>> {
-        let Some(slot) = self.ops.get_mut(handle as usize) else {
-            wasmtime::bail!("await of handle #{handle}, which the workflow never created");
+        Ok(self.await_handles(&[handle], false).await?.1)
+    }
+
+    async fn await_any(
+        &mut self,
+        handles: Vec<u32>,
+    ) -> wasmtime::Result<(u32, Result<String, WitFailure>)> {
+        self.await_handles(&handles, true).await
+    }
+
+    async fn signal_workflow(
+        &mut self,
+        workflow_id: String,
+        name: String,
+        payload: String,
+    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
+        self.send_signal(workflow_id, name, payload, None).await
+    }
+
+    async fn signal_with_start(
+        &mut self,
+        workflow: String,
+        workflow_id: String,
+        input: String,
+        name: String,
+        payload: String,
+    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
+        let start = StartSpec {
+            workflow,
+            input: payload_value(&input),
         };
-        let op = std::mem::replace(slot, Op::Consumed);
-        if matches!(op, Op::Consumed) {
-            wasmtime::bail!("handle #{handle} was already awaited");
+        self.send_signal(workflow_id, name, payload, Some(start))
+            .await
+    }
+
+    async fn set_status(&mut self, status: String) -> wasmtime::Result<()> {
+        // Informational: replay skips the recorded ones, so record only live.
+        if !self.cursor.replaying() {
+            let status = payload_value(&status);
+            self.sink.effect(Effect::SetStatus(status.clone()));
+            self.record(Event::StatusSet { status });
         }
-        let call = calls::await_handle(handle);
-        if let Some(recorded) = self.replayed(&call)? {
-            return match (&op, recorded.event) {
-                (Op::Activity { .. }, Event::ActivityCompleted { output, .. }) => {
-                    Ok(Ok(output.to_string()))
-                }
-                (Op::Activity { .. }, Event::ActivityFailed { failure, .. }) => {
-                    Ok(Err(failure.into()))
-                }
-                (Op::Timer { .. }, Event::TimerFired { .. }) => Ok(Ok("null".to_string())),
-                (_, event) => Err(corrupt(&Recorded { event, ..recorded })),
-            };
+        Ok(())
+    }
+
+    async fn continue_as_new(&mut self, input: String) -> wasmtime::Result<()> {
+        Err(Interrupt::ContinueAsNew {
+            input: payload_value(&input),
         }
-        self.slice.restart();
-        let response = match op {
-            Op::Activity { job, task } => self.await_activity(handle, *job, task).await,
-            Op::Timer { fire_at_ms } => self.await_timer(handle, fire_at_ms).await,
-            Op::Consumed => unreachable!("checked above"),
-        };
-        self.slice.restart();
-        response
+        .into())
+    }
+
+    async fn deadline_ms(&mut self) -> wasmtime::Result<Option<u64>> {
+        Ok(self.run.deadline_at_ms.map(|d| d as u64))
     }
 }

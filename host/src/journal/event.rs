@@ -83,6 +83,24 @@ pub struct ActivityOptions {
     pub schedule_to_close_ms: Option<u64>,
 }
 
+/// What happens to a child run when its parent ends first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParentClose {
+    #[default]
+    Abandon,
+    Cancel,
+}
+
+impl ParentClose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParentClose::Abandon => "abandon",
+            ParentClose::Cancel => "cancel",
+        }
+    }
+}
+
 /// Which guest call drew a clock reading or random bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -141,11 +159,15 @@ pub enum Event {
         handle: u32,
         attempts: u32,
         output: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
     },
     ActivityFailed {
         handle: u32,
         attempts: u32,
         failure: Failure,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
     },
     TimerStarted {
         handle: u32,
@@ -154,6 +176,68 @@ pub enum Event {
     },
     TimerFired {
         handle: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
+    },
+    /// A signal consumed by awaiting a `receive-signal` handle.
+    SignalReceived {
+        handle: u32,
+        name: String,
+        signal_id: i64,
+        payload: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
+    },
+    /// A child run started (`child_run_id`), or could not be (`error`).
+    ChildStarted {
+        handle: u32,
+        workflow: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workflow_id: Option<String>,
+        input: Value,
+        parent_close: ParentClose,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        child_run_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorInfo>,
+    },
+    ChildCompleted {
+        handle: u32,
+        child_run_id: String,
+        output: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
+    },
+    ChildFailed {
+        handle: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        child_run_id: Option<String>,
+        failure: Failure,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
+    },
+    /// An await answered `cancelled` or `timed-out` because the run was
+    /// cancelled or passed its deadline.
+    Interrupted {
+        handle: u32,
+        failure: Failure,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
+    },
+    /// A signal sent to another workflow (with `start`: signal-with-start),
+    /// and whether it was delivered.
+    SignalSent {
+        workflow_id: String,
+        name: String,
+        payload: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<StartSpec>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorInfo>,
+    },
+    /// Informational: the status the workflow published.
+    StatusSet {
+        status: Value,
     },
     Completed {
         output: Value,
@@ -161,6 +245,18 @@ pub enum Event {
     Failed {
         error: ErrorInfo,
     },
+    /// The run ended by continuing as a new run with `input`.
+    ContinuedAsNew {
+        input: Value,
+        next_run_id: String,
+    },
+}
+
+/// The run signal-with-start creates when none is open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartSpec {
+    pub workflow: String,
+    pub input: Value,
 }
 
 /// What a guest asked for, reduced to what replay must match: a kind and a
@@ -231,19 +327,59 @@ impl Event {
             Event::ActivityFailed { .. } => "activity-failed",
             Event::TimerStarted { .. } => "timer-started",
             Event::TimerFired { .. } => "timer-fired",
+            Event::SignalReceived { .. } => "signal-received",
+            Event::ChildStarted { .. } => "child-started",
+            Event::ChildCompleted { .. } => "child-completed",
+            Event::ChildFailed { .. } => "child-failed",
+            Event::Interrupted { .. } => "interrupted",
+            Event::SignalSent { .. } => "signal-sent",
+            Event::StatusSet { .. } => "status-set",
             Event::Completed { .. } => "completed",
             Event::Failed { .. } => "failed",
+            Event::ContinuedAsNew { .. } => "continued-as-new",
         }
+    }
+
+    /// For an event that ends an await: the handle it answers and the
+    /// select set it was consumed through.
+    pub fn completion(&self) -> Option<(u32, Option<&[u32]>)> {
+        match self {
+            Event::ActivityCompleted { handle, select, .. }
+            | Event::ActivityFailed { handle, select, .. }
+            | Event::TimerFired { handle, select }
+            | Event::SignalReceived { handle, select, .. }
+            | Event::ChildCompleted { handle, select, .. }
+            | Event::ChildFailed { handle, select, .. }
+            | Event::Interrupted { handle, select, .. } => Some((*handle, select.as_deref())),
+            _ => None,
+        }
+    }
+
+    /// Mark a completion event as consumed through `await-any` over `set`.
+    pub fn selected(mut self, set: Option<Vec<u32>>) -> Self {
+        match &mut self {
+            Event::ActivityCompleted { select, .. }
+            | Event::ActivityFailed { select, .. }
+            | Event::TimerFired { select, .. }
+            | Event::SignalReceived { select, .. }
+            | Event::ChildCompleted { select, .. }
+            | Event::ChildFailed { select, .. }
+            | Event::Interrupted { select, .. } => *select = set,
+            _ => {}
+        }
+        self
     }
 
     /// The guest call this event answers, or `None` for informational
     /// events (replay skips those) and the run's end.
     pub fn call(&self) -> Option<Call> {
+        if let Some((handle, select)) = self.completion() {
+            return Some(match select {
+                Some(set) => calls::await_any(set),
+                None => calls::await_handle(handle),
+            });
+        }
         match self {
-            Event::Started { .. }
-            | Event::ActivityAttemptFailed { .. }
-            | Event::Completed { .. }
-            | Event::Failed { .. } => None,
             Event::Clock { source, .. } => Some(calls::clock(*source)),
             Event::Random { source, hex } => Some(calls::random(*source, hex.len() as u64 / 2)),
             Event::ActivityScheduled {
@@ -253,9 +389,32 @@ impl Event {
                 ..
             } => Some(calls::activity(name, input, options)),
             Event::TimerStarted { duration_ms, .. } => Some(calls::timer(*duration_ms)),
-            Event::ActivityCompleted { handle, .. }
-            | Event::ActivityFailed { handle, .. }
-            | Event::TimerFired { handle } => Some(calls::await_handle(*handle)),
+            Event::ChildStarted {
+                workflow,
+                workflow_id,
+                input,
+                parent_close,
+                ..
+            } => Some(calls::child(
+                workflow,
+                workflow_id.as_deref(),
+                input,
+                *parent_close,
+            )),
+            Event::SignalSent {
+                workflow_id,
+                name,
+                payload,
+                start,
+                ..
+            } => Some(calls::signal_out(
+                workflow_id,
+                name,
+                payload,
+                start.as_ref(),
+            )),
+            // Informational events and the run's end are not calls.
+            _ => None,
         }
     }
 
@@ -299,6 +458,7 @@ impl Event {
                 handle,
                 attempts,
                 output,
+                ..
             } => format!(
                 "#{handle} activity completed after {attempts} attempt(s): {}",
                 short(output)
@@ -307,6 +467,7 @@ impl Event {
                 handle,
                 attempts,
                 failure,
+                ..
             } => format!(
                 "#{handle} activity failed after {attempts} attempt(s): {}: {}",
                 failure.kind(),
@@ -320,9 +481,71 @@ impl Event {
                 "#{handle} timer {} started",
                 describe_duration(*duration_ms)
             ),
-            Event::TimerFired { handle } => format!("#{handle} timer fired"),
+            Event::TimerFired { handle, .. } => format!("#{handle} timer fired"),
+            Event::SignalReceived {
+                handle,
+                name,
+                signal_id,
+                payload,
+                ..
+            } => format!(
+                "#{handle} signal `{name}` received (signal {signal_id}): {}",
+                short(payload)
+            ),
+            Event::ChildStarted {
+                handle,
+                workflow,
+                child_run_id,
+                error,
+                ..
+            } => match (child_run_id, error) {
+                (Some(id), _) => format!("#{handle} child `{workflow}` started: run {id}"),
+                (None, Some(e)) => {
+                    format!("#{handle} child `{workflow}` not started: {}", e.message)
+                }
+                (None, None) => format!("#{handle} child `{workflow}`"),
+            },
+            Event::ChildCompleted { handle, output, .. } => {
+                format!("#{handle} child completed: {}", short(output))
+            }
+            Event::ChildFailed {
+                handle, failure, ..
+            } => format!(
+                "#{handle} child failed: {}: {}",
+                failure.kind(),
+                failure.message()
+            ),
+            Event::Interrupted {
+                handle, failure, ..
+            } => format!(
+                "#{handle} interrupted: {}: {}",
+                failure.kind(),
+                failure.message()
+            ),
+            Event::SignalSent {
+                workflow_id,
+                name,
+                start,
+                error,
+                ..
+            } => {
+                let how = if start.is_some() { " (with start)" } else { "" };
+                match error {
+                    None => format!("signal `{name}` sent to {workflow_id}{how}"),
+                    Some(e) => {
+                        format!(
+                            "signal `{name}` to {workflow_id}{how} refused: {}",
+                            e.message
+                        )
+                    }
+                }
+            }
+            Event::StatusSet { status } => format!("status {}", short(status)),
             Event::Completed { output } => format!("completed: {}", short(output)),
             Event::Failed { error } => format!("failed: {}: {}", error.kind, error.message),
+            Event::ContinuedAsNew { input, next_run_id } => {
+                format!("continued as new run {next_run_id} with {}", short(input))
+            }
         }
     }
 }
@@ -370,6 +593,53 @@ pub mod calls {
             "await",
             &json!({ "handle": handle }),
             format!("the result of #{handle}"),
+        )
+    }
+
+    pub fn await_any(handles: &[u32]) -> Call {
+        let list: Vec<String> = handles.iter().map(|h| format!("#{h}")).collect();
+        Call::new(
+            "await-any",
+            &json!({ "handles": handles }),
+            format!("the first result of {}", list.join(", ")),
+        )
+    }
+
+    pub fn child(
+        workflow: &str,
+        workflow_id: Option<&str>,
+        input: &Value,
+        parent_close: ParentClose,
+    ) -> Call {
+        let request = json!({
+            "workflow": workflow,
+            "workflow_id": workflow_id,
+            "input": input,
+            "parent_close": parent_close,
+        });
+        Call::new(
+            "child",
+            &request,
+            format!("child workflow `{workflow}` with input {}", short(input)),
+        )
+    }
+
+    pub fn signal_out(
+        workflow_id: &str,
+        name: &str,
+        payload: &Value,
+        start: Option<&StartSpec>,
+    ) -> Call {
+        let request = json!({
+            "workflow_id": workflow_id,
+            "name": name,
+            "payload": payload,
+            "start": start,
+        });
+        Call::new(
+            "signal-out",
+            &request,
+            format!("signal `{name}` to `{workflow_id}`"),
         )
     }
 }

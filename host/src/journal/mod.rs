@@ -6,8 +6,8 @@ mod replay;
 mod sink;
 
 pub use event::{
-    ActivityOptions, Call, ErrorInfo, Event, Failure, RetryPolicy, Source, calls,
-    describe_duration, digest_value, payload_value,
+    ActivityOptions, Call, ErrorInfo, Event, Failure, ParentClose, RetryPolicy, Source, StartSpec,
+    calls, describe_duration, digest_value, payload_value,
 };
 pub use replay::{Cursor, Divergence, Recorded};
 pub use sink::Sink;

@@ -186,6 +186,7 @@ mod tests {
                     handle: 0,
                     attempts: 2,
                     output: json!("ok"),
+                    select: None,
                 },
             ),
         ]

@@ -3,7 +3,7 @@
 
 use super::{Event, Recorded};
 use crate::store::writer::Writer;
-use crate::store::{RunUpdate, WriteOp, now_ms};
+use crate::store::{Effect, RunUpdate, Touched, WriteOp, WriteOutcome, now_ms};
 use std::sync::{Arc, Mutex};
 
 /// Pending events beyond this are sent without waiting for a durable point.
@@ -20,14 +20,30 @@ struct Inner {
     run_id: String,
     next_seq: u64,
     pending: Vec<Recorded>,
+    effects: Vec<Effect>,
     writer: Writer,
 }
 
 impl Inner {
+    /// Send what is pending without waiting — unless an effect starts or
+    /// signals a run: those wait for an awaited commit, which reports them
+    /// so the runtime can wake those runs.
+    fn send_quietly(&mut self) {
+        let quiet = self
+            .effects
+            .iter()
+            .all(|e| matches!(e, Effect::Consume { .. } | Effect::SetStatus(_)));
+        if quiet {
+            let op = self.take(None);
+            self.writer.send(op);
+        }
+    }
+
     fn take(&mut self, update: Option<RunUpdate>) -> WriteOp {
         WriteOp::Append {
             run_id: self.run_id.clone(),
             events: std::mem::take(&mut self.pending),
+            effects: std::mem::take(&mut self.effects),
             update,
         }
     }
@@ -40,6 +56,7 @@ impl Sink {
                 run_id: run_id.to_string(),
                 next_seq,
                 pending: Vec::new(),
+                effects: Vec::new(),
                 writer,
             })),
         }
@@ -56,28 +73,52 @@ impl Sink {
         inner.next_seq += 1;
         inner.pending.push(recorded.clone());
         if inner.pending.len() >= MAX_PENDING {
-            let op = inner.take(None);
-            inner.writer.send(op);
+            inner.send_quietly();
         }
         recorded
+    }
+
+    /// Append `event`, which consumes signal `signal_id`: the consumption is
+    /// committed in the same transaction as the event, never apart.
+    pub fn record_consuming(&self, event: Event, signal_id: i64) -> Recorded {
+        let mut inner = self.inner.lock().unwrap();
+        let recorded = Recorded {
+            seq: inner.next_seq,
+            at_ms: now_ms(),
+            event,
+        };
+        inner.next_seq += 1;
+        inner.pending.push(recorded.clone());
+        inner.effects.push(Effect::Consume {
+            signal_id,
+            seq: recorded.seq,
+        });
+        recorded
+    }
+
+    /// Attach a side effect to the next commit.
+    pub fn effect(&self, effect: Effect) {
+        self.inner.lock().unwrap().effects.push(effect);
     }
 
     /// Append `event` and send it to the writer without waiting.
     pub fn record_and_send(&self, event: Event) {
         self.record(event);
-        let mut inner = self.inner.lock().unwrap();
-        let op = inner.take(None);
-        inner.writer.send(op);
+        self.inner.lock().unwrap().send_quietly();
     }
 
-    /// Make everything recorded so far durable (with `update` to the run's
-    /// row, atomically) and wait for it.
-    pub async fn commit(&self, update: Option<RunUpdate>) -> anyhow::Result<()> {
+    /// Make everything recorded so far durable (with its effects and with
+    /// `update` to the run's row, atomically) and wait for it. Answers the
+    /// runs the effects created or signalled.
+    pub async fn commit(&self, update: Option<RunUpdate>) -> anyhow::Result<Vec<Touched>> {
         let done = {
             let mut inner = self.inner.lock().unwrap();
             let op = inner.take(update);
             inner.writer.write(op)
         };
-        done.await.map(|_| ())
+        match done.await? {
+            WriteOutcome::Appended(touched) => Ok(touched),
+            other => anyhow::bail!("the writer answered an append with {other:?}"),
+        }
     }
 }

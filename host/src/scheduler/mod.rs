@@ -1,33 +1,31 @@
-//! The runtime: which runs are resident, when evicted runs wake up, which
-//! runs resume at start-up, and the activity executor.
+//! The runtime: which runs are resident, how they are told about signals,
+//! cancellation and children, when evicted runs wake up, which runs resume
+//! at start-up, and the activity executor.
 
+mod commands;
 mod retry;
 mod timers;
 
+pub use commands::{SignalRequest, StartRun};
 pub use retry::{ActivityJob, ActivityOutcome};
 
 use crate::engine::runner::{self, Ending};
-use crate::engine::{Engine, Loaded};
-use crate::error::{Error, Result, check_name};
-use crate::journal::{Event, Recorded, Sink};
+use crate::engine::{Engine, Loaded, Notice};
+use crate::journal::{ParentClose, Recorded, Sink};
 use crate::store::writer::Writer;
-use crate::store::{
-    ComponentKind, ComponentVersion, NewRun, PutComponent, RunRecord, Store, WriteOp, WriteOutcome,
-    now_ms,
-};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use crate::store::{ComponentKind, RunRecord, Store, Touched, WriteOp, WriteOutcome, now_ms};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use timers::Timers;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Timers shorter than this are waited for in memory; longer ones evict
-    /// the run until they fire.
+    /// Waits at most this long keep a run in memory; longer ones (timers,
+    /// signals that do not come) evict it until they are due.
     pub resident_timer_ms: u64,
     /// Start-to-close timeout of an activity attempt that sets none.
     pub activity_timeout: Duration,
@@ -35,13 +33,14 @@ pub struct RuntimeConfig {
     pub max_resident_runs: usize,
     /// Activity attempts executing at once.
     pub max_concurrent_activities: usize,
+    /// After its deadline a run may clean up this long before it is ended.
+    pub deadline_grace_ms: u64,
 }
 
-pub struct StartRun {
-    pub workflow: String,
-    pub input: Value,
-    pub workflow_id: Option<String>,
-    pub version: Option<u32>,
+/// A run executing now: how to tell it things.
+struct Resident {
+    inbox: mpsc::UnboundedSender<Notice>,
+    sent: Arc<AtomicU64>,
 }
 
 pub struct Runtime {
@@ -49,7 +48,7 @@ pub struct Runtime {
     pub writer: Writer,
     pub engine: Arc<Engine>,
     pub config: RuntimeConfig,
-    resident: Mutex<HashSet<String>>,
+    resident: Mutex<HashMap<String, Resident>>,
     /// Consecutive transient failures per run, for backoff.
     failures: Mutex<HashMap<String, u32>>,
     timers: Timers,
@@ -64,7 +63,7 @@ impl Runtime {
             writer: Writer::spawn(store.clone()),
             store,
             engine,
-            resident: Mutex::new(HashSet::new()),
+            resident: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             timers: Timers::default(),
             ended: broadcast::channel(4096).0,
@@ -94,136 +93,129 @@ impl Runtime {
         self.ended.subscribe()
     }
 
-    pub async fn deploy(&self, name: &str, bytes: Vec<u8>) -> Result<(ComponentVersion, bool)> {
-        check_name("component", name)?;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        let known = self.store.component_versions(Some(name)).await?;
-        if let Some(v) = known.into_iter().find(|v| v.digest == digest) {
-            return Ok((v, false));
-        }
-        let engine = self.engine.clone();
-        let digest_owned = digest.clone();
-        let compiled = tokio::task::spawn_blocking(move || {
-            let (component, loaded) = engine.build(&digest_owned, &bytes)?;
-            Ok::<_, Error>((component, loaded, bytes))
-        })
-        .await
-        .map_err(|e| Error::Internal(e.into()))??;
-        let (component, loaded, bytes) = compiled;
-        let kind = loaded.kind;
-        match self
-            .store
-            .put_component(name, kind, &digest, &bytes, now_ms())
-            .await?
-        {
-            PutComponent::Created(v) => {
-                self.engine.remember(&component, loaded);
-                Ok((v, true))
-            }
-            PutComponent::Existing(v) => Ok((v, false)),
-            PutComponent::KindConflict { existing } => Err(Error::Conflict(format!(
-                "`{name}` is deployed as {} and this component is {}: use another name",
-                article(existing),
-                article(kind)
-            ))),
-        }
-    }
-
-    pub async fn start_run(self: &Arc<Self>, req: StartRun) -> Result<(RunRecord, bool)> {
-        check_name("workflow", &req.workflow)?;
-        if let Some(id) = &req.workflow_id
-            && (id.is_empty() || id.len() > 256)
-        {
-            return Err(Error::BadRequest(
-                "workflow_id must be 1 to 256 characters".into(),
-            ));
-        }
-        let versions = self.store.component_versions(Some(&req.workflow)).await?;
-        let chosen = match req.version {
-            Some(n) => versions.iter().find(|v| v.version == n),
-            None => versions.last(),
-        };
-        let Some(version) = chosen else {
-            return Err(Error::NotFound(match req.version {
-                Some(n) if !versions.is_empty() => {
-                    format!("workflow `{}` has no version {n}", req.workflow)
-                }
-                _ => format!("no workflow named `{}` is deployed", req.workflow),
-            }));
-        };
-        if version.kind != ComponentKind::Workflow {
-            return Err(Error::BadRequest(format!(
-                "`{}` is an activity; start a workflow instead",
-                req.workflow
-            )));
-        }
-        let run_id = uuid::Uuid::now_v7().to_string();
-        let new = NewRun {
-            workflow_id: req.workflow_id.unwrap_or_else(|| run_id.clone()),
-            run_id,
-            workflow: req.workflow,
-            version: version.version,
-            digest: version.digest.clone(),
-            input: req.input,
-            at_ms: now_ms(),
-        };
-        match self.writer.write(WriteOp::CreateRun(new)).await? {
-            WriteOutcome::Created(run) => {
-                let started = Recorded {
-                    seq: 0,
-                    at_ms: run.created_at_ms,
-                    event: Event::Started {
-                        workflow: run.workflow.clone(),
-                        version: run.version,
-                        digest: run.digest.clone(),
-                        workflow_id: run.workflow_id.clone(),
-                        input: run.input.clone(),
-                    },
-                };
-                self.wake(run.run_id.clone(), Some((run.clone(), vec![started])));
-                Ok((run, true))
-            }
-            WriteOutcome::Existing(run) => Ok((run, false)),
-            WriteOutcome::Appended => Err(Error::Internal(anyhow::anyhow!(
-                "the writer answered a run creation with an append"
-            ))),
-        }
-    }
-
-    /// Execute (or resume) a run unless it is already resident.
+    /// Execute (or resume) a run; a resident one is only poked.
     pub fn wake(self: &Arc<Self>, run_id: String, preloaded: Option<(RunRecord, Vec<Recorded>)>) {
-        if !self.resident.lock().unwrap().insert(run_id.clone()) {
-            return;
-        }
+        self.notify(&run_id, Notice::Poke, preloaded);
+    }
+
+    /// Tell a run something: through its inbox when it is resident,
+    /// otherwise by starting an execution (which reads the store).
+    pub fn tell(self: &Arc<Self>, run_id: &str, notice: Notice) {
+        self.notify(run_id, notice, None);
+    }
+
+    fn notify(
+        self: &Arc<Self>,
+        run_id: &str,
+        notice: Notice,
+        preloaded: Option<(RunRecord, Vec<Recorded>)>,
+    ) {
+        let (rx, sent) = {
+            let mut resident = self.resident.lock().unwrap();
+            if let Some(r) = resident.get(run_id) {
+                r.sent.fetch_add(1, Ordering::SeqCst);
+                let _ = r.inbox.send(notice);
+                return;
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let sent = Arc::new(AtomicU64::new(0));
+            resident.insert(
+                run_id.to_string(),
+                Resident {
+                    inbox: tx,
+                    sent: sent.clone(),
+                },
+            );
+            (rx, sent)
+        };
         let rt = self.clone();
+        let run_id = run_id.to_string();
         tokio::spawn(async move {
             let ending = {
                 let _slot = rt.run_slots.clone().acquire_owned().await;
-                runner::execute(rt.clone(), &run_id, preloaded).await
+                let execution =
+                    tokio::spawn(runner::execute(rt.clone(), run_id.clone(), preloaded, rx));
+                // A panic in the host must not leave the run locked resident.
+                execution
+                    .await
+                    .unwrap_or_else(|e| Ending::Retry(format!("the execution panicked: {e}")))
             };
             rt.resident.lock().unwrap().remove(&run_id);
-            match ending {
-                Ending::Suspended { wake_at_ms } => {
-                    rt.failures.lock().unwrap().remove(&run_id);
-                    rt.timers.push(wake_at_ms, run_id);
-                }
-                Ending::Ended => {
-                    rt.failures.lock().unwrap().remove(&run_id);
-                    let _ = rt.ended.send(run_id);
-                }
-                Ending::Retry(reason) => {
-                    let n = {
-                        let mut failures = rt.failures.lock().unwrap();
-                        let n = failures.entry(run_id.clone()).or_insert(0);
-                        *n += 1;
-                        *n
-                    };
-                    let delay = 500i64 << n.min(7);
-                    tracing::warn!(run = run_id, "will retry in {delay} ms: {reason}");
-                    rt.timers.push(now_ms() + delay, run_id);
+            rt.after(run_id, ending, sent.load(Ordering::SeqCst)).await;
+        });
+    }
+
+    /// What happens once an execution is over.
+    async fn after(self: &Arc<Self>, run_id: String, ending: Ending, sent: u64) {
+        match ending {
+            Ending::Suspended {
+                wake_at_ms,
+                notices_seen,
+            } => {
+                self.failures.lock().unwrap().remove(&run_id);
+                if sent > notices_seen {
+                    // Told something while leaving: go again.
+                    self.wake(run_id, None);
+                } else if let Some(at) = wake_at_ms {
+                    self.timers.push(at, run_id);
                 }
             }
-        });
+            Ending::Ended { parent } => {
+                self.failures.lock().unwrap().remove(&run_id);
+                let _ = self.ended.send(run_id.clone());
+                if let Some(parent) = parent {
+                    self.tell(&parent, Notice::ChildEnded(run_id.clone()));
+                }
+                self.close_children(&run_id).await;
+            }
+            Ending::Continued { next_run_id } => {
+                self.failures.lock().unwrap().remove(&run_id);
+                let _ = self.ended.send(run_id);
+                self.wake(next_run_id, None);
+            }
+            Ending::Retry(reason) => {
+                let n = {
+                    let mut failures = self.failures.lock().unwrap();
+                    let n = failures.entry(run_id.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                let delay = 500i64 << n.min(7);
+                tracing::warn!(run = run_id, "will retry in {delay} ms: {reason}");
+                self.timers.push(now_ms() + delay, run_id);
+            }
+        }
+    }
+
+    /// A parent ended: ask the children it wants gone to cancel.
+    async fn close_children(self: &Arc<Self>, run_id: &str) {
+        let children = match self.store.open_children(run_id).await {
+            Ok(children) => children,
+            Err(e) => {
+                tracing::error!(run = run_id, "cannot list children: {e:#}");
+                return;
+            }
+        };
+        for (child, close) in children {
+            if close == ParentClose::Cancel
+                && let Err(e) = self.cancel(&child).await
+            {
+                tracing::error!(run = child, "cannot cancel child: {e}");
+            }
+        }
+    }
+
+    /// Start or tell the runs an append's effects reached.
+    pub fn dispatch(self: &Arc<Self>, touched: Vec<Touched>) {
+        for t in touched {
+            match t {
+                Touched::Created(run_id) => self.wake(run_id, None),
+                Touched::Signalled(signal) => {
+                    let run_id = signal.run_id.clone();
+                    self.tell(&run_id, Notice::Signal(signal));
+                }
+            }
+        }
     }
 
     pub fn spawn_activity(
@@ -247,11 +239,8 @@ impl Runtime {
             })
             .await
     }
-}
 
-fn article(kind: ComponentKind) -> &'static str {
-    match kind {
-        ComponentKind::Workflow => "a workflow",
-        ComponentKind::Activity => "an activity",
+    async fn write(&self, op: WriteOp) -> crate::error::Result<WriteOutcome> {
+        Ok(self.writer.write(op).await?)
     }
 }

@@ -10,7 +10,7 @@ pub mod writer;
 
 pub use sqlite::{Durability, SqliteStore};
 
-use crate::journal::Recorded;
+use crate::journal::{Event, ParentClose, Recorded};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -110,6 +110,7 @@ impl FromStr for RunStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: String,
+    pub namespace: String,
     pub workflow_id: String,
     pub workflow: String,
     pub version: u32,
@@ -118,6 +119,11 @@ pub struct RunRecord {
     pub status: RunStatus,
     pub output: Option<Value>,
     pub error: Option<Value>,
+    /// The latest status the workflow published with `set-status`.
+    pub custom_status: Option<Value>,
+    pub parent_run_id: Option<String>,
+    pub cancel_requested: bool,
+    pub deadline_at_ms: Option<i64>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub ended_at_ms: Option<i64>,
@@ -127,24 +133,115 @@ pub struct RunRecord {
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub run_id: String,
+    pub namespace: String,
     pub workflow_id: String,
     pub workflow: String,
     pub version: u32,
     pub digest: String,
     pub input: Value,
     pub at_ms: i64,
+    /// The parent run and what happens to this one when it ends first.
+    pub parent: Option<(String, ParentClose)>,
+    pub deadline_at_ms: Option<i64>,
+}
+
+impl NewRun {
+    pub fn record(&self) -> RunRecord {
+        RunRecord {
+            run_id: self.run_id.clone(),
+            namespace: self.namespace.clone(),
+            workflow_id: self.workflow_id.clone(),
+            workflow: self.workflow.clone(),
+            version: self.version,
+            digest: self.digest.clone(),
+            input: self.input.clone(),
+            status: RunStatus::Running,
+            output: None,
+            error: None,
+            custom_status: None,
+            parent_run_id: self.parent.as_ref().map(|(p, _)| p.clone()),
+            cancel_requested: false,
+            deadline_at_ms: self.deadline_at_ms,
+            created_at_ms: self.at_ms,
+            updated_at_ms: self.at_ms,
+            ended_at_ms: None,
+            wake_at_ms: None,
+        }
+    }
+
+    /// Event 0 of the run's journal.
+    pub fn started(&self) -> Recorded {
+        Recorded {
+            seq: 0,
+            at_ms: self.at_ms,
+            event: Event::Started {
+                workflow: self.workflow.clone(),
+                version: self.version,
+                digest: self.digest.clone(),
+                workflow_id: self.workflow_id.clone(),
+                input: self.input.clone(),
+            },
+        }
+    }
+}
+
+/// A signal delivered to a run, not necessarily consumed yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// Arrival order.
+    pub id: i64,
+    pub run_id: String,
+    pub name: String,
+    pub payload: Value,
+    pub at_ms: i64,
+}
+
+/// Side effects a run's journal append carries, in the same transaction.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Start a child run.
+    CreateRun(NewRun),
+    /// Deliver a signal to an open run.
+    Signal {
+        run_id: String,
+        name: String,
+        payload: Value,
+    },
+    /// Deliver a signal to the open run with the workflow id of `start`,
+    /// creating `start` first if there is none.
+    SignalWithStart {
+        start: NewRun,
+        name: String,
+        payload: Value,
+    },
+    /// The journal event `seq` consumed this signal.
+    Consume { signal_id: i64, seq: u64 },
+    /// Publish the workflow's status.
+    SetStatus(Value),
 }
 
 /// A change to a run's row, written atomically with the events beside it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum RunUpdate {
-    /// Evicted until `wake_at_ms` (its next timer).
-    Suspended { wake_at_ms: i64 },
+    /// Evicted until `wake_at_ms`, or (`None`) until an event wakes it.
+    Suspended { wake_at_ms: Option<i64> },
     /// Ended, or `stuck` with a diagnostic in `error`.
     Ended {
         status: RunStatus,
         output: Option<Value>,
         error: Option<Value>,
+    },
+    /// Completed by continuing as `next` (same workflow id); unconsumed
+    /// signals move to it.
+    ContinuedAsNew { next: NewRun },
+}
+
+#[derive(Debug, Clone)]
+pub enum SignalTarget {
+    Run(String),
+    Workflow {
+        namespace: String,
+        workflow_id: String,
     },
 }
 
@@ -154,23 +251,59 @@ pub enum WriteOp {
     Append {
         run_id: String,
         events: Vec<Recorded>,
+        effects: Vec<Effect>,
         update: Option<RunUpdate>,
     },
+    /// A signal from outside (the API); with `start`, signal-with-start.
+    Signal {
+        target: SignalTarget,
+        name: String,
+        payload: Value,
+        start: Option<NewRun>,
+    },
+    RequestCancel {
+        run_id: String,
+    },
+}
+
+/// Runs an append's effects reached: created ones to start, signalled ones
+/// to tell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Touched {
+    Created(String),
+    Signalled(Signal),
 }
 
 #[derive(Debug, Clone)]
 pub enum WriteOutcome {
-    Appended,
+    Appended(Vec<Touched>),
     /// The run was created; its `started` event is seq 0.
     Created(RunRecord),
     /// An open run already holds the workflow id: that one is answered.
     Existing(RunRecord),
+    Signalled {
+        signal: Signal,
+        /// Signal-with-start created the run.
+        created: bool,
+    },
+    /// Cancellation was recorded (or already was) on this open run.
+    CancelRequested(RunRecord),
+    /// The target does not exist or is not open.
+    Refused(Refusal),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    NotFound(String),
+    NotOpen(String),
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub workflow: Option<String>,
+    pub workflow_id: Option<String>,
+    pub namespace: Option<String>,
     pub limit: u32,
 }
 
@@ -207,8 +340,19 @@ pub trait Store: Send + Sync + 'static {
     async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>>;
     async fn journal(&self, run_id: &str) -> anyhow::Result<Vec<Recorded>>;
-    /// Runs in `running` (not `stuck`): what must resume at start-up.
+    /// Runs that must resume at start-up, with their wake-up time: those in
+    /// `running` (not `stuck`) unless evicted idle with nothing new for them.
     async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>>;
+    /// Signals delivered to a run and not consumed yet, oldest first.
+    async fn pending_signals(&self, run_id: &str) -> anyhow::Result<Vec<Signal>>;
+    /// The open run holding a workflow id.
+    async fn open_run(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>>;
+    /// Open children of a run, with their parent-close policy.
+    async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>>;
 }
 
 pub fn now_ms() -> i64 {

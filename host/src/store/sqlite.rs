@@ -1,7 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode.
 
 use super::*;
-use crate::journal::Event;
+use crate::journal::ParentClose;
 use anyhow::{Context as _, bail};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -10,7 +10,13 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_primitives.sql"),
+    ),
+];
 
 /// How hard a commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -85,13 +91,34 @@ impl SqliteStore {
                 WriteOp::Append {
                     run_id,
                     events: evs,
+                    effects,
                     update,
                 } => {
                     events.extend(evs.iter().map(|e| (run_id.as_str(), e)));
-                    if let Some(update) = update {
-                        apply_update(&mut tx, run_id, update).await?;
+                    let mut touched = Vec::new();
+                    for effect in effects {
+                        apply_effect(&mut tx, run_id, effect, &mut touched).await?;
                     }
-                    outcomes.push(WriteOutcome::Appended);
+                    match update {
+                        Some(update) => apply_update(&mut tx, run_id, update, &mut touched).await?,
+                        None => {
+                            // It is executing again: no longer evicted.
+                            sqlx::query("UPDATE runs SET idle = 0 WHERE run_id = ? AND idle = 1")
+                                .bind(run_id)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    outcomes.push(WriteOutcome::Appended(touched));
+                }
+                WriteOp::Signal {
+                    target,
+                    name,
+                    payload,
+                    start,
+                } => outcomes.push(signal(&mut tx, target, name, payload, start.as_ref()).await?),
+                WriteOp::RequestCancel { run_id } => {
+                    outcomes.push(request_cancel(&mut tx, run_id).await?)
                 }
             }
         }
@@ -131,76 +158,257 @@ async fn create_run(
     tx: &mut Transaction<'_, Sqlite>,
     new: &NewRun,
 ) -> anyhow::Result<WriteOutcome> {
-    let existing =
-        sqlx::query("SELECT * FROM runs WHERE workflow_id = ? AND status IN ('running', 'stuck')")
-            .bind(&new.workflow_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if let Some(row) = existing {
-        return Ok(WriteOutcome::Existing(run_from_row(&row)?));
+    if let Some(existing) = open_run_in(tx, &new.namespace, &new.workflow_id).await? {
+        return Ok(WriteOutcome::Existing(existing));
     }
-    let input = new.input.to_string();
+    let (parent, parent_close) = match &new.parent {
+        Some((run, close)) => (Some(run.as_str()), Some(close.as_str())),
+        None => (None, None),
+    };
     sqlx::query(
-        "INSERT INTO runs (run_id, workflow_id, workflow, version, digest, input, status, \
-         created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+        "INSERT INTO runs (run_id, namespace, workflow_id, workflow, version, digest, input, \
+         status, created_at_ms, updated_at_ms, parent_run_id, parent_close, deadline_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
     )
     .bind(&new.run_id)
+    .bind(&new.namespace)
     .bind(&new.workflow_id)
     .bind(&new.workflow)
     .bind(new.version as i64)
     .bind(&new.digest)
-    .bind(&input)
+    .bind(new.input.to_string())
     .bind(new.at_ms)
     .bind(new.at_ms)
+    .bind(parent)
+    .bind(parent_close)
+    .bind(new.deadline_at_ms)
     .execute(&mut **tx)
     .await?;
-    let started = Event::Started {
-        workflow: new.workflow.clone(),
-        version: new.version,
-        digest: new.digest.clone(),
-        workflow_id: new.workflow_id.clone(),
-        input: new.input.clone(),
-    };
+    let started = new.started();
     sqlx::query(
         "INSERT INTO events (run_id, seq, kind, digest, body, at_ms) VALUES (?, 0, ?, NULL, ?, ?)",
     )
     .bind(&new.run_id)
-    .bind(started.kind())
-    .bind(serde_json::to_string(&started)?)
+    .bind(started.event.kind())
+    .bind(serde_json::to_string(&started.event)?)
     .bind(new.at_ms)
     .execute(&mut **tx)
     .await?;
-    Ok(WriteOutcome::Created(RunRecord {
-        run_id: new.run_id.clone(),
-        workflow_id: new.workflow_id.clone(),
-        workflow: new.workflow.clone(),
-        version: new.version,
-        digest: new.digest.clone(),
-        input: new.input.clone(),
-        status: RunStatus::Running,
-        output: None,
-        error: None,
-        created_at_ms: new.at_ms,
-        updated_at_ms: new.at_ms,
-        ended_at_ms: None,
-        wake_at_ms: None,
-    }))
+    Ok(WriteOutcome::Created(new.record()))
+}
+
+async fn open_run_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    namespace: &str,
+    workflow_id: &str,
+) -> anyhow::Result<Option<RunRecord>> {
+    let row = sqlx::query(
+        "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? AND status IN ('running', 'stuck')",
+    )
+    .bind(namespace)
+    .bind(workflow_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(run_from_row).transpose()
+}
+
+async fn run_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    run_id: &str,
+) -> anyhow::Result<Option<RunRecord>> {
+    let row = sqlx::query("SELECT * FROM runs WHERE run_id = ?")
+        .bind(run_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(run_from_row).transpose()
+}
+
+async fn insert_signal(
+    tx: &mut Transaction<'_, Sqlite>,
+    run_id: &str,
+    name: &str,
+    payload: &Value,
+) -> anyhow::Result<Signal> {
+    let at_ms = now_ms();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO signals (run_id, name, payload, at_ms) VALUES (?, ?, ?, ?) RETURNING id",
+    )
+    .bind(run_id)
+    .bind(name)
+    .bind(payload.to_string())
+    .bind(at_ms)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Signal {
+        id,
+        run_id: run_id.to_string(),
+        name: name.to_string(),
+        payload: payload.clone(),
+        at_ms,
+    })
+}
+
+/// Find the run (creating it with `start` when none is open), then queue
+/// the signal for it.
+async fn signal(
+    tx: &mut Transaction<'_, Sqlite>,
+    target: &SignalTarget,
+    name: &str,
+    payload: &Value,
+    start: Option<&NewRun>,
+) -> anyhow::Result<WriteOutcome> {
+    let (found, what) = match target {
+        SignalTarget::Run(id) => (run_in(tx, id).await?, format!("run `{id}`")),
+        SignalTarget::Workflow {
+            namespace,
+            workflow_id,
+        } => (
+            open_run_in(tx, namespace, workflow_id).await?,
+            format!("workflow id `{workflow_id}`"),
+        ),
+    };
+    let (run, created) = match (found, start) {
+        (Some(run), _) if run.status.is_open() => (run, false),
+        (Some(run), None) => {
+            return Ok(WriteOutcome::Refused(Refusal::NotOpen(format!(
+                "run {} has ended ({}); it takes no more signals",
+                run.run_id, run.status
+            ))));
+        }
+        (_, Some(new)) => match create_run(tx, new).await? {
+            WriteOutcome::Created(run) => (run, true),
+            WriteOutcome::Existing(run) => (run, false),
+            other => bail!("unexpected {other:?}"),
+        },
+        (None, None) => {
+            return Ok(WriteOutcome::Refused(Refusal::NotFound(format!(
+                "no open run with {what}"
+            ))));
+        }
+    };
+    let signal = insert_signal(tx, &run.run_id, name, payload).await?;
+    Ok(WriteOutcome::Signalled { signal, created })
+}
+
+async fn request_cancel(
+    tx: &mut Transaction<'_, Sqlite>,
+    run_id: &str,
+) -> anyhow::Result<WriteOutcome> {
+    let Some(run) = run_in(tx, run_id).await? else {
+        return Ok(WriteOutcome::Refused(Refusal::NotFound(format!(
+            "no run `{run_id}`"
+        ))));
+    };
+    match run.status {
+        RunStatus::Running => {
+            sqlx::query("UPDATE runs SET cancel_requested = 1, updated_at_ms = ? WHERE run_id = ?")
+                .bind(now_ms())
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        // A stuck run cannot execute its cleanup: it ends at once.
+        RunStatus::Stuck => {
+            let now = now_ms();
+            sqlx::query(
+                "UPDATE runs SET status = 'cancelled', cancel_requested = 1, updated_at_ms = ?, \
+                 ended_at_ms = ?, idle = 0, wake_at_ms = NULL WHERE run_id = ?",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        status => {
+            return Ok(WriteOutcome::Refused(Refusal::NotOpen(format!(
+                "run {run_id} has already ended ({status})"
+            ))));
+        }
+    }
+    let run = run_in(tx, run_id).await?.expect("still there");
+    Ok(WriteOutcome::CancelRequested(run))
+}
+
+async fn apply_effect(
+    tx: &mut Transaction<'_, Sqlite>,
+    run_id: &str,
+    effect: &Effect,
+    touched: &mut Vec<Touched>,
+) -> anyhow::Result<()> {
+    match effect {
+        Effect::CreateRun(new) => match create_run(tx, new).await? {
+            WriteOutcome::Created(run) => touched.push(Touched::Created(run.run_id)),
+            _ => bail!("workflow id `{}` is held by an open run", new.workflow_id),
+        },
+        Effect::Signal {
+            run_id: target,
+            name,
+            payload,
+        } => {
+            let signal = insert_signal(tx, target, name, payload).await?;
+            touched.push(Touched::Signalled(signal));
+        }
+        Effect::SignalWithStart {
+            start,
+            name,
+            payload,
+        } => {
+            let target = SignalTarget::Workflow {
+                namespace: start.namespace.clone(),
+                workflow_id: start.workflow_id.clone(),
+            };
+            match signal(tx, &target, name, payload, Some(start)).await? {
+                WriteOutcome::Signalled { signal, created } => {
+                    if created {
+                        touched.push(Touched::Created(signal.run_id.clone()));
+                    }
+                    touched.push(Touched::Signalled(signal));
+                }
+                other => bail!("signal-with-start: unexpected {other:?}"),
+            }
+        }
+        Effect::Consume { signal_id, seq } => {
+            let done = sqlx::query(
+                "UPDATE signals SET consumed_seq = ? WHERE id = ? AND run_id = ? AND consumed_seq IS NULL",
+            )
+            .bind(*seq as i64)
+            .bind(signal_id)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                bail!("signal {signal_id} of run {run_id} is not pending: it was consumed already");
+            }
+        }
+        Effect::SetStatus(status) => {
+            sqlx::query("UPDATE runs SET custom_status = ? WHERE run_id = ?")
+                .bind(status.to_string())
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn apply_update(
     tx: &mut Transaction<'_, Sqlite>,
     run_id: &str,
     update: &RunUpdate,
+    touched: &mut Vec<Touched>,
 ) -> anyhow::Result<()> {
     let now = now_ms();
     let done = match update {
         RunUpdate::Suspended { wake_at_ms } => {
-            sqlx::query("UPDATE runs SET wake_at_ms = ?, updated_at_ms = ? WHERE run_id = ?")
-                .bind(wake_at_ms)
-                .bind(now)
-                .bind(run_id)
-                .execute(&mut **tx)
-                .await?
+            sqlx::query(
+                "UPDATE runs SET wake_at_ms = ?, idle = 1, updated_at_ms = ? WHERE run_id = ?",
+            )
+            .bind(wake_at_ms)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?
         }
         RunUpdate::Ended {
             status,
@@ -210,7 +418,7 @@ async fn apply_update(
             let ended = (!status.is_open()).then_some(now);
             sqlx::query(
                 "UPDATE runs SET status = ?, output = ?, error = ?, updated_at_ms = ?, \
-                 ended_at_ms = ?, wake_at_ms = NULL WHERE run_id = ?",
+                 ended_at_ms = ?, wake_at_ms = NULL, idle = 0 WHERE run_id = ?",
             )
             .bind(status.as_str())
             .bind(output.as_ref().map(|v| v.to_string()))
@@ -220,6 +428,32 @@ async fn apply_update(
             .bind(run_id)
             .execute(&mut **tx)
             .await?
+        }
+        RunUpdate::ContinuedAsNew { next } => {
+            let output = serde_json::json!({ "continued_as": next.run_id });
+            let done = sqlx::query(
+                "UPDATE runs SET status = 'completed', output = ?, updated_at_ms = ?, \
+                 ended_at_ms = ?, wake_at_ms = NULL, idle = 0 WHERE run_id = ?",
+            )
+            .bind(output.to_string())
+            .bind(now)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?;
+            match create_run(tx, next).await? {
+                WriteOutcome::Created(run) => touched.push(Touched::Created(run.run_id)),
+                _ => bail!(
+                    "workflow id `{}` is held by another open run",
+                    next.workflow_id
+                ),
+            }
+            sqlx::query("UPDATE signals SET run_id = ? WHERE run_id = ? AND consumed_seq IS NULL")
+                .bind(&next.run_id)
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await?;
+            done
         }
     };
     if done.rows_affected() != 1 {
@@ -240,6 +474,7 @@ fn run_from_row(row: &SqliteRow) -> anyhow::Result<RunRecord> {
     let status: String = row.try_get("status")?;
     Ok(RunRecord {
         run_id: row.try_get("run_id")?,
+        namespace: row.try_get("namespace")?,
         workflow_id: row.try_get("workflow_id")?,
         workflow: row.try_get("workflow")?,
         version: row.try_get::<i64, _>("version")? as u32,
@@ -248,6 +483,10 @@ fn run_from_row(row: &SqliteRow) -> anyhow::Result<RunRecord> {
         status: status.parse()?,
         output: json_column(row, "output")?,
         error: json_column(row, "error")?,
+        custom_status: json_column(row, "custom_status")?,
+        parent_run_id: row.try_get("parent_run_id")?,
+        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        deadline_at_ms: row.try_get("deadline_at_ms")?,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
         ended_at_ms: row.try_get("ended_at_ms")?,
@@ -408,6 +647,13 @@ impl Store for SqliteStore {
         if let Some(workflow) = &filter.workflow {
             qb.push(" AND workflow = ").push_bind(workflow.clone());
         }
+        if let Some(workflow_id) = &filter.workflow_id {
+            qb.push(" AND workflow_id = ")
+                .push_bind(workflow_id.clone());
+        }
+        if let Some(namespace) = &filter.namespace {
+            qb.push(" AND namespace = ").push_bind(namespace.clone());
+        }
         qb.push(" ORDER BY created_at_ms DESC, run_id DESC LIMIT ")
             .push_bind(filter.limit as i64);
         let rows = qb.build().fetch_all(&self.pool).await?;
@@ -434,10 +680,84 @@ impl Store for SqliteStore {
     }
 
     async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>> {
-        Ok(
-            sqlx::query_as("SELECT run_id, wake_at_ms FROM runs WHERE status = 'running'")
-                .fetch_all(&self.pool)
-                .await?,
+        let rows: Vec<(String, Option<i64>, i64, i64)> = sqlx::query_as(
+            "SELECT r.run_id, r.wake_at_ms, r.idle, \
+               (r.cancel_requested = 1 \
+                OR EXISTS (SELECT 1 FROM signals s \
+                           WHERE s.run_id = r.run_id AND s.consumed_seq IS NULL) \
+                OR EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id \
+                           AND c.status NOT IN ('running', 'stuck') \
+                           AND c.ended_at_ms >= r.updated_at_ms)) AS poked \
+             FROM runs r WHERE r.status = 'running'",
         )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(
+                |(run_id, wake_at, idle, poked)| match (idle, poked, wake_at) {
+                    (0, _, _) | (_, 1, _) => Some((run_id, None)),
+                    (_, _, Some(at)) => Some((run_id, Some(at))),
+                    _ => None,
+                },
+            )
+            .collect())
+    }
+
+    async fn pending_signals(&self, run_id: &str) -> anyhow::Result<Vec<Signal>> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, payload, at_ms FROM signals \
+             WHERE run_id = ? AND consumed_seq IS NULL ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, name, payload, at_ms)| {
+                Ok(Signal {
+                    id,
+                    run_id: run_id.to_string(),
+                    name,
+                    payload: serde_json::from_str(&payload)?,
+                    at_ms,
+                })
+            })
+            .collect()
+    }
+
+    async fn open_run(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? \
+             AND status IN ('running', 'stuck')",
+        )
+        .bind(namespace)
+        .bind(workflow_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT run_id, parent_close FROM runs \
+             WHERE parent_run_id = ? AND status IN ('running', 'stuck')",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, close)| {
+                let close = match close.as_deref() {
+                    Some("cancel") => ParentClose::Cancel,
+                    _ => ParentClose::Abandon,
+                };
+                (id, close)
+            })
+            .collect())
     }
 }

@@ -1,0 +1,199 @@
+//! What callers ask of the runtime: deploy a component, start a run, signal
+//! one (with or without starting it), cancel one.
+
+use super::Runtime;
+use crate::engine::Notice;
+use crate::error::{Error, Result, check_name};
+use crate::store::{
+    ComponentKind, ComponentVersion, NewRun, PutComponent, Refusal, RunRecord, RunStatus, Signal,
+    SignalTarget, WriteOp, WriteOutcome, now_ms,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+pub struct StartRun {
+    pub workflow: String,
+    pub input: Value,
+    pub workflow_id: Option<String>,
+    pub version: Option<u32>,
+    pub namespace: Option<String>,
+    /// Execution timeout: the run ends `timed-out` this long after it starts.
+    pub execution_timeout_ms: Option<u64>,
+}
+
+pub struct SignalRequest {
+    pub target: SignalTarget,
+    pub name: String,
+    pub payload: Value,
+    /// Signal-with-start: the run to start when none is open.
+    pub start: Option<StartRun>,
+}
+
+fn article(kind: ComponentKind) -> &'static str {
+    match kind {
+        ComponentKind::Workflow => "a workflow",
+        ComponentKind::Activity => "an activity",
+    }
+}
+
+fn refused(refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::NotFound(m) => Error::NotFound(m),
+        Refusal::NotOpen(m) => Error::Conflict(m),
+    }
+}
+
+impl Runtime {
+    pub async fn deploy(&self, name: &str, bytes: Vec<u8>) -> Result<(ComponentVersion, bool)> {
+        check_name("component", name)?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let known = self.store.component_versions(Some(name)).await?;
+        if let Some(v) = known.into_iter().find(|v| v.digest == digest) {
+            return Ok((v, false));
+        }
+        let engine = self.engine.clone();
+        let digest_owned = digest.clone();
+        let compiled = tokio::task::spawn_blocking(move || {
+            let (component, loaded) = engine.build(&digest_owned, &bytes)?;
+            Ok::<_, Error>((component, loaded, bytes))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))??;
+        let (component, loaded, bytes) = compiled;
+        let kind = loaded.kind;
+        match self
+            .store
+            .put_component(name, kind, &digest, &bytes, now_ms())
+            .await?
+        {
+            PutComponent::Created(v) => {
+                self.engine.remember(&component, loaded);
+                Ok((v, true))
+            }
+            PutComponent::Existing(v) => Ok((v, false)),
+            PutComponent::KindConflict { existing } => Err(Error::Conflict(format!(
+                "`{name}` is deployed as {} and this component is {}: use another name",
+                article(existing),
+                article(kind)
+            ))),
+        }
+    }
+
+    /// Resolve `req` to a new run (not yet written).
+    async fn new_run(&self, req: StartRun) -> Result<NewRun> {
+        check_name("workflow", &req.workflow)?;
+        let namespace = req.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        check_name("namespace", &namespace)?;
+        if let Some(id) = &req.workflow_id
+            && (id.is_empty() || id.len() > 256)
+        {
+            return Err(Error::BadRequest(
+                "workflow_id must be 1 to 256 characters".into(),
+            ));
+        }
+        let versions = self.store.component_versions(Some(&req.workflow)).await?;
+        let chosen = match req.version {
+            Some(n) => versions.iter().find(|v| v.version == n),
+            None => versions.last(),
+        };
+        let Some(version) = chosen else {
+            return Err(Error::NotFound(match req.version {
+                Some(n) if !versions.is_empty() => {
+                    format!("workflow `{}` has no version {n}", req.workflow)
+                }
+                _ => format!("no workflow named `{}` is deployed", req.workflow),
+            }));
+        };
+        if version.kind != ComponentKind::Workflow {
+            return Err(Error::BadRequest(format!(
+                "`{}` is an activity; start a workflow instead",
+                req.workflow
+            )));
+        }
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let at_ms = now_ms();
+        Ok(NewRun {
+            workflow_id: req.workflow_id.unwrap_or_else(|| run_id.clone()),
+            run_id,
+            namespace,
+            workflow: req.workflow,
+            version: version.version,
+            digest: version.digest.clone(),
+            input: req.input,
+            at_ms,
+            parent: None,
+            deadline_at_ms: req.execution_timeout_ms.map(|t| at_ms + t as i64),
+        })
+    }
+
+    /// Start a run; a workflow id held by an open run answers that run.
+    pub async fn start_run(self: &Arc<Self>, req: StartRun) -> Result<(RunRecord, bool)> {
+        let new = self.new_run(req).await?;
+        let started = new.started();
+        match self.write(WriteOp::CreateRun(new)).await? {
+            WriteOutcome::Created(run) => {
+                self.wake(run.run_id.clone(), Some((run.clone(), vec![started])));
+                Ok((run, true))
+            }
+            WriteOutcome::Existing(run) => Ok((run, false)),
+            other => Err(Error::Internal(anyhow::anyhow!(
+                "the writer answered a run creation with {other:?}"
+            ))),
+        }
+    }
+
+    /// Deliver a signal (durably, before answering); with `start`, start
+    /// the run first if none is open.
+    pub async fn signal(self: &Arc<Self>, req: SignalRequest) -> Result<(Signal, bool)> {
+        if req.name.is_empty() || req.name.len() > 128 {
+            return Err(Error::BadRequest(
+                "a signal name must be 1 to 128 characters".into(),
+            ));
+        }
+        let start = match req.start {
+            Some(start) => Some(self.new_run(start).await?),
+            None => None,
+        };
+        let op = WriteOp::Signal {
+            target: req.target,
+            name: req.name,
+            payload: req.payload,
+            start,
+        };
+        match self.write(op).await? {
+            WriteOutcome::Signalled { signal, created } => {
+                if created {
+                    self.wake(signal.run_id.clone(), None);
+                } else {
+                    self.tell(&signal.run_id.clone(), Notice::Signal(signal.clone()));
+                }
+                Ok((signal, created))
+            }
+            WriteOutcome::Refused(r) => Err(refused(r)),
+            other => Err(Error::Internal(anyhow::anyhow!("unexpected {other:?}"))),
+        }
+    }
+
+    /// Ask a run to cancel: its next await answers `cancelled`.
+    pub async fn cancel(self: &Arc<Self>, run_id: &str) -> Result<RunRecord> {
+        let op = WriteOp::RequestCancel {
+            run_id: run_id.to_string(),
+        };
+        match self.write(op).await? {
+            WriteOutcome::CancelRequested(run) => {
+                if run.status == RunStatus::Running {
+                    self.tell(run_id, Notice::Cancel);
+                } else {
+                    // A stuck run ended at once.
+                    let _ = self.ended.send(run_id.to_string());
+                }
+                Ok(run)
+            }
+            WriteOutcome::Refused(r) => Err(refused(r)),
+            other => Err(Error::Internal(anyhow::anyhow!("unexpected {other:?}"))),
+        }
+    }
+}
