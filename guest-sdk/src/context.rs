@@ -6,7 +6,7 @@ use crate::Error;
 use crate::bindings::workflow::weft::workflow::context as host;
 use crate::bindings::workflow::weft::workflow::types as wit;
 
-pub use wit::LogLevel;
+pub use wit::{LogLevel, ParentClosePolicy as ParentClose};
 
 /// Facts about the current run; fixed for its whole life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,106 @@ impl Context {
         Pending::new(host::start_timer(duration.as_millis() as u64))
     }
 
+    /// Wait for the first of several pending operations (see
+    /// [`Pending::handle`]); the others stay pending. Which one finished
+    /// first is journaled, so replay picks the same one.
+    pub fn select(&self, handles: &[Handle]) -> Selected {
+        let raw: Vec<u32> = handles.iter().map(|h| h.0).collect();
+        let (done, result) = host::await_any(&raw);
+        let index = raw.iter().position(|h| *h == done).unwrap_or(0);
+        Selected {
+            index,
+            result: result.map_err(Error::from_failure),
+        }
+    }
+
+    /// Wait for all of `pending`. Results are journaled in the order the
+    /// operations finish (so each is recorded as early as possible) and
+    /// returned in the order given.
+    pub fn join_all<T: DeserializeOwned>(&self, pending: Vec<Pending<T>>) -> Vec<Result<T, Error>> {
+        let mut results: Vec<Option<Result<T, Error>>> = pending.iter().map(|_| None).collect();
+        let mut waiting: Vec<(usize, Handle)> =
+            pending.iter().map(|p| p.handle()).enumerate().collect();
+        while !waiting.is_empty() {
+            let handles: Vec<Handle> = waiting.iter().map(|(_, h)| *h).collect();
+            let selected = self.select(&handles);
+            let (slot, _) = waiting.remove(selected.index);
+            results[slot] = Some(selected.decode());
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every slot is filled"))
+            .collect()
+    }
+
+    /// Receive signals named `name` (in arrival order, each exactly once).
+    pub fn signal<T: DeserializeOwned>(&self, name: &str) -> SignalReceiver<T> {
+        SignalReceiver {
+            name: name.to_string(),
+            _payload: PhantomData,
+        }
+    }
+
+    /// Signal the open run with `workflow_id`.
+    pub fn signal_workflow(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        payload: &impl Serialize,
+    ) -> Result<(), Error> {
+        let payload =
+            serde_json::to_string(payload).map_err(|e| Error::decode("the payload", e))?;
+        host::signal_workflow(workflow_id, name, &payload).map_err(Error::from)
+    }
+
+    /// Signal the open run with `workflow_id`, starting `workflow` with
+    /// `input` under that id first if none is open (entity workflows).
+    pub fn signal_with_start(
+        &self,
+        workflow: &str,
+        workflow_id: &str,
+        input: &impl Serialize,
+        name: &str,
+        payload: &impl Serialize,
+    ) -> Result<(), Error> {
+        let input = serde_json::to_string(input).map_err(|e| Error::decode("the input", e))?;
+        let payload =
+            serde_json::to_string(payload).map_err(|e| Error::decode("the payload", e))?;
+        host::signal_with_start(workflow, workflow_id, &input, name, &payload).map_err(Error::from)
+    }
+
+    /// Publish a small status for queries (`GET /v1/runs/{id}` shows it).
+    pub fn set_status(&self, status: &impl Serialize) {
+        if let Ok(text) = serde_json::to_string(status) {
+            host::set_status(&text);
+        }
+    }
+
+    /// End this run and continue as a fresh run (same workflow id, new
+    /// journal) with `input`. Unconsumed signals move to the new run.
+    pub fn continue_as_new(&self, input: &impl Serialize) -> ! {
+        let input = serde_json::to_string(input).unwrap_or_else(|_| "null".into());
+        host::continue_as_new(&input);
+        unreachable!("the host ends the run at continue-as-new")
+    }
+
+    /// The run's deadline (its execution timeout), if it has one.
+    pub fn deadline(&self) -> Option<SystemTime> {
+        host::deadline_ms().map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+    }
+
+    /// Build the start of a child run of `workflow`.
+    pub fn child(&self, workflow: impl Into<String>) -> ChildCall {
+        ChildCall {
+            workflow: workflow.into(),
+            input: Ok("null".to_string()),
+            options: wit::ChildOptions {
+                workflow_id: None,
+                parent_close: ParentClose::Abandon,
+            },
+        }
+    }
+
     /// Build a call to an activity, `"component/function"` or `"component"`.
     pub fn activity(&self, name: impl Into<String>) -> ActivityCall {
         ActivityCall {
@@ -95,12 +195,35 @@ pub struct Pending<T> {
     _output: PhantomData<T>,
 }
 
+/// A pending operation, erased, for [`Context::select`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handle(u32);
+
+/// What [`Context::select`] picked.
+pub struct Selected {
+    /// Position, in the slice given, of the operation that finished.
+    pub index: usize,
+    result: Result<String, Error>,
+}
+
+impl Selected {
+    pub fn decode<T: DeserializeOwned>(self) -> Result<T, Error> {
+        let payload = self.result?;
+        serde_json::from_str(&payload).map_err(|e| Error::decode("the result", e))
+    }
+}
+
 impl<T: DeserializeOwned> Pending<T> {
     fn new(handle: u32) -> Self {
         Pending {
             handle,
             _output: PhantomData,
         }
+    }
+
+    /// For [`Context::select`]; once selected, do not wait on it again.
+    pub fn handle(&self) -> Handle {
+        Handle(self.handle)
     }
 
     /// Block until the operation ends.
@@ -211,5 +334,71 @@ impl ActivityCall {
             &input,
             &self.options,
         )))
+    }
+}
+
+/// Receives one named signal at a time: `ctx.signal::<T>("name").recv()`.
+pub struct SignalReceiver<T> {
+    name: String,
+    _payload: PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> SignalReceiver<T> {
+    /// Wait for the next signal (durably: the run may be evicted meanwhile).
+    pub fn recv(&self) -> Result<T, Error> {
+        Pending::<T>::new(host::receive_signal(&self.name)).wait()
+    }
+
+    /// Wait at most `timeout`: `Ok(None)` if no signal came.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<T>, Error> {
+        let signal = host::receive_signal(&self.name);
+        let timer = host::start_timer(timeout.as_millis() as u64);
+        let (done, result) = host::await_any(&[signal, timer]);
+        let payload = result.map_err(Error::from_failure)?;
+        if done == timer {
+            return Ok(None);
+        }
+        serde_json::from_str(&payload)
+            .map(Some)
+            .map_err(|e| Error::decode("the signal", e))
+    }
+}
+
+/// Builder of a child run: `ctx.child("provision").input(&x).call()`.
+pub struct ChildCall {
+    workflow: String,
+    input: Result<String, Error>,
+    options: wit::ChildOptions,
+}
+
+impl ChildCall {
+    pub fn input(mut self, input: &impl Serialize) -> Self {
+        self.input = serde_json::to_string(input).map_err(|e| Error::decode("the input", e));
+        self
+    }
+
+    /// The child's workflow id (default: its run id).
+    pub fn workflow_id(mut self, id: impl Into<String>) -> Self {
+        self.options.workflow_id = Some(id.into());
+        self
+    }
+
+    /// What happens to the child if this run ends first (default: it runs on).
+    pub fn parent_close(mut self, policy: ParentClose) -> Self {
+        self.options.parent_close = policy;
+        self
+    }
+
+    pub fn start<T: DeserializeOwned>(self) -> Result<Pending<T>, Error> {
+        let input = self.input?;
+        Ok(Pending::new(host::start_child(
+            &self.workflow,
+            &input,
+            &self.options,
+        )))
+    }
+
+    pub fn call<T: DeserializeOwned>(self) -> Result<T, Error> {
+        self.start()?.wait()
     }
 }

@@ -35,6 +35,15 @@ impl Error {
         self.kind == kind
     }
 
+    /// The run was cancelled (or the awaited operation was).
+    pub fn is_cancelled(&self) -> bool {
+        self.kind == "cancelled"
+    }
+
+    pub fn is_timed_out(&self) -> bool {
+        self.kind == "timed-out"
+    }
+
     pub(crate) fn decode(what: &str, err: serde_json::Error) -> Self {
         Error::new("decode", format!("cannot decode {what}: {err}"))
     }

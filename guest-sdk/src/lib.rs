@@ -82,7 +82,10 @@ mod context;
 mod error;
 
 pub use activity::{__invoke_activity, __unknown_function, ActivityContext};
-pub use context::{ActivityCall, Context, LogLevel, Pending, RetryPolicy, RunInfo};
+pub use context::{
+    ActivityCall, ChildCall, Context, Handle, LogLevel, ParentClose, Pending, RetryPolicy, RunInfo,
+    Selected, SignalReceiver,
+};
 pub use error::Error;
 
 /// A workflow: deterministic code from a typed input to a typed output.

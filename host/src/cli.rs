@@ -94,21 +94,33 @@ pub async fn deploy(client: &Client, file: &PathBuf, name: Option<String>) -> an
     Ok(())
 }
 
-pub async fn start(
-    client: &Client,
-    workflow: String,
-    input: Option<String>,
-    workflow_id: Option<String>,
-    wait: Option<f64>,
-) -> anyhow::Result<()> {
-    let input: Value = match input {
-        Some(text) => serde_json::from_str(&text).context("--input is not valid JSON")?,
-        None => Value::Null,
-    };
-    let mut body = json!({ "workflow": workflow, "input": input });
-    if let Some(id) = workflow_id {
+pub struct StartOptions {
+    pub workflow: String,
+    pub input: Option<String>,
+    pub workflow_id: Option<String>,
+    pub wait: Option<f64>,
+    pub timeout_ms: Option<u64>,
+}
+
+fn json_arg(flag: &str, text: Option<String>) -> anyhow::Result<Value> {
+    match text {
+        Some(text) => {
+            serde_json::from_str(&text).with_context(|| format!("{flag} is not valid JSON"))
+        }
+        None => Ok(Value::Null),
+    }
+}
+
+pub async fn start(client: &Client, opts: StartOptions) -> anyhow::Result<()> {
+    let input = json_arg("--input", opts.input)?;
+    let mut body = json!({ "workflow": opts.workflow, "input": input });
+    if let Some(id) = opts.workflow_id {
         body["workflow_id"] = Value::String(id);
     }
+    if let Some(ms) = opts.timeout_ms {
+        body["execution_timeout_ms"] = json!(ms);
+    }
+    let wait = opts.wait;
     let started = client.post("/v1/runs", &body).await?;
     let run_id = started["run_id"].as_str().unwrap_or_default().to_string();
     let Some(wait) = wait else {
@@ -188,29 +200,96 @@ pub fn timeline(run: &Value, events: &[Recorded]) -> String {
     if !run["error"].is_null() {
         out.push_str(&format!("error  {}\n", run["error"]));
     }
+    if !run["custom_status"].is_null() {
+        out.push_str(&format!("state  {}\n", run["custom_status"]));
+    }
     let start = events.first().map_or(0, |e| e.at_ms);
     out.push('\n');
     for e in events {
-        out.push_str(&format!(
-            "{:>4}  {}  +{:>8.3}s  {}\n",
-            e.seq,
-            clock(e.at_ms),
-            (e.at_ms - start) as f64 / 1000.0,
-            e.event.summary()
-        ));
+        out.push_str(&line(e, start));
+        out.push('\n');
     }
     out
 }
 
-pub async fn show(client: &Client, run_id: &str, json_out: bool) -> anyhow::Result<()> {
+fn line(e: &Recorded, start: i64) -> String {
+    format!(
+        "{:>4}  {}  +{:>8.3}s  {}",
+        e.seq,
+        clock(e.at_ms),
+        (e.at_ms - start) as f64 / 1000.0,
+        e.event.summary()
+    )
+}
+
+fn events_of(journal: &Value) -> anyhow::Result<Vec<Recorded>> {
+    serde_json::from_value(journal["events"].clone())
+        .context("the server sent a journal this weft cannot read")
+}
+
+pub async fn show(
+    client: &Client,
+    run_id: &str,
+    json_out: bool,
+    follow: bool,
+) -> anyhow::Result<()> {
     let run = client.get(&format!("/v1/runs/{run_id}")).await?;
     let journal = client.get(&format!("/v1/runs/{run_id}/journal")).await?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&journal)?);
         return Ok(());
     }
-    let events: Vec<Recorded> = serde_json::from_value(journal["events"].clone())
-        .context("the server sent a journal this weft cannot read")?;
+    let events = events_of(&journal)?;
     print!("{}", timeline(&run, &events));
+    if !follow {
+        return Ok(());
+    }
+    let start = events.first().map_or(0, |e| e.at_ms);
+    let mut seen = events.len();
+    let mut status = run["status"].clone();
+    while status == "running" {
+        // Long-poll the run so a quiet run costs no busy loop.
+        let run = client.get(&format!("/v1/runs/{run_id}?wait=1")).await?;
+        let journal = client.get(&format!("/v1/runs/{run_id}/journal")).await?;
+        for e in events_of(&journal)?.iter().skip(seen) {
+            println!("{}", line(e, start));
+            seen += 1;
+        }
+        status = run["status"].clone();
+    }
+    println!("status {}", cell(&status));
+    Ok(())
+}
+
+pub async fn signal(
+    client: &Client,
+    target: &str,
+    name: &str,
+    payload: Option<String>,
+    by_workflow_id: bool,
+) -> anyhow::Result<()> {
+    let payload = json_arg("--payload", payload)?;
+    let path = if by_workflow_id {
+        format!("/v1/workflows/{target}/signals/{name}")
+    } else {
+        format!("/v1/runs/{target}/signals/{name}")
+    };
+    let answer = client.post(&path, &payload).await?;
+    println!(
+        "signal {} delivered to run {}",
+        answer["signal_id"],
+        cell(&answer["run_id"])
+    );
+    Ok(())
+}
+
+pub async fn cancel(client: &Client, run_id: &str) -> anyhow::Result<()> {
+    let run = client
+        .post(&format!("/v1/runs/{run_id}/cancel"), &Value::Null)
+        .await?;
+    println!(
+        "cancellation requested; run {run_id} is {}",
+        cell(&run["status"])
+    );
     Ok(())
 }

@@ -42,6 +42,9 @@ enum Command {
         /// Wait up to this many seconds for the result and print it.
         #[arg(long, num_args = 0..=1, default_missing_value = "600")]
         wait: Option<f64>,
+        /// Execution timeout: the run ends `timed-out` after this many ms.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -62,6 +65,29 @@ enum Command {
         /// Print the journal as JSON instead.
         #[arg(long)]
         json: bool,
+        /// Keep printing events as they are journaled, until the run ends.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Send a signal to a run (or, with --workflow-id, to the open run of a
+    /// workflow id).
+    Signal {
+        /// A run id, or a workflow id with --workflow-id.
+        target: String,
+        name: String,
+        /// The payload, as JSON.
+        #[arg(long)]
+        payload: Option<String>,
+        #[arg(long)]
+        workflow_id: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Ask a run to cancel: its next await answers `cancelled`.
+    Cancel {
+        run_id: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -88,16 +114,17 @@ async fn main() {
             input,
             workflow_id,
             wait,
+            timeout_ms,
             remote,
         } => {
-            cli::start(
-                &Client::new(&remote.server),
+            let opts = cli::StartOptions {
                 workflow,
                 input,
                 workflow_id,
                 wait,
-            )
-            .await
+                timeout_ms,
+            };
+            cli::start(&Client::new(&remote.server), opts).await
         }
         Command::Runs {
             status,
@@ -108,8 +135,28 @@ async fn main() {
         Command::Show {
             run_id,
             json,
+            follow,
             remote,
-        } => cli::show(&Client::new(&remote.server), &run_id, json).await,
+        } => cli::show(&Client::new(&remote.server), &run_id, json, follow).await,
+        Command::Signal {
+            target,
+            name,
+            payload,
+            workflow_id,
+            remote,
+        } => {
+            cli::signal(
+                &Client::new(&remote.server),
+                &target,
+                &name,
+                payload,
+                workflow_id,
+            )
+            .await
+        }
+        Command::Cancel { run_id, remote } => {
+            cli::cancel(&Client::new(&remote.server), &run_id).await
+        }
         Command::Bench(opts) => weft::bench::run(opts).await,
     };
     if let Err(e) = result {

@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod durability;
+mod primitives;
 mod support;
 mod workflows;

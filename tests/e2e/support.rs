@@ -23,6 +23,13 @@ const GUESTS: &[&str] = &[
     "netcall",
     "not-weft",
     "retries",
+    "fanout",
+    "entity",
+    "cell",
+    "caller",
+    "parent",
+    "cancellable",
+    "deadline",
 ];
 
 fn workspace() -> PathBuf {

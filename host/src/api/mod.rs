@@ -3,6 +3,7 @@
 mod components;
 mod error;
 mod runs;
+mod signals;
 
 pub use error::ApiError;
 
@@ -10,7 +11,7 @@ use crate::scheduler::Runtime;
 use crate::store::Durability;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -43,6 +44,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/journal", get(runs::journal))
+        .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
+        .route("/v1/runs/{run_id}/signals/{name}", post(signals::to_run))
+        .route("/v1/workflows/{workflow_id}", get(runs::by_workflow_id))
+        .route(
+            "/v1/workflows/{workflow_id}/signals/{name}",
+            post(signals::to_workflow),
+        )
+        .route(
+            "/v1/workflows/{workflow_id}/signal-with-start",
+            post(signals::with_start),
+        )
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .merge(uploads)
         .fallback(not_found)

@@ -138,6 +138,47 @@ pub async fn list(
     Ok(Json(json!({ "runs": runs })))
 }
 
+/// `POST /v1/runs/{run_id}/cancel`: the run's next await answers
+/// `cancelled`; it may clean up, then ends `cancelled`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+) -> Result<(StatusCode, Json<RunRecord>), ApiError> {
+    let run = state.rt.cancel(&run_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceQuery {
+    namespace: Option<String>,
+}
+
+/// `GET /v1/workflows/{workflow_id}`: the open run with that workflow id,
+/// or else the latest one.
+pub async fn by_workflow_id(
+    State(state): State<AppState>,
+    Path(workflow_id): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+) -> Result<Json<RunRecord>, ApiError> {
+    let namespace = query
+        .namespace
+        .unwrap_or_else(|| crate::scheduler::DEFAULT_NAMESPACE.into());
+    if let Some(run) = state.rt.store.open_run(&namespace, &workflow_id).await? {
+        return Ok(Json(run));
+    }
+    let filter = RunFilter {
+        workflow_id: Some(workflow_id.clone()),
+        namespace: Some(namespace),
+        limit: 1,
+        ..RunFilter::default()
+    };
+    match state.rt.store.list_runs(&filter).await?.pop() {
+        Some(run) => Ok(Json(run)),
+        None => Err(Error::NotFound(format!("no run with workflow id `{workflow_id}`")).into()),
+    }
+}
+
 pub async fn journal(
     State(state): State<AppState>,
     Path(run_id): Path<String>,

@@ -163,11 +163,14 @@ pub async fn execute(
                         )
                     }
                     Err(info) => {
-                        // After a delivered cancellation (deadline), any
-                        // error ends the run cancelled (timed out).
+                        // After a delivered cancellation (or past the
+                        // deadline), any error ends the run cancelled (timed out).
+                        let past_deadline = run
+                            .deadline_at_ms
+                            .is_some_and(|d| crate::store::now_ms() >= d);
                         let status = if state.cancel_delivered {
                             RunStatus::Cancelled
-                        } else if state.deadline_delivered {
+                        } else if state.deadline_delivered || past_deadline {
                             RunStatus::TimedOut
                         } else {
                             RunStatus::Failed

@@ -157,14 +157,11 @@ impl WorkflowState {
         self.sink.record(event)
     }
 
-    /// Make the journal durable before the guest sees a result, then start
-    /// or tell the runs its effects reached.
+    /// Make the journal durable before the guest sees a result (the
+    /// runtime starts or tells the runs its effects reached).
     async fn commit(&mut self) -> wasmtime::Result<()> {
         match self.sink.commit(None).await {
-            Ok(touched) => {
-                self.rt.dispatch(touched);
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => Err(Interrupt::Storage(format!("{e:#}")).into()),
         }
     }
@@ -504,7 +501,6 @@ impl context::Host for WorkflowState {
             options,
             idempotency_key: format!("{}:{}", self.run.run_id, recorded.seq),
             scheduled_at_ms: recorded.at_ms,
-            run_deadline_ms: self.run.deadline_at_ms,
             prior_attempts,
             next_attempt_at_ms,
         };

@@ -3,7 +3,7 @@
 
 use super::{Event, Recorded};
 use crate::store::writer::Writer;
-use crate::store::{Effect, RunUpdate, Touched, WriteOp, WriteOutcome, now_ms};
+use crate::store::{Effect, RunUpdate, WriteOp, WriteOutcome, now_ms};
 use std::sync::{Arc, Mutex};
 
 /// Pending events beyond this are sent without waiting for a durable point.
@@ -26,8 +26,7 @@ struct Inner {
 
 impl Inner {
     /// Send what is pending without waiting — unless an effect starts or
-    /// signals a run: those wait for an awaited commit, which reports them
-    /// so the runtime can wake those runs.
+    /// signals a run: the workflow waits for those to be committed.
     fn send_quietly(&mut self) {
         let quiet = self
             .effects
@@ -108,16 +107,15 @@ impl Sink {
     }
 
     /// Make everything recorded so far durable (with its effects and with
-    /// `update` to the run's row, atomically) and wait for it. Answers the
-    /// runs the effects created or signalled.
-    pub async fn commit(&self, update: Option<RunUpdate>) -> anyhow::Result<Vec<Touched>> {
+    /// `update` to the run's row, atomically) and wait for it.
+    pub async fn commit(&self, update: Option<RunUpdate>) -> anyhow::Result<()> {
         let done = {
             let mut inner = self.inner.lock().unwrap();
             let op = inner.take(update);
             inner.writer.write(op)
         };
         match done.await? {
-            WriteOutcome::Appended(touched) => Ok(touched),
+            WriteOutcome::Appended(_) => Ok(()),
             other => anyhow::bail!("the writer answered an append with {other:?}"),
         }
     }

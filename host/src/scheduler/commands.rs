@@ -2,10 +2,9 @@
 //! one (with or without starting it), cancel one.
 
 use super::Runtime;
-use crate::engine::Notice;
 use crate::error::{Error, Result, check_name};
 use crate::store::{
-    ComponentKind, ComponentVersion, NewRun, PutComponent, Refusal, RunRecord, RunStatus, Signal,
+    ComponentKind, ComponentVersion, NewRun, PutComponent, Refusal, RunRecord, Signal,
     SignalTarget, WriteOp, WriteOutcome, now_ms,
 };
 use serde_json::Value;
@@ -164,14 +163,7 @@ impl Runtime {
             start,
         };
         match self.write(op).await? {
-            WriteOutcome::Signalled { signal, created } => {
-                if created {
-                    self.wake(signal.run_id.clone(), None);
-                } else {
-                    self.tell(&signal.run_id.clone(), Notice::Signal(signal.clone()));
-                }
-                Ok((signal, created))
-            }
+            WriteOutcome::Signalled { signal, created } => Ok((signal, created)),
             WriteOutcome::Refused(r) => Err(refused(r)),
             other => Err(Error::Internal(anyhow::anyhow!("unexpected {other:?}"))),
         }
@@ -183,15 +175,7 @@ impl Runtime {
             run_id: run_id.to_string(),
         };
         match self.write(op).await? {
-            WriteOutcome::CancelRequested(run) => {
-                if run.status == RunStatus::Running {
-                    self.tell(run_id, Notice::Cancel);
-                } else {
-                    // A stuck run ended at once.
-                    let _ = self.ended.send(run_id.to_string());
-                }
-                Ok(run)
-            }
+            WriteOutcome::CancelRequested(run) => Ok(run),
             WriteOutcome::Refused(r) => Err(refused(r)),
             other => Err(Error::Internal(anyhow::anyhow!("unexpected {other:?}"))),
         }

@@ -6,17 +6,19 @@ mod commands;
 mod retry;
 mod timers;
 
-pub use commands::{SignalRequest, StartRun};
+pub use commands::{DEFAULT_NAMESPACE, SignalRequest, StartRun};
 pub use retry::{ActivityJob, ActivityOutcome};
 
 use crate::engine::runner::{self, Ending};
 use crate::engine::{Engine, Loaded, Notice};
 use crate::journal::{ParentClose, Recorded, Sink};
 use crate::store::writer::Writer;
-use crate::store::{ComponentKind, RunRecord, Store, Touched, WriteOp, WriteOutcome, now_ms};
+use crate::store::{
+    ComponentKind, RunRecord, RunStatus, Store, Touched, WriteOp, WriteOutcome, now_ms,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use timers::Timers;
 use tokio::sync::{Semaphore, broadcast, mpsc};
@@ -59,8 +61,15 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>, config: RuntimeConfig) -> Arc<Self> {
-        let rt = Arc::new(Runtime {
-            writer: Writer::spawn(store.clone()),
+        let rt = Arc::new_cyclic(|me: &Weak<Runtime>| Runtime {
+            writer: Writer::spawn(store.clone(), {
+                let me = me.clone();
+                Box::new(move |outcome| {
+                    if let Some(rt) = me.upgrade() {
+                        rt.committed(outcome);
+                    }
+                })
+            }),
             store,
             engine,
             resident: Mutex::new(HashMap::new()),
@@ -205,16 +214,37 @@ impl Runtime {
         }
     }
 
-    /// Start or tell the runs an append's effects reached.
-    pub fn dispatch(self: &Arc<Self>, touched: Vec<Touched>) {
-        for t in touched {
-            match t {
-                Touched::Created(run_id) => self.wake(run_id, None),
-                Touched::Signalled(signal) => {
-                    let run_id = signal.run_id.clone();
-                    self.tell(&run_id, Notice::Signal(signal));
+    /// Tell runs what a commit did to them (in commit order: signals reach
+    /// a run in arrival order). Runs created by an append are started here
+    /// too; runs created by `start_run` are started by it, preloaded.
+    fn committed(self: &Arc<Self>, outcome: &WriteOutcome) {
+        match outcome {
+            WriteOutcome::Appended(touched) => {
+                for t in touched {
+                    match t {
+                        Touched::Created(run_id) => self.wake(run_id.clone(), None),
+                        Touched::Signalled(signal) => {
+                            self.tell(&signal.run_id, Notice::Signal(signal.clone()))
+                        }
+                    }
                 }
             }
+            WriteOutcome::Signalled { signal, created } => {
+                if *created {
+                    self.wake(signal.run_id.clone(), None);
+                } else {
+                    self.tell(&signal.run_id, Notice::Signal(signal.clone()));
+                }
+            }
+            WriteOutcome::CancelRequested(run) => {
+                if run.status == RunStatus::Running {
+                    self.tell(&run.run_id, Notice::Cancel);
+                } else {
+                    // A stuck run ended at once.
+                    let _ = self.ended.send(run.run_id.clone());
+                }
+            }
+            WriteOutcome::Created(_) | WriteOutcome::Existing(_) | WriteOutcome::Refused(_) => {}
         }
     }
 

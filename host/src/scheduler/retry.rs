@@ -30,8 +30,6 @@ pub struct ActivityJob {
     pub options: ActivityOptions,
     pub idempotency_key: String,
     pub scheduled_at_ms: i64,
-    /// The run's deadline: retrying stops there too.
-    pub run_deadline_ms: Option<i64>,
     /// Attempts that failed before a restart.
     pub prior_attempts: u32,
     pub next_attempt_at_ms: Option<i64>,
@@ -99,22 +97,12 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
         .start_to_close_ms
         .map(Duration::from_millis)
         .unwrap_or(rt.config.activity_timeout);
-    let own_deadline = job
+    // The run's deadline needs no check here: when it passes, the
+    // workflow's await is interrupted and this task aborted.
+    let deadline = job
         .options
         .schedule_to_close_ms
         .map(|ms| job.scheduled_at_ms + ms as i64);
-    let deadline = match (own_deadline, job.run_deadline_ms) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let limit = if deadline == own_deadline && own_deadline.is_some() {
-        format!(
-            "the schedule-to-close timeout of {} ms",
-            job.options.schedule_to_close_ms.unwrap_or_default()
-        )
-    } else {
-        "the run's deadline".to_string()
-    };
     let (component_name, function) = split_name(&job.name);
     let mut attempt = job.prior_attempts + 1;
     if let Some(due) = job.next_attempt_at_ms {
@@ -168,7 +156,9 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             retry = false;
             failure = Failure::TimedOut {
                 message: format!(
-                    "{limit} reached after {attempt} attempt(s); last failure: {}: {}",
+                    "the schedule-to-close timeout of {} ms was reached after {attempt} \
+                     attempt(s); last failure: {}: {}",
+                    job.options.schedule_to_close_ms.unwrap_or_default(),
                     failure.kind(),
                     failure.message()
                 ),

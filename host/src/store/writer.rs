@@ -9,6 +9,11 @@ use tokio::sync::{mpsc, oneshot};
 /// Upper bound of ops in one transaction.
 const MAX_BATCH: usize = 2048;
 
+/// Called with every committed outcome, in commit order, before anyone is
+/// answered: the runtime tells runs about their signals here, so they see
+/// them in arrival order.
+pub type OnCommit = Box<dyn Fn(&WriteOutcome) + Send + Sync>;
+
 struct Request {
     op: WriteOp,
     reply: Option<oneshot::Sender<anyhow::Result<WriteOutcome>>>,
@@ -20,9 +25,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn spawn(store: Arc<dyn Store>) -> Writer {
+    pub fn spawn(store: Arc<dyn Store>, on_commit: OnCommit) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, rx, on_commit));
         Writer { tx }
     }
 
@@ -55,12 +60,15 @@ impl Writer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Request>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Request>, on_commit: OnCommit) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (ops, replies): (Vec<WriteOp>, Vec<_>) =
             batch.drain(..).map(|r| (r.op, r.reply)).unzip();
         let results = store.write_batch(&ops).await;
+        for result in results.iter().flatten() {
+            on_commit(result);
+        }
         for (reply, result) in replies.into_iter().zip(results) {
             match reply {
                 Some(reply) => {

@@ -41,7 +41,24 @@ fn fail(ctx: &ActivityContext, input: Value) -> Result<Value, Error> {
     Ok(json!({ "attempt": ctx.attempt() }))
 }
 
+/// Returns `i` after `slow_ms`; logs each execution.
+fn echo(ctx: &ActivityContext, input: Value) -> Result<Value, Error> {
+    ctx.log(
+        LogLevel::Info,
+        format!(
+            "effect echo key={} attempt={}",
+            ctx.idempotency_key(),
+            ctx.attempt()
+        ),
+    );
+    if let Some(ms) = input["slow_ms"].as_u64() {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    Ok(input["i"].clone())
+}
+
 weft_sdk::activities! {
+    "echo" => echo,
     "step" => step,
     "step-renamed" => step,
     "fail" => fail,

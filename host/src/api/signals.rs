@@ -1,0 +1,124 @@
+//! Signals: to a run, to the open run of a workflow id, and
+//! signal-with-start (the entity-workflow entry point).
+
+use super::AppState;
+use super::error::{ApiError, Body, QueryParams};
+use crate::scheduler::{DEFAULT_NAMESPACE, SignalRequest, StartRun};
+use crate::store::SignalTarget;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The payload is the body as JSON (an empty body is `null`).
+fn payload(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the signal payload is not JSON: {e}"),
+        )
+    })
+}
+
+async fn deliver(
+    state: &AppState,
+    req: SignalRequest,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (signal, created) = state.rt.signal(req).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "run_id": signal.run_id,
+            "signal_id": signal.id,
+            "created": created,
+        })),
+    ))
+}
+
+/// `POST /v1/runs/{run_id}/signals/{name}`, body: the payload.
+pub async fn to_run(
+    State(state): State<AppState>,
+    Path((run_id, name)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = SignalRequest {
+        target: SignalTarget::Run(run_id),
+        name,
+        payload: payload(&body)?,
+        start: None,
+    };
+    deliver(&state, req).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceQuery {
+    namespace: Option<String>,
+}
+
+/// `POST /v1/workflows/{workflow_id}/signals/{name}`: to the open run.
+pub async fn to_workflow(
+    State(state): State<AppState>,
+    Path((workflow_id, name)): Path<(String, String)>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = SignalRequest {
+        target: SignalTarget::Workflow {
+            namespace: query.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            workflow_id,
+        },
+        name,
+        payload: payload(&body)?,
+        start: None,
+    };
+    deliver(&state, req).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithStartBody {
+    workflow: String,
+    #[serde(default)]
+    input: Value,
+    signal: String,
+    #[serde(default)]
+    payload: Value,
+    namespace: Option<String>,
+    execution_timeout_ms: Option<u64>,
+}
+
+/// `POST /v1/workflows/{workflow_id}/signal-with-start`: start the run if
+/// none is open under that id, and deliver the signal either way.
+pub async fn with_start(
+    State(state): State<AppState>,
+    Path(workflow_id): Path<String>,
+    super::error::JsonBody(body): super::error::JsonBody<WithStartBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let namespace = body
+        .namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+    let req = SignalRequest {
+        target: SignalTarget::Workflow {
+            namespace: namespace.clone(),
+            workflow_id: workflow_id.clone(),
+        },
+        name: body.signal,
+        payload: body.payload,
+        start: Some(StartRun {
+            workflow: body.workflow,
+            input: body.input,
+            workflow_id: Some(workflow_id),
+            version: None,
+            namespace: Some(namespace),
+            execution_timeout_ms: body.execution_timeout_ms,
+        }),
+    };
+    deliver(&state, req).await
+}

@@ -1,0 +1,429 @@
+//! Fan-out, signals, entity workflows, children, cancellation, deadlines.
+
+use crate::support::{Server, log_lines, of_kind};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn until(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fanout_of_100_survives_a_kill9_without_rerunning_completed_activities() {
+    let mut server = Server::start(&[]);
+    server.deploy("effects", "effects").await;
+    server.deploy("fanout", "fanout").await;
+    let run_id = server
+        .start_run(
+            "fanout",
+            json!({ "n": 100, "spread_ms": 37, "base_ms": 300 }),
+        )
+        .await;
+    server
+        .until_journal(&run_id, "30 completions", |e| {
+            of_kind(e, "activity-completed").len() >= 30
+        })
+        .await;
+    let killed_at = now_ms();
+    server.restart();
+
+    let run = server.wait(&run_id, 60).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"], 5050);
+    let events = server.journal(&run_id).await;
+    assert_eq!(of_kind(&events, "activity-scheduled").len(), 100);
+    let completed = of_kind(&events, "activity-completed");
+    assert_eq!(completed.len(), 100);
+    let log = server.log();
+    let mut before_kill = 0;
+    for done in &completed {
+        let handle = done["handle"].as_u64().unwrap();
+        let scheduled = events
+            .iter()
+            .find(|e| e["kind"] == "activity-scheduled" && e["handle"] == handle)
+            .unwrap();
+        let key = format!("key={run_id}:{} ", scheduled["seq"]);
+        let executions = log_lines(&log, &key);
+        if done["at_ms"].as_i64().unwrap() < killed_at {
+            before_kill += 1;
+            assert_eq!(executions, 1, "{key} completed before the kill, ran again");
+        } else {
+            assert!((1..=2).contains(&executions), "{key}: {executions}");
+        }
+        // Consumed through await-any: the select set is journaled.
+        assert!(done["select"].is_array());
+    }
+    assert!(before_kill >= 30, "{before_kill}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_concurrent_signals_are_consumed_once_in_order_across_a_kill9() {
+    let mut server = Server::start(&["--resident-timer-ms", "300"]);
+    server.deploy("entity", "entity").await;
+    let (status, _) = server
+        .post(
+            "/v1/runs",
+            &json!({
+                "workflow": "entity",
+                "workflow_id": "counter",
+                "input": { "expect": 1000, "batch": 250 },
+            }),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    async fn send(server: &Server, range: std::ops::Range<u64>) -> Vec<(i64, u64)> {
+        let mut acks = Vec::new();
+        let ids: Vec<u64> = range.collect();
+        for chunk in ids.chunks(50) {
+            let sends = chunk.iter().map(|&i| async move {
+                let (status, ack) = server
+                    .post("/v1/workflows/counter/signals/item", &json!(i))
+                    .await;
+                assert_eq!(status, 202, "{ack}");
+                (ack["signal_id"].as_i64().unwrap(), i)
+            });
+            acks.extend(futures::future::join_all(sends).await);
+        }
+        acks
+    }
+    // Concurrent senders: 50 requests in flight at a time.
+    let first = tokio::join!(send(&server, 0..250), send(&server, 250..500));
+    let mut acks = first.0;
+    acks.extend(first.1);
+    // The entity is busy consuming when the server dies.
+    server.kill9();
+    server.restart();
+    let second = tokio::join!(send(&server, 500..750), send(&server, 750..1000));
+    acks.extend(second.0);
+    acks.extend(second.1);
+
+    let mut latest = Value::Null;
+    until("the entity to finish", 120, async || {
+        let (_, run) = server.get("/v1/workflows/counter").await;
+        latest = run.clone();
+        run["status"] == "completed" && run["output"]["continued_as"].is_null()
+    })
+    .await;
+    let seen: Vec<u64> = latest["output"]["seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // Arrival order is the order the server acknowledged (signal ids).
+    acks.sort();
+    let arrival: Vec<u64> = acks.iter().map(|(_, i)| *i).collect();
+    assert_eq!(seen.len(), 1000);
+    assert_eq!(
+        seen, arrival,
+        "consumed exactly once each, in arrival order"
+    );
+    // Bounded journals: it continued as new every 250 signals.
+    assert_eq!(latest["output"]["generation"], 3);
+    let (_, runs) = server.get("/v1/runs?workflow=entity&limit=10").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(latest["custom_status"]["seen"], 1000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signal_with_start_starts_an_absent_entity_and_only_signals_a_running_one() {
+    let server = Server::start(&[]);
+    server.deploy("entity", "entity").await;
+    let body = |payload: Value| {
+        json!({
+            "workflow": "entity",
+            "input": { "expect": 2 },
+            "signal": "item",
+            "payload": payload,
+        })
+    };
+    let (s1, first) = server
+        .post("/v1/workflows/solo/signal-with-start", &body(json!("a")))
+        .await;
+    assert_eq!(s1, 202, "{first}");
+    assert_eq!(first["created"], true);
+    let (s2, second) = server
+        .post("/v1/workflows/solo/signal-with-start", &body(json!("b")))
+        .await;
+    assert_eq!(s2, 202);
+    assert_eq!(second["created"], false);
+    assert_eq!(second["run_id"], first["run_id"]);
+    let run = server.wait(first["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(run["output"]["seen"], json!(["a", "b"]));
+
+    // Signals to what is not open are refused clearly.
+    let (s, b) = server
+        .post(
+            &format!(
+                "/v1/runs/{}/signals/item",
+                first["run_id"].as_str().unwrap()
+            ),
+            &json!(1),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{b}"
+    );
+    let (s, b) = server
+        .post("/v1/workflows/nobody/signals/item", &json!(1))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_response_between_workflows_through_a_cell_entity() {
+    let server = Server::start(&["--resident-timer-ms", "200"]);
+    server.deploy("cell", "cell").await;
+    server.deploy("caller", "caller").await;
+    let a = server
+        .start_run(
+            "caller",
+            json!({ "cell": "c1", "version": "v2", "upgrade_ms": 400 }),
+        )
+        .await;
+    let b = server
+        .start_run(
+            "caller",
+            json!({ "cell": "c1", "version": "v3", "upgrade_ms": 400 }),
+        )
+        .await;
+    let ra = server.wait(&a, 30).await;
+    let rb = server.wait(&b, 30).await;
+    assert_eq!(ra["status"], "completed", "{ra}");
+    assert_eq!(rb["status"], "completed", "{rb}");
+    // The entity funnels the requests: one upgrade after the other.
+    let (first, second) = if ra["output"]["from"] == "" {
+        (&ra, &rb)
+    } else {
+        (&rb, &ra)
+    };
+    assert_eq!(first["output"]["from"], "");
+    assert_eq!(second["output"]["from"], first["output"]["to"]);
+    let (_, cell) = server.get("/v1/workflows/cell-c1").await;
+    let cell = server.wait(cell["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(cell["status"], "completed");
+    assert_eq!(cell["output"]["served"].as_array().unwrap().len(), 2);
+    assert_eq!(cell["output"]["version"], second["output"]["to"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parent_awaits_a_sleeping_child_and_both_survive_a_restart() {
+    let mut server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    server.deploy("parent", "parent").await;
+    let (_, started) = server
+        .post(
+            "/v1/runs",
+            &json!({ "workflow": "parent", "workflow_id": "mom", "input": { "tag": "kid", "sleep_ms": 2500 } }),
+        )
+        .await;
+    let parent = started["run_id"].as_str().unwrap().to_string();
+    let mut child = Value::Null;
+    until("the child to sleep", 30, async || {
+        let (s, run) = server.get("/v1/workflows/mom-child").await;
+        child = run.clone();
+        s == 200 && run["wake_at_ms"].is_i64()
+    })
+    .await;
+    assert_eq!(child["parent_run_id"], parent.as_str());
+    server.restart();
+
+    let run = server.wait(&parent, 60).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"]["child"]["tag"], "kid");
+    assert_eq!(run["output"]["child"]["slept_enough"], true);
+    let events = server.journal(&parent).await;
+    assert_eq!(of_kind(&events, "child-started").len(), 1);
+    assert_eq!(of_kind(&events, "child-completed").len(), 1);
+    let child = server.wait(child["run_id"].as_str().unwrap(), 10).await;
+    assert_eq!(child["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_parent_cancels_its_child() {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    server.deploy("parent", "parent").await;
+    let (_, started) = server
+        .post(
+            "/v1/runs",
+            &json!({ "workflow": "parent", "workflow_id": "dad", "input": { "tag": "kid", "sleep_ms": 60000 } }),
+        )
+        .await;
+    let parent = started["run_id"].as_str().unwrap().to_string();
+    let mut child = String::new();
+    until("the child to sleep", 30, async || {
+        let (s, run) = server.get("/v1/workflows/dad-child").await;
+        child = run["run_id"].as_str().unwrap_or_default().to_string();
+        s == 200 && run["wake_at_ms"].is_i64()
+    })
+    .await;
+    let (s, _) = server
+        .post(&format!("/v1/runs/{parent}/cancel"), &json!(null))
+        .await;
+    assert_eq!(s, 202);
+    assert_eq!(server.wait(&parent, 30).await["status"], "cancelled");
+    assert_eq!(server.wait(&child, 30).await["status"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_during_a_sleep_runs_cleanup_and_the_timer_never_fires() {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("cancellable", "cancellable").await;
+    let run_id = server.start_run("cancellable", json!(null)).await;
+    server
+        .until_journal(&run_id, "the timer", |e| {
+            !of_kind(e, "timer-started").is_empty()
+        })
+        .await;
+    let (s, answer) = server
+        .post(&format!("/v1/runs/{run_id}/cancel"), &json!(null))
+        .await;
+    assert_eq!(s, 202, "{answer}");
+    assert_eq!(answer["cancel_requested"], true);
+
+    let run = server.wait(&run_id, 30).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    let events = server.journal(&run_id).await;
+    let interrupted = of_kind(&events, "interrupted");
+    assert_eq!(interrupted.len(), 1);
+    assert_eq!(interrupted[0]["failure"]["type"], "cancelled");
+    let cleanup = of_kind(&events, "activity-scheduled");
+    assert_eq!(cleanup.len(), 1);
+    assert_eq!(cleanup[0]["input"]["n"], 99);
+    assert_eq!(of_kind(&events, "activity-completed").len(), 1);
+    assert!(of_kind(&events, "timer-fired").is_empty());
+    assert_eq!(log_lines(&server.log(), "effect step n=99"), 1);
+
+    let (s, b) = server
+        .post(&format!("/v1/runs/{run_id}/cancel"), &json!(null))
+        .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("conflict")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_past_their_execution_timeout_end_timed_out() {
+    let server = Server::start(&["--resident-timer-ms", "100", "--deadline-grace-ms", "2000"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("deadline", "deadline").await;
+    let start = |mode: &'static str| {
+        let server = &server;
+        async move {
+            let (s, b) = server
+                .post(
+                    "/v1/runs",
+                    &json!({ "workflow": "deadline", "input": mode, "execution_timeout_ms": 1500 }),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+            b["run_id"].as_str().unwrap().to_string()
+        }
+    };
+    let asleep = start("sleep").await;
+    let retrying = start("retry").await;
+
+    let run = server.wait(&asleep, 30).await;
+    assert_eq!(run["status"], "timed-out", "{run}");
+    let took = run["ended_at_ms"].as_i64().unwrap() - run["created_at_ms"].as_i64().unwrap();
+    assert!((1500..4000).contains(&took), "{took}");
+    let events = server.journal(&asleep).await;
+    assert_eq!(
+        of_kind(&events, "interrupted")[0]["failure"]["type"],
+        "timed-out"
+    );
+    assert!(of_kind(&events, "timer-fired").is_empty());
+
+    let run = server.wait(&retrying, 30).await;
+    assert_eq!(run["status"], "timed-out", "{run}");
+    let attempts = |log: &str| log_lines(log, &format!("effect fail key={retrying}:"));
+    let before = attempts(&server.log());
+    assert!((3..40).contains(&before), "{before} attempts");
+    // The activity stopped retrying at the deadline.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(attempts(&server.log()), before);
+    let events = server.journal(&retrying).await;
+    let failed = events
+        .iter()
+        .find(|e| e["kind"] == "interrupted" || e["kind"] == "activity-failed")
+        .unwrap();
+    assert_eq!(failed["failure"]["type"], "timed-out", "{failed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_signal_cancel_and_follow_from_the_cli() {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("entity", "entity").await;
+    let (_, started) = server
+        .post(
+            "/v1/runs",
+            &json!({ "workflow": "entity", "workflow_id": "cli-entity", "input": { "expect": 2 } }),
+        )
+        .await;
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    let weft = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .env("WEFT_SERVER", &server.addr)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (
+            out.status.success(),
+            text + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let follower = {
+        let addr = server.addr.clone();
+        let run_id = run_id.clone();
+        std::thread::spawn(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+                .args(["show", &run_id, "--follow"])
+                .env("WEFT_SERVER", addr)
+                .output()
+                .unwrap()
+        })
+    };
+    let (ok, out) = weft(&["signal", &run_id, "item", "--payload", "\"one\""]);
+    assert!(ok, "{out}");
+    assert!(out.contains("delivered to run"), "{out}");
+    let (ok, out) = weft(&[
+        "signal",
+        "cli-entity",
+        "item",
+        "--workflow-id",
+        "--payload",
+        "2",
+    ]);
+    assert!(ok, "{out}");
+    let run = server.wait(&run_id, 30).await;
+    assert_eq!(run["output"]["seen"], json!(["one", 2]));
+    let followed = follower.join().unwrap();
+    let followed = String::from_utf8_lossy(&followed.stdout);
+    assert!(followed.contains("signal `item` received"), "{followed}");
+    assert!(followed.contains("status completed"), "{followed}");
+
+    let (ok, out) = weft(&["cancel", &run_id]);
+    assert!(!ok);
+    assert!(out.contains("already ended"), "{out}");
+}
