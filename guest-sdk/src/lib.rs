@@ -80,6 +80,7 @@ pub mod bindings;
 mod activity;
 mod context;
 mod error;
+pub mod http;
 
 pub use activity::{__invoke_activity, __unknown_function, ActivityContext};
 pub use context::{

@@ -427,3 +427,48 @@ async fn operators_signal_cancel_and_follow_from_the_cli() {
     assert!(!ok);
     assert!(out.contains("already ended"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn activities_reach_allowed_hosts_only() {
+    // A real HTTP server on a loopback port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        "/hello",
+        axum::routing::get(|| async { "hi from the test" }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let server = Server::start(&[]);
+    let (s, v) = server
+        .put(
+            &format!("/v1/components/fetcher?allow_http=127.0.0.1:{port}"),
+            crate::support::wasm("fetcher"),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["allow_http"], json!([format!("127.0.0.1:{port}")]));
+    server.deploy("fetch", "fetch").await;
+    let urls = json!([
+        format!("http://127.0.0.1:{port}/hello"),
+        format!("http://localhost:{port}/hello"),
+    ]);
+    let run_id = server.start_run("fetch", urls).await;
+    let run = server.wait(&run_id, 30).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["output"][0],
+        json!({ "status": 200, "body": "hi from the test" })
+    );
+    assert_eq!(run["output"][1]["err"], "http-denied");
+    let message = run["output"][1]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("`localhost:{port}`")),
+        "{message}"
+    );
+    assert!(message.contains("allow-list"), "{message}");
+    // Refused at once, not retried.
+    let events = server.journal(&run_id).await;
+    assert!(of_kind(&events, "activity-attempt-failed").is_empty());
+    assert!(server.log().contains("refused outbound HTTP"));
+}

@@ -30,6 +30,8 @@ const GUESTS: &[&str] = &[
     "parent",
     "cancellable",
     "deadline",
+    "fetcher",
+    "fetch",
 ];
 
 fn workspace() -> PathBuf {

@@ -1,21 +1,38 @@
 use super::AppState;
-use super::error::{ApiError, Body};
+use super::error::{ApiError, Body, QueryParams};
 use crate::error::Error;
 use crate::store::ComponentVersion;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// `PUT /v1/components/{name}`: the raw `.wasm` as body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// Comma-separated hosts the activity may reach over HTTP.
+    allow_http: Option<String>,
+}
+
+/// `PUT /v1/components/{name}[?allow_http=host,host:port]`: the raw `.wasm`
+/// as body.
 pub async fn upload(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    QueryParams(query): QueryParams<UploadQuery>,
     Body(bytes): Body,
 ) -> Result<(StatusCode, Json<ComponentVersion>), ApiError> {
-    let (version, created) = state.rt.deploy(&name, bytes.to_vec()).await?;
+    let allow = query.allow_http.map(|list| {
+        list.split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect()
+    });
+    let (version, created) = state.rt.deploy(&name, bytes.to_vec(), allow).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

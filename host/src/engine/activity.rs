@@ -7,11 +7,13 @@ use super::limits::{Interrupt, MemoryLimit};
 use super::{Engine, Loaded, Prepared};
 use crate::journal::{ErrorInfo, Failure, payload_value};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 /// Who is asking, for `activity-context.info`.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct AttemptInfo {
     pub function: String,
     pub attempt: u32,
     pub idempotency_key: String,
+    /// Hosts the deployment allows over HTTP.
+    pub allow_http: Arc<Vec<String>>,
 }
 
 pub struct ActivityState {
@@ -29,6 +33,88 @@ pub struct ActivityState {
     table: ResourceTable,
     memory: MemoryLimit,
     info: AttemptInfo,
+    http: WasiHttpCtx,
+    policy: HttpPolicy,
+}
+
+/// Outbound HTTP only to the hosts the activity's deployment allows.
+struct HttpPolicy {
+    allow: Arc<Vec<String>>,
+    activity: String,
+}
+
+fn split_port(authority: &str) -> (&str, Option<&str>) {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
+            (host, Some(port))
+        }
+        _ => (authority, None),
+    }
+}
+
+/// `entry` is `host`, `host:port` or `*.domain` (any port unless given).
+fn allowed(allow: &[String], authority: &str) -> bool {
+    let (host, port) = split_port(authority);
+    allow.iter().any(|entry| {
+        let (want_host, want_port) = split_port(entry);
+        let host_ok = match want_host.strip_prefix("*.") {
+            Some(domain) => host
+                .to_ascii_lowercase()
+                .ends_with(&format!(".{}", domain.to_ascii_lowercase())),
+            None => want_host.eq_ignore_ascii_case(host),
+        };
+        host_ok && want_port.is_none_or(|p| Some(p) == port)
+    })
+}
+
+type Sent = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Sent {
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        if !allowed(&self.allow, &authority) {
+            tracing::warn!(
+                activity = self.activity,
+                "refused outbound HTTP to `{authority}`: not in the allow-list {:?}",
+                self.allow
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+impl WasiHttpView for ActivityState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.policy,
+        }
+    }
 }
 
 impl WasiView for ActivityState {
@@ -43,6 +129,7 @@ impl WasiView for ActivityState {
 pub fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<ActivityState>> {
     let mut l = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
     super::bindings::activity::Activity::add_to_linker::<_, HasSelf<_>>(&mut l, |t| t)?;
     Ok(l)
 }
@@ -108,6 +195,10 @@ impl Engine {
             .stderr(stderr.clone())
             .build();
         let function = info.function.clone();
+        let policy = HttpPolicy {
+            allow: info.allow_http.clone(),
+            activity: info.activity.clone(),
+        };
         let input = input.to_string();
         let key = info.idempotency_key.clone();
         let mut store = Store::new(
@@ -119,6 +210,8 @@ impl Engine {
                     limit: self.config.memory_limit,
                 },
                 info,
+                http: WasiHttpCtx::new(),
+                policy,
             },
         );
         store.limiter(|s| &mut s.memory);
@@ -142,5 +235,28 @@ impl Engine {
             Ok(Ok(Err(error))) => Err(Failure::Application(error.into())),
             Ok(Ok(Ok(output))) => Ok(payload_value(&output)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn allow_list_matches_hosts_ports_and_wildcards() {
+        let allow = vec![
+            "127.0.0.1:8080".to_string(),
+            "api.example.com".to_string(),
+            "*.cloud.test".to_string(),
+        ];
+        assert!(allowed(&allow, "127.0.0.1:8080"));
+        assert!(!allowed(&allow, "127.0.0.1:8081"));
+        assert!(!allowed(&allow, "localhost:8080"));
+        assert!(allowed(&allow, "api.example.com"));
+        assert!(allowed(&allow, "API.example.com:443"));
+        assert!(allowed(&allow, "cell-1.cloud.test:9000"));
+        assert!(!allowed(&allow, "cloud.test"));
+        assert!(!allowed(&allow, "evil.com"));
+        assert!(!allowed(&[], "api.example.com"));
     }
 }

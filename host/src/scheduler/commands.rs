@@ -31,6 +31,22 @@ pub struct SignalRequest {
     pub start: Option<StartRun>,
 }
 
+/// An allow-list entry: `host`, `host:port` or `*.domain`.
+fn check_host(entry: &str) -> Result<()> {
+    let ok = !entry.is_empty()
+        && entry.len() <= 255
+        && entry
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:*[]".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!(
+            "invalid allow-http entry `{entry}`: use host, host:port or *.domain"
+        )))
+    }
+}
+
 fn article(kind: ComponentKind) -> &'static str {
     match kind {
         ComponentKind::Workflow => "a workflow",
@@ -46,12 +62,41 @@ fn refused(refusal: Refusal) -> Error {
 }
 
 impl Runtime {
-    pub async fn deploy(&self, name: &str, bytes: Vec<u8>) -> Result<(ComponentVersion, bool)> {
+    /// Deploy `bytes` under `name`; `allow_http` (activities) sets the
+    /// hosts it may reach, `None` keeps what a redeploy of the same bytes had.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        allow_http: Option<Vec<String>>,
+    ) -> Result<(ComponentVersion, bool)> {
         check_name("component", name)?;
+        if let Some(hosts) = &allow_http {
+            for host in hosts {
+                check_host(host)?;
+            }
+        }
         let digest = hex::encode(Sha256::digest(&bytes));
         let known = self.store.component_versions(Some(name)).await?;
         if let Some(v) = known.into_iter().find(|v| v.digest == digest) {
-            return Ok((v, false));
+            if allow_http.as_ref().is_none_or(|a| *a == v.allow_http) {
+                return Ok((v, false));
+            }
+            let put = self
+                .store
+                .put_component(
+                    name,
+                    v.kind,
+                    &digest,
+                    &bytes,
+                    allow_http.as_deref(),
+                    now_ms(),
+                )
+                .await?;
+            return match put {
+                PutComponent::Existing(v) | PutComponent::Created(v) => Ok((v, false)),
+                PutComponent::KindConflict { .. } => unreachable!("same bytes, same kind"),
+            };
         }
         let engine = self.engine.clone();
         let digest_owned = digest.clone();
@@ -65,7 +110,7 @@ impl Runtime {
         let kind = loaded.kind;
         match self
             .store
-            .put_component(name, kind, &digest, &bytes, now_ms())
+            .put_component(name, kind, &digest, &bytes, allow_http.as_deref(), now_ms())
             .await?
         {
             PutComponent::Created(v) => {

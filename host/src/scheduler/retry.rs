@@ -17,6 +17,7 @@ const NEVER_RETRY: &[&str] = &[
     "unknown-function",
     "not-an-activity",
     "bad-input",
+    "http-denied",
 ];
 
 /// One scheduled activity, as the workflow asked for it.
@@ -56,7 +57,7 @@ fn backoff(policy: &RetryPolicy, failed_attempt: u32) -> u64 {
     ms.max(0.0) as u64
 }
 
-async fn component(rt: &Runtime, name: &str) -> Result<Arc<Loaded>, Failure> {
+async fn component(rt: &Runtime, name: &str) -> Result<(Arc<Loaded>, Arc<Vec<String>>), Failure> {
     let unknown = || {
         Failure::Application(ErrorInfo::new(
             "unknown-activity",
@@ -79,7 +80,8 @@ async fn component(rt: &Runtime, name: &str) -> Result<Arc<Loaded>, Failure> {
     }
     let store = rt.store.clone();
     let digest = version.digest.clone();
-    rt.engine
+    let loaded = rt
+        .engine
         .load(&version.digest, ComponentKind::Activity, async move {
             store
                 .component_bytes(&digest)
@@ -87,7 +89,8 @@ async fn component(rt: &Runtime, name: &str) -> Result<Arc<Loaded>, Failure> {
                 .ok_or_else(|| anyhow::anyhow!("component {digest} is not stored"))
         })
         .await
-        .map_err(internal)
+        .map_err(internal)?;
+    Ok((loaded, Arc::new(version.allow_http)))
 }
 
 pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> ActivityOutcome {
@@ -118,7 +121,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             timeout = timeout.min(Duration::from_millis(left));
         }
         let result = match component(&rt, component_name).await {
-            Ok(loaded) => {
+            Ok((loaded, allow_http)) => {
                 let _slot = rt.activity_slots.clone().acquire_owned().await;
                 let info = AttemptInfo {
                     run_id: job.run_id.clone(),
@@ -127,6 +130,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
                     function: function.to_string(),
                     attempt,
                     idempotency_key: job.idempotency_key.clone(),
+                    allow_http,
                 };
                 rt.engine
                     .invoke_activity(&loaded, info, &job.input, timeout)

@@ -52,6 +52,8 @@ pub struct ComponentVersion {
     pub digest: String,
     pub size: u64,
     pub created_at_ms: i64,
+    /// Hosts this (activity) version may reach over `wasi:http`.
+    pub allow_http: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,6 +331,7 @@ pub trait Store: Send + Sync + 'static {
         kind: ComponentKind,
         digest: &str,
         bytes: &[u8],
+        allow_http: Option<&[String]>,
         at_ms: i64,
     ) -> anyhow::Result<PutComponent>;
     async fn component_bytes(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>>;

@@ -16,6 +16,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_primitives.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_allow_http.sql"),
+    ),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -503,10 +507,12 @@ fn version_from_row(row: &SqliteRow) -> anyhow::Result<ComponentVersion> {
         digest: row.try_get("digest")?,
         size: row.try_get::<i64, _>("size")? as u64,
         created_at_ms: row.try_get("created_at_ms")?,
+        allow_http: serde_json::from_str(&row.try_get::<String, _>("allow_http")?)?,
     })
 }
 
-const VERSION_COLUMNS: &str = "SELECT v.name, v.version, v.digest, v.kind, v.created_at_ms, c.size \
+const VERSION_COLUMNS: &str = "SELECT v.name, v.version, v.digest, v.kind, v.created_at_ms, \
+     v.allow_http, c.size \
      FROM component_versions v JOIN components c ON c.digest = v.digest";
 
 #[async_trait]
@@ -532,6 +538,7 @@ impl Store for SqliteStore {
         kind: ComponentKind,
         digest: &str,
         bytes: &[u8],
+        allow_http: Option<&[String]>,
         at_ms: i64,
     ) -> anyhow::Result<PutComponent> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -543,7 +550,22 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = existing {
-            return Ok(PutComponent::Existing(version_from_row(&row)?));
+            let mut version = version_from_row(&row)?;
+            if let Some(allow) = allow_http
+                && allow != version.allow_http.as_slice()
+            {
+                sqlx::query(
+                    "UPDATE component_versions SET allow_http = ? WHERE name = ? AND version = ?",
+                )
+                .bind(serde_json::to_string(allow)?)
+                .bind(name)
+                .bind(version.version as i64)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                version.allow_http = allow.to_vec();
+            }
+            return Ok(PutComponent::Existing(version));
         }
         let latest: Option<(i64, String)> = sqlx::query_as(
             "SELECT version, kind FROM component_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
@@ -569,14 +591,17 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let version = latest.map_or(1, |(v, _)| v + 1);
+        let allow_http = allow_http.unwrap_or_default().to_vec();
         sqlx::query(
-            "INSERT INTO component_versions (name, version, digest, kind, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO component_versions (name, version, digest, kind, created_at_ms, allow_http) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(name)
         .bind(version)
         .bind(digest)
         .bind(kind.as_str())
         .bind(at_ms)
+        .bind(serde_json::to_string(&allow_http)?)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -587,6 +612,7 @@ impl Store for SqliteStore {
             digest: digest.to_string(),
             size: bytes.len() as u64,
             created_at_ms: at_ms,
+            allow_http,
         }))
     }
 
