@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
-    /// Directory with `chain10.wasm` and `step.wasm` (see scripts/bench.sh).
+    /// Directory with `chain10.wasm`, `step.wasm`, `fanout.wasm` and
+    /// `effects.wasm` (see scripts/bench.sh).
     #[arg(long)]
     pub wasm_dir: PathBuf,
     /// Sequential runs for the latency figures.
@@ -90,19 +91,34 @@ async fn deploy(client: &Client, dir: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Start one chain10 run and wait for its result; checks the answer.
-async fn one_run(client: &Client, n: u64) -> anyhow::Result<Duration> {
+/// Start one run and wait for its result; checks the answer.
+async fn timed(
+    client: &Client,
+    workflow: &str,
+    input: Value,
+    expect: Value,
+) -> anyhow::Result<Duration> {
     let t = Instant::now();
     let started = client
-        .post("/v1/runs", &json!({ "workflow": "chain10", "input": n }))
+        .post("/v1/runs", &json!({ "workflow": workflow, "input": input }))
         .await?;
     let run_id = started["run_id"].as_str().unwrap_or_default();
-    let run = client.get(&format!("/v1/runs/{run_id}?wait=60")).await?;
+    let run = client.get(&format!("/v1/runs/{run_id}?wait=120")).await?;
     let elapsed = t.elapsed();
-    if run["status"] != "completed" || run["output"] != json!(n + 10) {
+    if run["status"] != "completed" || run["output"] != expect {
         bail!("run {run_id} ended wrong: {run}");
     }
     Ok(elapsed)
+}
+
+/// One chain10 run: ten sequential activities, each adding one.
+async fn one_run(client: &Client, n: u64) -> anyhow::Result<Duration> {
+    timed(client, "chain10", json!(n), json!(n + 10)).await
+}
+
+/// One fanout100 run: 100 activities at once, joined.
+async fn fanout100(client: &Client) -> anyhow::Result<Duration> {
+    timed(client, "fanout", json!({ "n": 100 }), json!(5050)).await
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -113,8 +129,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let server = Server::start(opts.durability)?;
     let client = Arc::new(Client::new(&server.addr));
-    deploy(&client, &opts.wasm_dir, "step").await?;
-    deploy(&client, &opts.wasm_dir, "chain10").await?;
+    for name in ["step", "chain10", "effects", "fanout"] {
+        deploy(&client, &opts.wasm_dir, name).await?;
+    }
     let health = client.get("/healthz").await?;
     for i in 0..5 {
         one_run(&client, i).await?;
@@ -150,6 +167,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let elapsed = t.elapsed();
     let per_sec = opts.total as f64 / elapsed.as_secs_f64();
 
+    fanout100(&client).await?;
+    let mut fanouts = Vec::with_capacity(20);
+    for _ in 0..20 {
+        fanouts.push(fanout100(&client).await?);
+    }
+    fanouts.sort();
+    let fanout_p50 = percentile(&fanouts, 0.50);
+
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "weft bench: chain10 (10 sequential activities a run), SQLite, durability {}",
@@ -169,6 +194,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         per_sec,
         per_sec * 11.0
     );
+    println!(
+        "  fanout100 (100 parallel activities, joined) start→result over 20 runs: p50 {:.2} ms",
+        ms(fanout_p50)
+    );
     let summary: Value = json!({
         "case": "chain10",
         "durability": health["durability"],
@@ -176,6 +205,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         "p99_ms": ms(p99),
         "runs_per_sec": per_sec,
         "concurrency": opts.concurrency,
+        "fanout100_p50_ms": ms(fanout_p50),
     });
     println!("{summary}");
     Ok(())

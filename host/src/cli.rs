@@ -78,12 +78,19 @@ impl Client {
     }
 }
 
-pub async fn deploy(client: &Client, file: &PathBuf, name: Option<String>) -> anyhow::Result<()> {
+pub async fn deploy(
+    client: &Client,
+    file: &PathBuf,
+    name: Option<String>,
+    allow_http: &[String],
+) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = name.unwrap_or_else(|| crate::server::name_from_path(file));
-    let v = client
-        .put_bytes(&format!("/v1/components/{name}"), bytes)
-        .await?;
+    let mut path = format!("/v1/components/{name}");
+    if !allow_http.is_empty() {
+        path.push_str(&format!("?allow_http={}", allow_http.join(",")));
+    }
+    let v = client.put_bytes(&path, bytes).await?;
     println!(
         "{} {} v{} {}",
         v["kind"].as_str().unwrap_or("?"),

@@ -27,6 +27,10 @@ enum Command {
         /// Name to deploy under (default: the file name without `.wasm`).
         #[arg(long)]
         name: Option<String>,
+        /// A host (`host`, `host:port`, `*.domain`) the activity may reach
+        /// over HTTP; repeat for several.
+        #[arg(long = "allow-http", value_name = "HOST")]
+        allow_http: Vec<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -106,9 +110,12 @@ async fn main() {
         .init();
     let result = match Args::parse().command {
         Command::Serve(opts) => weft::server::serve(opts).await,
-        Command::Deploy { file, name, remote } => {
-            cli::deploy(&Client::new(&remote.server), &file, name).await
-        }
+        Command::Deploy {
+            file,
+            name,
+            allow_http,
+            remote,
+        } => cli::deploy(&Client::new(&remote.server), &file, name, &allow_http).await,
         Command::Start {
             workflow,
             input,
