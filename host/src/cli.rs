@@ -277,7 +277,7 @@ pub async fn signal(
 ) -> anyhow::Result<()> {
     let payload = json_arg("--payload", payload)?;
     let path = if by_workflow_id {
-        format!("/v1/workflows/{target}/signals/{name}")
+        format!("/v1/workflow-ids/{target}/signals/{name}")
     } else {
         format!("/v1/runs/{target}/signals/{name}")
     };

@@ -89,7 +89,7 @@ async fn a_thousand_concurrent_signals_are_consumed_once_in_order_across_a_kill9
         for chunk in ids.chunks(50) {
             let sends = chunk.iter().map(|&i| async move {
                 let (status, ack) = server
-                    .post("/v1/workflows/counter/signals/item", &json!(i))
+                    .post("/v1/workflow-ids/counter/signals/item", &json!(i))
                     .await;
                 assert_eq!(status, 202, "{ack}");
                 (ack["signal_id"].as_i64().unwrap(), i)
@@ -111,7 +111,7 @@ async fn a_thousand_concurrent_signals_are_consumed_once_in_order_across_a_kill9
 
     let mut latest = Value::Null;
     until("the entity to finish", 120, async || {
-        let (_, run) = server.get("/v1/workflows/counter").await;
+        let (_, run) = server.get("/v1/workflow-ids/counter").await;
         latest = run.clone();
         run["status"] == "completed" && run["output"]["continued_as"].is_null()
     })
@@ -150,12 +150,12 @@ async fn signal_with_start_starts_an_absent_entity_and_only_signals_a_running_on
         })
     };
     let (s1, first) = server
-        .post("/v1/workflows/solo/signal-with-start", &body(json!("a")))
+        .post("/v1/workflow-ids/solo/signal-with-start", &body(json!("a")))
         .await;
     assert_eq!(s1, 202, "{first}");
     assert_eq!(first["created"], true);
     let (s2, second) = server
-        .post("/v1/workflows/solo/signal-with-start", &body(json!("b")))
+        .post("/v1/workflow-ids/solo/signal-with-start", &body(json!("b")))
         .await;
     assert_eq!(s2, 202);
     assert_eq!(second["created"], false);
@@ -179,7 +179,7 @@ async fn signal_with_start_starts_an_absent_entity_and_only_signals_a_running_on
         "{b}"
     );
     let (s, b) = server
-        .post("/v1/workflows/nobody/signals/item", &json!(1))
+        .post("/v1/workflow-ids/nobody/signals/item", &json!(1))
         .await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
@@ -217,34 +217,45 @@ async fn request_response_between_workflows_through_a_cell_entity() {
     };
     assert_eq!(first["output"]["from"], "");
     assert_eq!(second["output"]["from"], first["output"]["to"]);
-    let (_, cell) = server.get("/v1/workflows/cell-c1").await;
+    let (_, cell) = server.get("/v1/workflow-ids/cell-c1").await;
     let cell = server.wait(cell["run_id"].as_str().unwrap(), 30).await;
     assert_eq!(cell["status"], "completed");
     assert_eq!(cell["output"]["served"].as_array().unwrap().len(), 2);
     assert_eq!(cell["output"]["version"], second["output"]["to"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_parent_awaits_a_sleeping_child_and_both_survive_a_restart() {
-    let mut server = Server::start(&["--resident-timer-ms", "100"]);
+/// A server with the parent/child guests, a `parent` run under
+/// `workflow_id` whose `sleeper` child sleeps `sleep_ms`; answers the
+/// parent's run id and the child once it is asleep.
+async fn parent_with_sleeping_child(workflow_id: &str, sleep_ms: u64) -> (Server, String, Value) {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
     server.deploy("effects", "effects").await;
     server.deploy("sleeper", "sleeper").await;
     server.deploy("parent", "parent").await;
+    let input = json!({ "tag": "kid", "sleep_ms": sleep_ms });
     let (_, started) = server
         .post(
             "/v1/runs",
-            &json!({ "workflow": "parent", "workflow_id": "mom", "input": { "tag": "kid", "sleep_ms": 2500 } }),
+            &json!({ "workflow": "parent", "workflow_id": workflow_id, "input": input }),
         )
         .await;
     let parent = started["run_id"].as_str().unwrap().to_string();
     let mut child = Value::Null;
     until("the child to sleep", 30, async || {
-        let (s, run) = server.get("/v1/workflows/mom-child").await;
+        let (s, run) = server
+            .get(&format!("/v1/workflow-ids/{workflow_id}-child"))
+            .await;
         child = run.clone();
         s == 200 && run["wake_at_ms"].is_i64()
     })
     .await;
     assert_eq!(child["parent_run_id"], parent.as_str());
+    (server, parent, child)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parent_awaits_a_sleeping_child_and_both_survive_a_restart() {
+    let (mut server, parent, child) = parent_with_sleeping_child("mom", 2500).await;
     server.restart();
 
     let run = server.wait(&parent, 60).await;
@@ -260,24 +271,8 @@ async fn a_parent_awaits_a_sleeping_child_and_both_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelling_a_parent_cancels_its_child() {
-    let server = Server::start(&["--resident-timer-ms", "100"]);
-    server.deploy("effects", "effects").await;
-    server.deploy("sleeper", "sleeper").await;
-    server.deploy("parent", "parent").await;
-    let (_, started) = server
-        .post(
-            "/v1/runs",
-            &json!({ "workflow": "parent", "workflow_id": "dad", "input": { "tag": "kid", "sleep_ms": 60000 } }),
-        )
-        .await;
-    let parent = started["run_id"].as_str().unwrap().to_string();
-    let mut child = String::new();
-    until("the child to sleep", 30, async || {
-        let (s, run) = server.get("/v1/workflows/dad-child").await;
-        child = run["run_id"].as_str().unwrap_or_default().to_string();
-        s == 200 && run["wake_at_ms"].is_i64()
-    })
-    .await;
+    let (server, parent, child) = parent_with_sleeping_child("dad", 60_000).await;
+    let child = child["run_id"].as_str().unwrap().to_string();
     let (s, _) = server
         .post(&format!("/v1/runs/{parent}/cancel"), &json!(null))
         .await;
@@ -382,16 +377,8 @@ async fn operators_signal_cancel_and_follow_from_the_cli() {
         .await;
     let run_id = started["run_id"].as_str().unwrap().to_string();
     let weft = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(args)
-            .env("WEFT_SERVER", &server.addr)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        (
-            out.status.success(),
-            text + &String::from_utf8_lossy(&out.stderr),
-        )
+        let (ok, out, err) = server.cli(args);
+        (ok, out + &err)
     };
     let follower = {
         let addr = server.addr.clone();

@@ -161,18 +161,7 @@ async fn start_is_idempotent_on_workflow_id_among_open_runs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_deploys_starts_lists_and_shows() {
     let server = Server::start(&[]);
-    let weft = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(args)
-            .env("WEFT_SERVER", &server.addr)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let weft = |args: &[&str]| server.cli(args);
     let dir = crate::support::guests();
     let (ok, out, err) = weft(&["deploy", dir.join("greeter.wasm").to_str().unwrap()]);
     assert!(ok, "{err}");

@@ -46,13 +46,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{run_id}/journal", get(runs::journal))
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
         .route("/v1/runs/{run_id}/signals/{name}", post(signals::to_run))
-        .route("/v1/workflows/{workflow_id}", get(runs::by_workflow_id))
+        .route("/v1/workflow-ids/{workflow_id}", get(runs::by_workflow_id))
         .route(
-            "/v1/workflows/{workflow_id}/signals/{name}",
+            "/v1/workflow-ids/{workflow_id}/signals/{name}",
             post(signals::to_workflow),
         )
         .route(
-            "/v1/workflows/{workflow_id}/signal-with-start",
+            "/v1/workflow-ids/{workflow_id}/signal-with-start",
             post(signals::with_start),
         )
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))

@@ -154,7 +154,7 @@ pub struct NamespaceQuery {
     namespace: Option<String>,
 }
 
-/// `GET /v1/workflows/{workflow_id}`: the open run with that workflow id,
+/// `GET /v1/workflow-ids/{workflow_id}`: the open run with that workflow id,
 /// or else the latest one.
 pub async fn by_workflow_id(
     State(state): State<AppState>,

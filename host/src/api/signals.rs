@@ -61,7 +61,7 @@ pub struct NamespaceQuery {
     namespace: Option<String>,
 }
 
-/// `POST /v1/workflows/{workflow_id}/signals/{name}`: to the open run.
+/// `POST /v1/workflow-ids/{workflow_id}/signals/{name}`: to the open run.
 pub async fn to_workflow(
     State(state): State<AppState>,
     Path((workflow_id, name)): Path<(String, String)>,
@@ -93,7 +93,7 @@ pub struct WithStartBody {
     execution_timeout_ms: Option<u64>,
 }
 
-/// `POST /v1/workflows/{workflow_id}/signal-with-start`: start the run if
+/// `POST /v1/workflow-ids/{workflow_id}/signal-with-start`: start the run if
 /// none is open under that id, and deliver the signal either way.
 pub async fn with_start(
     State(state): State<AppState>,

@@ -25,6 +25,17 @@ struct Inner {
 }
 
 impl Inner {
+    fn push(&mut self, event: Event) -> Recorded {
+        let recorded = Recorded {
+            seq: self.next_seq,
+            at_ms: now_ms(),
+            event,
+        };
+        self.next_seq += 1;
+        self.pending.push(recorded.clone());
+        recorded
+    }
+
     /// Send what is pending without waiting — unless an effect starts or
     /// signals a run: the workflow waits for those to be committed.
     fn send_quietly(&mut self) {
@@ -64,13 +75,7 @@ impl Sink {
     /// Append `event` in memory; it becomes durable with the next commit.
     pub fn record(&self, event: Event) -> Recorded {
         let mut inner = self.inner.lock().unwrap();
-        let recorded = Recorded {
-            seq: inner.next_seq,
-            at_ms: now_ms(),
-            event,
-        };
-        inner.next_seq += 1;
-        inner.pending.push(recorded.clone());
+        let recorded = inner.push(event);
         if inner.pending.len() >= MAX_PENDING {
             inner.send_quietly();
         }
@@ -81,13 +86,7 @@ impl Sink {
     /// committed in the same transaction as the event, never apart.
     pub fn record_consuming(&self, event: Event, signal_id: i64) -> Recorded {
         let mut inner = self.inner.lock().unwrap();
-        let recorded = Recorded {
-            seq: inner.next_seq,
-            at_ms: now_ms(),
-            event,
-        };
-        inner.next_seq += 1;
-        inner.pending.push(recorded.clone());
+        let recorded = inner.push(event);
         inner.effects.push(Effect::Consume {
             signal_id,
             seq: recorded.seq,
