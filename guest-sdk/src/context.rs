@@ -157,6 +157,23 @@ impl Context {
         unreachable!("the host ends the run at continue-as-new")
     }
 
+    /// Branch between old and new behaviour inside one version:
+    ///
+    /// ```ignore
+    /// if ctx.patched("notify-owner") {
+    ///     ctx.activity("mail/notify").input(&owner).call::<()>()?; // new behaviour
+    /// }
+    /// ```
+    ///
+    /// True for a run that reaches this point on code with the change (a
+    /// marker is journaled), false while replaying a journal recorded before
+    /// it — so runs that started on the old code keep the old behaviour after
+    /// an upgrade. Once no run from before the change remains, drop the call
+    /// and keep the new branch: recorded markers no code asks for are skipped.
+    pub fn patched(&self, change_id: &str) -> bool {
+        host::patched(change_id)
+    }
+
     /// The run's deadline (its execution timeout), if it has one.
     pub fn deadline(&self) -> Option<SystemTime> {
         host::deadline_ms().map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))

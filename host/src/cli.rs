@@ -78,19 +78,62 @@ impl Client {
     }
 }
 
-pub async fn deploy(
-    client: &Client,
-    file: &PathBuf,
-    name: Option<String>,
-    allow_http: &[String],
-) -> anyhow::Result<()> {
+pub struct DeployOptions {
+    pub name: Option<String>,
+    pub allow_http: Vec<String>,
+    pub check: bool,
+    pub upgrade_compatible: bool,
+    pub dry_run: bool,
+}
+
+fn print_reports(reports: &Value) {
+    for r in reports.as_array().into_iter().flatten() {
+        let what = match r["verdict"].as_str() {
+            Some("compatible") if r["upgraded"] == true => "compatible, upgraded".to_string(),
+            Some("compatible") => "compatible".to_string(),
+            Some("diverged") => format!(
+                "diverges: event {}: journal has {}, code asked for {}",
+                r["divergence"]["seq"],
+                cell(&r["divergence"]["journal"]),
+                cell(&r["divergence"]["code"])
+            ),
+            _ => format!("cannot replay: {}", cell(&r["message"])),
+        };
+        println!(
+            "  run {} (v{}): {what}",
+            cell(&r["run_id"]),
+            r["from_version"]
+        );
+    }
+}
+
+pub async fn deploy(client: &Client, file: &PathBuf, opts: DeployOptions) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let name = name.unwrap_or_else(|| crate::server::name_from_path(file));
+    let name = opts
+        .name
+        .unwrap_or_else(|| crate::server::name_from_path(file));
+    let mut query = Vec::new();
+    if !opts.allow_http.is_empty() {
+        query.push(format!("allow_http={}", opts.allow_http.join(",")));
+    }
+    if opts.dry_run {
+        query.push("dry_run=true".into());
+    } else if opts.check || opts.upgrade_compatible {
+        query.push("check=true".into());
+    }
+    if opts.upgrade_compatible {
+        query.push("upgrade=compatible".into());
+    }
     let mut path = format!("/v1/components/{name}");
-    if !allow_http.is_empty() {
-        path.push_str(&format!("?allow_http={}", allow_http.join(",")));
+    if !query.is_empty() {
+        path = format!("{path}?{}", query.join("&"));
     }
     let v = client.put_bytes(&path, bytes).await?;
+    if opts.dry_run {
+        println!("dry run of {name} ({}): open runs", cell(&v["digest"]));
+        print_reports(&v["check"]);
+        return Ok(());
+    }
     println!(
         "{} {} v{} {}",
         v["kind"].as_str().unwrap_or("?"),
@@ -98,6 +141,10 @@ pub async fn deploy(
         v["version"],
         v["digest"].as_str().unwrap_or("?")
     );
+    if v["check"].is_array() {
+        println!("open runs of {name}:");
+        print_reports(&v["check"]);
+    }
     Ok(())
 }
 
@@ -287,6 +334,58 @@ pub async fn signal(
         answer["signal_id"],
         cell(&answer["run_id"])
     );
+    Ok(())
+}
+
+pub async fn upgrade(
+    client: &Client,
+    run_id: Option<String>,
+    workflow: Option<String>,
+    to: &str,
+    from: Option<u32>,
+    force: bool,
+) -> anyhow::Result<()> {
+    let to: Value = to.parse::<u64>().map(Value::from).unwrap_or(json!(to));
+    match (run_id, workflow) {
+        (Some(run_id), None) => {
+            let body = json!({ "version": to, "force": force });
+            let r = client
+                .post(&format!("/v1/runs/{run_id}/upgrade"), &body)
+                .await?;
+            if r["upgraded"] == true {
+                println!(
+                    "run {run_id} upgraded from v{} to v{}",
+                    r["from_version"], r["to_version"]
+                );
+            } else {
+                println!("run {run_id} is already on v{}", r["to_version"]);
+            }
+            Ok(())
+        }
+        (None, Some(workflow)) => {
+            let body = json!({ "to": to, "from": from, "force": force });
+            let r = client
+                .post(&format!("/v1/workflows/{workflow}/upgrade"), &body)
+                .await?;
+            println!("open runs of {workflow}:");
+            print_reports(&r["runs"]);
+            Ok(())
+        }
+        _ => bail!("give a run id or --workflow NAME (not both)"),
+    }
+}
+
+pub async fn versions(client: &Client, name: &str) -> anyhow::Result<()> {
+    let w = client.get(&format!("/v1/workflows/{name}")).await?;
+    println!("{:<8} {:<66} {:>9}", "VERSION", "DIGEST", "OPEN RUNS");
+    for v in w["versions"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {:<66} {:>9}",
+            cell(&v["version"]),
+            cell(&v["digest"]),
+            cell(&v["open_runs"])
+        );
+    }
     Ok(())
 }
 

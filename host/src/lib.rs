@@ -12,6 +12,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod journal;
+pub mod replay;
 pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -31,6 +31,15 @@ enum Command {
         /// over HTTP; repeat for several.
         #[arg(long = "allow-http", value_name = "HOST")]
         allow_http: Vec<String>,
+        /// Replay the workflow's open runs on the new version and report.
+        #[arg(long)]
+        check: bool,
+        /// With --check: upgrade the runs that are compatible.
+        #[arg(long)]
+        upgrade_compatible: bool,
+        /// Only report (compile and check), deploy nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -95,6 +104,41 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Move an open run (or, with --workflow, every open run of a workflow)
+    /// to another version, if its journal replays on it.
+    Upgrade {
+        /// The run (omit with --workflow).
+        run_id: Option<String>,
+        /// Upgrade every open run of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Target version: a number or `latest`.
+        #[arg(long, default_value = "latest")]
+        to: String,
+        /// With --workflow: only the runs on this version.
+        #[arg(long)]
+        from: Option<u32>,
+        /// Switch without checking the journal first.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// A workflow's versions and how many open runs each has.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Replay an exported journal (`weft show RUN --json`, or
+    /// GET /v1/runs/{id}/journal) against a local .wasm, offline; exits 1
+    /// with the divergence if the code is incompatible.
+    Replay {
+        #[arg(long)]
+        journal: PathBuf,
+        #[arg(long)]
+        wasm: PathBuf,
+    },
     /// Measure start→result latency and throughput on a temporary server.
     Bench(weft::bench::BenchOptions),
 }
@@ -114,8 +158,20 @@ async fn main() {
             file,
             name,
             allow_http,
+            check,
+            upgrade_compatible,
+            dry_run,
             remote,
-        } => cli::deploy(&Client::new(&remote.server), &file, name, &allow_http).await,
+        } => {
+            let opts = cli::DeployOptions {
+                name,
+                allow_http,
+                check,
+                upgrade_compatible,
+                dry_run,
+            };
+            cli::deploy(&Client::new(&remote.server), &file, opts).await
+        }
         Command::Start {
             workflow,
             input,
@@ -164,6 +220,25 @@ async fn main() {
         Command::Cancel { run_id, remote } => {
             cli::cancel(&Client::new(&remote.server), &run_id).await
         }
+        Command::Upgrade {
+            run_id,
+            workflow,
+            to,
+            from,
+            force,
+            remote,
+        } => {
+            let client = Client::new(&remote.server);
+            cli::upgrade(&client, run_id, workflow, &to, from, force).await
+        }
+        Command::Versions { name, remote } => {
+            cli::versions(&Client::new(&remote.server), &name).await
+        }
+        Command::Replay { journal, wasm } => match weft::replay::run(&journal, &wasm).await {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
         Command::Bench(opts) => weft::bench::run(opts).await,
     };
     if let Err(e) = result {

@@ -5,4 +5,5 @@ mod bad_input;
 mod durability;
 mod primitives;
 mod support;
+mod versioning;
 mod workflows;

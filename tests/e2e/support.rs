@@ -32,6 +32,11 @@ const GUESTS: &[&str] = &[
     "deadline",
     "fetcher",
     "fetch",
+    "versioned",
+    "versioned-add",
+    "versioned-reorder",
+    "versioned-patched",
+    "versioned-rename-b",
 ];
 
 fn workspace() -> PathBuf {
@@ -205,6 +210,12 @@ impl Server {
             .send()
             .await
             .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let resp = self.http.delete(self.url(path)).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }

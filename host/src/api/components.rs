@@ -15,6 +15,15 @@ use std::collections::BTreeMap;
 pub struct UploadQuery {
     /// Comma-separated hosts the activity may reach over HTTP.
     allow_http: Option<String>,
+    /// Replay the journals of the workflow's open runs on the new version
+    /// and report, per run, whether they are compatible.
+    #[serde(default)]
+    check: bool,
+    /// Only check: compile and report, deploy nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// With `check`: `compatible` upgrades the runs that are.
+    upgrade: Option<String>,
 }
 
 /// `PUT /v1/components/{name}[?allow_http=host,host:port]`: the raw `.wasm`
@@ -24,7 +33,22 @@ pub async fn upload(
     Path(name): Path<String>,
     QueryParams(query): QueryParams<UploadQuery>,
     Body(bytes): Body,
-) -> Result<(StatusCode, Json<ComponentVersion>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let upgrade = match query.upgrade.as_deref() {
+        None | Some("none") => false,
+        Some("compatible") => true,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "upgrade={other}: the policies are `none` and `compatible`"
+            ))
+            .into());
+        }
+    };
+    if query.dry_run {
+        let (digest, check) = state.rt.dry_run(&name, bytes.to_vec()).await?;
+        let body = json!({ "name": name, "digest": digest, "dry_run": true, "check": check });
+        return Ok((StatusCode::OK, Json(body)));
+    }
     let allow = query.allow_http.map(|list| {
         list.split(',')
             .map(str::trim)
@@ -38,7 +62,22 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(version)))
+    let mut body = serde_json::to_value(&version).expect("versions serialize");
+    if query.check || upgrade {
+        let loaded = state.rt.workflow_component(&version.digest).await?;
+        let mut check = state
+            .rt
+            .check_open_runs(&name, &loaded, version.version)
+            .await?;
+        if upgrade {
+            for report in check.iter_mut().filter(|r| r.verdict.is_compatible()) {
+                let target = crate::scheduler::Target::Version(version.version);
+                *report = state.rt.upgrade(&report.run_id, target, false).await?;
+            }
+        }
+        body["check"] = json!(check);
+    }
+    Ok((status, Json(body)))
 }
 
 fn grouped(versions: Vec<ComponentVersion>) -> Vec<Value> {

@@ -4,6 +4,7 @@ mod components;
 mod error;
 mod runs;
 mod signals;
+mod versions;
 
 pub use error::ApiError;
 
@@ -11,7 +12,7 @@ use crate::scheduler::Runtime;
 use crate::store::Durability;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -37,6 +38,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/components/{name}/versions/{version}/wasm",
             get(components::wasm),
         )
+        .route(
+            "/v1/components/{name}/versions/{version}",
+            delete(versions::delete),
+        )
         .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES));
     Router::new()
         .route("/healthz", get(health))
@@ -45,6 +50,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/journal", get(runs::journal))
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
+        .route("/v1/runs/{run_id}/upgrade", post(versions::upgrade_run))
+        .route("/v1/workflows/{name}", get(versions::list))
+        .route("/v1/workflows/{name}/upgrade", post(versions::upgrade_all))
+        .route(
+            "/v1/workflows/{name}/versions/{version}",
+            delete(versions::delete),
+        )
         .route("/v1/runs/{run_id}/signals/{name}", post(signals::to_run))
         .route("/v1/workflow-ids/{workflow_id}", get(runs::by_workflow_id))
         .route(

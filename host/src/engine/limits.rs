@@ -16,6 +16,9 @@ pub enum Interrupt {
     /// The guest asked to continue as a new run.
     #[error("continued as new")]
     ContinueAsNew { input: serde_json::Value },
+    /// A compatibility check replayed the whole journal.
+    #[error("the replay reached the end of the journal")]
+    ReplayComplete,
     /// The deadline passed, and so did the grace period for cleanup.
     #[error("the run passed its deadline (execution timeout) and the grace period after it")]
     DeadlineExceeded,

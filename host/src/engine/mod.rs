@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod bindings;
+pub mod check;
 mod components;
 mod limits;
 mod ops;

@@ -21,6 +21,8 @@ pub enum Notice {
     ChildEnded(String),
     /// Look again (e.g. a timer of the scheduler fired).
     Poke,
+    /// Leave memory at the next wait (an upgrade needs the run to itself).
+    Evict,
 }
 
 /// An operation the guest started, by handle.
@@ -119,6 +121,18 @@ impl WorkflowState {
     pub(super) async fn wait_live(&mut self, handles: &[u32]) -> wasmtime::Result<(u32, Event)> {
         loop {
             self.drain_inbox();
+            if self.evict {
+                for op in &mut self.ops {
+                    if let Op::Activity { task: Some(t), .. } = op {
+                        t.abort();
+                    }
+                }
+                // Due at once: whoever evicted it wakes it (or recovery does).
+                return Err(Interrupt::Suspend {
+                    wake_at_ms: Some(now_ms()),
+                }
+                .into());
+            }
             if let Some(event) = self.interrupt_due(handles[0])? {
                 return Ok((handles[0], event));
             }
@@ -150,6 +164,7 @@ impl WorkflowState {
                     }
                 }
             }
+            Notice::Evict => self.evict = true,
             Notice::Poke => {}
         }
     }

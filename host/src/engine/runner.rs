@@ -3,6 +3,7 @@
 //! execution ended.
 
 use super::Prepared;
+use super::bindings::workflow::WorkflowPre;
 use super::limits::Interrupt;
 use super::ops::Notice;
 use super::workflow::{RunFacts, WorkflowState};
@@ -124,18 +125,10 @@ pub async fn execute(
         cancel_requested: run.cancel_requested,
     };
     let state = WorkflowState::new(rt.clone(), facts, cursor, sink.clone(), signals, inbox);
-    let mut store = Store::new(rt.engine.wasm(), state);
-    store.limiter(|s| &mut s.memory);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| ctx.data().slice.tick());
-
-    let instance = match pre.instantiate_async(&mut store).await {
-        Ok(instance) => instance,
+    let (mut store, result) = match run_guest(&rt, pre, state, &run.input).await {
+        Ok(ran) => ran,
         Err(e) => return Ending::Retry(format!("cannot instantiate: {e:#}")),
     };
-    let input = run.input.to_string();
-    let result = instance.call_run(&mut store, &input).await;
-
     let state = store.data_mut();
     let parent = run.parent_run_id.clone();
     let (event, update) = match result {
@@ -201,6 +194,9 @@ pub async fn execute(
             }
             Some(Interrupt::Diverged(divergence)) => diverged(run_id, divergence),
             Some(Interrupt::Storage(message)) => return Ending::Retry(message.clone()),
+            Some(Interrupt::ReplayComplete) => {
+                return Ending::Retry("a check ended an execution".into());
+            }
             Some(limit @ Interrupt::Spin(_)) => {
                 failed(ErrorInfo::new("spin-limit", limit.to_string()))
             }
@@ -221,6 +217,26 @@ pub async fn execute(
         Ok(_) => Ending::Ended { parent },
         Err(e) => Ending::Retry(format!("{e:#}")),
     }
+}
+
+/// What running the guest's `run` export returned.
+pub(super) type Returned = wasmtime::Result<Result<String, super::bindings::WitErrorInfo>>;
+
+/// Instantiate `pre` with `state` (limits, epoch yielding) and run the
+/// workflow from the top; `Err` only when it cannot be instantiated.
+pub(super) async fn run_guest(
+    rt: &Runtime,
+    pre: &WorkflowPre<WorkflowState>,
+    state: WorkflowState,
+    input: &Value,
+) -> wasmtime::Result<(Store<WorkflowState>, Returned)> {
+    let mut store = Store::new(rt.engine.wasm(), state);
+    store.limiter(|s| &mut s.memory);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| ctx.data().slice.tick());
+    let instance = pre.instantiate_async(&mut store).await?;
+    let result = instance.call_run(&mut store, &input.to_string()).await;
+    Ok((store, result))
 }
 
 /// End `run` and start its next run under the same workflow id.

@@ -13,7 +13,7 @@ use crate::journal::{
 use crate::scheduler::{ActivityJob, Runtime};
 use crate::store::{ComponentKind, Effect, NewRun, Signal, now_ms};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
@@ -50,6 +50,12 @@ pub struct WorkflowState {
     consumed_signals: HashSet<i64>,
     pub(super) cancel_delivered: bool,
     pub(super) deadline_delivered: bool,
+    /// Asked to leave memory at the next wait.
+    pub(super) evict: bool,
+    /// A compatibility check: replay only, stop where the journal ends.
+    check: bool,
+    /// Answers of `patched` so far in this execution.
+    patches: HashMap<String, bool>,
     last_monotonic: u64,
     stderr: MemoryOutputPipe,
 }
@@ -122,9 +128,19 @@ impl WorkflowState {
             consumed_signals: HashSet::new(),
             cancel_delivered: false,
             deadline_delivered: false,
+            evict: false,
+            check: false,
+            patches: HashMap::new(),
             last_monotonic: 0,
             stderr,
         }
+    }
+
+    /// Make this execution a compatibility check: it replays the journal
+    /// and stops, without side effects, where the journal ends.
+    pub fn checking(mut self) -> Self {
+        self.check = true;
+        self
     }
 
     pub fn sink(&self) -> &Sink {
@@ -147,6 +163,7 @@ impl WorkflowState {
     /// live), or a trap that stops the run as diverged.
     fn replayed(&mut self, call: &Call) -> wasmtime::Result<Option<Recorded>> {
         match self.cursor.expect(call) {
+            Ok(None) if self.check => Err(Interrupt::ReplayComplete.into()),
             Ok(recorded) => Ok(recorded.cloned()),
             Err(divergence) => Err(Interrupt::Diverged(divergence).into()),
         }
@@ -653,7 +670,7 @@ impl context::Host for WorkflowState {
 
     async fn set_status(&mut self, status: String) -> wasmtime::Result<()> {
         // Informational: replay skips the recorded ones, so record only live.
-        if !self.cursor.replaying() {
+        if !self.cursor.replaying() && !self.check {
             let status = payload_value(&status);
             self.sink.effect(Effect::SetStatus(status.clone()));
             self.record(Event::StatusSet { status });
@@ -670,5 +687,23 @@ impl context::Host for WorkflowState {
 
     async fn deadline_ms(&mut self) -> wasmtime::Result<Option<u64>> {
         Ok(self.run.deadline_at_ms.map(|d| d as u64))
+    }
+
+    async fn patched(&mut self, change_id: String) -> wasmtime::Result<bool> {
+        if let Some(answer) = self.patches.get(&change_id) {
+            return Ok(*answer);
+        }
+        let answer = match self.cursor.patch(&change_id) {
+            Some(answer) => answer,
+            None if self.check => return Err(Interrupt::ReplayComplete.into()),
+            None => {
+                self.record(Event::PatchMarker {
+                    change_id: change_id.clone(),
+                });
+                true
+            }
+        };
+        self.patches.insert(change_id, answer);
+        Ok(answer)
     }
 }

@@ -250,6 +250,20 @@ pub enum Event {
         input: Value,
         next_run_id: String,
     },
+    /// `patched(change_id)` answered true here. Soft on replay: code that
+    /// no longer asks (a removed patch) skips it.
+    PatchMarker {
+        change_id: String,
+    },
+    /// Informational: the run was re-pinned to another version, its journal
+    /// having replayed on it.
+    Upgraded {
+        from_version: u32,
+        to_version: u32,
+        from_digest: String,
+        to_digest: String,
+        forced: bool,
+    },
 }
 
 /// The run signal-with-start creates when none is open.
@@ -337,6 +351,8 @@ impl Event {
             Event::Completed { .. } => "completed",
             Event::Failed { .. } => "failed",
             Event::ContinuedAsNew { .. } => "continued-as-new",
+            Event::PatchMarker { .. } => "patch-marker",
+            Event::Upgraded { .. } => "upgraded",
         }
     }
 
@@ -413,6 +429,7 @@ impl Event {
                 payload,
                 start.as_ref(),
             )),
+            Event::PatchMarker { change_id } => Some(calls::patch(change_id)),
             // Informational events and the run's end are not calls.
             _ => None,
         }
@@ -546,6 +563,16 @@ impl Event {
             Event::ContinuedAsNew { input, next_run_id } => {
                 format!("continued as new run {next_run_id} with {}", short(input))
             }
+            Event::PatchMarker { change_id } => format!("patched `{change_id}`"),
+            Event::Upgraded {
+                from_version,
+                to_version,
+                forced,
+                ..
+            } => {
+                let how = if *forced { " (forced, unchecked)" } else { "" };
+                format!("upgraded from v{from_version} to v{to_version}{how}")
+            }
         }
     }
 }
@@ -593,6 +620,14 @@ pub mod calls {
             "await",
             &json!({ "handle": handle }),
             format!("the result of #{handle}"),
+        )
+    }
+
+    pub fn patch(change_id: &str) -> Call {
+        Call::new(
+            "patch",
+            &json!({ "change_id": change_id }),
+            format!("patch `{change_id}`"),
         )
     }
 

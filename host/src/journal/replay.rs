@@ -74,10 +74,23 @@ impl Cursor {
         self.pos < self.events.len()
     }
 
+    /// Skip informational events and patch markers: a marker only counts
+    /// for the `patched` call that asks for it.
+    fn skip_soft(&mut self) {
+        loop {
+            self.skip_informational();
+            match self.events.get(self.pos) {
+                Some(r) if matches!(r.event, Event::PatchMarker { .. }) => self.pos += 1,
+                _ => return,
+            }
+        }
+    }
+
     /// Match the guest's `call` against the next recorded call. `Ok(None)`
     /// means the journal is exhausted: the call runs live.
     pub fn expect(&mut self, call: &Call) -> Result<Option<&Recorded>, Divergence> {
-        if !self.replaying() {
+        self.skip_soft();
+        if self.pos >= self.events.len() {
             return Ok(None);
         }
         let recorded = &self.events[self.pos];
@@ -96,7 +109,8 @@ impl Cursor {
     /// At the end of the run: recorded calls the code never made (trimmed
     /// code) are a divergence too.
     pub fn finish(&mut self, what: &str) -> Result<(), Divergence> {
-        if !self.replaying() {
+        self.skip_soft();
+        if self.pos >= self.events.len() {
             return Ok(());
         }
         let recorded = &self.events[self.pos];
@@ -105,6 +119,26 @@ impl Cursor {
             journal: recorded.event.call().expect("a call").describe,
             code: what.to_string(),
         })
+    }
+
+    /// Answer `patched(change_id)` from the journal: `Some(true)` where the
+    /// journal has its marker (consumed), `Some(false)` where the journal
+    /// goes on without it (recorded before the change), `None` once the
+    /// journal is exhausted (live).
+    pub fn patch(&mut self, change_id: &str) -> Option<bool> {
+        let mut i = self.pos;
+        while let Some(r) = self.events.get(i) {
+            match &r.event {
+                Event::PatchMarker { change_id: id } if id == change_id => {
+                    self.pos = i + 1;
+                    return Some(true);
+                }
+                Event::PatchMarker { .. } => i += 1,
+                e if e.call().is_none() => i += 1,
+                _ => return Some(false),
+            }
+        }
+        None
     }
 
     /// Failed attempts of the activity `handle` recorded so far, and when
@@ -250,6 +284,40 @@ mod tests {
             ))
             .is_err()
         );
+    }
+
+    #[test]
+    fn patch_markers_answer_patched_and_are_skipped_by_other_calls() {
+        let marker = |seq, id: &str| {
+            rec(
+                seq,
+                Event::PatchMarker {
+                    change_id: id.into(),
+                },
+            )
+        };
+        let clock = |seq| {
+            rec(
+                seq,
+                Event::Clock {
+                    source: Source::Context,
+                    nanos: 1,
+                },
+            )
+        };
+        // New code on a journal with the marker: true, then the calls match.
+        let mut c = Cursor::new(vec![marker(0, "x"), clock(1)]);
+        assert_eq!(c.patch("x"), Some(true));
+        c.expect(&calls::clock(Source::Context)).unwrap().unwrap();
+        // New code on a journal recorded before the change: false.
+        let mut c = Cursor::new(vec![clock(0)]);
+        assert_eq!(c.patch("x"), Some(false));
+        c.expect(&calls::clock(Source::Context)).unwrap().unwrap();
+        assert_eq!(c.patch("x"), None, "exhausted: live");
+        // Code that dropped the patch skips the old marker.
+        let mut c = Cursor::new(vec![marker(0, "x"), clock(1)]);
+        c.expect(&calls::clock(Source::Context)).unwrap().unwrap();
+        c.finish("the end").unwrap();
     }
 
     #[test]

@@ -126,6 +126,34 @@ impl Runtime {
         }
     }
 
+    /// Check the open runs of workflow `name` against `bytes` without
+    /// deploying anything: what would happen if these were its next version.
+    pub async fn dry_run(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(String, Vec<super::Report>)> {
+        check_name("component", name)?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let engine = self.engine.clone();
+        let d = digest.clone();
+        let (_, loaded) = tokio::task::spawn_blocking(move || engine.build(&d, &bytes))
+            .await
+            .map_err(|e| Error::Internal(e.into()))??;
+        if loaded.kind != ComponentKind::Workflow {
+            return Err(Error::BadRequest(
+                "only workflows can be checked against open runs".into(),
+            ));
+        }
+        let next = self
+            .store
+            .latest_version(name)
+            .await?
+            .map_or(1, |v| v.version + 1);
+        let reports = self.check_open_runs(name, &loaded, next).await?;
+        Ok((digest, reports))
+    }
+
     /// Resolve `req` to a new run (not yet written).
     async fn new_run(&self, req: StartRun) -> Result<NewRun> {
         check_name("workflow", &req.workflow)?;

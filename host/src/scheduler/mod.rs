@@ -5,9 +5,11 @@
 mod commands;
 mod retry;
 mod timers;
+mod versions;
 
 pub use commands::{DEFAULT_NAMESPACE, SignalRequest, StartRun};
 pub use retry::{ActivityJob, ActivityOutcome};
+pub use versions::{Exclusive, Report, Target};
 
 use crate::engine::runner::{self, Ending};
 use crate::engine::{Engine, Loaded, Notice};

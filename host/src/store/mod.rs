@@ -236,6 +236,9 @@ pub enum RunUpdate {
     /// Completed by continuing as `next` (same workflow id); unconsumed
     /// signals move to it.
     ContinuedAsNew { next: NewRun },
+    /// Pinned to another version (its journal replayed on it); a `stuck`
+    /// run is `running` again.
+    Repin { digest: String, version: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -309,6 +312,14 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
+#[derive(Debug, PartialEq)]
+pub enum DeleteVersion {
+    Deleted,
+    NotFound,
+    /// Open runs are pinned to it.
+    InUse(u64),
+}
+
 #[derive(Debug)]
 pub enum PutComponent {
     /// A new version was recorded.
@@ -354,6 +365,10 @@ pub trait Store: Send + Sync + 'static {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>>;
+    /// Open runs (`running` or `stuck`) of a workflow, oldest first.
+    async fn open_runs_of(&self, workflow: &str) -> anyhow::Result<Vec<RunRecord>>;
+    /// Delete a version no open run is pinned to.
+    async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion>;
     /// Open children of a run, with their parent-close policy.
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>>;
 }

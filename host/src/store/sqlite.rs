@@ -433,6 +433,18 @@ async fn apply_update(
             .execute(&mut **tx)
             .await?
         }
+        RunUpdate::Repin { digest, version } => {
+            sqlx::query(
+                "UPDATE runs SET digest = ?, version = ?, status = 'running', error = NULL, \
+                 updated_at_ms = ?, idle = 0 WHERE run_id = ? AND status IN ('running', 'stuck')",
+            )
+            .bind(digest)
+            .bind(*version as i64)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?
+        }
         RunUpdate::ContinuedAsNew { next } => {
             let output = serde_json::json!({ "continued_as": next.run_id });
             let done = sqlx::query(
@@ -765,6 +777,55 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn open_runs_of(&self, workflow: &str) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE workflow = ? AND status IN ('running', 'stuck') \
+             ORDER BY created_at_ms, run_id",
+        )
+        .bind(workflow)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let digest: Option<String> = sqlx::query_scalar(
+            "SELECT digest FROM component_versions WHERE name = ? AND version = ?",
+        )
+        .bind(name)
+        .bind(version as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(digest) = digest else {
+            return Ok(DeleteVersion::NotFound);
+        };
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM runs WHERE digest = ? AND status IN ('running', 'stuck')",
+        )
+        .bind(&digest)
+        .fetch_one(&mut *tx)
+        .await?;
+        if open > 0 {
+            return Ok(DeleteVersion::InUse(open as u64));
+        }
+        sqlx::query("DELETE FROM component_versions WHERE name = ? AND version = ?")
+            .bind(name)
+            .bind(version as i64)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM components WHERE digest = ? \
+             AND NOT EXISTS (SELECT 1 FROM component_versions WHERE digest = ?)",
+        )
+        .bind(&digest)
+        .bind(&digest)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DeleteVersion::Deleted)
     }
 
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>> {

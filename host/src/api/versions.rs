@@ -1,0 +1,130 @@
+//! Hot versioning over HTTP: a workflow's versions with their open runs,
+//! deleting drained versions, upgrading runs by replay.
+
+use super::AppState;
+use super::error::{ApiError, JsonBody};
+use crate::error::Error;
+use crate::scheduler::{Report, Target};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `"latest"` (the default) or a version number.
+fn target(to: &Option<Value>) -> Result<Target, ApiError> {
+    match to {
+        None => Ok(Target::Latest),
+        Some(Value::String(s)) if s == "latest" => Ok(Target::Latest),
+        Some(v) => v
+            .as_u64()
+            .map(|n| Target::Version(n as u32))
+            .ok_or_else(|| {
+                Error::BadRequest(format!("a version is a number or `latest`, not {v}")).into()
+            }),
+    }
+}
+
+/// `GET /v1/workflows/{name}`: versions, each with its count of open runs.
+pub async fn list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (versions, counts) = state.rt.versions(&name).await?;
+    let latest = versions.last().map(|v| (v.version, v.kind));
+    let versions: Vec<Value> = versions
+        .iter()
+        .zip(counts)
+        .map(|(v, open)| {
+            let mut v = serde_json::to_value(v).expect("versions serialize");
+            v["open_runs"] = json!(open);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "name": name,
+        "kind": latest.map(|l| l.1),
+        "latest": latest.map(|l| l.0),
+        "versions": versions,
+    })))
+}
+
+/// `DELETE /v1/workflows/{name}/versions/{version}`: refused while open
+/// runs are pinned to it.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, u32)>,
+) -> Result<Json<Value>, ApiError> {
+    state.rt.delete_version(&name, version).await?;
+    Ok(Json(
+        json!({ "name": name, "version": version, "deleted": true }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeBody {
+    /// `"latest"` (default) or a version number.
+    #[serde(alias = "to")]
+    version: Option<Value>,
+    /// Switch without replaying the journal first.
+    #[serde(default)]
+    force: bool,
+}
+
+/// The refusal of an upgrade whose replay diverged: 409 with the report.
+fn refused(report: &Report) -> ApiError {
+    let message = match &report.verdict {
+        crate::engine::check::Verdict::Diverged { divergence } => divergence.to_string(),
+        crate::engine::check::Verdict::Failed { message } => message.clone(),
+        _ => "incompatible".into(),
+    };
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "divergence",
+        format!(
+            "run {} cannot move to v{}: {message}",
+            report.run_id, report.to_version
+        ),
+    )
+    .with_details(serde_json::to_value(report).expect("reports serialize"))
+}
+
+/// `POST /v1/runs/{run_id}/upgrade {"version": "latest"|N, "force": false}`.
+pub async fn upgrade_run(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+    JsonBody(body): JsonBody<UpgradeBody>,
+) -> Result<Json<Report>, ApiError> {
+    let to = target(&body.version)?;
+    let report = state.rt.upgrade(&run_id, to, body.force).await?;
+    if !report.verdict.is_compatible() {
+        return Err(refused(&report));
+    }
+    Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeAllBody {
+    #[serde(alias = "version")]
+    to: Option<Value>,
+    /// Only runs on this version.
+    from: Option<u32>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /v1/workflows/{name}/upgrade`: every open run, reported per run.
+pub async fn upgrade_all(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<UpgradeAllBody>,
+) -> Result<Json<Value>, ApiError> {
+    let to = target(&body.to)?;
+    let reports = state
+        .rt
+        .upgrade_all(&name, to, body.from, body.force)
+        .await?;
+    Ok(Json(json!({ "runs": reports })))
+}

@@ -1,0 +1,107 @@
+//! Compatibility checks: replay a run's journal on a component, without
+//! side effects, and say whether every recorded call matches. Upgrades,
+//! deploy-time reports and `weft replay` are all this one check.
+
+use super::limits::Interrupt;
+use super::runner::run_guest;
+use super::workflow::{RunFacts, WorkflowState};
+use super::{Loaded, Prepared};
+use crate::journal::{Cursor, Divergence, Event, Recorded, Sink};
+use crate::scheduler::Runtime;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every recorded call matched; the code can continue from there.
+    Compatible { events: usize },
+    /// The code asked for something else than the journal holds.
+    Diverged { divergence: Divergence },
+    /// The code could not replay at all (it trapped, or is no workflow).
+    Failed { message: String },
+}
+
+impl Verdict {
+    pub fn is_compatible(&self) -> bool {
+        matches!(self, Verdict::Compatible { .. })
+    }
+}
+
+/// What a check needs to know about the run, read off its journal (an
+/// exported journal carries nothing else): the `started` event.
+pub fn facts_of(run_id: &str, journal: &[Recorded]) -> Result<(RunFacts, Value), String> {
+    match journal.first().map(|r| &r.event) {
+        Some(Event::Started {
+            workflow,
+            version,
+            workflow_id,
+            input,
+            ..
+        }) => Ok((
+            RunFacts {
+                run_id: run_id.to_string(),
+                namespace: crate::scheduler::DEFAULT_NAMESPACE.to_string(),
+                workflow_id: workflow_id.clone(),
+                workflow: workflow.clone(),
+                version: *version,
+                deadline_at_ms: None,
+                cancel_requested: false,
+            },
+            input.clone(),
+        )),
+        _ => Err("the journal does not begin with a `started` event".into()),
+    }
+}
+
+/// Replay `journal` on `loaded` and judge it.
+pub async fn check(
+    rt: &Arc<Runtime>,
+    loaded: &Loaded,
+    facts: RunFacts,
+    input: &Value,
+    journal: Vec<Recorded>,
+) -> Verdict {
+    let Prepared::Workflow(pre) = &loaded.pre else {
+        return Verdict::Failed {
+            message: "the component is not a workflow".into(),
+        };
+    };
+    let events = journal.len();
+    let cursor = Cursor::new(journal);
+    // Never committed: a check stops before anything would be recorded.
+    let sink = Sink::new(&facts.run_id, cursor.next_seq(), rt.writer.clone());
+    let (_keep, inbox) = mpsc::unbounded_channel();
+    let state = WorkflowState::new(rt.clone(), facts, cursor, sink, Vec::new(), inbox).checking();
+    let (mut store, result) = match run_guest(rt, pre, state, input).await {
+        Ok(ran) => ran,
+        Err(e) => {
+            return Verdict::Failed {
+                message: format!("cannot instantiate: {e:#}"),
+            };
+        }
+    };
+    let ended = |store: &mut wasmtime::Store<WorkflowState>, what: &str| match store
+        .data_mut()
+        .cursor()
+        .finish(what)
+    {
+        Ok(()) => Verdict::Compatible { events },
+        Err(divergence) => Verdict::Diverged { divergence },
+    };
+    match result {
+        Ok(_) => ended(&mut store, "the run's end"),
+        Err(trap) => match Interrupt::of(&trap) {
+            Some(Interrupt::ReplayComplete) => Verdict::Compatible { events },
+            Some(Interrupt::Diverged(divergence)) => Verdict::Diverged {
+                divergence: divergence.clone(),
+            },
+            Some(Interrupt::ContinueAsNew { .. }) => ended(&mut store, "continue-as-new"),
+            _ => Verdict::Failed {
+                message: format!("the code trapped while replaying: {}", trap.root_cause()),
+            },
+        },
+    }
+}

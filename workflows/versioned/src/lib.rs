@@ -1,0 +1,53 @@
+//! A workflow in several versions, for the hot-versioning tests:
+//! A, sleep, B, sleep, D — and variants that add a step after D (`add`),
+//! swap A and B (`reorder`), add X behind a patch marker (`patched`), or
+//! rename B (`rename-b`).
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+use weft_sdk::{Context, Error, Workflow};
+
+#[derive(Deserialize)]
+struct Input {
+    sleep1_ms: u64,
+    sleep2_ms: u64,
+}
+
+fn step(ctx: &Context, label: &str) -> Result<String, Error> {
+    ctx.activity("effects/echo")
+        .input(&json!({ "i": label }))
+        .call()
+}
+
+const FIRST: &str = if cfg!(feature = "reorder") { "B" } else { "A" };
+const SECOND: &str = if cfg!(feature = "reorder") {
+    "A"
+} else if cfg!(feature = "rename-b") {
+    "B2"
+} else {
+    "B"
+};
+
+struct Versioned;
+
+impl Workflow for Versioned {
+    type Input = Input;
+    type Output = Value;
+
+    fn run(ctx: &Context, input: Input) -> Result<Value, Error> {
+        let mut steps = vec![step(ctx, FIRST)?];
+        ctx.sleep(Duration::from_millis(input.sleep1_ms))?;
+        if cfg!(feature = "patched") && ctx.patched("extra-step") {
+            steps.push(step(ctx, "X")?);
+        }
+        steps.push(step(ctx, SECOND)?);
+        ctx.sleep(Duration::from_millis(input.sleep2_ms))?;
+        steps.push(step(ctx, "D")?);
+        if cfg!(feature = "add") {
+            steps.push(step(ctx, "C")?);
+        }
+        Ok(json!({ "steps": steps, "version": ctx.info().version }))
+    }
+}
+
+weft_sdk::workflow!(Versioned);
