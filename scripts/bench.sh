@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --quiet --release -p weft
-wasm=$(scripts/guests.sh chain10 step fanout effects)
+wasm=$(scripts/guests.sh chain10 step fanout effects steps)
 exec "${CARGO_TARGET_DIR:-target}/release/weft" bench --wasm-dir "$wasm" "$@"

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
-    /// Directory with `chain10.wasm`, `step.wasm`, `fanout.wasm` and
-    /// `effects.wasm` (see scripts/bench.sh).
+    /// Directory with `chain10.wasm`, `step.wasm`, `fanout.wasm`,
+    /// `effects.wasm` and `steps.wasm` (see scripts/bench.sh).
     #[arg(long)]
     pub wasm_dir: PathBuf,
     /// Sequential runs for the latency figures.
@@ -121,6 +121,28 @@ async fn fanout100(client: &Client) -> anyhow::Result<Duration> {
     timed(client, "fanout", json!({ "n": 100 }), json!(5050)).await
 }
 
+/// Record a 10,002-event journal (5,000 sequential activities), export it
+/// over HTTP and replay it offline; answers the events and the best rate
+/// of three replays.
+async fn replay10k(client: &Client, dir: &Path) -> anyhow::Result<(usize, f64)> {
+    timed(client, "steps", json!(5000), json!(5000)).await?;
+    let runs = client.get("/v1/runs?workflow=steps&limit=1").await?;
+    let run_id = runs["runs"][0]["run_id"].as_str().unwrap_or_default();
+    let journal = client.get(&format!("/v1/runs/{run_id}/journal")).await?;
+    let events = journal["events"].as_array().map_or(0, |e| e.len());
+    let wasm = std::fs::read(dir.join("steps.wasm"))?;
+    let offline = crate::replay::Offline::new().await?;
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let (verdict, took) = offline.replay(&journal, wasm.clone()).await?;
+        if !verdict.is_compatible() {
+            bail!("the journal did not replay: {verdict:?}");
+        }
+        best = best.min(took);
+    }
+    Ok((events, events as f64 / best.as_secs_f64()))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
@@ -129,7 +151,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let server = Server::start(opts.durability)?;
     let client = Arc::new(Client::new(&server.addr));
-    for name in ["step", "chain10", "effects", "fanout"] {
+    for name in ["step", "chain10", "effects", "fanout", "steps"] {
         deploy(&client, &opts.wasm_dir, name).await?;
     }
     let health = client.get("/healthz").await?;
@@ -198,6 +220,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         "  fanout100 (100 parallel activities, joined) start→result over 20 runs: p50 {:.2} ms",
         ms(fanout_p50)
     );
+    let (events, events_per_sec) = replay10k(&client, &opts.wasm_dir).await?;
+    println!(
+        "  replay of a {events}-event journal (offline, in memory): {events_per_sec:.0} events/s"
+    );
     let summary: Value = json!({
         "case": "chain10",
         "durability": health["durability"],
@@ -206,6 +232,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         "runs_per_sec": per_sec,
         "concurrency": opts.concurrency,
         "fanout100_p50_ms": ms(fanout_p50),
+        "replay_events_per_sec": events_per_sec,
     });
     println!("{summary}");
     Ok(())

@@ -145,14 +145,20 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
+    let args = Args::parse();
+    // The server logs what it does; client commands only what goes wrong.
+    let default_filter = match args.command {
+        Command::Serve(_) => "info,sqlx=warn,wasmtime=warn,cranelift=warn",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn,cranelift=warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match Args::parse().command {
+    let result = match args.command {
         Command::Serve(opts) => weft::server::serve(opts).await,
         Command::Deploy {
             file,
