@@ -68,6 +68,22 @@
 //! }
 //! ```
 //!
+//! # Changing a workflow that has runs in flight
+//!
+//! Runs stay on the version they started on. To move them, weft replays
+//! their journals on the new code and switches only if every recorded call
+//! matches. Inside one version, [`Context::patched`] branches between old
+//! and new behaviour. Before deploying, check the new build against real
+//! journals, offline:
+//!
+//! ```text
+//! weft show RUN --json > journal.json            # or GET /v1/runs/RUN/journal
+//! weft replay --journal journal.json --wasm target/wasm32-wasip2/release/my_flow.wasm
+//! ```
+//!
+//! It exits 1 with the first divergence ("event 17: journal has activity
+//! `issue-cert`, code asked for sleep 30s") when the code is incompatible.
+//!
 //! # Building
 //!
 //! A guest crate is a `cdylib` depending on `weft-sdk`; build it with
