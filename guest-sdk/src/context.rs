@@ -168,8 +168,11 @@ impl Context {
     /// True for a run that reaches this point on code with the change (a
     /// marker is journaled), false while replaying a journal recorded before
     /// it — so runs that started on the old code keep the old behaviour after
-    /// an upgrade. Once no run from before the change remains, drop the call
-    /// and keep the new branch: recorded markers no code asks for are skipped.
+    /// an upgrade. Each call is answered on its own: in a loop, iterations
+    /// replayed from an old journal answer false and the ones that run on the
+    /// new code answer true. Once no run from before the change remains, drop
+    /// the call and keep the new branch: recorded markers no code asks for
+    /// are skipped.
     pub fn patched(&self, change_id: &str) -> bool {
         host::patched(change_id)
     }

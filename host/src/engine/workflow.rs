@@ -13,7 +13,7 @@ use crate::journal::{
 use crate::scheduler::{ActivityJob, Runtime};
 use crate::store::{ComponentKind, Effect, NewRun, Signal, now_ms};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
@@ -54,8 +54,6 @@ pub struct WorkflowState {
     pub(super) evict: bool,
     /// A compatibility check: replay only, stop where the journal ends.
     check: bool,
-    /// Answers of `patched` so far in this execution.
-    patches: HashMap<String, bool>,
     last_monotonic: u64,
     stderr: MemoryOutputPipe,
 }
@@ -130,7 +128,6 @@ impl WorkflowState {
             deadline_delivered: false,
             evict: false,
             check: false,
-            patches: HashMap::new(),
             last_monotonic: 0,
             stderr,
         }
@@ -689,21 +686,16 @@ impl context::Host for WorkflowState {
         Ok(self.run.deadline_at_ms.map(|d| d as u64))
     }
 
+    /// Each call is answered on its own (a loop asks once per iteration):
+    /// from the journal while replaying, true (and journaled) once live.
     async fn patched(&mut self, change_id: String) -> wasmtime::Result<bool> {
-        if let Some(answer) = self.patches.get(&change_id) {
-            return Ok(*answer);
-        }
-        let answer = match self.cursor.patch(&change_id) {
-            Some(answer) => answer,
-            None if self.check => return Err(Interrupt::ReplayComplete.into()),
+        match self.cursor.patch(&change_id) {
+            Some(answer) => Ok(answer),
+            None if self.check => Err(Interrupt::ReplayComplete.into()),
             None => {
-                self.record(Event::PatchMarker {
-                    change_id: change_id.clone(),
-                });
-                true
+                self.record(Event::PatchMarker { change_id });
+                Ok(true)
             }
-        };
-        self.patches.insert(change_id, answer);
-        Ok(answer)
+        }
     }
 }
