@@ -37,6 +37,12 @@ const GUESTS: &[&str] = &[
     "versioned-reorder",
     "versioned-patched",
     "versioned-rename-b",
+    "sim",
+    "provision-namespace",
+    "cell-entity",
+    "rollout",
+    "rollout-v2",
+    "rollout-request",
 ];
 
 fn workspace() -> PathBuf {

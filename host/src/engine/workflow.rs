@@ -671,6 +671,8 @@ impl context::Host for WorkflowState {
             let status = payload_value(&status);
             self.sink.effect(Effect::SetStatus(status.clone()));
             self.record(Event::StatusSet { status });
+            // Visible to queries right away, without waiting for durability.
+            self.sink.send();
         }
         Ok(())
     }

@@ -102,6 +102,11 @@ impl Sink {
     /// Append `event` and send it to the writer without waiting.
     pub fn record_and_send(&self, event: Event) {
         self.record(event);
+        self.send();
+    }
+
+    /// Send what is pending to the writer without waiting for it.
+    pub fn send(&self) {
         self.inner.lock().unwrap().send_quietly();
     }
 
