@@ -321,10 +321,19 @@ async fn a_live_rollout_upgraded_to_v2_runs_the_new_step_for_the_remaining_batch
         })
         .collect();
     let run_id = start(&p, "rollout", "rollout-v4", plan(&p, "v4", batches)).await;
-    // Asleep before batch 3: batches 1 and 2 are done.
+    // Asleep (evicted) before batch 3: batches 1 and 2 are done.
     until("batch 3 to be next", 60, async || {
-        let status = by_id(&p, "rollout-v4").await["custom_status"].clone();
-        status["state"] == "waiting" && status["at"]["batch"] == 3
+        let run = by_id(&p, "rollout-v4").await;
+        let status = &run["custom_status"];
+        // Evicted for this very sleep: its wake-up is the announced one.
+        let evicted = match (
+            run["wake_at_ms"].as_i64(),
+            status["next_wake_at_ms"].as_i64(),
+        ) {
+            (Some(at), Some(next)) => (at - next).abs() < 1000,
+            _ => false,
+        };
+        status["state"] == "waiting" && status["at"]["batch"] == 3 && evicted
     })
     .await;
     let before = p.server.journal(&run_id).await;
