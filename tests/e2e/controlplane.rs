@@ -49,6 +49,24 @@ async fn until(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Start `provision-namespace` for `namespace` in `region` with an
+/// execution timeout; answers the run id.
+async fn provision(p: &Plane, namespace: &str, region: &str, timeout_ms: u64) -> String {
+    let (s, b) = p
+        .server
+        .post(
+            "/v1/runs",
+            &json!({
+                "workflow": "provision-namespace",
+                "input": { "namespace": namespace, "region": region, "cloud": p.url, "poll_ms": 200 },
+                "execution_timeout_ms": timeout_ms,
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    b["run_id"].as_str().unwrap().to_string()
+}
+
 /// 3 rings x 2 batches x 2 cells, named r{ring}b{batch}c{i}.
 fn fleet(cloud: &Cloud) -> Vec<Value> {
     let mut batches = Vec::new();
@@ -116,19 +134,8 @@ async fn provisioning_completes_while_the_cloud_is_slow_and_flaky() {
         dns_delay_ms: 1500,
         ..Faults::default()
     });
-    let (s, b) = p
-        .server
-        .post(
-            "/v1/runs",
-            &json!({
-                "workflow": "provision-namespace",
-                "input": { "namespace": "acme", "region": "eu", "cloud": p.url, "poll_ms": 200 },
-                "execution_timeout_ms": 1_800_000,
-            }),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
-    let run_id = b["run_id"].as_str().unwrap();
+    let run_id = provision(&p, "acme", "eu", 1_800_000).await;
+    let run_id = run_id.as_str();
     let run = p.server.wait(run_id, 120).await;
     assert_eq!(run["status"], "completed", "{run}");
     let out = &run["output"];
@@ -165,19 +172,8 @@ async fn provisioning_in_a_dead_region_ends_at_the_deadline_with_a_page() {
         dead_regions: ["ap".to_string()].into(),
         ..Faults::default()
     });
-    let (s, b) = p
-        .server
-        .post(
-            "/v1/runs",
-            &json!({
-                "workflow": "provision-namespace",
-                "input": { "namespace": "zeta", "region": "ap", "cloud": p.url, "poll_ms": 200 },
-                "execution_timeout_ms": 3000,
-            }),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
-    let run = p.server.wait(b["run_id"].as_str().unwrap(), 60).await;
+    let run_id = provision(&p, "zeta", "ap", 3000).await;
+    let run = p.server.wait(&run_id, 60).await;
     assert_eq!(run["status"], "timed-out", "{run}");
     let pages: Vec<_> = p
         .cloud

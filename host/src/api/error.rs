@@ -80,17 +80,51 @@ fn rejection(status: StatusCode, text: String) -> ApiError {
     }
 }
 
-/// The raw request body, with the size limit reported as JSON.
+/// The largest body a route takes (set per route as an extension).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// The raw request body, at most the route's [`BodyLimit`]. A larger body
+/// is read on (up to a cap) and dropped, so the client, having sent it all,
+/// reads a clear 413 instead of a reset connection.
 pub struct Body(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state)
-            .await
-            .map(Body)
-            .map_err(|r| rejection(r.status(), r.body_text()))
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        use futures::StreamExt;
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(super::MAX_JSON_BYTES, |l| l.0);
+        let drain_cap = limit.saturating_mul(2).saturating_add(16 << 20);
+        let mut stream = req.into_body().into_data_stream();
+        let mut body = Vec::new();
+        let mut total = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("cannot read the body: {e}"),
+                )
+            })?;
+            total += chunk.len();
+            if total <= limit {
+                body.extend_from_slice(&chunk);
+            } else if total > drain_cap {
+                break;
+            }
+        }
+        if total > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than this route's limit of {limit} bytes"),
+            ));
+        }
+        Ok(Body(Bytes::from(body)))
     }
 }
 

@@ -10,10 +10,12 @@ pub use error::ApiError;
 
 use crate::scheduler::Runtime;
 use crate::store::Durability;
+use axum::Extension;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use error::BodyLimit;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -42,7 +44,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/components/{name}/versions/{version}",
             delete(versions::delete),
         )
-        .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES));
+        .layer(Extension(BodyLimit(MAX_COMPONENT_BYTES)));
     Router::new()
         .route("/healthz", get(health))
         .route("/v1/components", get(components::list))
@@ -67,10 +69,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/workflow-ids/{workflow_id}/signal-with-start",
             post(signals::with_start),
         )
-        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(Extension(BodyLimit(MAX_JSON_BYTES)))
         .merge(uploads)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Limits are the `Body` extractor's (it answers 413 gracefully).
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ pub mod activity;
 pub mod bindings;
 pub mod check;
 mod components;
+mod context;
 mod limits;
 mod ops;
 pub mod runner;

@@ -115,15 +115,7 @@ pub async fn execute(
         return stuck(&sink, format!("component {} is not a workflow", run.digest)).await;
     };
 
-    let facts = RunFacts {
-        run_id: run.run_id.clone(),
-        namespace: run.namespace.clone(),
-        workflow_id: run.workflow_id.clone(),
-        workflow: run.workflow.clone(),
-        version: run.version,
-        deadline_at_ms: run.deadline_at_ms,
-        cancel_requested: run.cancel_requested,
-    };
+    let facts = RunFacts::from(&run);
     let state = WorkflowState::new(rt.clone(), facts, cursor, sink.clone(), signals, inbox);
     let (mut store, result) = match run_guest(&rt, pre, state, &run.input).await {
         Ok(ran) => ran,

@@ -2,17 +2,12 @@
 //! goes through [`WorkflowState::replayed`] (answer from the journal, or
 //! detect divergence) and [`WorkflowState::record`] (append when live).
 
-use super::bindings::workflow::weft::workflow::{context, types};
-use super::bindings::{WitActivityOptions, WitFailure, log_level};
-use super::limits::{Interrupt, MemoryLimit, Slice, storage};
+use super::bindings::WitFailure;
+use super::limits::{Interrupt, MemoryLimit, Slice};
 use super::ops::{Notice, Op, response};
-use crate::journal::{
-    ActivityOptions, Call, Cursor, Divergence, ErrorInfo, Event, ParentClose, Recorded, Sink,
-    Source, StartSpec, calls, payload_value,
-};
-use crate::scheduler::{ActivityJob, Runtime};
-use crate::store::{ComponentKind, Effect, NewRun, Signal, now_ms};
-use serde_json::Value;
+use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Sink, Source, calls};
+use crate::scheduler::Runtime;
+use crate::store::Signal;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -32,14 +27,28 @@ pub struct RunFacts {
     pub cancel_requested: bool,
 }
 
+impl From<&crate::store::RunRecord> for RunFacts {
+    fn from(run: &crate::store::RunRecord) -> Self {
+        RunFacts {
+            run_id: run.run_id.clone(),
+            namespace: run.namespace.clone(),
+            workflow_id: run.workflow_id.clone(),
+            workflow: run.workflow.clone(),
+            version: run.version,
+            deadline_at_ms: run.deadline_at_ms,
+            cancel_requested: run.cancel_requested,
+        }
+    }
+}
+
 pub struct WorkflowState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(super) memory: MemoryLimit,
     pub(super) slice: Slice,
     pub(super) run: RunFacts,
-    cursor: Cursor,
-    sink: Sink,
+    pub(super) cursor: Cursor,
+    pub(super) sink: Sink,
     pub(super) ops: Vec<Op>,
     pub(super) rt: Arc<Runtime>,
     pub(super) inbox: mpsc::UnboundedReceiver<Notice>,
@@ -53,7 +62,7 @@ pub struct WorkflowState {
     /// Asked to leave memory at the next wait.
     pub(super) evict: bool,
     /// A compatibility check: replay only, stop where the journal ends.
-    check: bool,
+    pub(super) check: bool,
     last_monotonic: u64,
     stderr: MemoryOutputPipe,
 }
@@ -73,7 +82,7 @@ impl wasmtime_wasi_io::IoView for WorkflowState {
     }
 }
 
-fn corrupt(recorded: &Recorded) -> wasmtime::Error {
+pub(super) fn corrupt(recorded: &Recorded) -> wasmtime::Error {
     wasmtime::Error::msg(format!(
         "journal event {} ({}) does not fit the call that matched it: the journal is corrupt",
         recorded.seq,
@@ -158,7 +167,7 @@ impl WorkflowState {
     /// Answer `call` from the journal while replaying: `Some` with the
     /// recorded event, `None` once the journal is exhausted (the call runs
     /// live), or a trap that stops the run as diverged.
-    fn replayed(&mut self, call: &Call) -> wasmtime::Result<Option<Recorded>> {
+    pub(super) fn replayed(&mut self, call: &Call) -> wasmtime::Result<Option<Recorded>> {
         match self.cursor.expect(call) {
             Ok(None) if self.check => Err(Interrupt::ReplayComplete.into()),
             Ok(recorded) => Ok(recorded.cloned()),
@@ -167,13 +176,13 @@ impl WorkflowState {
     }
 
     /// Append a live event to the journal (durable at the next commit).
-    fn record(&mut self, event: Event) -> Recorded {
+    pub(super) fn record(&mut self, event: Event) -> Recorded {
         self.sink.record(event)
     }
 
     /// Make the journal durable before the guest sees a result (the
     /// runtime starts or tells the runs its effects reached).
-    async fn commit(&mut self) -> wasmtime::Result<()> {
+    pub(super) async fn commit(&mut self) -> wasmtime::Result<()> {
         match self.sink.commit(None).await {
             Ok(_) => Ok(()),
             Err(e) => Err(Interrupt::Storage(format!("{e:#}")).into()),
@@ -234,14 +243,14 @@ impl WorkflowState {
         }
     }
 
-    fn new_handle(&mut self, op: Op) -> u32 {
+    pub(super) fn new_handle(&mut self, op: Op) -> u32 {
         self.ops.push(op);
         (self.ops.len() - 1) as u32
     }
 
     /// Await `handles` (one, or a select over several): from the journal
     /// while replaying, live afterwards.
-    async fn await_handles(
+    pub(super) async fn await_handles(
         &mut self,
         handles: &[u32],
         select: bool,
@@ -342,362 +351,5 @@ impl WorkflowState {
         }
         self.ops[h as usize] = Op::Consumed;
         Ok((h, response(&recorded.event)))
-    }
-
-    /// A workflow's newest version, for children and signal-with-start.
-    async fn latest_workflow(
-        &mut self,
-        workflow: &str,
-    ) -> wasmtime::Result<Result<crate::store::ComponentVersion, ErrorInfo>> {
-        let rt = self.rt.clone();
-        let version = rt.store.latest_version(workflow).await.map_err(storage)?;
-        Ok(match version {
-            Some(v) if v.kind == ComponentKind::Workflow => Ok(v),
-            _ => Err(ErrorInfo::new(
-                "unknown-workflow",
-                format!("no workflow named `{workflow}` is deployed"),
-            )),
-        })
-    }
-
-    fn new_run(
-        &self,
-        version: &crate::store::ComponentVersion,
-        workflow_id: Option<String>,
-        input: Value,
-    ) -> NewRun {
-        let run_id = uuid::Uuid::now_v7().to_string();
-        NewRun {
-            workflow_id: workflow_id.unwrap_or_else(|| run_id.clone()),
-            run_id,
-            namespace: self.run.namespace.clone(),
-            workflow: version.name.clone(),
-            version: version.version,
-            digest: version.digest.clone(),
-            input,
-            at_ms: now_ms(),
-            parent: None,
-            deadline_at_ms: None,
-        }
-    }
-
-    /// Send a signal (with `start`: signal-with-start), exactly once.
-    async fn send_signal(
-        &mut self,
-        workflow_id: String,
-        name: String,
-        payload: String,
-        start: Option<StartSpec>,
-    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
-        let payload = payload_value(&payload);
-        let call = calls::signal_out(&workflow_id, &name, &payload, start.as_ref());
-        if let Some(recorded) = self.replayed(&call)? {
-            return match recorded.event {
-                Event::SignalSent { error: None, .. } => Ok(Ok(())),
-                Event::SignalSent { error: Some(e), .. } => Ok(Err(e.into())),
-                _ => Err(corrupt(&recorded)),
-            };
-        }
-        let effect = match &start {
-            Some(spec) => match self.latest_workflow(&spec.workflow).await? {
-                Ok(version) => {
-                    let new = self.new_run(&version, Some(workflow_id.clone()), spec.input.clone());
-                    Ok(Effect::SignalWithStart {
-                        start: new,
-                        name: name.clone(),
-                        payload: payload.clone(),
-                    })
-                }
-                Err(e) => Err(e),
-            },
-            None => match self
-                .rt
-                .store
-                .open_run(&self.run.namespace, &workflow_id)
-                .await
-                .map_err(storage)?
-            {
-                Some(target) => Ok(Effect::Signal {
-                    run_id: target.run_id,
-                    name: name.clone(),
-                    payload: payload.clone(),
-                }),
-                None => Err(ErrorInfo::new(
-                    "not-found",
-                    format!("no open run with workflow id `{workflow_id}`"),
-                )),
-            },
-        };
-        let error = effect.as_ref().err().cloned();
-        if let Ok(effect) = effect {
-            self.sink.effect(effect);
-        }
-        self.record(Event::SignalSent {
-            workflow_id,
-            name,
-            payload,
-            start,
-            error: error.clone(),
-        });
-        self.commit().await?;
-        Ok(match error {
-            None => Ok(()),
-            Some(e) => Err(e.into()),
-        })
-    }
-}
-
-impl types::Host for WorkflowState {}
-
-impl context::Host for WorkflowState {
-    async fn info(&mut self) -> wasmtime::Result<types::RunInfo> {
-        Ok(types::RunInfo {
-            run_id: self.run.run_id.clone(),
-            workflow_id: self.run.workflow_id.clone(),
-            workflow: self.run.workflow.clone(),
-            version: self.run.version,
-        })
-    }
-
-    async fn now_ms(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.clock(Source::Context)? / 1_000_000)
-    }
-
-    async fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
-        if len > 1 << 20 {
-            wasmtime::bail!("a workflow may draw at most 1 MiB of random bytes at once");
-        }
-        self.random(Source::Context, len as u64)
-    }
-
-    async fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
-        if !self.cursor.replaying() {
-            let run = &self.run.run_id;
-            match log_level(level) {
-                tracing::Level::ERROR => tracing::error!(run, "{message}"),
-                tracing::Level::WARN => tracing::warn!(run, "{message}"),
-                tracing::Level::INFO => tracing::info!(run, "{message}"),
-                _ => tracing::debug!(run, "{message}"),
-            }
-        }
-        Ok(())
-    }
-
-    async fn schedule_activity(
-        &mut self,
-        name: String,
-        input: String,
-        options: WitActivityOptions,
-    ) -> wasmtime::Result<u32> {
-        let handle = self.ops.len() as u32;
-        let input_value = payload_value(&input);
-        let options = ActivityOptions::from(options);
-        let call = calls::activity(&name, &input_value, &options);
-        let (recorded, live) = match self.replayed(&call)? {
-            Some(recorded) => (recorded, false),
-            None => {
-                let event = Event::ActivityScheduled {
-                    handle,
-                    name: name.clone(),
-                    input: input_value,
-                    options: options.clone(),
-                };
-                (self.record(event), true)
-            }
-        };
-        let (prior_attempts, next_attempt_at_ms) = self.cursor.failed_attempts(handle);
-        let job = ActivityJob {
-            run_id: self.run.run_id.clone(),
-            workflow_id: self.run.workflow_id.clone(),
-            handle,
-            name,
-            input,
-            options,
-            idempotency_key: format!("{}:{}", self.run.run_id, recorded.seq),
-            scheduled_at_ms: recorded.at_ms,
-            prior_attempts,
-            next_attempt_at_ms,
-        };
-        let task = live.then(|| self.rt.spawn_activity(job.clone(), self.sink.clone()));
-        Ok(self.new_handle(Op::Activity {
-            job: Box::new(job),
-            task,
-            outcome: None,
-        }))
-    }
-
-    async fn start_timer(&mut self, duration_ms: u64) -> wasmtime::Result<u32> {
-        let handle = self.ops.len() as u32;
-        let call = calls::timer(duration_ms);
-        let fire_at_ms = match self.replayed(&call)? {
-            Some(recorded) => match recorded.event {
-                Event::TimerStarted { fire_at_ms, .. } => fire_at_ms as i64,
-                _ => return Err(corrupt(&recorded)),
-            },
-            None => {
-                let fire_at_ms = now_ms().saturating_add(duration_ms.min(i64::MAX as u64) as i64);
-                self.record(Event::TimerStarted {
-                    handle,
-                    duration_ms,
-                    fire_at_ms: fire_at_ms as u64,
-                });
-                fire_at_ms
-            }
-        };
-        Ok(self.new_handle(Op::Timer { fire_at_ms }))
-    }
-
-    async fn receive_signal(&mut self, name: String) -> wasmtime::Result<u32> {
-        Ok(self.new_handle(Op::Signal { name }))
-    }
-
-    async fn start_child(
-        &mut self,
-        workflow: String,
-        input: String,
-        options: types::ChildOptions,
-    ) -> wasmtime::Result<u32> {
-        let handle = self.ops.len() as u32;
-        let input = payload_value(&input);
-        let parent_close = match options.parent_close {
-            types::ParentClosePolicy::Abandon => ParentClose::Abandon,
-            types::ParentClosePolicy::Cancel => ParentClose::Cancel,
-        };
-        let call = calls::child(
-            &workflow,
-            options.workflow_id.as_deref(),
-            &input,
-            parent_close,
-        );
-        if let Some(recorded) = self.replayed(&call)? {
-            let Event::ChildStarted {
-                child_run_id,
-                error,
-                ..
-            } = recorded.event
-            else {
-                return Err(corrupt(&recorded));
-            };
-            return Ok(self.new_handle(Op::Child {
-                run_id: child_run_id,
-                error,
-                stale: true,
-            }));
-        }
-        let started = match self.latest_workflow(&workflow).await? {
-            Ok(version) => {
-                let mut new = self.new_run(&version, options.workflow_id.clone(), input.clone());
-                new.parent = Some((self.run.run_id.clone(), parent_close));
-                match self
-                    .rt
-                    .store
-                    .open_run(&new.namespace, &new.workflow_id)
-                    .await
-                    .map_err(storage)?
-                {
-                    Some(_) => Err(ErrorInfo::new(
-                        "workflow-id-in-use",
-                        format!("an open run already has workflow id `{}`", new.workflow_id),
-                    )),
-                    None => Ok(new),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        let (child_run_id, error) = match started {
-            Ok(new) => {
-                let id = new.run_id.clone();
-                self.sink.effect(Effect::CreateRun(new));
-                (Some(id), None)
-            }
-            Err(e) => (None, Some(e)),
-        };
-        self.record(Event::ChildStarted {
-            handle,
-            workflow,
-            workflow_id: options.workflow_id,
-            input,
-            parent_close,
-            child_run_id: child_run_id.clone(),
-            error: error.clone(),
-        });
-        self.commit().await?;
-        Ok(self.new_handle(Op::Child {
-            run_id: child_run_id,
-            error,
-            stale: true,
-        }))
-    }
-
-    async fn await_(&mut self, handle: u32) -> wasmtime::Result<Result<String, WitFailure>> {
-        Ok(self.await_handles(&[handle], false).await?.1)
-    }
-
-    async fn await_any(
-        &mut self,
-        handles: Vec<u32>,
-    ) -> wasmtime::Result<(u32, Result<String, WitFailure>)> {
-        self.await_handles(&handles, true).await
-    }
-
-    async fn signal_workflow(
-        &mut self,
-        workflow_id: String,
-        name: String,
-        payload: String,
-    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
-        self.send_signal(workflow_id, name, payload, None).await
-    }
-
-    async fn signal_with_start(
-        &mut self,
-        workflow: String,
-        workflow_id: String,
-        input: String,
-        name: String,
-        payload: String,
-    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
-        let start = StartSpec {
-            workflow,
-            input: payload_value(&input),
-        };
-        self.send_signal(workflow_id, name, payload, Some(start))
-            .await
-    }
-
-    async fn set_status(&mut self, status: String) -> wasmtime::Result<()> {
-        // Informational: replay skips the recorded ones, so record only live.
-        if !self.cursor.replaying() && !self.check {
-            let status = payload_value(&status);
-            self.sink.effect(Effect::SetStatus(status.clone()));
-            self.record(Event::StatusSet { status });
-            // Visible to queries right away, without waiting for durability.
-            self.sink.send();
-        }
-        Ok(())
-    }
-
-    async fn continue_as_new(&mut self, input: String) -> wasmtime::Result<()> {
-        Err(Interrupt::ContinueAsNew {
-            input: payload_value(&input),
-        }
-        .into())
-    }
-
-    async fn deadline_ms(&mut self) -> wasmtime::Result<Option<u64>> {
-        Ok(self.run.deadline_at_ms.map(|d| d as u64))
-    }
-
-    /// Each call is answered on its own (a loop asks once per iteration):
-    /// from the journal while replaying, true (and journaled) once live.
-    async fn patched(&mut self, change_id: String) -> wasmtime::Result<bool> {
-        match self.cursor.patch(&change_id) {
-            Some(answer) => Ok(answer),
-            None if self.check => Err(Interrupt::ReplayComplete.into()),
-            None => {
-                self.record(Event::PatchMarker { change_id });
-                Ok(true)
-            }
-        }
     }
 }

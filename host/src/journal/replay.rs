@@ -166,7 +166,8 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::event::{ActivityOptions, Source, calls};
+    use crate::journal::calls;
+    use crate::journal::event::{ActivityOptions, Source};
     use serde_json::json;
 
     fn rec(seq: u64, event: Event) -> Recorded {

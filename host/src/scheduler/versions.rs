@@ -107,15 +107,7 @@ impl Runtime {
     /// Replay a run's journal on `loaded`.
     pub async fn check_run(self: &Arc<Self>, run: &RunRecord, loaded: &Loaded) -> Result<Verdict> {
         let journal = self.store.journal(&run.run_id).await?;
-        let facts = crate::engine::workflow::RunFacts {
-            run_id: run.run_id.clone(),
-            namespace: run.namespace.clone(),
-            workflow_id: run.workflow_id.clone(),
-            workflow: run.workflow.clone(),
-            version: run.version,
-            deadline_at_ms: run.deadline_at_ms,
-            cancel_requested: run.cancel_requested,
-        };
+        let facts = crate::engine::workflow::RunFacts::from(run);
         Ok(check(self, loaded, facts, &run.input, journal).await)
     }
 

@@ -1,0 +1,373 @@
+//! The `weft:workflow/context` imports, on top of the journaling primitives
+//! of [`WorkflowState`].
+
+use super::bindings::workflow::weft::workflow::{context, types};
+use super::bindings::{WitActivityOptions, WitFailure, log_level};
+use super::limits::{Interrupt, storage};
+use super::ops::Op;
+use super::workflow::{WorkflowState, corrupt};
+use crate::journal::{
+    ActivityOptions, ErrorInfo, Event, ParentClose, Source, StartSpec, calls, payload_value,
+};
+use crate::scheduler::ActivityJob;
+use crate::store::{ComponentKind, Effect, NewRun, now_ms};
+use serde_json::Value;
+
+impl WorkflowState {
+    /// A workflow's newest version, for children and signal-with-start.
+    async fn latest_workflow(
+        &mut self,
+        workflow: &str,
+    ) -> wasmtime::Result<Result<crate::store::ComponentVersion, ErrorInfo>> {
+        let rt = self.rt.clone();
+        let version = rt.store.latest_version(workflow).await.map_err(storage)?;
+        Ok(match version {
+            Some(v) if v.kind == ComponentKind::Workflow => Ok(v),
+            _ => Err(ErrorInfo::new(
+                "unknown-workflow",
+                format!("no workflow named `{workflow}` is deployed"),
+            )),
+        })
+    }
+
+    fn new_run(
+        &self,
+        version: &crate::store::ComponentVersion,
+        workflow_id: Option<String>,
+        input: Value,
+    ) -> NewRun {
+        let run_id = uuid::Uuid::now_v7().to_string();
+        NewRun {
+            workflow_id: workflow_id.unwrap_or_else(|| run_id.clone()),
+            run_id,
+            namespace: self.run.namespace.clone(),
+            workflow: version.name.clone(),
+            version: version.version,
+            digest: version.digest.clone(),
+            input,
+            at_ms: now_ms(),
+            parent: None,
+            deadline_at_ms: None,
+        }
+    }
+
+    /// Send a signal (with `start`: signal-with-start), exactly once.
+    async fn send_signal(
+        &mut self,
+        workflow_id: String,
+        name: String,
+        payload: String,
+        start: Option<StartSpec>,
+    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
+        let payload = payload_value(&payload);
+        let call = calls::signal_out(&workflow_id, &name, &payload, start.as_ref());
+        if let Some(recorded) = self.replayed(&call)? {
+            return match recorded.event {
+                Event::SignalSent { error: None, .. } => Ok(Ok(())),
+                Event::SignalSent { error: Some(e), .. } => Ok(Err(e.into())),
+                _ => Err(corrupt(&recorded)),
+            };
+        }
+        let effect = match &start {
+            Some(spec) => match self.latest_workflow(&spec.workflow).await? {
+                Ok(version) => {
+                    let new = self.new_run(&version, Some(workflow_id.clone()), spec.input.clone());
+                    Ok(Effect::SignalWithStart {
+                        start: new,
+                        name: name.clone(),
+                        payload: payload.clone(),
+                    })
+                }
+                Err(e) => Err(e),
+            },
+            None => match self
+                .rt
+                .store
+                .open_run(&self.run.namespace, &workflow_id)
+                .await
+                .map_err(storage)?
+            {
+                Some(target) => Ok(Effect::Signal {
+                    run_id: target.run_id,
+                    name: name.clone(),
+                    payload: payload.clone(),
+                }),
+                None => Err(ErrorInfo::new(
+                    "not-found",
+                    format!("no open run with workflow id `{workflow_id}`"),
+                )),
+            },
+        };
+        let error = effect.as_ref().err().cloned();
+        if let Ok(effect) = effect {
+            self.sink.effect(effect);
+        }
+        self.record(Event::SignalSent {
+            workflow_id,
+            name,
+            payload,
+            start,
+            error: error.clone(),
+        });
+        self.commit().await?;
+        Ok(match error {
+            None => Ok(()),
+            Some(e) => Err(e.into()),
+        })
+    }
+}
+
+impl types::Host for WorkflowState {}
+
+impl context::Host for WorkflowState {
+    async fn info(&mut self) -> wasmtime::Result<types::RunInfo> {
+        Ok(types::RunInfo {
+            run_id: self.run.run_id.clone(),
+            workflow_id: self.run.workflow_id.clone(),
+            workflow: self.run.workflow.clone(),
+            version: self.run.version,
+        })
+    }
+
+    async fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.clock(Source::Context)? / 1_000_000)
+    }
+
+    async fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
+        if len > 1 << 20 {
+            wasmtime::bail!("a workflow may draw at most 1 MiB of random bytes at once");
+        }
+        self.random(Source::Context, len as u64)
+    }
+
+    async fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
+        if !self.cursor.replaying() {
+            let run = &self.run.run_id;
+            match log_level(level) {
+                tracing::Level::ERROR => tracing::error!(run, "{message}"),
+                tracing::Level::WARN => tracing::warn!(run, "{message}"),
+                tracing::Level::INFO => tracing::info!(run, "{message}"),
+                _ => tracing::debug!(run, "{message}"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn schedule_activity(
+        &mut self,
+        name: String,
+        input: String,
+        options: WitActivityOptions,
+    ) -> wasmtime::Result<u32> {
+        let handle = self.ops.len() as u32;
+        let input_value = payload_value(&input);
+        let options = ActivityOptions::from(options);
+        let call = calls::activity(&name, &input_value, &options);
+        let (recorded, live) = match self.replayed(&call)? {
+            Some(recorded) => (recorded, false),
+            None => {
+                let event = Event::ActivityScheduled {
+                    handle,
+                    name: name.clone(),
+                    input: input_value,
+                    options: options.clone(),
+                };
+                (self.record(event), true)
+            }
+        };
+        let (prior_attempts, next_attempt_at_ms) = self.cursor.failed_attempts(handle);
+        let job = ActivityJob {
+            run_id: self.run.run_id.clone(),
+            workflow_id: self.run.workflow_id.clone(),
+            handle,
+            name,
+            input,
+            options,
+            idempotency_key: format!("{}:{}", self.run.run_id, recorded.seq),
+            scheduled_at_ms: recorded.at_ms,
+            prior_attempts,
+            next_attempt_at_ms,
+        };
+        let task = live.then(|| self.rt.spawn_activity(job.clone(), self.sink.clone()));
+        Ok(self.new_handle(Op::Activity {
+            job: Box::new(job),
+            task,
+            outcome: None,
+        }))
+    }
+
+    async fn start_timer(&mut self, duration_ms: u64) -> wasmtime::Result<u32> {
+        let handle = self.ops.len() as u32;
+        let call = calls::timer(duration_ms);
+        let fire_at_ms = match self.replayed(&call)? {
+            Some(recorded) => match recorded.event {
+                Event::TimerStarted { fire_at_ms, .. } => fire_at_ms as i64,
+                _ => return Err(corrupt(&recorded)),
+            },
+            None => {
+                let fire_at_ms = now_ms().saturating_add(duration_ms.min(i64::MAX as u64) as i64);
+                self.record(Event::TimerStarted {
+                    handle,
+                    duration_ms,
+                    fire_at_ms: fire_at_ms as u64,
+                });
+                fire_at_ms
+            }
+        };
+        Ok(self.new_handle(Op::Timer { fire_at_ms }))
+    }
+
+    async fn receive_signal(&mut self, name: String) -> wasmtime::Result<u32> {
+        Ok(self.new_handle(Op::Signal { name }))
+    }
+
+    async fn start_child(
+        &mut self,
+        workflow: String,
+        input: String,
+        options: types::ChildOptions,
+    ) -> wasmtime::Result<u32> {
+        let handle = self.ops.len() as u32;
+        let input = payload_value(&input);
+        let parent_close = match options.parent_close {
+            types::ParentClosePolicy::Abandon => ParentClose::Abandon,
+            types::ParentClosePolicy::Cancel => ParentClose::Cancel,
+        };
+        let call = calls::child(
+            &workflow,
+            options.workflow_id.as_deref(),
+            &input,
+            parent_close,
+        );
+        if let Some(recorded) = self.replayed(&call)? {
+            let Event::ChildStarted {
+                child_run_id,
+                error,
+                ..
+            } = recorded.event
+            else {
+                return Err(corrupt(&recorded));
+            };
+            return Ok(self.new_handle(Op::Child {
+                run_id: child_run_id,
+                error,
+                stale: true,
+            }));
+        }
+        let started = match self.latest_workflow(&workflow).await? {
+            Ok(version) => {
+                let mut new = self.new_run(&version, options.workflow_id.clone(), input.clone());
+                new.parent = Some((self.run.run_id.clone(), parent_close));
+                match self
+                    .rt
+                    .store
+                    .open_run(&new.namespace, &new.workflow_id)
+                    .await
+                    .map_err(storage)?
+                {
+                    Some(_) => Err(ErrorInfo::new(
+                        "workflow-id-in-use",
+                        format!("an open run already has workflow id `{}`", new.workflow_id),
+                    )),
+                    None => Ok(new),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let (child_run_id, error) = match started {
+            Ok(new) => {
+                let id = new.run_id.clone();
+                self.sink.effect(Effect::CreateRun(new));
+                (Some(id), None)
+            }
+            Err(e) => (None, Some(e)),
+        };
+        self.record(Event::ChildStarted {
+            handle,
+            workflow,
+            workflow_id: options.workflow_id,
+            input,
+            parent_close,
+            child_run_id: child_run_id.clone(),
+            error: error.clone(),
+        });
+        self.commit().await?;
+        Ok(self.new_handle(Op::Child {
+            run_id: child_run_id,
+            error,
+            stale: true,
+        }))
+    }
+
+    async fn await_(&mut self, handle: u32) -> wasmtime::Result<Result<String, WitFailure>> {
+        Ok(self.await_handles(&[handle], false).await?.1)
+    }
+
+    async fn await_any(
+        &mut self,
+        handles: Vec<u32>,
+    ) -> wasmtime::Result<(u32, Result<String, WitFailure>)> {
+        self.await_handles(&handles, true).await
+    }
+
+    async fn signal_workflow(
+        &mut self,
+        workflow_id: String,
+        name: String,
+        payload: String,
+    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
+        self.send_signal(workflow_id, name, payload, None).await
+    }
+
+    async fn signal_with_start(
+        &mut self,
+        workflow: String,
+        workflow_id: String,
+        input: String,
+        name: String,
+        payload: String,
+    ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
+        let start = StartSpec {
+            workflow,
+            input: payload_value(&input),
+        };
+        self.send_signal(workflow_id, name, payload, Some(start))
+            .await
+    }
+
+    async fn set_status(&mut self, status: String) -> wasmtime::Result<()> {
+        // Informational: replay skips the recorded ones, so record only live.
+        if !self.cursor.replaying() && !self.check {
+            let status = payload_value(&status);
+            self.sink.effect(Effect::SetStatus(status.clone()));
+            self.record(Event::StatusSet { status });
+            // Visible to queries right away, without waiting for durability.
+            self.sink.send();
+        }
+        Ok(())
+    }
+
+    async fn continue_as_new(&mut self, input: String) -> wasmtime::Result<()> {
+        Err(Interrupt::ContinueAsNew {
+            input: payload_value(&input),
+        }
+        .into())
+    }
+
+    async fn deadline_ms(&mut self) -> wasmtime::Result<Option<u64>> {
+        Ok(self.run.deadline_at_ms.map(|d| d as u64))
+    }
+
+    /// Each call is answered on its own (a loop asks once per iteration):
+    /// from the journal while replaying, true (and journaled) once live.
+    async fn patched(&mut self, change_id: String) -> wasmtime::Result<bool> {
+        match self.cursor.patch(&change_id) {
+            Some(answer) => Ok(answer),
+            None if self.check => Err(Interrupt::ReplayComplete.into()),
+            None => {
+                self.record(Event::PatchMarker { change_id });
+                Ok(true)
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Constructors of the calls guests make, shared by the live path and the
+//! journal side so both digest the same request.
+
+use super::event::{
+    ActivityOptions, Call, ParentClose, Source, StartSpec, describe_duration, short,
+};
+use serde_json::{Value, json};
+
+pub fn clock(source: Source) -> Call {
+    Call::new(
+        "clock",
+        &json!({ "source": source }),
+        format!("a clock read ({source:?})"),
+    )
+}
+
+pub fn random(source: Source, len: u64) -> Call {
+    Call::new(
+        "random",
+        &json!({ "source": source, "len": len }),
+        format!("{len} random bytes ({source:?})"),
+    )
+}
+
+pub fn activity(name: &str, input: &Value, options: &ActivityOptions) -> Call {
+    Call::new(
+        "activity",
+        &json!({ "name": name, "input": input, "options": options }),
+        format!("activity `{name}` with input {}", short(input)),
+    )
+}
+
+pub fn timer(duration_ms: u64) -> Call {
+    Call::new(
+        "timer",
+        &json!({ "duration_ms": duration_ms }),
+        format!("sleep {}", describe_duration(duration_ms)),
+    )
+}
+
+pub fn await_handle(handle: u32) -> Call {
+    Call::new(
+        "await",
+        &json!({ "handle": handle }),
+        format!("the result of #{handle}"),
+    )
+}
+
+pub fn patch(change_id: &str) -> Call {
+    Call::new(
+        "patch",
+        &json!({ "change_id": change_id }),
+        format!("patch `{change_id}`"),
+    )
+}
+
+pub fn await_any(handles: &[u32]) -> Call {
+    let list: Vec<String> = handles.iter().map(|h| format!("#{h}")).collect();
+    Call::new(
+        "await-any",
+        &json!({ "handles": handles }),
+        format!("the first result of {}", list.join(", ")),
+    )
+}
+
+pub fn child(
+    workflow: &str,
+    workflow_id: Option<&str>,
+    input: &Value,
+    parent_close: ParentClose,
+) -> Call {
+    let request = json!({
+        "workflow": workflow,
+        "workflow_id": workflow_id,
+        "input": input,
+        "parent_close": parent_close,
+    });
+    Call::new(
+        "child",
+        &request,
+        format!("child workflow `{workflow}` with input {}", short(input)),
+    )
+}
+
+pub fn signal_out(
+    workflow_id: &str,
+    name: &str,
+    payload: &Value,
+    start: Option<&StartSpec>,
+) -> Call {
+    let request = json!({
+        "workflow_id": workflow_id,
+        "name": name,
+        "payload": payload,
+        "start": start,
+    });
+    Call::new(
+        "signal-out",
+        &request,
+        format!("signal `{name}` to `{workflow_id}`"),
+    )
+}

@@ -1,0 +1,146 @@
+//! One-line descriptions of events, for timelines (`weft show`).
+
+use super::event::{Event, describe_duration, short};
+
+impl Event {
+    /// One line for timelines (`weft show`).
+    pub fn summary(&self) -> String {
+        match self {
+            Event::Started {
+                workflow,
+                version,
+                input,
+                ..
+            } => format!("started {workflow} v{version} with {}", short(input)),
+            Event::Clock { source, nanos } => format!("clock ({source:?}) = {nanos} ns"),
+            Event::Random { source, hex } => format!("random ({source:?}) {} bytes", hex.len() / 2),
+            Event::ActivityScheduled {
+                handle,
+                name,
+                input,
+                ..
+            } => format!(
+                "#{handle} activity `{name}` scheduled with {}",
+                short(input)
+            ),
+            Event::ActivityAttemptFailed {
+                handle,
+                attempt,
+                failure,
+                retry_in_ms,
+            } => {
+                let retry = match retry_in_ms {
+                    Some(ms) => format!(", retry in {}", describe_duration(*ms)),
+                    None => String::new(),
+                };
+                format!(
+                    "#{handle} attempt {attempt} failed: {}: {}{retry}",
+                    failure.kind(),
+                    failure.message()
+                )
+            }
+            Event::ActivityCompleted {
+                handle,
+                attempts,
+                output,
+                ..
+            } => format!(
+                "#{handle} activity completed after {attempts} attempt(s): {}",
+                short(output)
+            ),
+            Event::ActivityFailed {
+                handle,
+                attempts,
+                failure,
+                ..
+            } => format!(
+                "#{handle} activity failed after {attempts} attempt(s): {}: {}",
+                failure.kind(),
+                failure.message()
+            ),
+            Event::TimerStarted {
+                handle,
+                duration_ms,
+                ..
+            } => format!(
+                "#{handle} timer {} started",
+                describe_duration(*duration_ms)
+            ),
+            Event::TimerFired { handle, .. } => format!("#{handle} timer fired"),
+            Event::SignalReceived {
+                handle,
+                name,
+                signal_id,
+                payload,
+                ..
+            } => format!(
+                "#{handle} signal `{name}` received (signal {signal_id}): {}",
+                short(payload)
+            ),
+            Event::ChildStarted {
+                handle,
+                workflow,
+                child_run_id,
+                error,
+                ..
+            } => match (child_run_id, error) {
+                (Some(id), _) => format!("#{handle} child `{workflow}` started: run {id}"),
+                (None, Some(e)) => {
+                    format!("#{handle} child `{workflow}` not started: {}", e.message)
+                }
+                (None, None) => format!("#{handle} child `{workflow}`"),
+            },
+            Event::ChildCompleted { handle, output, .. } => {
+                format!("#{handle} child completed: {}", short(output))
+            }
+            Event::ChildFailed {
+                handle, failure, ..
+            } => format!(
+                "#{handle} child failed: {}: {}",
+                failure.kind(),
+                failure.message()
+            ),
+            Event::Interrupted {
+                handle, failure, ..
+            } => format!(
+                "#{handle} interrupted: {}: {}",
+                failure.kind(),
+                failure.message()
+            ),
+            Event::SignalSent {
+                workflow_id,
+                name,
+                start,
+                error,
+                ..
+            } => {
+                let how = if start.is_some() { " (with start)" } else { "" };
+                match error {
+                    None => format!("signal `{name}` sent to {workflow_id}{how}"),
+                    Some(e) => {
+                        format!(
+                            "signal `{name}` to {workflow_id}{how} refused: {}",
+                            e.message
+                        )
+                    }
+                }
+            }
+            Event::StatusSet { status } => format!("status {}", short(status)),
+            Event::Completed { output } => format!("completed: {}", short(output)),
+            Event::Failed { error } => format!("failed: {}: {}", error.kind, error.message),
+            Event::ContinuedAsNew { input, next_run_id } => {
+                format!("continued as new run {next_run_id} with {}", short(input))
+            }
+            Event::PatchMarker { change_id } => format!("patched `{change_id}`"),
+            Event::Upgraded {
+                from_version,
+                to_version,
+                forced,
+                ..
+            } => {
+                let how = if *forced { " (forced, unchecked)" } else { "" };
+                format!("upgraded from v{from_version} to v{to_version}{how}")
+            }
+        }
+    }
+}
