@@ -134,6 +134,14 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(run["status"], "completed", "{run}");
     let (s, health) = server.get("/healthz").await;
     assert_eq!((s, health["status"].as_str()), (200, Some("ok")));
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("weft_runs{status=\"completed\"} 1"), "{metrics}");
+    assert!(metrics.contains("weft_commits_total "), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,6 +2,7 @@
 
 mod components;
 mod error;
+mod metrics;
 mod runs;
 mod signals;
 mod versions;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(BodyLimit(MAX_COMPONENT_BYTES)));
     Router::new()
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/components", get(components::list))
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/runs/{run_id}", get(runs::get))

@@ -99,6 +99,11 @@ impl Runtime {
         Ok(runs.len())
     }
 
+    /// Runs executing now.
+    pub fn resident_count(&self) -> usize {
+        self.resident.lock().unwrap().len()
+    }
+
     /// Told when a run reaches a final status (or `stuck`).
     pub fn subscribe_ended(&self) -> broadcast::Receiver<String> {
         self.ended.subscribe()

@@ -357,6 +357,8 @@ pub trait Store: Send + Sync + 'static {
     /// Runs that must resume at start-up, with their wake-up time: those in
     /// `running` (not `stuck`) unless evicted idle with nothing new for them.
     async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>>;
+    /// How many runs have each status.
+    async fn status_counts(&self) -> anyhow::Result<Vec<(RunStatus, u64)>>;
     /// Signals delivered to a run and not consumed yet, oldest first.
     async fn pending_signals(&self, run_id: &str) -> anyhow::Result<Vec<Signal>>;
     /// The open run holding a workflow id.

@@ -4,6 +4,7 @@
 
 use super::{Store, WriteOp, WriteOutcome};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// Upper bound of ops in one transaction.
@@ -22,13 +23,30 @@ struct Request {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<Request>,
+    stats: Arc<Stats>,
+}
+
+/// What the writer did, for `/metrics`.
+#[derive(Default)]
+pub struct Stats {
+    /// Transactions committed (one per batch, more when a batch is split).
+    pub batches: AtomicU64,
+    /// Ops written (appends, run creations, signals...).
+    pub ops: AtomicU64,
+    /// Ops refused (a fenced append, a storage error).
+    pub failed: AtomicU64,
 }
 
 impl Writer {
     pub fn spawn(store: Arc<dyn Store>, on_commit: OnCommit) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx, on_commit));
-        Writer { tx }
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(run(store, rx, on_commit, stats.clone()));
+        Writer { tx, stats }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Queue `op` now; the future resolves once it is committed. Ops are
@@ -60,12 +78,21 @@ impl Writer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Request>, on_commit: OnCommit) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    on_commit: OnCommit,
+    stats: Arc<Stats>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (ops, replies): (Vec<WriteOp>, Vec<_>) =
             batch.drain(..).map(|r| (r.op, r.reply)).unzip();
         let results = store.write_batch(&ops).await;
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
+        let failed = results.iter().filter(|r| r.is_err()).count() as u64;
+        stats.failed.fetch_add(failed, Ordering::Relaxed);
         for result in results.iter().flatten() {
             on_commit(result);
         }

@@ -422,6 +422,16 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn status_counts(&self) -> anyhow::Result<Vec<(RunStatus, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(status, n)| Ok((status.parse()?, n as u64)))
+            .collect()
+    }
+
     async fn pending_signals(&self, run_id: &str) -> anyhow::Result<Vec<Signal>> {
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT id, name, payload, at_ms FROM signals \

@@ -1,0 +1,49 @@
+//! `GET /metrics`: Prometheus text format.
+
+use super::AppState;
+use super::error::ApiError;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut out = String::new();
+    let counts = state.rt.store.status_counts().await?;
+    out.push_str("# HELP weft_runs Runs by status.\n# TYPE weft_runs gauge\n");
+    for (status, n) in counts {
+        let _ = writeln!(out, "weft_runs{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP weft_resident_runs Runs executing (in memory) now.\n\
+         # TYPE weft_resident_runs gauge\nweft_resident_runs {}",
+        state.rt.resident_count()
+    );
+    let stats = state.rt.writer.stats();
+    for (name, help, value) in [
+        (
+            "weft_commits_total",
+            "Journal transactions committed.",
+            &stats.batches,
+        ),
+        (
+            "weft_writes_total",
+            "Writes (appends, run creations, signals) committed.",
+            &stats.ops,
+        ),
+        (
+            "weft_write_failures_total",
+            "Writes refused (fenced or failed).",
+            &stats.failed,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            value.load(Ordering::Relaxed)
+        );
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
