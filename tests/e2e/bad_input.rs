@@ -140,7 +140,10 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("weft_runs{status=\"completed\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("weft_runs{status=\"completed\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("weft_commits_total "), "{metrics}");
 }
 

@@ -100,7 +100,7 @@ pub async fn execute(
         );
     }
     let cursor = Cursor::new(journal);
-    let sink = Sink::new(run_id, cursor.next_seq(), rt.writer.clone());
+    let sink = Sink::new(run_id, cursor.next_seq(), rt.writer.clone()).waking(run.idle);
     let loaded = match rt.workflow_component(&run.digest).await {
         Ok(loaded) => loaded,
         Err(e) => {

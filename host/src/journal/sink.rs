@@ -22,6 +22,8 @@ struct Inner {
     pending: Vec<Recorded>,
     effects: Vec<Effect>,
     writer: Writer,
+    /// The run was evicted: the first append says it executes again.
+    waking: bool,
 }
 
 impl Inner {
@@ -49,7 +51,10 @@ impl Inner {
         }
     }
 
-    fn take(&mut self, update: Option<RunUpdate>) -> WriteOp {
+    fn take(&mut self, mut update: Option<RunUpdate>) -> WriteOp {
+        if std::mem::take(&mut self.waking) && update.is_none() {
+            update = Some(RunUpdate::Awake);
+        }
         WriteOp::Append {
             run_id: self.run_id.clone(),
             events: std::mem::take(&mut self.pending),
@@ -68,8 +73,15 @@ impl Sink {
                 pending: Vec::new(),
                 effects: Vec::new(),
                 writer,
+                waking: false,
             })),
         }
+    }
+
+    /// For a run that was evicted: its first append marks it as executing.
+    pub fn waking(self, evicted: bool) -> Self {
+        self.inner.lock().unwrap().waking = evicted;
+        self
     }
 
     /// Append `event` in memory; it becomes durable with the next commit.

@@ -71,6 +71,7 @@ impl Runtime {
         allow_http: Option<Vec<String>>,
     ) -> Result<(ComponentVersion, bool)> {
         check_name("component", name)?;
+        self.forget_version(name);
         if let Some(hosts) = &allow_http {
             for host in hosts {
                 check_host(host)?;
@@ -93,6 +94,7 @@ impl Runtime {
                     now_ms(),
                 )
                 .await?;
+            self.forget_version(name);
             return match put {
                 PutComponent::Existing(v) | PutComponent::Created(v) => Ok((v, false)),
                 PutComponent::KindConflict { .. } => unreachable!("same bytes, same kind"),
@@ -111,7 +113,8 @@ impl Runtime {
         match self
             .store
             .put_component(name, kind, &digest, &bytes, allow_http.as_deref(), now_ms())
-            .await?
+            .await
+            .inspect(|_| self.forget_version(name))?
         {
             PutComponent::Created(v) => {
                 self.engine.remember(&component, loaded);

@@ -16,7 +16,8 @@ use crate::engine::{Engine, Loaded, Notice};
 use crate::journal::{ParentClose, Recorded, Sink};
 use crate::store::writer::Writer;
 use crate::store::{
-    ComponentKind, RunRecord, RunStatus, Store, Touched, WriteOp, WriteOutcome, now_ms,
+    ComponentKind, ComponentVersion, RunRecord, RunStatus, Store, Touched, WriteOp, WriteOutcome,
+    now_ms,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +56,8 @@ pub struct Runtime {
     resident: Mutex<HashMap<String, Resident>>,
     /// Consecutive transient failures per run, for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The newest version of each activity name, as last read.
+    activities: Mutex<HashMap<String, ComponentVersion>>,
     timers: Timers,
     ended: broadcast::Sender<String>,
     run_slots: Arc<Semaphore>,
@@ -76,6 +79,7 @@ impl Runtime {
             engine,
             resident: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            activities: Mutex::new(HashMap::new()),
             timers: Timers::default(),
             ended: broadcast::channel(4096).0,
             run_slots: Arc::new(Semaphore::new(config.max_resident_runs)),
@@ -261,6 +265,27 @@ impl Runtime {
         sink: Sink,
     ) -> JoinHandle<ActivityOutcome> {
         tokio::spawn(retry::run_activity(self.clone(), job, sink))
+    }
+
+    /// The newest version of activity component `name` (activities are not
+    /// pinned: each attempt runs the newest), cached until a deploy.
+    pub async fn latest_activity(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {
+        if let Some(v) = self.activities.lock().unwrap().get(name) {
+            return Ok(Some(v.clone()));
+        }
+        let version = self.store.latest_version(name).await?;
+        if let Some(v) = &version {
+            self.activities
+                .lock()
+                .unwrap()
+                .insert(name.to_string(), v.clone());
+        }
+        Ok(version)
+    }
+
+    /// A deploy or a deletion changed what `name` resolves to.
+    fn forget_version(&self, name: &str) {
+        self.activities.lock().unwrap().remove(name);
     }
 
     /// The workflow component a run is pinned to.

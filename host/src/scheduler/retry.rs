@@ -67,8 +67,7 @@ async fn component(rt: &Runtime, name: &str) -> Result<(Arc<Loaded>, Arc<Vec<Str
     let internal =
         |e: anyhow::Error| Failure::Application(ErrorInfo::new("internal", format!("{e:#}")));
     let version = rt
-        .store
-        .latest_version(name)
+        .latest_activity(name)
         .await
         .map_err(internal)?
         .ok_or_else(unknown)?;

@@ -252,6 +252,7 @@ impl Runtime {
     }
 
     pub async fn delete_version(&self, name: &str, version: u32) -> Result<()> {
+        self.forget_version(name);
         match self.store.delete_version(name, version).await? {
             DeleteVersion::Deleted => Ok(()),
             DeleteVersion::NotFound => {

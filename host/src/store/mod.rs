@@ -130,6 +130,9 @@ pub struct RunRecord {
     pub updated_at_ms: i64,
     pub ended_at_ms: Option<i64>,
     pub wake_at_ms: Option<i64>,
+    /// Out of memory, waiting for `wake_at_ms` or an event.
+    #[serde(rename = "evicted")]
+    pub idle: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +171,7 @@ impl NewRun {
             updated_at_ms: self.at_ms,
             ended_at_ms: None,
             wake_at_ms: None,
+            idle: false,
         }
     }
 
@@ -239,6 +243,8 @@ pub enum RunUpdate {
     /// Pinned to another version (its journal replayed on it); a `stuck`
     /// run is `running` again.
     Repin { digest: String, version: u32 },
+    /// An evicted run executes again (sent with its first append).
+    Awake,
 }
 
 #[derive(Debug, Clone)]

@@ -107,15 +107,8 @@ impl SqliteStore {
                     for effect in effects {
                         apply_effect(&mut tx, run_id, effect, &mut touched).await?;
                     }
-                    match update {
-                        Some(update) => apply_update(&mut tx, run_id, update, &mut touched).await?,
-                        None => {
-                            // It is executing again: no longer evicted.
-                            sqlx::query("UPDATE runs SET idle = 0 WHERE run_id = ? AND idle = 1")
-                                .bind(run_id)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                    if let Some(update) = update {
+                        apply_update(&mut tx, run_id, update, &mut touched).await?;
                     }
                     outcomes.push(WriteOutcome::Appended(touched));
                 }
@@ -187,6 +180,7 @@ pub(super) fn run_from_row(row: &SqliteRow) -> anyhow::Result<RunRecord> {
         updated_at_ms: row.try_get("updated_at_ms")?,
         ended_at_ms: row.try_get("ended_at_ms")?,
         wake_at_ms: row.try_get("wake_at_ms")?,
+        idle: row.try_get::<i64, _>("idle")? != 0,
     })
 }
 

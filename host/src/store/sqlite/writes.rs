@@ -285,6 +285,12 @@ pub(super) async fn apply_update(
             .execute(&mut **tx)
             .await?
         }
+        RunUpdate::Awake => {
+            sqlx::query("UPDATE runs SET idle = 0 WHERE run_id = ?")
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await?
+        }
         RunUpdate::Repin { digest, version } => {
             sqlx::query(
                 "UPDATE runs SET digest = ?, version = ?, status = 'running', error = NULL, \
