@@ -271,3 +271,47 @@ async fn a_replay_whose_calls_differ_goes_stuck_with_a_diagnostic() {
     assert_eq!(server.journal(&run_id).await.len(), before);
     assert_eq!(log_lines(&server.log(), "run stuck"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_that_cannot_be_decoded_leaves_the_run_stuck_not_the_server() {
+    let mut server = Server::start(&["--resident-timer-ms", "50"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    let damaged = server
+        .start_run("sleeper", json!({ "tag": "damaged", "sleep_ms": 2000 }))
+        .await;
+    let healthy = server
+        .start_run("sleeper", json!({ "tag": "healthy", "sleep_ms": 2000 }))
+        .await;
+    for run in [&damaged, &healthy] {
+        server
+            .until_journal(run, "the timer", |e| {
+                !of_kind(e, "timer-started").is_empty()
+            })
+            .await;
+    }
+    server.kill9();
+    {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", server.db().display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let done = sqlx::query("UPDATE events SET body = '{\"kind\":\"clock\",\"oops\":1}' WHERE run_id = ? AND seq = 1")
+            .bind(&damaged)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        db.close().await.unwrap();
+    }
+    server.restart();
+    let run = server.wait(&damaged, 30).await;
+    assert_eq!(run["status"], "stuck", "{run}");
+    let message = run["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the journal cannot be read"),
+        "{message}"
+    );
+    assert!(message.contains("event 1 of run"), "{message}");
+    let run = server.wait(&healthy, 30).await;
+    assert_eq!(run["status"], "completed", "{run}");
+}

@@ -2,6 +2,8 @@
 
 use super::*;
 
+#[cfg(test)]
+mod tests;
 mod writes;
 
 use crate::journal::ParentClose;
