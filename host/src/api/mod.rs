@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(Extension(BodyLimit(MAX_COMPONENT_BYTES)));
     Router::new()
+        .route("/", get(ui))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/components", get(components::list))
@@ -87,6 +88,12 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "store": "sqlite",
         "durability": state.durability,
     }))
+}
+
+/// The web UI: one page over the JSON API (runs, a run's timeline, stuck
+/// runs with their diagnostic).
+async fn ui() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("ui.html"))
 }
 
 async fn not_found() -> ApiError {
