@@ -147,7 +147,12 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert!(metrics.contains("weft_commits_total "), "{metrics}");
     let ui = reqwest::get(server.url("/")).await.unwrap();
     assert_eq!(ui.status().as_u16(), 200);
-    assert!(ui.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        ui.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(ui.text().await.unwrap().contains("/v1/runs/${id}/journal"));
 }
 

@@ -227,20 +227,17 @@ async fn a_replay_whose_calls_differ_goes_stuck_with_a_diagnostic() {
 
     // Re-pin the sleeping run to code that renamed its first activity, as
     // an upgrade would, then let the server replay it.
-    {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}", server.db().display());
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let done = sqlx::query("UPDATE runs SET digest = ? WHERE run_id = ? AND digest = ?")
-            .bind(v2["digest"].as_str().unwrap())
-            .bind(&run_id)
-            .bind(v1["digest"].as_str().unwrap())
-            .execute(&mut db)
-            .await
-            .unwrap();
-        assert_eq!(done.rows_affected(), 1);
-        db.close().await.unwrap();
-    }
+    let repinned = server
+        .sql(
+            "UPDATE runs SET digest = ? WHERE run_id = ? AND digest = ?",
+            &[
+                v2["digest"].as_str().unwrap(),
+                &run_id,
+                v1["digest"].as_str().unwrap(),
+            ],
+        )
+        .await;
+    assert_eq!(repinned, 1);
     server.restart();
 
     let run = server.wait(&run_id, 30).await;
@@ -291,18 +288,13 @@ async fn a_journal_that_cannot_be_decoded_leaves_the_run_stuck_not_the_server() 
             .await;
     }
     server.kill9();
-    {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}", server.db().display());
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let done = sqlx::query("UPDATE events SET body = '{\"kind\":\"clock\",\"oops\":1}' WHERE run_id = ? AND seq = 1")
-            .bind(&damaged)
-            .execute(&mut db)
-            .await
-            .unwrap();
-        assert_eq!(done.rows_affected(), 1);
-        db.close().await.unwrap();
-    }
+    let corrupted = server
+        .sql(
+            "UPDATE events SET body = '{\"kind\":\"clock\",\"oops\":1}' WHERE run_id = ? AND seq = 1",
+            &[&damaged],
+        )
+        .await;
+    assert_eq!(corrupted, 1);
     server.restart();
     let run = server.wait(&damaged, 30).await;
     assert_eq!(run["status"], "stuck", "{run}");

@@ -184,6 +184,21 @@ impl Server {
         self.spawn();
     }
 
+    /// Change the database behind the server's back (stop it first):
+    /// `statement` with `binds`, answering the rows affected.
+    pub async fn sql(&self, statement: &str, binds: &[&str]) -> u64 {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", self.db().display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let mut query = sqlx::query(statement);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let done = query.execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+        done.rows_affected()
+    }
+
     /// Run the `weft` CLI against this server: (success, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
