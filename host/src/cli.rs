@@ -55,13 +55,21 @@ impl Client {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        self.post_keyed(path, body, None).await
+    }
+
+    /// POST with an `Idempotency-Key`, so a retry is safe.
+    pub async fn post_keyed(
+        &self,
+        path: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         self.answer(resp).await
     }
 
@@ -321,6 +329,7 @@ pub async fn signal(
     name: &str,
     payload: Option<String>,
     by_workflow_id: bool,
+    idempotency_key: Option<&str>,
 ) -> anyhow::Result<()> {
     let payload = json_arg("--payload", payload)?;
     let path = if by_workflow_id {
@@ -328,9 +337,14 @@ pub async fn signal(
     } else {
         format!("/v1/runs/{target}/signals/{name}")
     };
-    let answer = client.post(&path, &payload).await?;
+    let answer = client.post_keyed(&path, &payload, idempotency_key).await?;
+    let how = if answer["duplicate"] == true {
+        " (already, for this idempotency key)"
+    } else {
+        ""
+    };
     println!(
-        "signal {} delivered to run {}",
+        "signal {} delivered to run {}{how}",
         answer["signal_id"],
         cell(&answer["run_id"])
     );

@@ -95,6 +95,9 @@ enum Command {
         payload: Option<String>,
         #[arg(long)]
         workflow_id: bool,
+        /// Your id for this request: sending it again delivers nothing new.
+        #[arg(long)]
+        idempotency_key: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -212,16 +215,12 @@ async fn main() {
             name,
             payload,
             workflow_id,
+            idempotency_key,
             remote,
         } => {
-            cli::signal(
-                &Client::new(&remote.server),
-                &target,
-                &name,
-                payload,
-                workflow_id,
-            )
-            .await
+            let client = Client::new(&remote.server);
+            let key = idempotency_key.as_deref();
+            cli::signal(&client, &target, &name, payload, workflow_id, key).await
         }
         Command::Cancel { run_id, remote } => {
             cli::cancel(&Client::new(&remote.server), &run_id).await

@@ -149,11 +149,29 @@ async fn signal_with_start_starts_an_absent_entity_and_only_signals_a_running_on
             "payload": payload,
         })
     };
-    let (s1, first) = server
-        .post("/v1/workflow-ids/solo/signal-with-start", &body(json!("a")))
-        .await;
+    let with_key = |key: &'static str, payload: Value| {
+        let server = &server;
+        let body = body(payload);
+        async move {
+            let resp = server
+                .http
+                .post(server.url("/v1/workflow-ids/solo/signal-with-start"))
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (s1, first) = with_key("req-1", json!("a")).await;
     assert_eq!(s1, 202, "{first}");
     assert_eq!(first["created"], true);
+    // A client retrying a request whose answer it lost: the same signal.
+    let (s, retried) = with_key("req-1", json!("a")).await;
+    assert_eq!(s, 202);
+    assert_eq!(retried["duplicate"], true);
+    assert_eq!(retried["signal_id"], first["signal_id"]);
     let (s2, second) = server
         .post("/v1/workflow-ids/solo/signal-with-start", &body(json!("b")))
         .await;

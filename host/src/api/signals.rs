@@ -1,13 +1,15 @@
 //! Signals: to a run, to the open run of a workflow id, and
-//! signal-with-start (the entity-workflow entry point).
+//! signal-with-start (the entity-workflow entry point). An
+//! `Idempotency-Key` header makes a retried request safe: it is answered
+//! with the signal it already delivered.
 
 use super::AppState;
-use super::error::{ApiError, Body, QueryParams};
+use super::error::{ApiError, Body, JsonBody, QueryParams};
 use crate::scheduler::{DEFAULT_NAMESPACE, SignalRequest, StartRun};
 use crate::store::SignalTarget;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -25,17 +27,36 @@ fn payload(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 async fn deliver(
     state: &AppState,
-    req: SignalRequest,
+    headers: &HeaderMap,
+    target: SignalTarget,
+    name: String,
+    payload: Value,
+    start: Option<StartRun>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (signal, created) = state.rt.signal(req).await?;
+    let req = SignalRequest {
+        target,
+        name,
+        payload,
+        start,
+        request_id: request_id(headers),
+    };
+    let done = state.rt.signal(req).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
-            "run_id": signal.run_id,
-            "signal_id": signal.id,
-            "created": created,
+            "run_id": done.signal.run_id,
+            "signal_id": done.signal.id,
+            "created": done.created,
+            "duplicate": done.duplicate,
         })),
     ))
 }
@@ -44,15 +65,11 @@ async fn deliver(
 pub async fn to_run(
     State(state): State<AppState>,
     Path((run_id, name)): Path<(String, String)>,
+    headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req = SignalRequest {
-        target: SignalTarget::Run(run_id),
-        name,
-        payload: payload(&body)?,
-        start: None,
-    };
-    deliver(&state, req).await
+    let target = SignalTarget::Run(run_id);
+    deliver(&state, &headers, target, name, payload(&body)?, None).await
 }
 
 #[derive(Deserialize)]
@@ -66,18 +83,14 @@ pub async fn to_workflow(
     State(state): State<AppState>,
     Path((workflow_id, name)): Path<(String, String)>,
     QueryParams(query): QueryParams<NamespaceQuery>,
+    headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req = SignalRequest {
-        target: SignalTarget::Workflow {
-            namespace: query.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
-            workflow_id,
-        },
-        name,
-        payload: payload(&body)?,
-        start: None,
+    let target = SignalTarget::Workflow {
+        namespace: query.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+        workflow_id,
     };
-    deliver(&state, req).await
+    deliver(&state, &headers, target, name, payload(&body)?, None).await
 }
 
 #[derive(Deserialize)]
@@ -93,32 +106,37 @@ pub struct WithStartBody {
     execution_timeout_ms: Option<u64>,
 }
 
-/// `POST /v1/workflow-ids/{workflow_id}/signal-with-start`: start the run if
-/// none is open under that id, and deliver the signal either way.
+/// `POST /v1/workflow-ids/{workflow_id}/signal-with-start`: start the run
+/// if none is open under that id, and deliver the signal either way.
 pub async fn with_start(
     State(state): State<AppState>,
     Path(workflow_id): Path<String>,
-    super::error::JsonBody(body): super::error::JsonBody<WithStartBody>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<WithStartBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let namespace = body
         .namespace
         .clone()
         .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-    let req = SignalRequest {
-        target: SignalTarget::Workflow {
-            namespace: namespace.clone(),
-            workflow_id: workflow_id.clone(),
-        },
-        name: body.signal,
-        payload: body.payload,
-        start: Some(StartRun {
-            workflow: body.workflow,
-            input: body.input,
-            workflow_id: Some(workflow_id),
-            version: None,
-            namespace: Some(namespace),
-            execution_timeout_ms: body.execution_timeout_ms,
-        }),
+    let target = SignalTarget::Workflow {
+        namespace: namespace.clone(),
+        workflow_id: workflow_id.clone(),
     };
-    deliver(&state, req).await
+    let start = StartRun {
+        workflow: body.workflow,
+        input: body.input,
+        workflow_id: Some(workflow_id),
+        version: None,
+        namespace: Some(namespace),
+        execution_timeout_ms: body.execution_timeout_ms,
+    };
+    deliver(
+        &state,
+        &headers,
+        target,
+        body.signal,
+        body.payload,
+        Some(start),
+    )
+    .await
 }

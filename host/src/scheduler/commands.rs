@@ -29,6 +29,18 @@ pub struct SignalRequest {
     pub payload: Value,
     /// Signal-with-start: the run to start when none is open.
     pub start: Option<StartRun>,
+    /// The client's id for this request (an `Idempotency-Key`): sending it
+    /// again answers the signal it delivered instead of a new one.
+    pub request_id: Option<String>,
+}
+
+/// What a signal request did.
+pub struct Signalled {
+    pub signal: Signal,
+    /// Signal-with-start created the run.
+    pub created: bool,
+    /// A repeat of a request already served.
+    pub duplicate: bool,
 }
 
 /// An allow-list entry: `host`, `host:port` or `*.domain`.
@@ -222,7 +234,7 @@ impl Runtime {
 
     /// Deliver a signal (durably, before answering); with `start`, start
     /// the run first if none is open.
-    pub async fn signal(self: &Arc<Self>, req: SignalRequest) -> Result<(Signal, bool)> {
+    pub async fn signal(self: &Arc<Self>, req: SignalRequest) -> Result<Signalled> {
         if req.name.is_empty() || req.name.len() > 128 {
             return Err(Error::BadRequest(
                 "a signal name must be 1 to 128 characters".into(),
@@ -232,14 +244,30 @@ impl Runtime {
             Some(start) => Some(self.new_run(start).await?),
             None => None,
         };
+        if let Some(id) = &req.request_id
+            && (id.is_empty() || id.len() > 256)
+        {
+            return Err(Error::BadRequest(
+                "an idempotency key must be 1 to 256 characters".into(),
+            ));
+        }
         let op = WriteOp::Signal {
             target: req.target,
             name: req.name,
             payload: req.payload,
             start,
+            request_id: req.request_id,
         };
         match self.write(op).await? {
-            WriteOutcome::Signalled { signal, created } => Ok((signal, created)),
+            WriteOutcome::Signalled {
+                signal,
+                created,
+                duplicate,
+            } => Ok(Signalled {
+                signal,
+                created,
+                duplicate,
+            }),
             WriteOutcome::Refused(r) => Err(refused(r)),
             other => Err(Error::Internal(anyhow::anyhow!("unexpected {other:?}"))),
         }

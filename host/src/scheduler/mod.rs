@@ -7,7 +7,7 @@ mod retry;
 mod timers;
 mod versions;
 
-pub use commands::{DEFAULT_NAMESPACE, SignalRequest, StartRun};
+pub use commands::{DEFAULT_NAMESPACE, SignalRequest, Signalled, StartRun};
 pub use retry::{ActivityJob, ActivityOutcome};
 pub use versions::{Exclusive, Report, Target};
 
@@ -240,7 +240,9 @@ impl Runtime {
                     }
                 }
             }
-            WriteOutcome::Signalled { signal, created } => {
+            WriteOutcome::Signalled {
+                signal, created, ..
+            } => {
                 if *created {
                     self.wake(signal.run_id.clone(), None);
                 } else {

@@ -271,6 +271,8 @@ pub enum WriteOp {
         name: String,
         payload: Value,
         start: Option<NewRun>,
+        /// The client's id for this request: a repeat is not a new signal.
+        request_id: Option<String>,
     },
     RequestCancel {
         run_id: String,
@@ -296,6 +298,8 @@ pub enum WriteOutcome {
         signal: Signal,
         /// Signal-with-start created the run.
         created: bool,
+        /// The request id was seen before: this is the signal it delivered.
+        duplicate: bool,
     },
     /// Cancellation was recorded (or already was) on this open run.
     CancelRequested(RunRecord),

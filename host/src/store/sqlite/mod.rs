@@ -16,16 +16,12 @@ use std::path::Path;
 use std::time::Duration;
 use writes::{apply_effect, apply_update, create_run, is_unique_violation, request_cancel, signal};
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
-    (
-        2,
-        include_str!("../../../migrations/sqlite/0002_primitives.sql"),
-    ),
-    (
-        3,
-        include_str!("../../../migrations/sqlite/0003_allow_http.sql"),
-    ),
+/// The schema, in order: migration N is `MIGRATIONS[N - 1]`.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../../migrations/sqlite/0002_primitives.sql"),
+    include_str!("../../../migrations/sqlite/0003_allow_http.sql"),
+    include_str!("../../../migrations/sqlite/0004_signal_requests.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -75,17 +71,16 @@ impl SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         let applied = applied.unwrap_or(0);
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+        let latest = MIGRATIONS.len() as i64;
+        if applied > latest {
+            bail!("the database has schema version {applied}; this weft knows up to {latest}");
+        }
+        for (version, sql) in (1..).zip(MIGRATIONS).filter(|(v, _)| *v > applied) {
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO weft_schema (version) VALUES (?)")
                 .bind(version)
                 .execute(&mut *tx)
                 .await?;
-        }
-        if let Some((latest, _)) = MIGRATIONS.last()
-            && applied > *latest
-        {
-            bail!("the database has schema version {applied}; this weft knows up to {latest}");
         }
         tx.commit().await?;
         Ok(())
@@ -119,7 +114,13 @@ impl SqliteStore {
                     name,
                     payload,
                     start,
-                } => outcomes.push(signal(&mut tx, target, name, payload, start.as_ref()).await?),
+                    request_id,
+                } => {
+                    let request_id = request_id.as_deref();
+                    let signalled =
+                        signal(&mut tx, target, name, payload, start.as_ref(), request_id).await?;
+                    outcomes.push(signalled)
+                }
                 WriteOp::RequestCancel { run_id } => {
                     outcomes.push(request_cancel(&mut tx, run_id).await?)
                 }

@@ -84,15 +84,18 @@ async fn insert_signal(
     run_id: &str,
     name: &str,
     payload: &Value,
+    request_id: Option<&str>,
 ) -> anyhow::Result<Signal> {
     let at_ms = now_ms();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO signals (run_id, name, payload, at_ms) VALUES (?, ?, ?, ?) RETURNING id",
+        "INSERT INTO signals (run_id, name, payload, at_ms, request_id) VALUES (?, ?, ?, ?, ?) \
+         RETURNING id",
     )
     .bind(run_id)
     .bind(name)
     .bind(payload.to_string())
     .bind(at_ms)
+    .bind(request_id)
     .fetch_one(&mut **tx)
     .await?;
     Ok(Signal {
@@ -112,7 +115,30 @@ pub(super) async fn signal(
     name: &str,
     payload: &Value,
     start: Option<&NewRun>,
+    request_id: Option<&str>,
 ) -> anyhow::Result<WriteOutcome> {
+    if let Some(request_id) = request_id {
+        let sent: Option<(i64, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, run_id, name, payload, at_ms FROM signals WHERE request_id = ?",
+        )
+        .bind(request_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some((id, run_id, name, payload, at_ms)) = sent {
+            let signal = Signal {
+                id,
+                run_id,
+                name,
+                payload: serde_json::from_str(&payload)?,
+                at_ms,
+            };
+            return Ok(WriteOutcome::Signalled {
+                signal,
+                created: false,
+                duplicate: true,
+            });
+        }
+    }
     let (found, what) = match target {
         SignalTarget::Run(id) => (run_in(tx, id).await?, format!("run `{id}`")),
         SignalTarget::Workflow {
@@ -142,8 +168,12 @@ pub(super) async fn signal(
             ))));
         }
     };
-    let signal = insert_signal(tx, &run.run_id, name, payload).await?;
-    Ok(WriteOutcome::Signalled { signal, created })
+    let signal = insert_signal(tx, &run.run_id, name, payload, request_id).await?;
+    Ok(WriteOutcome::Signalled {
+        signal,
+        created,
+        duplicate: false,
+    })
 }
 
 pub(super) async fn request_cancel(
@@ -202,7 +232,7 @@ pub(super) async fn apply_effect(
             name,
             payload,
         } => {
-            let signal = insert_signal(tx, target, name, payload).await?;
+            let signal = insert_signal(tx, target, name, payload, None).await?;
             touched.push(Touched::Signalled(signal));
         }
         Effect::SignalWithStart {
@@ -214,8 +244,10 @@ pub(super) async fn apply_effect(
                 namespace: start.namespace.clone(),
                 workflow_id: start.workflow_id.clone(),
             };
-            match signal(tx, &target, name, payload, Some(start)).await? {
-                WriteOutcome::Signalled { signal, created } => {
+            match signal(tx, &target, name, payload, Some(start), None).await? {
+                WriteOutcome::Signalled {
+                    signal, created, ..
+                } => {
                     if created {
                         touched.push(Touched::Created(signal.run_id.clone()));
                     }
