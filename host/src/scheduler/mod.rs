@@ -178,10 +178,14 @@ impl Runtime {
                     self.wake(run_id, None);
                 } else if let Some(at) = wake_at_ms {
                     self.timers.push(at, run_id);
+                } else {
+                    // Waits for an event only: an older timer is stale.
+                    self.timers.forget(&run_id);
                 }
             }
             Ending::Ended { parent } => {
                 self.failures.lock().unwrap().remove(&run_id);
+                self.timers.forget(&run_id);
                 let _ = self.ended.send(run_id.clone());
                 if let Some(parent) = parent {
                     self.tell(&parent, Notice::ChildEnded(run_id.clone()));
@@ -190,6 +194,7 @@ impl Runtime {
             }
             Ending::Continued { next_run_id } => {
                 self.failures.lock().unwrap().remove(&run_id);
+                self.timers.forget(&run_id);
                 let _ = self.ended.send(run_id);
                 self.wake(next_run_id, None);
             }
