@@ -15,6 +15,9 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Replays a deploy-time check runs at once.
+const CONCURRENT_CHECKS: usize = 4;
+
 /// Which version to move runs to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
@@ -213,28 +216,35 @@ impl Runtime {
         Ok(reports)
     }
 
-    /// Replay every open run of `workflow` not already on `loaded` on it.
+    /// Replay every open run of `workflow` not already on `loaded` on it,
+    /// a few at a time.
     pub async fn check_open_runs(
         self: &Arc<Self>,
         workflow: &str,
         loaded: &Loaded,
         to_version: u32,
     ) -> Result<Vec<Report>> {
-        let mut reports = Vec::new();
-        for run in self.store.open_runs_of(workflow).await? {
-            if run.digest == loaded.digest {
-                continue;
-            }
-            let verdict = self.check_run(&run, loaded).await?;
-            reports.push(Report {
-                run_id: run.run_id,
-                from_version: run.version,
-                to_version,
-                upgraded: false,
-                verdict,
+        use futures::StreamExt;
+        let runs = self.store.open_runs_of(workflow).await?;
+        let checks = runs
+            .into_iter()
+            .filter(|run| run.digest != loaded.digest)
+            .map(|run| async move {
+                let verdict = self.check_run(&run, loaded).await?;
+                Ok(Report {
+                    run_id: run.run_id,
+                    from_version: run.version,
+                    to_version,
+                    upgraded: false,
+                    verdict,
+                })
             });
-        }
-        Ok(reports)
+        futures::stream::iter(checks)
+            .buffered(CONCURRENT_CHECKS)
+            .collect::<Vec<Result<Report>>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// A workflow's versions, each with the count of open runs on it.
