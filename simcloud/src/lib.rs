@@ -44,10 +44,6 @@ impl Cloud {
         self.with(|s| s.faults = faults);
     }
 
-    pub fn faults(&self) -> Faults {
-        self.with(|s| s.faults.clone())
-    }
-
     pub fn add_cell(&self, name: &str, region: &str, capacity: u32, load: u32) {
         self.with(|s| {
             s.cells.insert(

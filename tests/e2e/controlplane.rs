@@ -67,6 +67,15 @@ async fn provision(p: &Plane, namespace: &str, region: &str, timeout_ms: u64) ->
     b["run_id"].as_str().unwrap().to_string()
 }
 
+/// The messages sent to the pager.
+fn pages(cloud: &Cloud) -> Vec<simcloud::Message> {
+    cloud
+        .messages()
+        .into_iter()
+        .filter(|m| m.kind == "page")
+        .collect()
+}
+
 /// 3 rings x 2 batches x 2 cells, named r{ring}b{batch}c{i}.
 fn fleet(cloud: &Cloud) -> Vec<Value> {
     let mut batches = Vec::new();
@@ -175,12 +184,7 @@ async fn provisioning_in_a_dead_region_ends_at_the_deadline_with_a_page() {
     let run_id = provision(&p, "zeta", "ap", 3000).await;
     let run = p.server.wait(&run_id, 60).await;
     assert_eq!(run["status"], "timed-out", "{run}");
-    let pages: Vec<_> = p
-        .cloud
-        .messages()
-        .into_iter()
-        .filter(|m| m.kind == "page")
-        .collect();
+    let pages = pages(&p.cloud);
     assert_eq!(pages.len(), 1, "{pages:?}");
     assert!(
         pages[0]
@@ -211,12 +215,7 @@ async fn a_rollout_goes_ring_by_ring_halts_on_a_failing_canary_and_resumes() {
     .await;
     let halted = by_id(&p, "rollout-v2").await;
     assert_eq!(halted["custom_status"]["at"]["ring"], 1, "{halted}");
-    let pages: Vec<_> = p
-        .cloud
-        .messages()
-        .into_iter()
-        .filter(|m| m.kind == "page")
-        .collect();
+    let pages = pages(&p.cloud);
     assert_eq!(pages.len(), 1);
     assert!(
         pages[0].text.contains("halted in ring 1"),

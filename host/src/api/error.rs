@@ -72,14 +72,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn rejection(status: StatusCode, text: String) -> ApiError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(status, "payload_too_large", text)
-    } else {
-        ApiError::new(status, "bad_request", text)
-    }
-}
-
 /// The largest body a route takes (set per route as an extension).
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
@@ -157,6 +149,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| QueryParams(q.0))
-            .map_err(|r| rejection(r.status(), r.body_text()))
+            .map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))
     }
 }

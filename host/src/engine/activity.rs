@@ -3,7 +3,7 @@
 
 use super::bindings::activity::weft::workflow::activity_context;
 use super::bindings::{LogLevel, log_level};
-use super::limits::{Interrupt, MemoryLimit};
+use super::limits::{Interrupt, MemoryLimit, captured_wasi};
 use super::{Engine, Loaded, Prepared};
 use crate::journal::{ErrorInfo, Failure, payload_value};
 use serde_json::Value;
@@ -189,11 +189,7 @@ impl Engine {
                 format!("`{}` is a workflow, not an activity", info.activity),
             )));
         };
-        let stderr = MemoryOutputPipe::new(64 * 1024);
-        let wasi = WasiCtx::builder()
-            .stdout(MemoryOutputPipe::new(64 * 1024))
-            .stderr(stderr.clone())
-            .build();
+        let (wasi, stderr) = captured_wasi();
         let function = info.function.clone();
         let policy = HttpPolicy {
             allow: info.allow_http.clone(),

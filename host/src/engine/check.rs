@@ -85,7 +85,7 @@ pub async fn check(
     };
     let ended = |store: &mut wasmtime::Store<WorkflowState>, what: &str| match store
         .data_mut()
-        .cursor()
+        .cursor
         .finish(what)
     {
         Ok(()) => Verdict::Compatible { events },

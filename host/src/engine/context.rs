@@ -11,7 +11,6 @@ use crate::journal::{
 };
 use crate::scheduler::ActivityJob;
 use crate::store::{ComponentKind, Effect, NewRun, now_ms};
-use serde_json::Value;
 
 impl WorkflowState {
     /// A workflow's newest version, for children and signal-with-start.
@@ -28,27 +27,6 @@ impl WorkflowState {
                 format!("no workflow named `{workflow}` is deployed"),
             )),
         })
-    }
-
-    fn new_run(
-        &self,
-        version: &crate::store::ComponentVersion,
-        workflow_id: Option<String>,
-        input: Value,
-    ) -> NewRun {
-        let run_id = uuid::Uuid::now_v7().to_string();
-        NewRun {
-            workflow_id: workflow_id.unwrap_or_else(|| run_id.clone()),
-            run_id,
-            namespace: self.run.namespace.clone(),
-            workflow: version.name.clone(),
-            version: version.version,
-            digest: version.digest.clone(),
-            input,
-            at_ms: now_ms(),
-            parent: None,
-            deadline_at_ms: None,
-        }
     }
 
     /// Send a signal (with `start`: signal-with-start), exactly once.
@@ -71,7 +49,12 @@ impl WorkflowState {
         let effect = match &start {
             Some(spec) => match self.latest_workflow(&spec.workflow).await? {
                 Ok(version) => {
-                    let new = self.new_run(&version, Some(workflow_id.clone()), spec.input.clone());
+                    let new = NewRun::of(
+                        &version,
+                        &self.run.namespace,
+                        Some(workflow_id.clone()),
+                        spec.input.clone(),
+                    );
                     Ok(Effect::SignalWithStart {
                         start: new,
                         name: name.clone(),
@@ -134,9 +117,6 @@ impl context::Host for WorkflowState {
     }
 
     async fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
-        if len > 1 << 20 {
-            wasmtime::bail!("a workflow may draw at most 1 MiB of random bytes at once");
-        }
         self.random(Source::Context, len as u64)
     }
 
@@ -256,7 +236,12 @@ impl context::Host for WorkflowState {
         }
         let started = match self.latest_workflow(&workflow).await? {
             Ok(version) => {
-                let mut new = self.new_run(&version, options.workflow_id.clone(), input.clone());
+                let mut new = NewRun::of(
+                    &version,
+                    &self.run.namespace,
+                    options.workflow_id.clone(),
+                    input.clone(),
+                );
                 new.parent = Some((self.run.run_id.clone(), parent_close));
                 match self
                     .rt

@@ -4,6 +4,7 @@
 use crate::journal::Divergence;
 use std::time::{Duration, Instant};
 use wasmtime::{ResourceLimiter, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// Why the host stopped a guest. Raised as a trap from a host call or the
 /// epoch callback, and recognised by the runner when the call returns.
@@ -51,6 +52,17 @@ impl Interrupt {
     pub fn of(err: &wasmtime::Error) -> Option<&Interrupt> {
         err.chain().find_map(|e| e.downcast_ref::<Interrupt>())
     }
+}
+
+/// A guest's WASI context with stdout and stderr captured in memory (no
+/// environment, no preopens); answers the stderr pipe, for error messages.
+pub fn captured_wasi() -> (wasmtime_wasi::WasiCtx, MemoryOutputPipe) {
+    let stderr = MemoryOutputPipe::new(64 * 1024);
+    let wasi = wasmtime_wasi::WasiCtx::builder()
+        .stdout(MemoryOutputPipe::new(64 * 1024))
+        .stderr(stderr.clone())
+        .build();
+    (wasi, stderr)
 }
 
 /// Caps linear memory with a trap that says so (instead of a failed

@@ -229,7 +229,7 @@ impl WorkflowState {
             }));
         }
         let rt = self.rt.clone();
-        let sink = self.sink().clone();
+        let sink = self.sink.clone();
         let op = &mut self.ops[h as usize];
         Ok(match op {
             Op::Activity { job, task, outcome } => match (task.as_mut(), outcome.take()) {

@@ -130,7 +130,7 @@ pub async fn execute(
             } else {
                 "the run's end (it failed)"
             };
-            if let Err(divergence) = state.cursor().finish(what) {
+            if let Err(divergence) = state.cursor.finish(what) {
                 diverged(run_id, &divergence)
             } else {
                 match returned {
@@ -178,7 +178,7 @@ pub async fn execute(
                 };
             }
             Some(Interrupt::ContinueAsNew { input }) => {
-                if let Err(divergence) = state.cursor().finish("continue-as-new") {
+                if let Err(divergence) = state.cursor.finish("continue-as-new") {
                     diverged(run_id, &divergence)
                 } else {
                     return continue_as_new(&rt, &run, &sink, input.clone()).await;
@@ -244,18 +244,12 @@ async fn continue_as_new(rt: &Runtime, run: &RunRecord, sink: &Sink, input: Valu
         }
         Err(e) => return Ending::Retry(format!("{e:#}")),
     };
-    let next = NewRun {
-        run_id: uuid::Uuid::now_v7().to_string(),
-        namespace: run.namespace.clone(),
-        workflow_id: run.workflow_id.clone(),
-        workflow: run.workflow.clone(),
-        version: version.version,
-        digest: version.digest,
-        input: input.clone(),
-        at_ms: crate::store::now_ms(),
-        parent: None,
-        deadline_at_ms: None,
-    };
+    let next = NewRun::of(
+        &version,
+        &run.namespace,
+        Some(run.workflow_id.clone()),
+        input.clone(),
+    );
     let next_run_id = next.run_id.clone();
     sink.record(Event::ContinuedAsNew {
         input,

@@ -38,8 +38,6 @@ pub fn workflow_linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<Workf
 }
 
 const NANOS: u64 = 1_000_000_000;
-/// Largest random draw a workflow may journal in one call.
-const MAX_RANDOM: u64 = 1 << 20;
 
 fn not_durable() -> wasmtime::Error {
     wasmtime::Error::msg(
@@ -83,13 +81,6 @@ impl clocks::monotonic_clock::Host for WorkflowState {
     }
 }
 
-fn check_len(len: u64) -> wasmtime::Result<u64> {
-    if len > MAX_RANDOM {
-        wasmtime::bail!("a workflow may draw at most {MAX_RANDOM} random bytes at once");
-    }
-    Ok(len)
-}
-
 fn u64_of(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
     buf.copy_from_slice(&bytes[..8]);
@@ -98,7 +89,7 @@ fn u64_of(bytes: &[u8]) -> u64 {
 
 impl random::random::Host for WorkflowState {
     fn get_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
-        self.random(Source::Random, check_len(len)?)
+        self.random(Source::Random, len)
     }
 
     fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
@@ -108,7 +99,7 @@ impl random::random::Host for WorkflowState {
 
 impl random::insecure::Host for WorkflowState {
     fn get_insecure_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
-        self.random(Source::Insecure, check_len(len)?)
+        self.random(Source::Insecure, len)
     }
 
     fn get_insecure_random_u64(&mut self) -> wasmtime::Result<u64> {

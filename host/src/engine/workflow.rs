@@ -3,7 +3,7 @@
 //! detect divergence) and [`WorkflowState::record`] (append when live).
 
 use super::bindings::WitFailure;
-use super::limits::{Interrupt, MemoryLimit, Slice};
+use super::limits::{Interrupt, MemoryLimit, Slice, captured_wasi};
 use super::ops::{Notice, Op, response};
 use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Sink, Source, calls};
 use crate::scheduler::Runtime;
@@ -82,6 +82,9 @@ impl wasmtime_wasi_io::IoView for WorkflowState {
     }
 }
 
+/// Largest random draw a workflow may journal in one call.
+const MAX_RANDOM: u64 = 1 << 20;
+
 pub(super) fn corrupt(recorded: &Recorded) -> wasmtime::Error {
     wasmtime::Error::msg(format!(
         "journal event {} ({}) does not fit the call that matched it: the journal is corrupt",
@@ -111,11 +114,7 @@ impl WorkflowState {
         signals: Vec<Signal>,
         inbox: mpsc::UnboundedReceiver<Notice>,
     ) -> Self {
-        let stderr = MemoryOutputPipe::new(64 * 1024);
-        let wasi = WasiCtx::builder()
-            .stdout(MemoryOutputPipe::new(64 * 1024))
-            .stderr(stderr.clone())
-            .build();
+        let (wasi, stderr) = captured_wasi();
         let config = &rt.engine.config;
         WorkflowState {
             wasi,
@@ -147,14 +146,6 @@ impl WorkflowState {
     pub fn checking(mut self) -> Self {
         self.check = true;
         self
-    }
-
-    pub fn sink(&self) -> &Sink {
-        &self.sink
-    }
-
-    pub fn cursor(&mut self) -> &mut Cursor {
-        &mut self.cursor
     }
 
     /// What the guest wrote to stderr (a panic message, typically).
@@ -225,6 +216,9 @@ impl WorkflowState {
     }
 
     pub(super) fn random(&mut self, source: Source, len: u64) -> wasmtime::Result<Vec<u8>> {
+        if len > MAX_RANDOM {
+            wasmtime::bail!("a workflow may draw at most {MAX_RANDOM} random bytes at once");
+        }
         let call = calls::random(source, len);
         match self.replayed(&call)? {
             Some(recorded) => match &recorded.event {

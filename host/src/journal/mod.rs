@@ -9,7 +9,7 @@ mod summary;
 
 pub use event::{
     ActivityOptions, Call, ErrorInfo, Event, Failure, ParentClose, RetryPolicy, Source, StartSpec,
-    describe_duration, digest_value, payload_value,
+    payload_value,
 };
 pub use replay::{Cursor, Divergence, Recorded};
 pub use sink::Sink;

@@ -54,10 +54,6 @@ impl Cursor {
         self.events.last().map_or(0, |e| e.seq + 1)
     }
 
-    pub fn events(&self) -> &[Recorded] {
-        &self.events
-    }
-
     fn skip_informational(&mut self) {
         while self
             .events

@@ -83,7 +83,6 @@ impl Runtime {
         allow_http: Option<Vec<String>>,
     ) -> Result<(ComponentVersion, bool)> {
         check_name("component", name)?;
-        self.forget_version(name);
         if let Some(hosts) = &allow_http {
             for host in hosts {
                 check_host(host)?;
@@ -200,20 +199,9 @@ impl Runtime {
                 req.workflow
             )));
         }
-        let run_id = uuid::Uuid::now_v7().to_string();
-        let at_ms = now_ms();
-        Ok(NewRun {
-            workflow_id: req.workflow_id.unwrap_or_else(|| run_id.clone()),
-            run_id,
-            namespace,
-            workflow: req.workflow,
-            version: version.version,
-            digest: version.digest.clone(),
-            input: req.input,
-            at_ms,
-            parent: None,
-            deadline_at_ms: req.execution_timeout_ms.map(|t| at_ms + t as i64),
-        })
+        let mut new = NewRun::of(version, &namespace, req.workflow_id, req.input);
+        new.deadline_at_ms = req.execution_timeout_ms.map(|t| new.at_ms + t as i64);
+        Ok(new)
     }
 
     /// Start a run; a workflow id held by an open run answers that run.

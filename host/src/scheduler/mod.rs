@@ -297,10 +297,20 @@ impl Runtime {
 
     /// The workflow component a run is pinned to.
     pub async fn workflow_component(&self, digest: &str) -> anyhow::Result<Arc<Loaded>> {
+        self.component(digest, ComponentKind::Workflow).await
+    }
+
+    /// The compiled component of `digest`: cached, or compiled from the
+    /// stored bytes.
+    pub async fn component(
+        &self,
+        digest: &str,
+        kind: ComponentKind,
+    ) -> anyhow::Result<Arc<Loaded>> {
         let store = self.store.clone();
         let d = digest.to_string();
         self.engine
-            .load(digest, ComponentKind::Workflow, async move {
+            .load(digest, kind, async move {
                 store
                     .component_bytes(&d)
                     .await?

@@ -77,16 +77,8 @@ async fn component(rt: &Runtime, name: &str) -> Result<(Arc<Loaded>, Arc<Vec<Str
             format!("`{name}` is a workflow, not an activity"),
         )));
     }
-    let store = rt.store.clone();
-    let digest = version.digest.clone();
     let loaded = rt
-        .engine
-        .load(&version.digest, ComponentKind::Activity, async move {
-            store
-                .component_bytes(&digest)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("component {digest} is not stored"))
-        })
+        .component(&version.digest, ComponentKind::Activity)
         .await
         .map_err(internal)?;
     Ok((loaded, Arc::new(version.allow_http)))

@@ -5,7 +5,7 @@ use super::{Resident, Runtime};
 use crate::engine::check::{Verdict, check};
 use crate::engine::{Loaded, Notice};
 use crate::error::{Error, Result};
-use crate::journal::{Event, Sink};
+use crate::journal::{Event, Recorded, Sink};
 use crate::store::{
     ComponentKind, ComponentVersion, DeleteVersion, RunRecord, RunStatus, RunUpdate,
 };
@@ -107,11 +107,15 @@ impl Runtime {
         Ok(self.workflow_component(&v.digest).await?)
     }
 
-    /// Replay a run's journal on `loaded`.
-    pub async fn check_run(self: &Arc<Self>, run: &RunRecord, loaded: &Loaded) -> Result<Verdict> {
-        let journal = self.store.journal(&run.run_id).await?;
+    /// Replay `journal`, the run's, on `loaded`.
+    async fn check_run(
+        self: &Arc<Self>,
+        run: &RunRecord,
+        loaded: &Loaded,
+        journal: Vec<Recorded>,
+    ) -> Verdict {
         let facts = crate::engine::workflow::RunFacts::from(run);
-        Ok(check(self, loaded, facts, &run.input, journal).await)
+        check(self, loaded, facts, &run.input, journal).await
     }
 
     /// Move an open run to another version if its journal replays on it
@@ -154,16 +158,17 @@ impl Runtime {
         if to.digest == run.digest && run.status == RunStatus::Running {
             return Ok(report);
         }
+        // Read once: nobody appends while we hold the run.
+        let journal = self.store.journal(run_id).await?;
+        let next_seq = journal.last().map_or(0, |r| r.seq + 1);
         report.verdict = if force {
             Verdict::Compatible { events: 0 }
         } else {
-            self.check_run(&run, &loaded).await?
+            self.check_run(&run, &loaded, journal).await
         };
         if !report.verdict.is_compatible() {
             return Ok(report);
         }
-        let journal = self.store.journal(run_id).await?;
-        let next_seq = journal.last().map_or(0, |r| r.seq + 1);
         let sink = Sink::new(run_id, next_seq, self.writer.clone());
         sink.record(Event::Upgraded {
             from_version: run.version,
@@ -230,7 +235,8 @@ impl Runtime {
             .into_iter()
             .filter(|run| run.digest != loaded.digest)
             .map(|run| async move {
-                let verdict = self.check_run(&run, loaded).await?;
+                let journal = self.store.journal(&run.run_id).await?;
+                let verdict = self.check_run(&run, loaded, journal).await;
                 Ok(Report {
                     run_id: run.run_id,
                     from_version: run.version,

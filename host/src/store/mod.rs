@@ -151,6 +151,29 @@ pub struct NewRun {
 }
 
 impl NewRun {
+    /// A run of `version`, starting now, with a fresh run id; without a
+    /// `workflow_id`, the run id is its workflow id too.
+    pub fn of(
+        version: &ComponentVersion,
+        namespace: &str,
+        workflow_id: Option<String>,
+        input: Value,
+    ) -> Self {
+        let run_id = uuid::Uuid::now_v7().to_string();
+        NewRun {
+            workflow_id: workflow_id.unwrap_or_else(|| run_id.clone()),
+            run_id,
+            namespace: namespace.to_string(),
+            workflow: version.name.clone(),
+            version: version.version,
+            digest: version.digest.clone(),
+            input,
+            at_ms: now_ms(),
+            parent: None,
+            deadline_at_ms: None,
+        }
+    }
+
     pub fn record(&self) -> RunRecord {
         RunRecord {
             run_id: self.run_id.clone(),
