@@ -97,6 +97,9 @@ pub struct DeployOptions {
 fn print_reports(reports: &Value) {
     for r in reports.as_array().into_iter().flatten() {
         let what = match r["verdict"].as_str() {
+            Some(verdict) if r["forced"] == true && r["upgraded"] == true => {
+                format!("forced: upgraded although the check found it {verdict}")
+            }
             Some("compatible") if r["upgraded"] == true => "compatible, upgraded".to_string(),
             Some("compatible") => "compatible".to_string(),
             Some("diverged") => format!(
@@ -366,7 +369,12 @@ pub async fn upgrade(
             let r = client
                 .post(&format!("/v1/runs/{run_id}/upgrade"), &body)
                 .await?;
-            if r["upgraded"] == true {
+            if r["upgraded"] == true && r["forced"] == true && r["verdict"] != "compatible" {
+                println!(
+                    "run {run_id} upgraded from v{} to v{} by force; the check found it {}",
+                    r["from_version"], r["to_version"], r["verdict"]
+                );
+            } else if r["upgraded"] == true {
                 println!(
                     "run {run_id} upgraded from v{} to v{}",
                     r["from_version"], r["to_version"]

@@ -37,6 +37,7 @@ const GUESTS: &[&str] = &[
     "versioned-reorder",
     "versioned-patched",
     "versioned-rename-b",
+    "versioned-continue",
     "sim",
     "provision-namespace",
     "cell-entity",

@@ -1,7 +1,7 @@
 //! Hot versioning: pinned runs, upgrade by replay, patch markers, the
 //! deploy-time compatibility report, stuck runs recovering, offline replay.
 
-use crate::support::{Server, of_kind, wasm};
+use crate::support::{Server, log_lines, of_kind, wasm};
 use serde_json::{Value, json};
 
 /// A server with `effects` and v1 of `versioned` deployed.
@@ -250,6 +250,12 @@ async fn a_stuck_run_continues_after_upgrading_to_a_fixed_version() {
     // An operator forces the switch without the check: the run goes stuck.
     let (s, forced) = upgrade(&server, &run, json!({ "version": broken, "force": true })).await;
     assert_eq!(s, 200, "{forced}");
+    // The answer says it was forced and what the check found: never
+    // "compatible" for code that diverges.
+    assert_eq!(forced["forced"], true, "{forced}");
+    assert_eq!(forced["upgraded"], true, "{forced}");
+    assert_eq!(forced["verdict"], "diverged", "{forced}");
+    assert_eq!(forced["divergence"]["seq"], 1, "{forced}");
     let stuck = server.wait(&run, 30).await;
     assert_eq!(stuck["status"], "stuck", "{stuck}");
     assert_eq!(stuck["error"]["kind"], "nondeterminism");
@@ -305,6 +311,29 @@ async fn weft_replay_checks_a_journal_exported_over_http_offline() {
     );
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("compatible: "));
 
+    // The recorded end is part of the journal: code that goes on past it,
+    // or ends another way, diverges.
+    let end =
+        "journal has the run's end (completed with {\"steps\":[\"A\",\"B\",\"D\"],\"version\":1})";
+    let extra = replay(guest("versioned-add"));
+    assert_eq!(extra.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&extra.stderr);
+    assert!(
+        err.contains(&format!(
+            "{end}, code asked for activity `effects/echo` with input {{\"i\":\"C\"}}"
+        )),
+        "{err}"
+    );
+    let continued = replay(guest("versioned-continue"));
+    assert_eq!(continued.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&continued.stderr);
+    assert!(
+        err.contains(&format!(
+            "{end}, code asked for the run's end (continue-as-new with input {{"
+        )),
+        "{err}"
+    );
+
     let bad = replay(guest("versioned-reorder"));
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
@@ -314,4 +343,76 @@ async fn weft_replay_checks_a_journal_exported_over_http_offline() {
         ),
         "{err}"
     );
+}
+
+/// A run parked on a signal stays in memory (a long resident wait); an
+/// upgrade must take it at once, not chase it while it restarts.
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrading_a_resident_run_parked_on_a_signal_is_prompt_and_replays_once() {
+    let server = Server::start(&["--resident-timer-ms", "60000"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("versioned", "versioned").await;
+    let run = server
+        .start_run(
+            "versioned",
+            json!({ "sleep1_ms": 0, "sleep2_ms": 0, "signal": true }),
+        )
+        .await;
+    server
+        .until_journal(&run, "step A", |e| {
+            of_kind(e, "activity-completed").len() == 1
+        })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, shown) = server.get(&format!("/v1/runs/{run}")).await;
+    assert_eq!(shown["evicted"], false, "still resident: {shown}");
+    let reorder = next_version(&server, "versioned-reorder").await;
+    let add = next_version(&server, "versioned-add").await;
+    let replays = || {
+        log_lines(
+            &server.log(),
+            &format!("resuming: replaying the journal run=\"{run}\""),
+        )
+    };
+    let timed = |body: Value| {
+        let server = &server;
+        let run = &run;
+        async move {
+            let began = std::time::Instant::now();
+            let answer = upgrade(server, run, body).await;
+            (answer, began.elapsed())
+        }
+    };
+
+    // Refused (the reorder diverges), promptly.
+    let ((s, refused), took) = timed(json!({ "version": reorder })).await;
+    assert_eq!(s, 409, "{refused}");
+    assert_eq!(refused["error"]["details"]["verdict"], "diverged");
+    assert!(took.as_millis() < 3000, "refused in {took:?}");
+    eprintln!("refused upgrade answered in {took:?}");
+    // The refusal gave the run back: it is resident again, replayed once.
+    server
+        .until_journal(&run, "the run back", |_| replays() == 1)
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // The next upgrade takes it just as fast, and only it replays (check
+    // mode logs no resumption): one resumption per upgrade, not hundreds.
+    let ((s, report), took) = timed(json!({ "version": add })).await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["verdict"], "compatible", "{report}");
+    assert_eq!(report["forced"], false, "{report}");
+    assert_eq!(report["upgraded"], true, "{report}");
+    assert!(took.as_millis() < 3000, "upgraded in {took:?}");
+    eprintln!("upgrade answered in {took:?}");
+
+    let (s, b) = server
+        .post(&format!("/v1/runs/{run}/signals/go"), &json!(null))
+        .await;
+    assert!(s == 200 || s == 202, "{s} {b}");
+    assert_eq!(
+        finished(&server, &run).await,
+        json!({ "steps": ["A", "B", "D", "C"], "version": add })
+    );
+    assert_eq!(replays(), 2, "{}", server.log());
 }

@@ -67,7 +67,7 @@ pub struct UpgradeBody {
     /// `"latest"` (default) or a version number.
     #[serde(alias = "to")]
     version: Option<Value>,
-    /// Switch without replaying the journal first.
+    /// Switch even if the journal does not replay on the target.
     #[serde(default)]
     force: bool,
 }
@@ -98,7 +98,7 @@ pub async fn upgrade_run(
 ) -> Result<Json<Report>, ApiError> {
     let to = target(&body.version)?;
     let report = state.rt.upgrade(&run_id, to, body.force).await?;
-    if !report.verdict.is_compatible() {
+    if !report.upgraded && !report.verdict.is_compatible() {
         return Err(refused(&report));
     }
     Ok(Json(report))

@@ -3,10 +3,10 @@
 //! deploy-time reports and `weft replay` are all this one check.
 
 use super::limits::Interrupt;
-use super::runner::run_guest;
+use super::runner::{code_end, run_guest};
 use super::workflow::{RunFacts, WorkflowState};
 use super::{Loaded, Prepared};
-use crate::journal::{Cursor, Divergence, Event, Recorded, Sink};
+use crate::journal::{Cursor, Divergence, Event, Recorded, RunEnd, Sink};
 use crate::scheduler::Runtime;
 use serde::Serialize;
 use serde_json::Value;
@@ -83,22 +83,20 @@ pub async fn check(
             };
         }
     };
-    let ended = |store: &mut wasmtime::Store<WorkflowState>, what: &str| match store
-        .data_mut()
-        .cursor
-        .finish(what)
-    {
+    let mut ended = |end: RunEnd| match store.data_mut().cursor.finish(&end) {
         Ok(()) => Verdict::Compatible { events },
         Err(divergence) => Verdict::Diverged { divergence },
     };
     match result {
-        Ok(_) => ended(&mut store, "the run's end"),
+        Ok(returned) => ended(code_end(&returned)),
         Err(trap) => match Interrupt::of(&trap) {
             Some(Interrupt::ReplayComplete) => Verdict::Compatible { events },
             Some(Interrupt::Diverged(divergence)) => Verdict::Diverged {
                 divergence: divergence.clone(),
             },
-            Some(Interrupt::ContinueAsNew { .. }) => ended(&mut store, "continue-as-new"),
+            Some(Interrupt::ContinueAsNew { input }) => ended(RunEnd::ContinuedAsNew {
+                input: input.clone(),
+            }),
             _ => Verdict::Failed {
                 message: format!("the code trapped while replaying: {}", trap.root_cause()),
             },

@@ -21,7 +21,7 @@ pub enum Interrupt {
     #[error("the replay reached the end of the journal")]
     ReplayComplete,
     /// The deadline passed, and so did the grace period for cleanup.
-    #[error("the run passed its deadline (execution timeout) and the grace period after it")]
+    #[error("{}", crate::journal::DEADLINE_STOP)]
     DeadlineExceeded,
     /// The code asked for something other than what the journal holds.
     #[error("nondeterminism: {0}")]

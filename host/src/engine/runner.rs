@@ -7,7 +7,7 @@ use super::bindings::workflow::WorkflowPre;
 use super::limits::Interrupt;
 use super::ops::Notice;
 use super::workflow::{RunFacts, WorkflowState};
-use crate::journal::{Cursor, ErrorInfo, Event, Recorded, Sink};
+use crate::journal::{Cursor, ErrorInfo, Event, Recorded, RunEnd, Sink};
 use crate::scheduler::Runtime;
 use crate::store::{NewRun, RunRecord, RunStatus, RunUpdate, Signal};
 use serde_json::{Value, json};
@@ -125,12 +125,7 @@ pub async fn execute(
     let parent = run.parent_run_id.clone();
     let (event, update) = match result {
         Ok(returned) => {
-            let what = if returned.is_ok() {
-                "the run's end (it completed)"
-            } else {
-                "the run's end (it failed)"
-            };
-            if let Err(divergence) = state.cursor.finish(what) {
+            if let Err(divergence) = state.cursor.finish(&code_end(&returned)) {
                 diverged(run_id, &divergence)
             } else {
                 match returned {
@@ -178,7 +173,10 @@ pub async fn execute(
                 };
             }
             Some(Interrupt::ContinueAsNew { input }) => {
-                if let Err(divergence) = state.cursor.finish("continue-as-new") {
+                let end = RunEnd::ContinuedAsNew {
+                    input: input.clone(),
+                };
+                if let Err(divergence) = state.cursor.finish(&end) {
                     diverged(run_id, &divergence)
                 } else {
                     return continue_as_new(&rt, &run, &sink, input.clone()).await;
@@ -213,6 +211,18 @@ pub async fn execute(
 
 /// What running the guest's `run` export returned.
 pub(super) type Returned = wasmtime::Result<Result<String, super::bindings::WitErrorInfo>>;
+
+/// The end the code chose by returning from `run`.
+pub(super) fn code_end(returned: &Result<String, super::bindings::WitErrorInfo>) -> RunEnd {
+    match returned {
+        Ok(text) => RunEnd::Completed {
+            output: crate::journal::payload_value(text),
+        },
+        Err(info) => RunEnd::Failed {
+            error: info.clone().into(),
+        },
+    }
+}
 
 /// Instantiate `pre` with `state` (limits, epoch yielding) and run the
 /// workflow from the top; `Err` only when it cannot be instantiated.

@@ -11,5 +11,5 @@ pub use event::{
     ActivityOptions, Call, ErrorInfo, Event, Failure, ParentClose, RetryPolicy, Source, StartSpec,
     payload_value,
 };
-pub use replay::{Cursor, Divergence, Recorded};
+pub use replay::{Cursor, DEADLINE_STOP, Divergence, Recorded, RunEnd};
 pub use sink::Sink;

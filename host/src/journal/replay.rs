@@ -1,8 +1,9 @@
 //! The replay cursor: answers guest calls from a loaded journal, in memory,
 //! and detects divergence between the journal and the code.
 
-use super::event::{Call, Event};
+use super::event::{Call, ErrorInfo, Event, short};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::fmt;
 
 /// An event as stored: its per-run sequence number and the event itself.
@@ -36,6 +37,79 @@ impl fmt::Display for Divergence {
 }
 
 impl std::error::Error for Divergence {}
+
+/// How a run's code ended. A journal that records one is matched against
+/// it: code that ends otherwise, or goes on where the journal ended, diverges.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    Completed { output: Value },
+    Failed { error: ErrorInfo },
+    ContinuedAsNew { input: Value },
+}
+
+/// The message of the end the host imposes once a run's deadline and its
+/// grace period are over: the code was stopped where it waited.
+pub const DEADLINE_STOP: &str =
+    "the run passed its deadline (execution timeout) and the grace period after it";
+
+/// Error kinds of the ends the host imposes (a trap, a limit): the code
+/// was stopped, it did not choose that end.
+const STOPPED_KINDS: [&str; 3] = ["trap", "spin-limit", "memory-limit"];
+
+impl RunEnd {
+    /// The end the code chose, as recorded; `None` for other events and
+    /// for ends the host imposed.
+    fn of(event: &Event) -> Option<RunEnd> {
+        match event {
+            Event::Completed { output } => Some(RunEnd::Completed {
+                output: output.clone(),
+            }),
+            Event::Failed { error }
+                if STOPPED_KINDS.contains(&error.kind.as_str())
+                    || (error.kind == "timed-out" && error.message == DEADLINE_STOP) =>
+            {
+                None
+            }
+            Event::Failed { error } => Some(RunEnd::Failed {
+                error: error.clone(),
+            }),
+            Event::ContinuedAsNew { input, .. } => Some(RunEnd::ContinuedAsNew {
+                input: input.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Same end: same kind and same output, error (kind and message; the
+    /// details may hold a backtrace) or input.
+    fn matches(&self, other: &RunEnd) -> bool {
+        match (self, other) {
+            (RunEnd::Failed { error: a }, RunEnd::Failed { error: b }) => {
+                a.kind == b.kind && a.message == b.message
+            }
+            _ => self == other,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            RunEnd::Completed { output } => {
+                format!("the run's end (completed with {})", short(output))
+            }
+            RunEnd::Failed { error } => format!(
+                "the run's end (failed with `{}`: {})",
+                error.kind,
+                short(&Value::String(error.message.clone()))
+            ),
+            RunEnd::ContinuedAsNew { input } => {
+                format!(
+                    "the run's end (continue-as-new with input {})",
+                    short(input)
+                )
+            }
+        }
+    }
+}
 
 /// Walks a journal in order. Informational events are skipped; every other
 /// event must be matched by the guest's next call, by kind and digest.
@@ -82,12 +156,26 @@ impl Cursor {
         }
     }
 
+    /// The end the journal records the code chose, if it does.
+    fn recorded_end(&self) -> Option<(u64, RunEnd)> {
+        let last = self.events.last()?;
+        RunEnd::of(&last.event).map(|end| (last.seq, end))
+    }
+
     /// Match the guest's `call` against the next recorded call. `Ok(None)`
-    /// means the journal is exhausted: the call runs live.
+    /// means the journal is exhausted: the call runs live. Past a recorded
+    /// end there is nothing to go on to: the call diverges.
     pub fn expect(&mut self, call: &Call) -> Result<Option<&Recorded>, Divergence> {
         self.skip_soft();
         if self.pos >= self.events.len() {
-            return Ok(None);
+            return match self.recorded_end() {
+                Some((seq, end)) => Err(Divergence {
+                    seq,
+                    journal: end.describe(),
+                    code: call.describe.clone(),
+                }),
+                None => Ok(None),
+            };
         }
         let recorded = &self.events[self.pos];
         let expected = recorded.event.call().expect("skipped informational events");
@@ -103,18 +191,24 @@ impl Cursor {
     }
 
     /// At the end of the run: recorded calls the code never made (trimmed
-    /// code) are a divergence too.
-    pub fn finish(&mut self, what: &str) -> Result<(), Divergence> {
+    /// code) are a divergence, and so is an end other than the recorded one.
+    pub fn finish(&mut self, end: &RunEnd) -> Result<(), Divergence> {
         self.skip_soft();
-        if self.pos >= self.events.len() {
-            return Ok(());
+        if let Some(recorded) = self.events.get(self.pos) {
+            return Err(Divergence {
+                seq: recorded.seq,
+                journal: recorded.event.call().expect("a call").describe,
+                code: end.describe(),
+            });
         }
-        let recorded = &self.events[self.pos];
-        Err(Divergence {
-            seq: recorded.seq,
-            journal: recorded.event.call().expect("a call").describe,
-            code: what.to_string(),
-        })
+        match self.recorded_end() {
+            Some((seq, recorded)) if !recorded.matches(end) => Err(Divergence {
+                seq,
+                journal: recorded.describe(),
+                code: end.describe(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Answer `patched(change_id)` from the journal: `Some(true)` where the
@@ -130,6 +224,8 @@ impl Cursor {
                     return Some(true);
                 }
                 Event::PatchMarker { .. } => i += 1,
+                // The journal went on to its end without the marker.
+                e if RunEnd::of(e).is_some() => return Some(false),
                 e if e.call().is_none() => i += 1,
                 _ => return Some(false),
             }
@@ -245,7 +341,11 @@ mod tests {
         c.expect(&calls::await_handle(0)).unwrap().unwrap();
         assert!(c.expect(&calls::timer(1000)).unwrap().is_none());
         assert_eq!(c.next_seq(), 5);
-        c.finish("the end").unwrap();
+        c.finish(&completed(json!(1))).unwrap();
+    }
+
+    fn completed(output: serde_json::Value) -> RunEnd {
+        RunEnd::Completed { output }
     }
 
     #[test]
@@ -314,15 +414,97 @@ mod tests {
         // Code that dropped the patch skips the old marker.
         let mut c = Cursor::new(vec![marker(0, "x"), clock(1)]);
         c.expect(&calls::clock(Source::Context)).unwrap().unwrap();
-        c.finish("the end").unwrap();
+        c.finish(&completed(json!(1))).unwrap();
     }
 
     #[test]
     fn trimmed_code_is_a_divergence() {
         let mut c = Cursor::new(journal());
         c.expect(&calls::clock(Source::Context)).unwrap();
-        let err = c.finish("the run's end").unwrap_err();
+        let err = c.finish(&completed(json!("ok"))).unwrap_err();
         assert_eq!(err.seq, 2);
-        assert!(err.to_string().contains("code asked for the run's end"));
+        assert!(
+            err.to_string()
+                .contains("code asked for the run's end (completed with \"ok\")"),
+            "{err}"
+        );
+    }
+
+    /// The journal of a run that completed with "ok" after its activity.
+    fn completed_journal() -> Vec<Recorded> {
+        let mut j = journal();
+        j.push(rec(
+            5,
+            Event::Completed {
+                output: json!("ok"),
+            },
+        ));
+        j
+    }
+
+    fn replay_calls(c: &mut Cursor) {
+        c.expect(&calls::clock(Source::Context)).unwrap().unwrap();
+        let input = json!({"a": 1, "b": 2});
+        c.expect(&calls::activity(
+            "issue-cert",
+            &input,
+            &ActivityOptions::default(),
+        ))
+        .unwrap()
+        .unwrap();
+        c.expect(&calls::await_handle(0)).unwrap().unwrap();
+    }
+
+    #[test]
+    fn the_recorded_end_must_be_the_codes_end() {
+        let mut c = Cursor::new(completed_journal());
+        replay_calls(&mut c);
+        c.finish(&completed(json!("ok"))).unwrap();
+
+        for other in [
+            completed(json!("other")),
+            RunEnd::ContinuedAsNew { input: json!(1) },
+            RunEnd::Failed {
+                error: ErrorInfo::new("boom", "it broke"),
+            },
+        ] {
+            let mut c = Cursor::new(completed_journal());
+            replay_calls(&mut c);
+            let err = c.finish(&other).unwrap_err();
+            assert_eq!(err.seq, 5);
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "event 5: journal has the run's end (completed with \"ok\"), code asked for {}",
+                    other.describe()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_past_the_recorded_end_diverges_and_patches_answer_false() {
+        let mut c = Cursor::new(completed_journal());
+        replay_calls(&mut c);
+        assert_eq!(c.patch("x"), Some(false));
+        let err = c.expect(&calls::timer(1000)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "event 5: journal has the run's end (completed with \"ok\"), code asked for sleep 1s"
+        );
+    }
+
+    #[test]
+    fn ends_the_host_imposed_are_not_compared() {
+        for error in [
+            ErrorInfo::new("timed-out", DEADLINE_STOP),
+            ErrorInfo::new("spin-limit", "spun"),
+        ] {
+            let mut j = journal();
+            j.push(rec(5, Event::Failed { error }));
+            let mut c = Cursor::new(j);
+            replay_calls(&mut c);
+            assert!(c.expect(&calls::timer(1000)).unwrap().is_none());
+        }
     }
 }

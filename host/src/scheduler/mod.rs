@@ -19,12 +19,12 @@ use crate::store::{
     ComponentKind, ComponentVersion, RunRecord, RunStatus, Store, Touched, WriteOp, WriteOutcome,
     now_ms,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use timers::Timers;
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
@@ -42,10 +42,33 @@ pub struct RuntimeConfig {
     pub deadline_grace_ms: u64,
 }
 
-/// A run executing now: how to tell it things.
+/// A run executing now (or held by an upgrade): how to tell it things.
 struct Resident {
     inbox: mpsc::UnboundedSender<Notice>,
     sent: Arc<AtomicU64>,
+    /// Upgrades waiting to hold the run once this execution (or hold) is
+    /// over, in arrival order: the run is handed to them, never restarted
+    /// in between.
+    claims: VecDeque<oneshot::Sender<()>>,
+}
+
+impl Resident {
+    fn new(inbox: mpsc::UnboundedSender<Notice>, sent: Arc<AtomicU64>) -> Self {
+        Resident {
+            inbox,
+            sent,
+            claims: VecDeque::new(),
+        }
+    }
+
+    /// The entry of a held run: notices go nowhere and wakes are no-ops
+    /// (the store keeps what they were about; the release wakes the run).
+    fn held(claims: VecDeque<oneshot::Sender<()>>) -> Self {
+        Resident {
+            claims,
+            ..Resident::new(mpsc::unbounded_channel().0, Arc::default())
+        }
+    }
 }
 
 pub struct Runtime {
@@ -139,13 +162,7 @@ impl Runtime {
             }
             let (tx, rx) = mpsc::unbounded_channel();
             let sent = Arc::new(AtomicU64::new(0));
-            resident.insert(
-                run_id.to_string(),
-                Resident {
-                    inbox: tx,
-                    sent: sent.clone(),
-                },
-            );
+            resident.insert(run_id.to_string(), Resident::new(tx, sent.clone()));
             (rx, sent)
         };
         let rt = self.clone();
@@ -160,9 +177,29 @@ impl Runtime {
                     .await
                     .unwrap_or_else(|e| Ending::Retry(format!("the execution panicked: {e}")))
             };
-            rt.resident.lock().unwrap().remove(&run_id);
+            // Handed to an upgrade, the run stays held: what `after` wakes
+            // is then a no-op, and the upgrade's release wakes it.
+            rt.release(&run_id);
             rt.after(run_id, ending, sent.load(Ordering::SeqCst)).await;
         });
+    }
+
+    /// An execution or a hold of `run_id` is over: hand the run to the
+    /// first upgrade still waiting for it, or let it go. True if handed.
+    fn release(&self, run_id: &str) -> bool {
+        let mut resident = self.resident.lock().unwrap();
+        let Some(entry) = resident.get_mut(run_id) else {
+            return false;
+        };
+        while let Some(claim) = entry.claims.pop_front() {
+            if claim.send(()).is_ok() {
+                let waiting = std::mem::take(&mut entry.claims);
+                *entry = Resident::held(waiting);
+                return true;
+            }
+        }
+        resident.remove(run_id);
+        false
     }
 
     /// What happens once an execution is over.

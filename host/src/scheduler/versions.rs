@@ -11,9 +11,8 @@ use crate::store::{
 };
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// Replays a deploy-time check runs at once.
 const CONCURRENT_CHECKS: usize = 4;
@@ -32,12 +31,18 @@ pub struct Report {
     pub from_version: u32,
     pub to_version: u32,
     pub upgraded: bool,
+    /// Upgraded whatever the check found (`verdict` says what that was).
+    pub forced: bool,
     #[serde(flatten)]
     pub verdict: Verdict,
 }
 
+/// How long an upgrade waits for a resident run to reach a wait and leave.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// While held, the run executes nowhere (it was evicted if it was
-/// resident) and nothing else starts it; on drop it is woken.
+/// resident) and nothing else starts it; on drop it is handed to the next
+/// upgrade waiting for it, or woken.
 pub struct Exclusive {
     rt: Arc<Runtime>,
     run_id: String,
@@ -45,41 +50,54 @@ pub struct Exclusive {
 
 impl Drop for Exclusive {
     fn drop(&mut self) {
-        self.rt.resident.lock().unwrap().remove(&self.run_id);
-        self.rt.wake(self.run_id.clone(), None);
+        if !self.rt.release(&self.run_id) {
+            self.rt.wake(self.run_id.clone(), None);
+        }
     }
 }
 
 impl Runtime {
-    /// Take a run for ourselves: evict it if it executes, keep it from
-    /// being started meanwhile.
+    /// Take a run for ourselves. A resident run is told to leave at its
+    /// next wait and handed to us as it leaves (never restarted in
+    /// between); meanwhile nothing else starts it.
     pub async fn exclusive(self: &Arc<Self>, run_id: &str) -> Result<Exclusive> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let held = || Exclusive {
+            rt: self.clone(),
+            run_id: run_id.to_string(),
+        };
+        let deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
         loop {
-            {
+            let mut handed = {
                 let mut resident = self.resident.lock().unwrap();
-                match resident.get(run_id) {
+                match resident.get_mut(run_id) {
+                    None => {
+                        resident.insert(run_id.to_string(), Resident::held(Default::default()));
+                        return Ok(held());
+                    }
                     Some(r) => {
                         let _ = r.inbox.send(Notice::Evict);
-                    }
-                    None => {
-                        // A placeholder: notices go nowhere, wakes are no-ops.
-                        let (inbox, _) = mpsc::unbounded_channel();
-                        let sent = Arc::new(AtomicU64::new(0));
-                        resident.insert(run_id.to_string(), Resident { inbox, sent });
-                        return Ok(Exclusive {
-                            rt: self.clone(),
-                            run_id: run_id.to_string(),
-                        });
+                        let (tx, rx) = oneshot::channel();
+                        r.claims.push_back(tx);
+                        rx
                     }
                 }
+            };
+            match tokio::time::timeout_at(deadline, &mut handed).await {
+                Ok(Ok(())) => return Ok(held()),
+                // The entry went away without handing over: look again.
+                Ok(Err(_)) => continue,
+                Err(_) => {
+                    handed.close();
+                    // Handed over just as we gave up: let it go again.
+                    if handed.try_recv().is_ok() {
+                        drop(held());
+                    }
+                    return Err(Error::Conflict(format!(
+                        "run {run_id} did not leave memory within {} s; try again",
+                        LEAVE_TIMEOUT.as_secs()
+                    )));
+                }
             }
-            if Instant::now() > deadline {
-                return Err(Error::Conflict(format!(
-                    "run {run_id} did not leave memory within 30 s; try again"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -119,7 +137,8 @@ impl Runtime {
     }
 
     /// Move an open run to another version if its journal replays on it
-    /// (or, with `force`, without looking). A diverging run is untouched.
+    /// (or, with `force`, whatever the replay finds: the report says what
+    /// it was). A diverging run is untouched unless forced.
     pub async fn upgrade(
         self: &Arc<Self>,
         run_id: &str,
@@ -153,6 +172,7 @@ impl Runtime {
             from_version: run.version,
             to_version: to.version,
             upgraded: false,
+            forced: force,
             verdict: Verdict::Compatible { events: 0 },
         };
         if to.digest == run.digest && run.status == RunStatus::Running {
@@ -161,12 +181,8 @@ impl Runtime {
         // Read once: nobody appends while we hold the run.
         let journal = self.store.journal(run_id).await?;
         let next_seq = journal.last().map_or(0, |r| r.seq + 1);
-        report.verdict = if force {
-            Verdict::Compatible { events: 0 }
-        } else {
-            self.check_run(&run, &loaded, journal).await
-        };
-        if !report.verdict.is_compatible() {
+        report.verdict = self.check_run(&run, &loaded, journal).await;
+        if !report.verdict.is_compatible() && !force {
             return Ok(report);
         }
         let sink = Sink::new(run_id, next_seq, self.writer.clone());
@@ -213,6 +229,7 @@ impl Runtime {
                     from_version: run.version,
                     to_version: 0,
                     upgraded: false,
+                    forced: force,
                     verdict: Verdict::Failed { message },
                 }),
                 Err(e) => return Err(e),
@@ -242,6 +259,7 @@ impl Runtime {
                     from_version: run.version,
                     to_version,
                     upgraded: false,
+                    forced: false,
                     verdict,
                 })
             });

@@ -1,7 +1,8 @@
 //! A workflow in several versions, for the hot-versioning tests:
 //! A, sleep, B, sleep, D — and variants that add a step after D (`add`),
-//! swap A and B (`reorder`), add X behind a patch marker (`patched`), or
-//! rename B (`rename-b`).
+//! swap A and B (`reorder`), add X behind a patch marker (`patched`),
+//! rename B (`rename-b`), or continue as new once at the end (`continue`).
+//! With `signal`, the first wait is for a signal `go` instead of a sleep.
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -11,6 +12,10 @@ use weft_sdk::{Context, Error, Workflow};
 struct Input {
     sleep1_ms: u64,
     sleep2_ms: u64,
+    #[serde(default)]
+    signal: bool,
+    #[serde(default)]
+    continued: bool,
 }
 
 fn step(ctx: &Context, label: &str) -> Result<String, Error> {
@@ -36,7 +41,11 @@ impl Workflow for Versioned {
 
     fn run(ctx: &Context, input: Input) -> Result<Value, Error> {
         let mut steps = vec![step(ctx, FIRST)?];
-        ctx.sleep(Duration::from_millis(input.sleep1_ms))?;
+        if input.signal {
+            ctx.signal::<Value>("go").recv()?;
+        } else {
+            ctx.sleep(Duration::from_millis(input.sleep1_ms))?;
+        }
         if cfg!(feature = "patched") && ctx.patched("extra-step") {
             steps.push(step(ctx, "X")?);
         }
@@ -45,6 +54,11 @@ impl Workflow for Versioned {
         steps.push(step(ctx, "D")?);
         if cfg!(feature = "add") {
             steps.push(step(ctx, "C")?);
+        }
+        if cfg!(feature = "continue") && !input.continued {
+            ctx.continue_as_new(&json!({
+                "sleep1_ms": 0, "sleep2_ms": 0, "continued": true
+            }));
         }
         Ok(json!({ "steps": steps, "version": ctx.info().version }))
     }
