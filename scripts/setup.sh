@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install what building weft needs; safe to run again and again.
+# With --tests, also what the test suite needs (see below).
 set -euo pipefail
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -9,4 +10,17 @@ fi
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "installing the wasm32-wasip2 target (guests are built for it)" >&2
     rustup target add wasm32-wasip2
+fi
+[ "${1:-}" = "--tests" ] || exit 0
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    echo "installing the wasm32-wasip1 target (cargo component builds for it)" >&2
+    rustup target add wasm32-wasip1
+fi
+# `setup.sh --tests`: what the test suite needs besides. It builds guests
+# with cargo-component too (one of the two documented ways), pinned and
+# installed once per machine, outside the clone.
+CARGO_COMPONENT_VERSION=0.21.1
+if [ "$(cargo component --version 2>/dev/null | awk '{print $2}')" != "$CARGO_COMPONENT_VERSION" ]; then
+    echo "installing cargo-component $CARGO_COMPONENT_VERSION (once per machine; ~7 min on 2 cores)" >&2
+    cargo install cargo-component --locked --version "$CARGO_COMPONENT_VERSION"
 fi

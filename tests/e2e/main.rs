@@ -2,6 +2,7 @@
 //! from the guest crates in `workflows/`, HTTP over a socket, SQLite on disk.
 
 mod bad_input;
+mod component_builds;
 mod controlplane;
 mod durability;
 mod primitives;

@@ -38,6 +38,7 @@ const GUESTS: &[&str] = &[
     "versioned-patched",
     "versioned-rename-b",
     "versioned-continue",
+    "sandbox-probe",
     "sim",
     "provision-namespace",
     "cell-entity",
@@ -46,11 +47,23 @@ const GUESTS: &[&str] = &[
     "rollout-request",
 ];
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("host/ has a parent")
         .to_path_buf()
+}
+
+/// The cargo target directory of this build (guests get folders in it).
+pub fn target_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    if target.is_relative() {
+        workspace().join(target)
+    } else {
+        target
+    }
 }
 
 /// Build all guests for wasm32-wasip2 (once per test binary) and return
@@ -58,15 +71,7 @@ fn workspace() -> PathBuf {
 pub fn guests() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join("target"));
-        let target = if target.is_relative() {
-            workspace().join(target)
-        } else {
-            target
-        };
-        let guest_target = target.join("guests");
+        let guest_target = target_dir().join("guests");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace())

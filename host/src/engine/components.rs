@@ -32,8 +32,9 @@ pub enum DeployError {
 }
 
 /// Interfaces a workflow may import (versions aside). Everything else —
-/// filesystem, sockets, HTTP — is refused: a workflow's only way to the
-/// world is an activity, which keeps it deterministic.
+/// sockets, HTTP — is refused: a workflow's only way to the world is an
+/// activity, which keeps it deterministic. The filesystem is offered with
+/// nothing preopened, so no file can be opened.
 const WORKFLOW_IMPORTS: &[&str] = &[
     "weft:workflow/context",
     "weft:workflow/types",
@@ -50,6 +51,8 @@ const WORKFLOW_IMPORTS: &[&str] = &[
     "wasi:cli/terminal-stdin",
     "wasi:cli/terminal-stdout",
     "wasi:cli/terminal-stderr",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
     "wasi:clocks/wall-clock",
     "wasi:clocks/monotonic-clock",
     "wasi:random/random",

@@ -1,12 +1,16 @@
-//! The WASI a workflow gets: stdio (captured), an empty environment, and
-//! clocks and randomness answered from the journal. Nothing else is linked,
-//! so a workflow that imports the filesystem or sockets is refused.
+//! The WASI a workflow gets: stdio (captured), an empty environment and no
+//! arguments, a filesystem with nothing preopened (so no file can be
+//! opened: the preview-1 adapter of `cargo component` imports it whether
+//! or not the code uses it), and clocks and randomness answered from the
+//! journal. Nothing else is linked, so a workflow that imports sockets or
+//! HTTP is refused.
 
 use super::workflow::WorkflowState;
 use crate::journal::Source;
 use wasmtime::component::{HasSelf, Linker, Resource};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
-use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemCtxView, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
 use wasmtime_wasi_io::poll::DynPollable;
 
 pub fn workflow_linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<WorkflowState>> {
@@ -25,6 +29,11 @@ pub fn workflow_linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<Workf
     cli::terminal_stdin::add_to_linker::<_, WasiCli>(&mut l, g)?;
     cli::terminal_stdout::add_to_linker::<_, WasiCli>(&mut l, g)?;
     cli::terminal_stderr::add_to_linker::<_, WasiCli>(&mut l, g)?;
+    fn fs(t: &mut WorkflowState) -> WasiFilesystemCtxView<'_> {
+        t.filesystem()
+    }
+    filesystem::types::add_to_linker::<_, WasiFilesystem>(&mut l, fs)?;
+    filesystem::preopens::add_to_linker::<_, WasiFilesystem>(&mut l, fs)?;
     fn me(t: &mut WorkflowState) -> &mut WorkflowState {
         t
     }
