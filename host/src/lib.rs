@@ -3,8 +3,9 @@
 //!
 //! Data flows one way: [`api`] (HTTP) → [`scheduler`] (which runs are
 //! resident, timers, activities) → [`engine`] (wasmtime; where host calls
-//! are journaled and runs resumed) ↔ [`journal`] (event kinds, replay) →
-//! [`store`] (SQLite, group commit).
+//! are journaled and runs resumed) → [`writes`] (what each write means,
+//! group commit, a run's sink) → [`store`] (storage primitives; SQLite)
+//! and [`journal`] (event kinds, replay: pure).
 
 pub mod api;
 pub mod bench;
@@ -16,6 +17,7 @@ pub mod replay;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod writes;
 
 /// Where `weft serve` listens unless told otherwise, and where the client
 /// commands look for it.

@@ -6,7 +6,7 @@
 use super::AppState;
 use super::error::{ApiError, Body, JsonBody, QueryParams};
 use crate::scheduler::{DEFAULT_NAMESPACE, SignalRequest, StartRun};
-use crate::store::SignalTarget;
+use crate::writes::SignalTarget;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

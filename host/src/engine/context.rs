@@ -10,7 +10,8 @@ use crate::journal::{
     ActivityOptions, ErrorInfo, Event, ParentClose, Source, StartSpec, calls, payload_value,
 };
 use crate::scheduler::ActivityJob;
-use crate::store::{ComponentKind, Effect, NewRun, now_ms};
+use crate::store::{ComponentKind, NewRun, now_ms};
+use crate::writes::Effect;
 
 impl WorkflowState {
     /// A workflow's newest version, for children and signal-with-start.

@@ -5,9 +5,10 @@
 use super::bindings::WitFailure;
 use super::limits::{Interrupt, MemoryLimit, Slice, captured_wasi};
 use super::ops::{Notice, Op, response};
-use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Sink, Source, calls};
+use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Source, calls};
 use crate::scheduler::Runtime;
 use crate::store::Signal;
+use crate::writes::Sink;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;

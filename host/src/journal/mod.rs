@@ -1,10 +1,10 @@
-//! The journal: the event kinds a run records, the replay cursor that
-//! answers a resumed run's calls from them, and the sink that appends them.
+//! The journal: the event kinds a run records and the replay cursor that
+//! answers a resumed run's calls from them. Pure: no I/O (a run's sink,
+//! which appends, is in `writes`).
 
 pub mod calls;
 mod event;
 mod replay;
-mod sink;
 mod summary;
 
 pub use event::{
@@ -12,4 +12,3 @@ pub use event::{
     payload_value,
 };
 pub use replay::{Cursor, DEADLINE_STOP, Divergence, Recorded, RunEnd};
-pub use sink::Sink;

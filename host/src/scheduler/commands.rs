@@ -4,9 +4,9 @@
 use super::Runtime;
 use crate::error::{Error, Result, check_name};
 use crate::store::{
-    ComponentKind, ComponentVersion, NewRun, PutComponent, Refusal, RunRecord, Signal,
-    SignalTarget, WriteOp, WriteOutcome, now_ms,
+    ComponentKind, ComponentVersion, NewRun, PutComponent, RunRecord, Signal, now_ms,
 };
+use crate::writes::{Refusal, SignalTarget, WriteOp, WriteOutcome};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;

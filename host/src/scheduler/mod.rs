@@ -13,12 +13,9 @@ pub use versions::{Exclusive, Report, Target};
 
 use crate::engine::runner::{self, Ending};
 use crate::engine::{Engine, Loaded, Notice};
-use crate::journal::{ParentClose, Recorded, Sink};
-use crate::store::writer::Writer;
-use crate::store::{
-    ComponentKind, ComponentVersion, RunRecord, RunStatus, Store, Touched, WriteOp, WriteOutcome,
-    now_ms,
-};
+use crate::journal::{ParentClose, Recorded};
+use crate::store::{ComponentKind, ComponentVersion, RunRecord, RunStatus, Store, now_ms};
+use crate::writes::{Sink, Touched, WriteOp, WriteOutcome, Writer};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};

@@ -5,8 +5,9 @@
 use super::Runtime;
 use crate::engine::Loaded;
 use crate::engine::activity::AttemptInfo;
-use crate::journal::{ActivityOptions, ErrorInfo, Event, Failure, RetryPolicy, Sink};
+use crate::journal::{ActivityOptions, ErrorInfo, Event, Failure, RetryPolicy};
 use crate::store::{ComponentKind, now_ms};
+use crate::writes::Sink;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,10 +5,9 @@ use super::{Resident, Runtime};
 use crate::engine::check::{Verdict, check};
 use crate::engine::{Loaded, Notice};
 use crate::error::{Error, Result};
-use crate::journal::{Event, Recorded, Sink};
-use crate::store::{
-    ComponentKind, ComponentVersion, DeleteVersion, RunRecord, RunStatus, RunUpdate,
-};
+use crate::journal::{Event, Recorded};
+use crate::store::{ComponentKind, ComponentVersion, DeleteVersion, RunRecord, RunStatus};
+use crate::writes::{RunUpdate, Sink};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;

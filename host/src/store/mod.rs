@@ -1,12 +1,11 @@
 //! Storage behind one narrow trait; one implementation per backend.
 //!
-//! Writes that the engine makes while runs execute (creating runs, appending
-//! journal events, changing a run's status) go through [`Store::write_batch`],
-//! which the group-commit writer calls with everything queued at that moment,
-//! so many runs share one transaction and one fsync.
+//! The trait offers storage primitives only: reads, and a transaction
+//! ([`Tx`]) of inserts and updates. The group-commit writer (`writes`)
+//! applies the rules of every write through it, with everything queued at
+//! that moment in one transaction, so many runs share one fsync.
 
 mod sqlite;
-pub mod writer;
 
 pub use sqlite::{Durability, SqliteStore};
 
@@ -225,115 +224,70 @@ pub struct Signal {
     pub at_ms: i64,
 }
 
-/// Side effects a run's journal append carries, in the same transaction.
-#[derive(Debug, Clone)]
-pub enum Effect {
-    /// Start a child run.
-    CreateRun(NewRun),
-    /// Deliver a signal to an open run.
-    Signal {
-        run_id: String,
-        name: String,
-        payload: Value,
-    },
-    /// Deliver a signal to the open run with the workflow id of `start`,
-    /// creating `start` first if there is none.
-    SignalWithStart {
-        start: NewRun,
-        name: String,
-        payload: Value,
-    },
-    /// The journal event `seq` consumed this signal.
-    Consume { signal_id: i64, seq: u64 },
-    /// Publish the workflow's status.
-    SetStatus(Value),
+/// A change to a run's row: fields left `None` stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct RunChange {
+    pub status: Option<RunStatus>,
+    pub output: Option<Option<Value>>,
+    pub error: Option<Option<Value>>,
+    pub custom_status: Option<Value>,
+    pub ended_at_ms: Option<Option<i64>>,
+    pub wake_at_ms: Option<Option<i64>>,
+    pub idle: Option<bool>,
+    pub cancel_requested: Option<bool>,
+    /// Pinned to another component: (digest, version).
+    pub pin: Option<(String, u32)>,
+    pub updated_at_ms: Option<i64>,
 }
 
-/// A change to a run's row, written atomically with the events beside it.
-#[derive(Debug, Clone)]
-pub enum RunUpdate {
-    /// Evicted until `wake_at_ms`, or (`None`) until an event wakes it.
-    Suspended { wake_at_ms: Option<i64> },
-    /// Ended, or `stuck` with a diagnostic in `error`.
-    Ended {
-        status: RunStatus,
-        output: Option<Value>,
-        error: Option<Value>,
-    },
-    /// Completed by continuing as `next` (same workflow id); unconsumed
-    /// signals move to it.
-    ContinuedAsNew { next: NewRun },
-    /// Pinned to another version (its journal replayed on it); a `stuck`
-    /// run is `running` again.
-    Repin { digest: String, version: u32 },
-    /// An evicted run executes again (sent with its first append).
-    Awake,
-}
-
-#[derive(Debug, Clone)]
-pub enum SignalTarget {
-    Run(String),
-    Workflow {
-        namespace: String,
-        workflow_id: String,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub enum WriteOp {
-    CreateRun(NewRun),
-    Append {
-        run_id: String,
-        events: Vec<Recorded>,
-        effects: Vec<Effect>,
-        update: Option<RunUpdate>,
-    },
-    /// A signal from outside (the API); with `start`, signal-with-start.
-    Signal {
-        target: SignalTarget,
-        name: String,
-        payload: Value,
-        start: Option<NewRun>,
-        /// The client's id for this request: a repeat is not a new signal.
-        request_id: Option<String>,
-    },
-    RequestCancel {
-        run_id: String,
-    },
-}
-
-/// Runs an append's effects reached: created ones to start, signalled ones
-/// to tell.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Touched {
-    Created(String),
-    Signalled(Signal),
-}
-
-#[derive(Debug, Clone)]
-pub enum WriteOutcome {
-    Appended(Vec<Touched>),
-    /// The run was created; its `started` event is seq 0.
-    Created(RunRecord),
-    /// An open run already holds the workflow id: that one is answered.
-    Existing(RunRecord),
-    Signalled {
-        signal: Signal,
-        /// Signal-with-start created the run.
-        created: bool,
-        /// The request id was seen before: this is the signal it delivered.
-        duplicate: bool,
-    },
-    /// Cancellation was recorded (or already was) on this open run.
-    CancelRequested(RunRecord),
-    /// The target does not exist or is not open.
-    Refused(Refusal),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
-    NotFound(String),
-    NotOpen(String),
+/// One transaction of storage primitives. It knows no rules: what a write
+/// means (signal-with-start, continue-as-new, cancelling a stuck run) is
+/// decided above it, once for every backend.
+#[async_trait]
+pub trait Tx: Send {
+    async fn run(&mut self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
+    /// The open (`running` or `stuck`) run holding a workflow id.
+    async fn open_run(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>>;
+    /// Insert a run's row (status `running`); its events are appended apart.
+    async fn insert_run(&mut self, run: &NewRun) -> anyhow::Result<()>;
+    /// Append journal events. An event whose (run, seq) is taken fails the
+    /// transaction (here or at commit) with an error saying so: that is
+    /// what fences a second writer.
+    async fn append(&mut self, run_id: &str, events: &[Recorded]) -> anyhow::Result<()>;
+    /// Change a run's row; with `only_open`, only if it is `running` or
+    /// `stuck`. Answers whether a row changed.
+    async fn update_run(
+        &mut self,
+        run_id: &str,
+        change: &RunChange,
+        only_open: bool,
+    ) -> anyhow::Result<bool>;
+    /// Queue a signal for a run; answers its id (arrival order).
+    async fn insert_signal(
+        &mut self,
+        run_id: &str,
+        name: &str,
+        payload: &Value,
+        request_id: Option<&str>,
+        at_ms: i64,
+    ) -> anyhow::Result<i64>;
+    /// The signal a client's request id delivered, if it was seen before.
+    async fn signal_by_request(&mut self, request_id: &str) -> anyhow::Result<Option<Signal>>;
+    /// Mark a pending signal of `run_id` consumed by event `seq`; answers
+    /// false if it was not pending.
+    async fn consume_signal(
+        &mut self,
+        run_id: &str,
+        signal_id: i64,
+        seq: u64,
+    ) -> anyhow::Result<bool>;
+    /// Give the unconsumed signals of `from` to `to`.
+    async fn move_pending_signals(&mut self, from: &str, to: &str) -> anyhow::Result<()>;
+    async fn commit(self: Box<Self>) -> anyhow::Result<()>;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -365,9 +319,9 @@ pub enum PutComponent {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Apply `ops` in one transaction when they all succeed; when one fails
-    /// (a fenced append), each op is retried on its own so only it fails.
-    async fn write_batch(&self, ops: &[WriteOp]) -> Vec<anyhow::Result<WriteOutcome>>;
+    /// A write transaction (one at a time: the group-commit writer is the
+    /// only caller while runs execute).
+    async fn begin(&self) -> anyhow::Result<Box<dyn Tx>>;
 
     async fn put_component(
         &self,

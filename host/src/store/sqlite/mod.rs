@@ -2,9 +2,7 @@
 
 use super::*;
 
-#[cfg(test)]
-mod tests;
-mod writes;
+mod tx;
 
 use crate::journal::ParentClose;
 use anyhow::{Context as _, bail};
@@ -14,7 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
-use writes::{apply_effect, apply_update, create_run, is_unique_violation, request_cancel, signal};
+use tx::SqliteTx;
 
 /// The schema, in order: migration N is `MIGRATIONS[N - 1]`.
 const MIGRATIONS: &[&str] = &[
@@ -85,73 +83,6 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(())
     }
-
-    async fn try_batch(&self, ops: &[WriteOp]) -> anyhow::Result<Vec<WriteOutcome>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut outcomes = Vec::with_capacity(ops.len());
-        let mut events: Vec<(&str, &Recorded)> = Vec::new();
-        for op in ops {
-            match op {
-                WriteOp::CreateRun(new) => outcomes.push(create_run(&mut tx, new).await?),
-                WriteOp::Append {
-                    run_id,
-                    events: evs,
-                    effects,
-                    update,
-                } => {
-                    events.extend(evs.iter().map(|e| (run_id.as_str(), e)));
-                    let mut touched = Vec::new();
-                    for effect in effects {
-                        apply_effect(&mut tx, run_id, effect, &mut touched).await?;
-                    }
-                    if let Some(update) = update {
-                        apply_update(&mut tx, run_id, update, &mut touched).await?;
-                    }
-                    outcomes.push(WriteOutcome::Appended(touched));
-                }
-                WriteOp::Signal {
-                    target,
-                    name,
-                    payload,
-                    start,
-                    request_id,
-                } => {
-                    let request_id = request_id.as_deref();
-                    let signalled =
-                        signal(&mut tx, target, name, payload, start.as_ref(), request_id).await?;
-                    outcomes.push(signalled)
-                }
-                WriteOp::RequestCancel { run_id } => {
-                    outcomes.push(request_cancel(&mut tx, run_id).await?)
-                }
-            }
-        }
-        // 6 parameters a row, SQLite allows 32766 a statement.
-        for chunk in events.chunks(5000) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO events (run_id, seq, kind, digest, body, at_ms) ");
-            qb.push_values(chunk, |mut b, (run_id, rec)| {
-                b.push_bind(*run_id)
-                    .push_bind(rec.seq as i64)
-                    .push_bind(rec.event.kind())
-                    .push_bind(rec.event.call().map(|c| c.digest))
-                    .push_bind(serde_json::to_string(&rec.event).expect("events serialize"))
-                    .push_bind(rec.at_ms);
-            });
-            qb.build().execute(&mut *tx).await.map_err(|e| {
-                if is_unique_violation(&e) {
-                    anyhow::anyhow!(
-                        "journal append refused: an event with that sequence number exists \
-                         (another writer advanced this run)"
-                    )
-                } else {
-                    e.into()
-                }
-            })?;
-        }
-        tx.commit().await?;
-        Ok(outcomes)
-    }
 }
 
 fn json_column(row: &SqliteRow, name: &str) -> anyhow::Result<Option<Value>> {
@@ -206,19 +137,12 @@ const VERSION_COLUMNS: &str = "SELECT v.name, v.version, v.digest, v.kind, v.cre
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn write_batch(&self, ops: &[WriteOp]) -> Vec<anyhow::Result<WriteOutcome>> {
-        match self.try_batch(ops).await {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) if ops.len() == 1 => vec![Err(e)],
-            Err(_) => {
-                let mut results = Vec::with_capacity(ops.len());
-                for op in ops {
-                    let one = self.try_batch(std::slice::from_ref(op)).await;
-                    results.push(one.map(|mut v| v.remove(0)));
-                }
-                results
-            }
-        }
+    async fn begin(&self) -> anyhow::Result<Box<dyn Tx>> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTx {
+            tx,
+            events: Vec::new(),
+        }))
     }
 
     async fn put_component(

@@ -1,9 +1,9 @@
 //! The write side of one run's journal: assigns sequence numbers and hands
 //! events to the group-commit writer.
 
-use super::{Event, Recorded};
-use crate::store::writer::Writer;
-use crate::store::{Effect, RunUpdate, WriteOp, WriteOutcome, now_ms};
+use super::{Effect, RunUpdate, WriteOp, WriteOutcome, Writer};
+use crate::journal::{Event, Recorded};
+use crate::store::now_ms;
 use std::sync::{Arc, Mutex};
 
 /// Pending events beyond this are sent without waiting for a durable point.

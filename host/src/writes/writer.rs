@@ -2,7 +2,8 @@
 //! whatever is queued into one transaction, so a thousand runs waiting for
 //! their step to be durable share one fsync.
 
-use super::{Store, WriteOp, WriteOutcome};
+use super::{WriteOp, WriteOutcome, rules};
+use crate::store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -88,7 +89,7 @@ async fn run(
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (ops, replies): (Vec<WriteOp>, Vec<_>) =
             batch.drain(..).map(|r| (r.op, r.reply)).unzip();
-        let results = store.write_batch(&ops).await;
+        let results = write_batch(&*store, &ops).await;
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
         let failed = results.iter().filter(|r| r.is_err()).count() as u64;
@@ -109,4 +110,31 @@ async fn run(
             }
         }
     }
+}
+
+/// Apply `ops` in one transaction when they all succeed; when one fails (a
+/// fenced append), each op is retried on its own so only it fails.
+pub async fn write_batch(store: &dyn Store, ops: &[WriteOp]) -> Vec<anyhow::Result<WriteOutcome>> {
+    match try_batch(store, ops).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) if ops.len() == 1 => vec![Err(e)],
+        Err(_) => {
+            let mut results = Vec::with_capacity(ops.len());
+            for op in ops {
+                let one = try_batch(store, std::slice::from_ref(op)).await;
+                results.push(one.map(|mut v| v.remove(0)));
+            }
+            results
+        }
+    }
+}
+
+async fn try_batch(store: &dyn Store, ops: &[WriteOp]) -> anyhow::Result<Vec<WriteOutcome>> {
+    let mut tx = store.begin().await?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        outcomes.push(rules::apply(&mut *tx, op).await?);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
 }

@@ -1,0 +1,291 @@
+//! The backend contract: one suite of store tests, written once over
+//! `dyn Store` (with the rules on top, as the writer applies them) and run
+//! against every backend. Adding a backend is one `contract!` line and a
+//! function that opens it.
+
+use super::*;
+use crate::journal::{Event, Source};
+use crate::store::{ComponentKind, PutComponent, SqliteStore, Store};
+use futures::future::BoxFuture;
+use serde_json::json;
+use std::sync::Arc;
+
+/// A backend under test: its store, a way to damage its rows as a bad disk
+/// or an old bug would (plain SQL, valid on every backend), and whatever
+/// must live as long as the test.
+struct Backend {
+    store: Arc<dyn Store>,
+    damage: Box<dyn Fn(&'static str) -> BoxFuture<'static, ()> + Send + Sync>,
+    _keep: Box<dyn std::any::Any + Send>,
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path, crate::store::Durability::Normal)
+        .await
+        .unwrap();
+    let url = format!("sqlite://{}", path.display());
+    Backend {
+        store: Arc::new(store),
+        damage: Box::new(move |sql| {
+            let url = url.clone();
+            Box::pin(async move {
+                use sqlx::Connection;
+                let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query(sql).execute(&mut db).await.unwrap();
+                db.close().await.unwrap();
+            })
+        }),
+        _keep: Box::new(dir),
+    }
+}
+
+/// Every test of the contract, for one backend.
+macro_rules! contract {
+    ($backend:ident) => {
+        mod $backend {
+            contract!(@tests $backend:
+                an_append_that_finds_its_sequence_number_taken_is_refused_alone,
+                a_workflow_id_names_one_open_run,
+                a_repeated_request_id_answers_the_signal_it_delivered,
+                signals_are_pending_in_arrival_order_and_consumed_once,
+                suspended_runs_resume_at_their_wake_up_time,
+                components_are_content_addressed,
+                an_undecodable_event_leaves_only_its_run_unreadable,
+            );
+        }
+    };
+    (@tests $backend:ident: $($test:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                super::$test(super::$backend().await).await
+            }
+        )+
+    };
+}
+
+contract!(sqlite);
+
+fn new_run(id: &str, workflow_id: &str) -> NewRun {
+    NewRun {
+        run_id: id.into(),
+        namespace: "default".into(),
+        workflow_id: workflow_id.into(),
+        workflow: "w".into(),
+        version: 1,
+        digest: "d".into(),
+        input: json!(null),
+        at_ms: 1,
+        parent: None,
+        deadline_at_ms: None,
+    }
+}
+
+fn clock(seq: u64) -> Recorded {
+    Recorded {
+        seq,
+        at_ms: 1,
+        event: Event::Clock {
+            source: Source::Context,
+            nanos: seq,
+        },
+    }
+}
+
+fn append(run_id: &str, events: Vec<Recorded>, update: Option<RunUpdate>) -> WriteOp {
+    WriteOp::Append {
+        run_id: run_id.into(),
+        events,
+        effects: Vec::new(),
+        update,
+    }
+}
+
+async fn write(store: &dyn Store, op: WriteOp) -> WriteOutcome {
+    write_batch(store, &[op]).await.remove(0).unwrap()
+}
+
+fn signal_op(run_id: &str, payload: i64, request_id: Option<&str>) -> WriteOp {
+    WriteOp::Signal {
+        target: SignalTarget::Run(run_id.into()),
+        name: "item".into(),
+        payload: json!(payload),
+        start: None,
+        request_id: request_id.map(String::from),
+    }
+}
+
+async fn an_append_that_finds_its_sequence_number_taken_is_refused_alone(b: Backend) {
+    let store = &*b.store;
+    let created = write_batch(
+        store,
+        &[
+            WriteOp::CreateRun(new_run("a", "a")),
+            WriteOp::CreateRun(new_run("b", "b")),
+        ],
+    )
+    .await;
+    assert!(created.iter().all(|r| r.is_ok()));
+    write(store, append("a", vec![clock(1)], None)).await;
+
+    // A second writer of run `a` tries seq 1 again, in a batch with a
+    // legitimate append of run `b`: only the fenced one fails.
+    let results = write_batch(
+        store,
+        &[
+            append("a", vec![clock(1)], None),
+            append("b", vec![clock(1)], None),
+        ],
+    )
+    .await;
+    let err = results[0].as_ref().unwrap_err().to_string();
+    assert!(err.contains("another writer advanced this run"), "{err}");
+    assert!(results[1].is_ok());
+    assert_eq!(store.journal("a").await.unwrap().len(), 2);
+    assert_eq!(store.journal("b").await.unwrap().len(), 2);
+}
+
+async fn a_workflow_id_names_one_open_run(b: Backend) {
+    let store = &*b.store;
+    let first = write(store, WriteOp::CreateRun(new_run("a", "entity"))).await;
+    assert!(matches!(first, WriteOutcome::Created(_)));
+    match write(store, WriteOp::CreateRun(new_run("b", "entity"))).await {
+        WriteOutcome::Existing(run) => assert_eq!(run.run_id, "a"),
+        other => panic!("{other:?}"),
+    }
+    // Once it ended, the id is free.
+    let end = RunUpdate::Ended {
+        status: RunStatus::Completed,
+        output: None,
+        error: None,
+    };
+    write(store, append("a", Vec::new(), Some(end))).await;
+    let third = write(store, WriteOp::CreateRun(new_run("c", "entity"))).await;
+    assert!(matches!(third, WriteOutcome::Created(_)));
+    let open = store.open_run("default", "entity").await.unwrap().unwrap();
+    assert_eq!(open.run_id, "c");
+}
+
+async fn a_repeated_request_id_answers_the_signal_it_delivered(b: Backend) {
+    let store = &*b.store;
+    write(store, WriteOp::CreateRun(new_run("a", "a"))).await;
+    let first = write(store, signal_op("a", 1, Some("req-1"))).await;
+    let again = write(store, signal_op("a", 1, Some("req-1"))).await;
+    match (first, again) {
+        (
+            WriteOutcome::Signalled {
+                signal: s1,
+                duplicate: false,
+                ..
+            },
+            WriteOutcome::Signalled {
+                signal: s2,
+                duplicate: true,
+                ..
+            },
+        ) => assert_eq!(s1, s2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.pending_signals("a").await.unwrap().len(), 1);
+}
+
+async fn signals_are_pending_in_arrival_order_and_consumed_once(b: Backend) {
+    let store = &*b.store;
+    write(store, WriteOp::CreateRun(new_run("a", "a"))).await;
+    for i in 0..5 {
+        write(store, signal_op("a", i, None)).await;
+    }
+    let pending = store.pending_signals("a").await.unwrap();
+    let payloads: Vec<Value> = pending.iter().map(|s| s.payload.clone()).collect();
+    assert_eq!(payloads, (0..5).map(|i| json!(i)).collect::<Vec<_>>());
+    let consume = |seq: u64| WriteOp::Append {
+        run_id: "a".into(),
+        events: vec![clock(seq)],
+        effects: vec![Effect::Consume {
+            signal_id: pending[0].id,
+            seq,
+        }],
+        update: None,
+    };
+    write(store, consume(1)).await;
+    assert_eq!(store.pending_signals("a").await.unwrap().len(), 4);
+    // Consumed once: a second consumption fails, and its event with it.
+    let twice = write_batch(store, &[consume(2)]).await.remove(0);
+    assert!(twice.is_err());
+    assert_eq!(store.journal("a").await.unwrap().len(), 2);
+    // A signal to an ended run is refused.
+    let end = RunUpdate::Ended {
+        status: RunStatus::Completed,
+        output: None,
+        error: None,
+    };
+    write(store, append("a", Vec::new(), Some(end))).await;
+    assert!(matches!(
+        write(store, signal_op("a", 9, None)).await,
+        WriteOutcome::Refused(Refusal::NotOpen(_))
+    ));
+}
+
+async fn suspended_runs_resume_at_their_wake_up_time(b: Backend) {
+    let store = &*b.store;
+    for id in ["busy", "timer", "waits", "signalled"] {
+        write(store, WriteOp::CreateRun(new_run(id, id))).await;
+    }
+    let suspend = |at| RunUpdate::Suspended { wake_at_ms: at };
+    write(store, append("timer", vec![], Some(suspend(Some(5000))))).await;
+    write(store, append("waits", vec![], Some(suspend(None)))).await;
+    write(store, append("signalled", vec![], Some(suspend(None)))).await;
+    write(store, signal_op("signalled", 1, None)).await;
+    let mut runnable = store.runnable_runs().await.unwrap();
+    runnable.sort();
+    assert_eq!(
+        runnable,
+        vec![
+            ("busy".to_string(), None),
+            ("signalled".to_string(), None),
+            ("timer".to_string(), Some(5000)),
+        ]
+    );
+    let timer = store.get_run("timer").await.unwrap().unwrap();
+    assert!(timer.idle);
+    assert_eq!(timer.wake_at_ms, Some(5000));
+}
+
+async fn components_are_content_addressed(b: Backend) {
+    let store = &*b.store;
+    let put = |digest: &'static str, bytes: &'static [u8]| {
+        store.put_component("w", ComponentKind::Workflow, digest, bytes, None, 1)
+    };
+    let v1 = match put("d1", b"one").await.unwrap() {
+        PutComponent::Created(v) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(v1.version, 1);
+    assert!(matches!(put("d1", b"one").await.unwrap(), PutComponent::Existing(v) if v == v1));
+    match put("d2", b"two").await.unwrap() {
+        PutComponent::Created(v) => assert_eq!(v.version, 2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.component_bytes("d1").await.unwrap().unwrap(), b"one");
+    assert_eq!(
+        store.latest_version("w").await.unwrap().unwrap().digest,
+        "d2"
+    );
+    let conflict = store
+        .put_component("w", ComponentKind::Activity, "d3", b"three", None, 1)
+        .await
+        .unwrap();
+    assert!(matches!(conflict, PutComponent::KindConflict { .. }));
+}
+
+async fn an_undecodable_event_leaves_only_its_run_unreadable(b: Backend) {
+    let store = &*b.store;
+    write(store, WriteOp::CreateRun(new_run("a", "a"))).await;
+    write(store, WriteOp::CreateRun(new_run("b", "b"))).await;
+    (b.damage)("UPDATE events SET body = 'not json' WHERE run_id = 'a'").await;
+    assert!(store.journal("a").await.is_err());
+    assert_eq!(store.journal("b").await.unwrap().len(), 1);
+    assert!(store.get_run("a").await.unwrap().is_some());
+}

@@ -1,0 +1,131 @@
+//! Every write a run or a client makes, and the rules of each, written once
+//! above the store: creating runs (a workflow id names one open run),
+//! appends with their effects (children, signals, signal-with-start,
+//! consumed signals, the published status) and run updates (suspension,
+//! the end, continue-as-new, re-pinning), client signals with idempotency
+//! keys, cancellation. The group-commit [`Writer`] applies them through the
+//! store's transaction primitives; a run's [`Sink`] feeds it.
+
+#[cfg(test)]
+mod contract;
+mod rules;
+mod sink;
+mod writer;
+
+pub use sink::Sink;
+pub use writer::{Writer, write_batch};
+
+use crate::journal::Recorded;
+use crate::store::{NewRun, RunRecord, RunStatus, Signal};
+use serde_json::Value;
+
+/// Side effects a run's journal append carries, in the same transaction.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Start a child run.
+    CreateRun(NewRun),
+    /// Deliver a signal to an open run.
+    Signal {
+        run_id: String,
+        name: String,
+        payload: Value,
+    },
+    /// Deliver a signal to the open run with the workflow id of `start`,
+    /// creating `start` first if there is none.
+    SignalWithStart {
+        start: NewRun,
+        name: String,
+        payload: Value,
+    },
+    /// The journal event `seq` consumed this signal.
+    Consume { signal_id: i64, seq: u64 },
+    /// Publish the workflow's status.
+    SetStatus(Value),
+}
+
+/// A change to a run's row, written atomically with the events beside it.
+#[derive(Debug, Clone)]
+pub enum RunUpdate {
+    /// Evicted until `wake_at_ms`, or (`None`) until an event wakes it.
+    Suspended { wake_at_ms: Option<i64> },
+    /// Ended, or `stuck` with a diagnostic in `error`.
+    Ended {
+        status: RunStatus,
+        output: Option<Value>,
+        error: Option<Value>,
+    },
+    /// Completed by continuing as `next` (same workflow id); unconsumed
+    /// signals move to it.
+    ContinuedAsNew { next: NewRun },
+    /// Pinned to another version (its journal replayed on it); a `stuck`
+    /// run is `running` again.
+    Repin { digest: String, version: u32 },
+    /// An evicted run executes again (sent with its first append).
+    Awake,
+}
+
+#[derive(Debug, Clone)]
+pub enum SignalTarget {
+    Run(String),
+    Workflow {
+        namespace: String,
+        workflow_id: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    CreateRun(NewRun),
+    Append {
+        run_id: String,
+        events: Vec<Recorded>,
+        effects: Vec<Effect>,
+        update: Option<RunUpdate>,
+    },
+    /// A signal from outside (the API); with `start`, signal-with-start.
+    Signal {
+        target: SignalTarget,
+        name: String,
+        payload: Value,
+        start: Option<NewRun>,
+        /// The client's id for this request: a repeat is not a new signal.
+        request_id: Option<String>,
+    },
+    RequestCancel {
+        run_id: String,
+    },
+}
+
+/// Runs an append's effects reached: created ones to start, signalled ones
+/// to tell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Touched {
+    Created(String),
+    Signalled(Signal),
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOutcome {
+    Appended(Vec<Touched>),
+    /// The run was created; its `started` event is seq 0.
+    Created(RunRecord),
+    /// An open run already holds the workflow id: that one is answered.
+    Existing(RunRecord),
+    Signalled {
+        signal: Signal,
+        /// Signal-with-start created the run.
+        created: bool,
+        /// The request id was seen before: this is the signal it delivered.
+        duplicate: bool,
+    },
+    /// Cancellation was recorded (or already was) on this open run.
+    CancelRequested(RunRecord),
+    /// The target does not exist or is not open.
+    Refused(Refusal),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    NotFound(String),
+    NotOpen(String),
+}
