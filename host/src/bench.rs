@@ -198,17 +198,17 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let fanout_p50 = percentile(&fanouts, 0.50);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
+    out!(
         "weft bench: chain10 (10 sequential activities a run), SQLite, durability {}",
         health["durability"].as_str().unwrap_or("?")
     );
-    println!(
+    out!(
         "  start→result latency over {} sequential runs: p50 {:.2} ms, p99 {:.2} ms",
         opts.sequential,
         ms(p50),
         ms(p99)
     );
-    println!(
+    out!(
         "  throughput: {} runs at concurrency {} in {:.2} s = {:.1} runs/s ({:.0} durable steps/s)",
         opts.total,
         opts.concurrency,
@@ -216,14 +216,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         per_sec,
         per_sec * 11.0
     );
-    println!(
+    out!(
         "  fanout100 (100 parallel activities, joined) start→result over 20 runs: p50 {:.2} ms",
         ms(fanout_p50)
     );
     let (events, events_per_sec) = replay10k(&client, &opts.wasm_dir).await?;
-    println!(
-        "  replay of a {events}-event journal (offline, in memory): {events_per_sec:.0} events/s"
-    );
+    out!("  replay of a {events}-event journal (offline, in memory): {events_per_sec:.0} events/s");
     let summary: Value = json!({
         "case": "chain10",
         "durability": health["durability"],
@@ -234,6 +232,6 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         "fanout100_p50_ms": ms(fanout_p50),
         "replay_events_per_sec": events_per_sec,
     });
-    println!("{summary}");
+    out!("{summary}");
     Ok(())
 }

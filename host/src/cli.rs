@@ -110,7 +110,7 @@ fn print_reports(reports: &Value) {
             ),
             _ => format!("cannot replay: {}", cell(&r["message"])),
         };
-        println!(
+        out!(
             "  run {} (v{}): {what}",
             cell(&r["run_id"]),
             r["from_version"]
@@ -141,11 +141,11 @@ pub async fn deploy(client: &Client, file: &PathBuf, opts: DeployOptions) -> any
     }
     let v = client.put_bytes(&path, bytes).await?;
     if opts.dry_run {
-        println!("dry run of {name} ({}): open runs", cell(&v["digest"]));
+        out!("dry run of {name} ({}): open runs", cell(&v["digest"]));
         print_reports(&v["check"]);
         return Ok(());
     }
-    println!(
+    out!(
         "{} {} v{} {}",
         v["kind"].as_str().unwrap_or("?"),
         v["name"].as_str().unwrap_or("?"),
@@ -153,7 +153,7 @@ pub async fn deploy(client: &Client, file: &PathBuf, opts: DeployOptions) -> any
         v["digest"].as_str().unwrap_or("?")
     );
     if v["check"].is_array() {
-        println!("open runs of {name}:");
+        out!("open runs of {name}:");
         print_reports(&v["check"]);
     }
     Ok(())
@@ -189,13 +189,13 @@ pub async fn start(client: &Client, opts: StartOptions) -> anyhow::Result<()> {
     let started = client.post("/v1/runs", &body).await?;
     let run_id = started["run_id"].as_str().unwrap_or_default().to_string();
     let Some(wait) = wait else {
-        println!("{run_id}");
+        out!("{run_id}");
         return Ok(());
     };
     let run = client
         .get(&format!("/v1/runs/{run_id}?wait={wait}"))
         .await?;
-    println!("{}", serde_json::to_string_pretty(&run)?);
+    out!("{}", serde_json::to_string_pretty(&run)?);
     match run["status"].as_str() {
         Some("completed") => Ok(()),
         Some("running") => bail!("run {run_id} is still running after {wait}s"),
@@ -226,12 +226,15 @@ pub async fn runs(
         path.push_str(&format!("&workflow={w}"));
     }
     let list = client.get(&path).await?;
-    println!(
+    out!(
         "{:<38} {:<10} {:<20} {:<24}",
-        "RUN", "STATUS", "WORKFLOW", "WORKFLOW ID"
+        "RUN",
+        "STATUS",
+        "WORKFLOW",
+        "WORKFLOW ID"
     );
     for run in list["runs"].as_array().into_iter().flatten() {
-        println!(
+        out!(
             "{:<38} {:<10} {:<20} {:<24}",
             cell(&run["run_id"]),
             cell(&run["status"]),
@@ -301,11 +304,11 @@ pub async fn show(
     let run = client.get(&format!("/v1/runs/{run_id}")).await?;
     let journal = client.get(&format!("/v1/runs/{run_id}/journal")).await?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&journal)?);
+        out!("{}", serde_json::to_string_pretty(&journal)?);
         return Ok(());
     }
     let events = events_of(&journal)?;
-    print!("{}", timeline(&run, &events));
+    crate::emit(format_args!("{}", timeline(&run, &events)));
     if !follow {
         return Ok(());
     }
@@ -317,12 +320,12 @@ pub async fn show(
         let run = client.get(&format!("/v1/runs/{run_id}?wait=1")).await?;
         let journal = client.get(&format!("/v1/runs/{run_id}/journal")).await?;
         for e in events_of(&journal)?.iter().skip(seen) {
-            println!("{}", line(e, start));
+            out!("{}", line(e, start));
             seen += 1;
         }
         status = run["status"].clone();
     }
-    println!("status {}", cell(&status));
+    out!("status {}", cell(&status));
     Ok(())
 }
 
@@ -346,7 +349,7 @@ pub async fn signal(
     } else {
         ""
     };
-    println!(
+    out!(
         "signal {} delivered to run {}{how}",
         answer["signal_id"],
         cell(&answer["run_id"])
@@ -370,17 +373,20 @@ pub async fn upgrade(
                 .post(&format!("/v1/runs/{run_id}/upgrade"), &body)
                 .await?;
             if r["upgraded"] == true && r["forced"] == true && r["verdict"] != "compatible" {
-                println!(
+                out!(
                     "run {run_id} upgraded from v{} to v{} by force; the check found it {}",
-                    r["from_version"], r["to_version"], r["verdict"]
+                    r["from_version"],
+                    r["to_version"],
+                    r["verdict"]
                 );
             } else if r["upgraded"] == true {
-                println!(
+                out!(
                     "run {run_id} upgraded from v{} to v{}",
-                    r["from_version"], r["to_version"]
+                    r["from_version"],
+                    r["to_version"]
                 );
             } else {
-                println!("run {run_id} is already on v{}", r["to_version"]);
+                out!("run {run_id} is already on v{}", r["to_version"]);
             }
             Ok(())
         }
@@ -389,7 +395,7 @@ pub async fn upgrade(
             let r = client
                 .post(&format!("/v1/workflows/{workflow}/upgrade"), &body)
                 .await?;
-            println!("open runs of {workflow}:");
+            out!("open runs of {workflow}:");
             print_reports(&r["runs"]);
             Ok(())
         }
@@ -399,9 +405,9 @@ pub async fn upgrade(
 
 pub async fn versions(client: &Client, name: &str) -> anyhow::Result<()> {
     let w = client.get(&format!("/v1/workflows/{name}")).await?;
-    println!("{:<8} {:<66} {:>9}", "VERSION", "DIGEST", "OPEN RUNS");
+    out!("{:<8} {:<66} {:>9}", "VERSION", "DIGEST", "OPEN RUNS");
     for v in w["versions"].as_array().into_iter().flatten() {
-        println!(
+        out!(
             "{:<8} {:<66} {:>9}",
             cell(&v["version"]),
             cell(&v["digest"]),
@@ -415,7 +421,7 @@ pub async fn cancel(client: &Client, run_id: &str) -> anyhow::Result<()> {
     let run = client
         .post(&format!("/v1/runs/{run_id}/cancel"), &Value::Null)
         .await?;
-    println!(
+    out!(
         "cancellation requested; run {run_id} is {}",
         cell(&run["status"])
     );

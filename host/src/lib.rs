@@ -7,9 +7,31 @@
 //! group commit, a run's sink) → [`store`] (storage primitives; SQLite)
 //! and [`journal`] (event kinds, replay: pure).
 
+/// Write a client command's output to stdout. When the reader went away
+/// (`weft runs | head`), the command ends quietly, as Unix tools do,
+/// instead of panicking on the write.
+pub fn emit(text: std::fmt::Arguments) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|_| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        panic!("cannot write to stdout: {e}");
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod journal;

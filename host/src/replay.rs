@@ -24,9 +24,7 @@ pub struct Offline {
 
 impl Offline {
     pub async fn new() -> anyhow::Result<Offline> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos();
+        let nanos = crate::clock::now_nanos();
         let dir = std::env::temp_dir().join(format!("weft-replay-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let store: Arc<dyn Store> =
@@ -93,7 +91,7 @@ pub async fn run(journal: &Path, wasm: &Path) -> anyhow::Result<bool> {
     let (verdict, took) = offline.replay(&doc, bytes).await?;
     match &verdict {
         Verdict::Compatible { events } => {
-            println!(
+            out!(
                 "compatible: {events} journal events replayed on {} in {took:?}",
                 wasm.display()
             );

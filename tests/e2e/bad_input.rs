@@ -216,3 +216,23 @@ async fn spinning_hungry_and_trapping_guests_fail_cleanly() {
     let hello = server.start_run("hello", json!({ "name": "Bob" })).await;
     assert_eq!(server.wait(&hello, 30).await["status"], "completed");
 }
+
+/// `weft runs | head`: a client whose reader goes away ends quietly, with
+/// success, instead of panicking on "Broken pipe".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_whose_output_closes_early_exits_quietly() {
+    let server = Server::start(&[]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("runs")
+        .env("WEFT_SERVER", &server.addr)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the client writes its first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

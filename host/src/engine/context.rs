@@ -6,11 +6,12 @@ use super::bindings::{WitActivityOptions, WitFailure, log_level};
 use super::limits::{Interrupt, storage};
 use super::ops::Op;
 use super::workflow::{WorkflowState, corrupt};
+use crate::clock::now_ms;
 use crate::journal::{
     ActivityOptions, ErrorInfo, Event, ParentClose, Source, StartSpec, calls, payload_value,
 };
 use crate::scheduler::ActivityJob;
-use crate::store::{ComponentKind, NewRun, now_ms};
+use crate::store::{ComponentKind, NewRun};
 use crate::writes::Effect;
 
 impl WorkflowState {

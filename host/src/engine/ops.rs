@@ -5,9 +5,10 @@
 use super::bindings::WitFailure;
 use super::limits::{Interrupt, storage};
 use super::workflow::WorkflowState;
+use crate::clock::now_ms;
 use crate::journal::{ErrorInfo, Event, Failure};
 use crate::scheduler::{ActivityJob, ActivityOutcome};
-use crate::store::{RunStatus, Signal, now_ms};
+use crate::store::{RunStatus, Signal};
 use futures::future::select_all;
 use std::time::Duration;
 use tokio::task::JoinHandle;

@@ -148,7 +148,7 @@ pub async fn execute(
                         // deadline), any error ends the run cancelled (timed out).
                         let past_deadline = run
                             .deadline_at_ms
-                            .is_some_and(|d| crate::store::now_ms() >= d);
+                            .is_some_and(|d| crate::clock::now_ms() >= d);
                         let status = if state.cancel_delivered {
                             RunStatus::Cancelled
                         } else if state.deadline_delivered || past_deadline {

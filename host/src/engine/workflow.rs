@@ -94,13 +94,6 @@ pub(super) fn corrupt(recorded: &Recorded) -> wasmtime::Error {
     ))
 }
 
-fn wall_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn fill_random(buf: &mut [u8]) {
     use wasmtime_wasi::Rng;
     wasmtime_wasi::thread_rng().fill_bytes(buf);
@@ -202,7 +195,7 @@ impl WorkflowState {
                 _ => return Err(corrupt(&recorded)),
             },
             None => {
-                let mut nanos = wall_nanos();
+                let mut nanos = crate::clock::now_nanos();
                 if source == Source::MonotonicClock {
                     nanos = nanos.max(self.last_monotonic + 1);
                 }

@@ -2,10 +2,9 @@
 //! one (with or without starting it), cancel one.
 
 use super::Runtime;
+use crate::clock::now_ms;
 use crate::error::{Error, Result, check_name};
-use crate::store::{
-    ComponentKind, ComponentVersion, NewRun, PutComponent, RunRecord, Signal, now_ms,
-};
+use crate::store::{ComponentKind, ComponentVersion, NewRun, PutComponent, RunRecord, Signal};
 use crate::writes::{Refusal, SignalTarget, WriteOp, WriteOutcome};
 use serde_json::Value;
 use sha2::{Digest, Sha256};

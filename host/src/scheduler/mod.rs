@@ -11,10 +11,11 @@ pub use commands::{DEFAULT_NAMESPACE, SignalRequest, Signalled, StartRun};
 pub use retry::{ActivityJob, ActivityOutcome};
 pub use versions::{Exclusive, Report, Target};
 
+use crate::clock::now_ms;
 use crate::engine::runner::{self, Ending};
 use crate::engine::{Engine, Loaded, Notice};
 use crate::journal::{ParentClose, Recorded};
-use crate::store::{ComponentKind, ComponentVersion, RunRecord, RunStatus, Store, now_ms};
+use crate::store::{ComponentKind, ComponentVersion, RunRecord, RunStatus, Store};
 use crate::writes::{Sink, Touched, WriteOp, WriteOutcome, Writer};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,10 +3,11 @@
 //! (informational events), so a resumed run continues the count.
 
 use super::Runtime;
+use crate::clock::now_ms;
 use crate::engine::Loaded;
 use crate::engine::activity::AttemptInfo;
 use crate::journal::{ActivityOptions, ErrorInfo, Event, Failure, RetryPolicy};
-use crate::store::{ComponentKind, now_ms};
+use crate::store::ComponentKind;
 use crate::writes::Sink;
 use serde_json::Value;
 use std::sync::Arc;

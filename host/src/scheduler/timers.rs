@@ -2,7 +2,7 @@
 //! time (so a restart rebuilds this queue); this only decides when to wake.
 
 use super::Runtime;
-use crate::store::now_ms;
+use crate::clock::now_ms;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};

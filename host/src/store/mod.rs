@@ -9,6 +9,7 @@ mod sqlite;
 
 pub use sqlite::{Durability, SqliteStore};
 
+use crate::clock::now_ms;
 use crate::journal::{Event, ParentClose, Recorded};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -360,11 +361,4 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion>;
     /// Open children of a run, with their parent-close policy.
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>>;
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

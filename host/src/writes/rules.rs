@@ -2,7 +2,8 @@
 //! for every backend.
 
 use super::*;
-use crate::store::{RunChange, Tx, now_ms};
+use crate::clock::now_ms;
+use crate::store::{RunChange, Tx};
 use anyhow::bail;
 use serde_json::json;
 

@@ -2,8 +2,8 @@
 //! events to the group-commit writer.
 
 use super::{Effect, RunUpdate, WriteOp, WriteOutcome, Writer};
+use crate::clock::now_ms;
 use crate::journal::{Event, Recorded};
-use crate::store::now_ms;
 use std::sync::{Arc, Mutex};
 
 /// Pending events beyond this are sent without waiting for a durable point.

@@ -7,8 +7,19 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 pub(super) struct SqliteTx {
     pub(super) tx: Transaction<'static, Sqlite>,
-    /// Appended events, inserted at commit (one statement per 5000 rows).
-    pub(super) events: Vec<(String, Recorded)>,
+    /// Appended events, serialized, inserted at commit (one statement per
+    /// 5000 rows).
+    pub(super) events: Vec<EventRow>,
+}
+
+/// One row of the `events` table.
+pub(super) struct EventRow {
+    run_id: String,
+    seq: i64,
+    kind: &'static str,
+    digest: Option<String>,
+    body: String,
+    at_ms: i64,
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -79,8 +90,16 @@ impl Tx for SqliteTx {
     }
 
     async fn append(&mut self, run_id: &str, events: &[Recorded]) -> anyhow::Result<()> {
-        self.events
-            .extend(events.iter().map(|e| (run_id.to_string(), e.clone())));
+        for rec in events {
+            self.events.push(EventRow {
+                run_id: run_id.to_string(),
+                seq: rec.seq as i64,
+                kind: rec.event.kind(),
+                digest: rec.event.call().map(|c| c.digest),
+                body: serde_json::to_string(&rec.event)?,
+                at_ms: rec.at_ms,
+            });
+        }
         Ok(())
     }
 
@@ -220,13 +239,13 @@ impl Tx for SqliteTx {
         for chunk in self.events.chunks(5000) {
             let mut qb: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO events (run_id, seq, kind, digest, body, at_ms) ");
-            qb.push_values(chunk, |mut b, (run_id, rec)| {
-                b.push_bind(run_id.as_str())
-                    .push_bind(rec.seq as i64)
-                    .push_bind(rec.event.kind())
-                    .push_bind(rec.event.call().map(|c| c.digest))
-                    .push_bind(serde_json::to_string(&rec.event).expect("events serialize"))
-                    .push_bind(rec.at_ms);
+            qb.push_values(chunk, |mut b, row| {
+                b.push_bind(row.run_id.as_str())
+                    .push_bind(row.seq)
+                    .push_bind(row.kind)
+                    .push_bind(row.digest.as_deref())
+                    .push_bind(row.body.as_str())
+                    .push_bind(row.at_ms);
             });
             qb.build().execute(&mut *self.tx).await.map_err(|e| {
                 if is_unique_violation(&e) {
