@@ -131,7 +131,7 @@ async fn replay10k(client: &Client, dir: &Path) -> anyhow::Result<(usize, f64)> 
     let journal = client.get(&format!("/v1/runs/{run_id}/journal")).await?;
     let events = journal["events"].as_array().map_or(0, |e| e.len());
     let wasm = std::fs::read(dir.join("steps.wasm"))?;
-    let offline = crate::replay::Offline::new().await?;
+    let offline = crate::replay::Offline::new()?;
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let (verdict, took) = offline.replay(&journal, wasm.clone()).await?;

@@ -2,51 +2,94 @@
 //! no server — the check a workflow author runs before deploying.
 
 use crate::engine::check::{Verdict, check, facts_of};
-use crate::engine::{Engine, EngineConfig};
-use crate::journal::Recorded;
-use crate::scheduler::{Runtime, RuntimeConfig};
-use crate::store::{Durability, SqliteStore, Store};
+use crate::engine::{ActivityJob, ActivityOutcome, Engine, EngineConfig, Host, Waits};
+use crate::journal::{ErrorInfo, Failure, Recorded};
+use crate::store::{ComponentVersion, RunRecord};
+use crate::writes::Sink;
 use anyhow::{Context as _, bail};
+use async_trait::async_trait;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// The export format `GET /v1/runs/{id}/journal` answers.
 pub const FORMAT: &str = "weft-journal/1";
 
-/// A throwaway runtime (a temporary SQLite file and compile cache) that
-/// only replays.
+/// The engine alone, for checks: no database, no writer or timer task, no
+/// compile cache on disk. A check replays a journal and stops where it
+/// ends, so nothing here is ever asked to store or run anything.
 pub struct Offline {
-    rt: Arc<Runtime>,
-    dir: std::path::PathBuf,
+    engine: Arc<Engine>,
+}
+
+/// The host of an offline check: the journal is all there is.
+struct Standalone {
+    engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl Host for Standalone {
+    fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn waits(&self) -> Waits {
+        Waits {
+            resident_timer_ms: 0,
+            deadline_grace_ms: 0,
+        }
+    }
+
+    fn sink(&self, run_id: &str, next_seq: u64) -> Sink {
+        Sink::detached(run_id, next_seq)
+    }
+
+    async fn latest_version(&self, _name: &str) -> anyhow::Result<Option<ComponentVersion>> {
+        Ok(None)
+    }
+
+    async fn run(&self, _run_id: &str) -> anyhow::Result<Option<RunRecord>> {
+        Ok(None)
+    }
+
+    async fn open_run(
+        &self,
+        _namespace: &str,
+        _workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>> {
+        Ok(None)
+    }
+
+    fn spawn_activity(
+        self: Arc<Self>,
+        job: ActivityJob,
+        _sink: Sink,
+    ) -> JoinHandle<ActivityOutcome> {
+        // Unreachable in a check (it stops where the journal ends); answered
+        // as a failure rather than a panic all the same.
+        tokio::spawn(async move {
+            ActivityOutcome {
+                attempts: 0,
+                result: Err(Failure::Application(ErrorInfo::new(
+                    "offline",
+                    format!("an offline check does not run activities ({})", job.name),
+                ))),
+            }
+        })
+    }
 }
 
 impl Offline {
-    pub async fn new() -> anyhow::Result<Offline> {
-        let nanos = crate::clock::now_nanos();
-        let dir = std::env::temp_dir().join(format!("weft-replay-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.join("replay.db"), Durability::Normal).await?);
+    pub fn new() -> anyhow::Result<Offline> {
         let engine = Engine::new(EngineConfig {
             memory_limit: 256 << 20,
             spin_limit: Duration::from_secs(30),
-            cache_dir: dir.join("cache"),
+            cache_dir: None,
             max_instances: 8,
         })?;
-        let rt = Runtime::new(
-            store,
-            engine,
-            RuntimeConfig {
-                resident_timer_ms: 0,
-                activity_timeout: Duration::from_secs(1),
-                max_resident_runs: 1,
-                max_concurrent_activities: 1,
-                deadline_grace_ms: 0,
-            },
-        );
-        Ok(Offline { rt, dir })
+        Ok(Offline { engine })
     }
 
     /// Compile `wasm` and replay `journal` (an export document) on it;
@@ -65,18 +108,15 @@ impl Offline {
             .context("the file is not a weft journal export (GET /v1/runs/{id}/journal)")?;
         let run_id = journal["run_id"].as_str().unwrap_or("offline");
         let (facts, input) = facts_of(run_id, &events).map_err(anyhow::Error::msg)?;
-        let engine = self.rt.engine.clone();
+        let engine = self.engine.clone();
         let (_, loaded) =
             tokio::task::spawn_blocking(move || engine.build("offline", &wasm)).await??;
+        let host = Arc::new(Standalone {
+            engine: self.engine.clone(),
+        });
         let started = Instant::now();
-        let verdict = check(&self.rt, &loaded, facts, &input, events).await;
+        let verdict = check(host, &loaded, facts, &input, events).await;
         Ok((verdict, started.elapsed()))
-    }
-}
-
-impl Drop for Offline {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -87,7 +127,7 @@ pub async fn run(journal: &Path, wasm: &Path) -> anyhow::Result<bool> {
     let doc: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", journal.display()))?;
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let offline = Offline::new().await?;
+    let offline = Offline::new()?;
     let (verdict, took) = offline.replay(&doc, bytes).await?;
     match &verdict {
         Verdict::Compatible { events } => {

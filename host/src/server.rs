@@ -66,7 +66,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig {
         memory_limit: opts.memory_limit_mb << 20,
         spin_limit: Duration::from_millis(opts.spin_limit_ms),
-        cache_dir,
+        cache_dir: Some(cache_dir),
         max_instances: (opts.max_resident_runs + max_activities + 16) as u32,
     })?;
     let rt = Runtime::new(

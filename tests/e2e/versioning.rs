@@ -416,3 +416,52 @@ async fn upgrading_a_resident_run_parked_on_a_signal_is_prompt_and_replays_once(
     );
     assert_eq!(replays(), 2, "{}", server.log());
 }
+
+/// `weft replay` is the engine alone: no database file (it works where no
+/// file can be created), no writer or timer task left behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn weft_replay_needs_no_database_and_leaves_no_task_behind() {
+    let server = server().await;
+    let run = start(&server, 0, 0).await;
+    finished(&server, &run).await;
+    let (_, doc) = server.get(&format!("/v1/runs/{run}/journal")).await;
+    let file = server.dir.path().join("journal.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let wasm_path = crate::support::guests().join("versioned.wasm");
+
+    // No temporary directory can be made (TMPDIR is inside a file) and the
+    // working directory stays empty.
+    let cwd = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["replay", "--journal", file.to_str().unwrap(), "--wasm"])
+        .arg(&wasm_path)
+        .env("TMPDIR", file.join("not-a-dir"))
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+
+    // In process, on a runtime of its own: once the check is answered,
+    // no task is alive.
+    let bytes = std::fs::read(&wasm_path).unwrap();
+    let (verdict, alive) = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let verdict = rt.block_on(async {
+            let offline = weft::replay::Offline::new().unwrap();
+            offline.replay(&doc, bytes).await.unwrap().0
+        });
+        (verdict, rt.metrics().num_alive_tasks())
+    })
+    .join()
+    .unwrap();
+    assert!(verdict.is_compatible(), "{verdict:?}");
+    assert_eq!(alive, 0);
+}

@@ -163,7 +163,7 @@ pub async fn by_workflow_id(
 ) -> Result<Json<RunRecord>, ApiError> {
     let namespace = query
         .namespace
-        .unwrap_or_else(|| crate::scheduler::DEFAULT_NAMESPACE.into());
+        .unwrap_or_else(|| crate::store::DEFAULT_NAMESPACE.into());
     if let Some(run) = state.rt.store.open_run(&namespace, &workflow_id).await? {
         return Ok(Json(run));
     }

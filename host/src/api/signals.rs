@@ -5,7 +5,8 @@
 
 use super::AppState;
 use super::error::{ApiError, Body, JsonBody, QueryParams};
-use crate::scheduler::{DEFAULT_NAMESPACE, SignalRequest, StartRun};
+use crate::scheduler::{SignalRequest, StartRun};
+use crate::store::DEFAULT_NAMESPACE;
 use crate::writes::SignalTarget;
 use axum::Json;
 use axum::extract::{Path, State};

@@ -2,12 +2,12 @@
 //! side effects, and say whether every recorded call matches. Upgrades,
 //! deploy-time reports and `weft replay` are all this one check.
 
+use super::host::Host;
 use super::limits::Interrupt;
 use super::runner::{code_end, run_guest};
 use super::workflow::{RunFacts, WorkflowState};
 use super::{Loaded, Prepared};
 use crate::journal::{Cursor, Divergence, Event, Recorded, RunEnd};
-use crate::scheduler::Runtime;
 use crate::writes::Sink;
 use serde::Serialize;
 use serde_json::Value;
@@ -44,7 +44,7 @@ pub fn facts_of(run_id: &str, journal: &[Recorded]) -> Result<(RunFacts, Value),
         }) => Ok((
             RunFacts {
                 run_id: run_id.to_string(),
-                namespace: crate::scheduler::DEFAULT_NAMESPACE.to_string(),
+                namespace: crate::store::DEFAULT_NAMESPACE.to_string(),
                 workflow_id: workflow_id.clone(),
                 workflow: workflow.clone(),
                 version: *version,
@@ -59,7 +59,7 @@ pub fn facts_of(run_id: &str, journal: &[Recorded]) -> Result<(RunFacts, Value),
 
 /// Replay `journal` on `loaded` and judge it.
 pub async fn check(
-    rt: &Arc<Runtime>,
+    host: Arc<dyn Host>,
     loaded: &Loaded,
     facts: RunFacts,
     input: &Value,
@@ -72,11 +72,12 @@ pub async fn check(
     };
     let events = journal.len();
     let cursor = Cursor::new(journal);
-    // Never committed: a check stops before anything would be recorded.
-    let sink = Sink::new(&facts.run_id, cursor.next_seq(), rt.writer.clone());
+    // A check stops before anything would be recorded: nothing to commit.
+    let sink = Sink::detached(&facts.run_id, cursor.next_seq());
     let (_keep, inbox) = mpsc::unbounded_channel();
-    let state = WorkflowState::new(rt.clone(), facts, cursor, sink, Vec::new(), inbox).checking();
-    let (mut store, result) = match run_guest(rt, pre, state, input).await {
+    let engine = host.engine().clone();
+    let state = WorkflowState::new(host, facts, cursor, sink, Vec::new(), inbox).checking();
+    let (mut store, result) = match run_guest(&engine, pre, state, input).await {
         Ok(ran) => ran,
         Err(e) => {
             return Verdict::Failed {

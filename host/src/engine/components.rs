@@ -187,17 +187,17 @@ impl Engine {
         })
     }
 
-    fn cache_path(&self, digest: &str) -> std::path::PathBuf {
-        self.config
-            .cache_dir
-            .join(format!("{digest}.{}.cwasm", self.engine_key))
+    fn cache_path(&self, digest: &str) -> Option<std::path::PathBuf> {
+        let dir = self.config.cache_dir.as_ref()?;
+        Some(dir.join(format!("{digest}.{}.cwasm", self.engine_key)))
     }
 
     /// Keep a freshly compiled component: on disk for the next start, in
     /// memory for the next run.
     pub fn remember(&self, component: &Component, loaded: Loaded) -> Arc<Loaded> {
-        let path = self.cache_path(&loaded.digest);
-        if !path.exists() {
+        if let Some(path) = self.cache_path(&loaded.digest)
+            && !path.exists()
+        {
             match component.serialize() {
                 Ok(bytes) => {
                     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -233,8 +233,9 @@ impl Engine {
         if let Some(loaded) = self.cached(digest) {
             return Ok(loaded);
         }
-        let path = self.cache_path(digest);
-        if path.exists() {
+        if let Some(path) = self.cache_path(digest)
+            && path.exists()
+        {
             let engine = self.clone();
             let digest_owned = digest.to_string();
             let from_disk = tokio::task::spawn_blocking(move || {

@@ -3,6 +3,7 @@
 
 use super::bindings::workflow::weft::workflow::{context, types};
 use super::bindings::{WitActivityOptions, WitFailure, log_level};
+use super::host::ActivityJob;
 use super::limits::{Interrupt, storage};
 use super::ops::Op;
 use super::workflow::{WorkflowState, corrupt};
@@ -10,7 +11,6 @@ use crate::clock::now_ms;
 use crate::journal::{
     ActivityOptions, ErrorInfo, Event, ParentClose, Source, StartSpec, calls, payload_value,
 };
-use crate::scheduler::ActivityJob;
 use crate::store::{ComponentKind, NewRun};
 use crate::writes::Effect;
 
@@ -20,8 +20,8 @@ impl WorkflowState {
         &mut self,
         workflow: &str,
     ) -> wasmtime::Result<Result<crate::store::ComponentVersion, ErrorInfo>> {
-        let rt = self.rt.clone();
-        let version = rt.store.latest_version(workflow).await.map_err(storage)?;
+        let host = self.host.clone();
+        let version = host.latest_version(workflow).await.map_err(storage)?;
         Ok(match version {
             Some(v) if v.kind == ComponentKind::Workflow => Ok(v),
             _ => Err(ErrorInfo::new(
@@ -66,8 +66,7 @@ impl WorkflowState {
                 Err(e) => Err(e),
             },
             None => match self
-                .rt
-                .store
+                .host
                 .open_run(&self.run.namespace, &workflow_id)
                 .await
                 .map_err(storage)?
@@ -170,7 +169,11 @@ impl context::Host for WorkflowState {
             prior_attempts,
             next_attempt_at_ms,
         };
-        let task = live.then(|| self.rt.spawn_activity(job.clone(), self.sink.clone()));
+        let task = live.then(|| {
+            self.host
+                .clone()
+                .spawn_activity(job.clone(), self.sink.clone())
+        });
         Ok(self.new_handle(Op::Activity {
             job: Box::new(job),
             task,
@@ -246,8 +249,7 @@ impl context::Host for WorkflowState {
                 );
                 new.parent = Some((self.run.run_id.clone(), parent_close));
                 match self
-                    .rt
-                    .store
+                    .host
                     .open_run(&new.namespace, &new.workflow_id)
                     .await
                     .map_err(storage)?

@@ -9,6 +9,7 @@ pub mod bindings;
 pub mod check;
 mod components;
 mod context;
+mod host;
 mod limits;
 mod ops;
 pub mod runner;
@@ -16,6 +17,7 @@ mod wasi;
 pub mod workflow;
 
 pub use components::{DeployError, Loaded, Prepared};
+pub use host::{ActivityJob, ActivityOutcome, Host, Waits};
 pub use limits::Interrupt;
 pub use ops::Notice;
 
@@ -40,8 +42,9 @@ pub struct EngineConfig {
     pub memory_limit: usize,
     /// How long a guest may compute without waiting on the host.
     pub spin_limit: Duration,
-    /// Compiled components, keyed by digest and engine configuration.
-    pub cache_dir: PathBuf,
+    /// Compiled components, keyed by digest and engine configuration
+    /// (`None`: compile every time, write nothing).
+    pub cache_dir: Option<PathBuf>,
     /// Instances alive at once (workflows resident plus activity attempts).
     pub max_instances: u32,
 }
@@ -93,12 +96,10 @@ impl Engine {
                 }
             })?;
 
-        std::fs::create_dir_all(&config.cache_dir).with_context(|| {
-            format!(
-                "cannot create cache directory {}",
-                config.cache_dir.display()
-            )
-        })?;
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
+        }
         let engine_key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();

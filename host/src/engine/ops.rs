@@ -3,11 +3,11 @@
 //! (cancellation, deadline), and eviction when nothing is about to happen.
 
 use super::bindings::WitFailure;
+use super::host::{ActivityJob, ActivityOutcome};
 use super::limits::{Interrupt, storage};
 use super::workflow::WorkflowState;
 use crate::clock::now_ms;
 use crate::journal::{ErrorInfo, Event, Failure};
-use crate::scheduler::{ActivityJob, ActivityOutcome};
 use crate::store::{RunStatus, Signal};
 use futures::future::select_all;
 use std::time::Duration;
@@ -180,7 +180,7 @@ impl WorkflowState {
             && now >= deadline
         {
             if self.deadline_delivered {
-                if now >= deadline + self.rt.config.deadline_grace_ms as i64 {
+                if now >= deadline + self.host.waits().deadline_grace_ms as i64 {
                     return Err(Interrupt::DeadlineExceeded.into());
                 }
                 return Ok(None);
@@ -229,14 +229,14 @@ impl WorkflowState {
                 select: None,
             }));
         }
-        let rt = self.rt.clone();
+        let host = self.host.clone();
         let sink = self.sink.clone();
         let op = &mut self.ops[h as usize];
         Ok(match op {
             Op::Activity { job, task, outcome } => match (task.as_mut(), outcome.take()) {
                 (None, _) => {
                     // Scheduled before a restart, not completed: run it now.
-                    *task = Some(rt.spawn_activity((**job).clone(), sink));
+                    *task = Some(host.clone().spawn_activity((**job).clone(), sink));
                     None
                 }
                 (Some(t), joined) if joined.is_some() || t.is_finished() => {
@@ -293,7 +293,7 @@ impl WorkflowState {
                 *stale = false;
                 let mut id = id.clone();
                 loop {
-                    let Some(run) = rt.store.get_run(&id).await.map_err(storage)? else {
+                    let Some(run) = host.run(&id).await.map_err(storage)? else {
                         break None;
                     };
                     // Follow a child that continued as new to its last run.
@@ -330,13 +330,13 @@ impl WorkflowState {
             .min();
         if let Some(deadline) = self.run.deadline_at_ms {
             let at = if self.deadline_delivered {
-                deadline + self.rt.config.deadline_grace_ms as i64
+                deadline + self.host.waits().deadline_grace_ms as i64
             } else {
                 deadline
             };
             wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
         }
-        let resident = self.rt.config.resident_timer_ms as i64;
+        let resident = self.host.waits().resident_timer_ms as i64;
         if !self.in_flight() && wake_at.is_none_or(|at| at - now > resident) {
             // Idle: linger a little (signals often come in bursts), then
             // give the memory back; the scheduler or a notice wakes us.

@@ -2,13 +2,13 @@
 //! component, run it from the top (replaying, then live) and record how the
 //! execution ended.
 
-use super::Prepared;
 use super::bindings::workflow::WorkflowPre;
+use super::host::Host;
 use super::limits::Interrupt;
 use super::ops::Notice;
 use super::workflow::{RunFacts, WorkflowState};
+use super::{Engine, Loaded, Prepared};
 use crate::journal::{Cursor, ErrorInfo, Event, Recorded, RunEnd};
-use crate::scheduler::Runtime;
 use crate::store::{NewRun, RunRecord, RunStatus, Signal};
 use crate::writes::{RunUpdate, Sink};
 use serde_json::{Value, json};
@@ -42,7 +42,7 @@ fn error_value(kind: &str, message: String, details: Option<String>) -> Value {
 
 /// Record the end of a run that cannot even start: the run is `stuck` with
 /// a diagnostic, never retried in a loop.
-async fn stuck(sink: &Sink, message: String) -> Ending {
+pub async fn stuck(sink: &Sink, message: String) -> Ending {
     let update = RunUpdate::Ended {
         status: RunStatus::Stuck,
         output: None,
@@ -54,45 +54,17 @@ async fn stuck(sink: &Sink, message: String) -> Ending {
     }
 }
 
-/// Everything an execution needs that is read from the store.
-async fn load(
-    rt: &Runtime,
-    run_id: &str,
-    preloaded: Option<(RunRecord, Vec<Recorded>)>,
-) -> Result<(RunRecord, Vec<Recorded>, Vec<Signal>), Ending> {
-    if let Some((run, journal)) = preloaded {
-        return Ok((run, journal, Vec::new()));
-    }
-    let run = match rt.store.get_run(run_id).await {
-        Ok(Some(run)) if run.status == RunStatus::Running => run,
-        Ok(_) => return Err(Ending::Ended { parent: None }),
-        Err(e) => return Err(Ending::Retry(format!("{e:#}"))),
-    };
-    let signals = rt
-        .store
-        .pending_signals(run_id)
-        .await
-        .map_err(|e| Ending::Retry(format!("{e:#}")))?;
-    match rt.store.journal(run_id).await {
-        Ok(journal) => Ok((run, journal, signals)),
-        Err(e) => {
-            let sink = Sink::new(run_id, u64::MAX, rt.writer.clone());
-            Err(stuck(&sink, format!("the journal cannot be read: {e:#}")).await)
-        }
-    }
-}
-
+/// Execute `run` on `component` (the one it is pinned to): replay its
+/// `journal`, then continue live; `signals` are those pending for it.
 pub async fn execute(
-    rt: Arc<Runtime>,
-    run_id: String,
-    preloaded: Option<(RunRecord, Vec<Recorded>)>,
+    host: Arc<dyn Host>,
+    run: RunRecord,
+    journal: Vec<Recorded>,
+    signals: Vec<Signal>,
+    component: Arc<Loaded>,
     inbox: mpsc::UnboundedReceiver<Notice>,
 ) -> Ending {
-    let run_id = run_id.as_str();
-    let (run, journal, signals) = match load(&rt, run_id, preloaded).await {
-        Ok(loaded) => loaded,
-        Err(ending) => return ending,
-    };
+    let run_id = run.run_id.as_str();
     if journal.len() > 1 {
         tracing::info!(
             run = run_id,
@@ -101,24 +73,14 @@ pub async fn execute(
         );
     }
     let cursor = Cursor::new(journal);
-    let sink = Sink::new(run_id, cursor.next_seq(), rt.writer.clone()).waking(run.idle);
-    let loaded = match rt.workflow_component(&run.digest).await {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            return stuck(
-                &sink,
-                format!("component {} cannot be loaded: {e:#}", run.digest),
-            )
-            .await;
-        }
-    };
-    let Prepared::Workflow(pre) = &loaded.pre else {
+    let sink = host.sink(run_id, cursor.next_seq()).waking(run.idle);
+    let Prepared::Workflow(pre) = &component.pre else {
         return stuck(&sink, format!("component {} is not a workflow", run.digest)).await;
     };
 
     let facts = RunFacts::from(&run);
-    let state = WorkflowState::new(rt.clone(), facts, cursor, sink.clone(), signals, inbox);
-    let (mut store, result) = match run_guest(&rt, pre, state, &run.input).await {
+    let state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox);
+    let (mut store, result) = match run_guest(host.engine(), pre, state, &run.input).await {
         Ok(ran) => ran,
         Err(e) => return Ending::Retry(format!("cannot instantiate: {e:#}")),
     };
@@ -180,7 +142,7 @@ pub async fn execute(
                 if let Err(divergence) = state.cursor.finish(&end) {
                     diverged(run_id, &divergence)
                 } else {
-                    return continue_as_new(&rt, &run, &sink, input.clone()).await;
+                    return continue_as_new(&*host, &run, &sink, input.clone()).await;
                 }
             }
             Some(Interrupt::Diverged(divergence)) => diverged(run_id, divergence),
@@ -228,12 +190,12 @@ pub(super) fn code_end(returned: &Result<String, super::bindings::WitErrorInfo>)
 /// Instantiate `pre` with `state` (limits, epoch yielding) and run the
 /// workflow from the top; `Err` only when it cannot be instantiated.
 pub(super) async fn run_guest(
-    rt: &Runtime,
+    engine: &Engine,
     pre: &WorkflowPre<WorkflowState>,
     state: WorkflowState,
     input: &Value,
 ) -> wasmtime::Result<(Store<WorkflowState>, Returned)> {
-    let mut store = Store::new(rt.engine.wasm(), state);
+    let mut store = Store::new(engine.wasm(), state);
     store.limiter(|s| &mut s.memory);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| ctx.data().slice.tick());
@@ -243,8 +205,8 @@ pub(super) async fn run_guest(
 }
 
 /// End `run` and start its next run under the same workflow id.
-async fn continue_as_new(rt: &Runtime, run: &RunRecord, sink: &Sink, input: Value) -> Ending {
-    let version = match rt.store.latest_version(&run.workflow).await {
+async fn continue_as_new(host: &dyn Host, run: &RunRecord, sink: &Sink, input: Value) -> Ending {
+    let version = match host.latest_version(&run.workflow).await {
         Ok(Some(v)) => v,
         Ok(None) => {
             return stuck(

@@ -3,10 +3,10 @@
 //! detect divergence) and [`WorkflowState::record`] (append when live).
 
 use super::bindings::WitFailure;
+use super::host::Host;
 use super::limits::{Interrupt, MemoryLimit, Slice, captured_wasi};
 use super::ops::{Notice, Op, response};
 use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Source, calls};
-use crate::scheduler::Runtime;
 use crate::store::Signal;
 use crate::writes::Sink;
 use std::collections::{BTreeMap, HashSet};
@@ -51,7 +51,7 @@ pub struct WorkflowState {
     pub(super) cursor: Cursor,
     pub(super) sink: Sink,
     pub(super) ops: Vec<Op>,
-    pub(super) rt: Arc<Runtime>,
+    pub(super) host: Arc<dyn Host>,
     pub(super) inbox: mpsc::UnboundedReceiver<Notice>,
     /// Notices taken from the inbox so far (see `Ending::Suspended`).
     pub(super) notices_seen: u64,
@@ -101,7 +101,7 @@ fn fill_random(buf: &mut [u8]) {
 
 impl WorkflowState {
     pub fn new(
-        rt: Arc<Runtime>,
+        host: Arc<dyn Host>,
         run: RunFacts,
         cursor: Cursor,
         sink: Sink,
@@ -109,7 +109,7 @@ impl WorkflowState {
         inbox: mpsc::UnboundedReceiver<Notice>,
     ) -> Self {
         let (wasi, stderr) = captured_wasi();
-        let config = &rt.engine.config;
+        let config = &host.engine().config;
         WorkflowState {
             wasi,
             table: ResourceTable::new(),
@@ -121,7 +121,7 @@ impl WorkflowState {
             cursor,
             sink,
             ops: Vec::new(),
-            rt,
+            host,
             inbox,
             notices_seen: 0,
             signals: signals.into_iter().map(|s| (s.id, s)).collect(),

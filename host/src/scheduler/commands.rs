@@ -4,13 +4,13 @@
 use super::Runtime;
 use crate::clock::now_ms;
 use crate::error::{Error, Result, check_name};
-use crate::store::{ComponentKind, ComponentVersion, NewRun, PutComponent, RunRecord, Signal};
+use crate::store::{
+    ComponentKind, ComponentVersion, DEFAULT_NAMESPACE, NewRun, PutComponent, RunRecord, Signal,
+};
 use crate::writes::{Refusal, SignalTarget, WriteOp, WriteOutcome};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-
-pub const DEFAULT_NAMESPACE: &str = "default";
 
 pub struct StartRun {
     pub workflow: String,

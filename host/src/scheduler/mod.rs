@@ -2,28 +2,27 @@
 //! cancellation and children, when evicted runs wake up, which runs resume
 //! at start-up, and the activity executor.
 
+mod activities;
 mod commands;
-mod retry;
+mod resume;
 mod timers;
 mod versions;
 
-pub use commands::{DEFAULT_NAMESPACE, SignalRequest, Signalled, StartRun};
-pub use retry::{ActivityJob, ActivityOutcome};
+pub use commands::{SignalRequest, Signalled, StartRun};
 pub use versions::{Exclusive, Report, Target};
 
 use crate::clock::now_ms;
-use crate::engine::runner::{self, Ending};
+use crate::engine::runner::Ending;
 use crate::engine::{Engine, Loaded, Notice};
 use crate::journal::{ParentClose, Recorded};
 use crate::store::{ComponentKind, ComponentVersion, RunRecord, RunStatus, Store};
-use crate::writes::{Sink, Touched, WriteOp, WriteOutcome, Writer};
+use crate::writes::{Touched, WriteOp, WriteOutcome, Writer};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use timers::Timers;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -169,7 +168,7 @@ impl Runtime {
             let ending = {
                 let _slot = rt.run_slots.clone().acquire_owned().await;
                 let execution =
-                    tokio::spawn(runner::execute(rt.clone(), run_id.clone(), preloaded, rx));
+                    tokio::spawn(resume::resume(rt.clone(), run_id.clone(), preloaded, rx));
                 // A panic in the host must not leave the run locked resident.
                 execution
                     .await
@@ -299,14 +298,6 @@ impl Runtime {
             }
             WriteOutcome::Created(_) | WriteOutcome::Existing(_) | WriteOutcome::Refused(_) => {}
         }
-    }
-
-    pub fn spawn_activity(
-        self: &Arc<Self>,
-        job: ActivityJob,
-        sink: Sink,
-    ) -> JoinHandle<ActivityOutcome> {
-        tokio::spawn(retry::run_activity(self.clone(), job, sink))
     }
 
     /// The newest version of activity component `name` (activities are not

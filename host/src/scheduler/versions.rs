@@ -132,7 +132,7 @@ impl Runtime {
         journal: Vec<Recorded>,
     ) -> Verdict {
         let facts = crate::engine::workflow::RunFacts::from(run);
-        check(self, loaded, facts, &run.input, journal).await
+        check(self.clone(), loaded, facts, &run.input, journal).await
     }
 
     /// Move an open run to another version if its journal replays on it

@@ -17,6 +17,9 @@ use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
+/// The namespace of whatever does not name one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentKind {

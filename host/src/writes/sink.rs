@@ -21,7 +21,8 @@ struct Inner {
     next_seq: u64,
     pending: Vec<Recorded>,
     effects: Vec<Effect>,
-    writer: Writer,
+    /// `None` for a check's sink, which never commits.
+    writer: Option<Writer>,
     /// The run was evicted: the first append says it executes again.
     waking: bool,
 }
@@ -45,9 +46,8 @@ impl Inner {
             .effects
             .iter()
             .all(|e| matches!(e, Effect::Consume { .. } | Effect::SetStatus(_)));
-        if quiet {
-            let op = self.take(None);
-            self.writer.send(op);
+        if quiet && let Some(writer) = self.writer.clone() {
+            writer.send(self.take(None));
         }
     }
 
@@ -66,6 +66,10 @@ impl Inner {
 
 impl Sink {
     pub fn new(run_id: &str, next_seq: u64, writer: Writer) -> Self {
+        Sink::new_with(run_id, next_seq, Some(writer))
+    }
+
+    fn new_with(run_id: &str, next_seq: u64, writer: Option<Writer>) -> Self {
         Sink {
             inner: Arc::new(Mutex::new(Inner {
                 run_id: run_id.to_string(),
@@ -76,6 +80,12 @@ impl Sink {
                 waking: false,
             })),
         }
+    }
+
+    /// A sink that writes nothing: a compatibility check stops before
+    /// anything would be committed, and needs no database.
+    pub fn detached(run_id: &str, next_seq: u64) -> Self {
+        Sink::new_with(run_id, next_seq, None)
     }
 
     /// For a run that was evicted: its first append marks it as executing.
@@ -128,7 +138,10 @@ impl Sink {
         let done = {
             let mut inner = self.inner.lock().unwrap();
             let op = inner.take(update);
-            inner.writer.write(op)
+            let Some(writer) = &inner.writer else {
+                anyhow::bail!("a check's journal is never committed");
+            };
+            writer.write(op)
         };
         match done.await? {
             WriteOutcome::Appended(_) => Ok(()),

@@ -4,12 +4,11 @@
 
 use super::Runtime;
 use crate::clock::now_ms;
-use crate::engine::Loaded;
 use crate::engine::activity::AttemptInfo;
-use crate::journal::{ActivityOptions, ErrorInfo, Event, Failure, RetryPolicy};
+use crate::engine::{ActivityJob, ActivityOutcome, Loaded};
+use crate::journal::{ErrorInfo, Event, Failure, RetryPolicy};
 use crate::store::ComponentKind;
 use crate::writes::Sink;
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,28 +20,6 @@ const NEVER_RETRY: &[&str] = &[
     "bad-input",
     "http-denied",
 ];
-
-/// One scheduled activity, as the workflow asked for it.
-#[derive(Debug, Clone)]
-pub struct ActivityJob {
-    pub run_id: String,
-    pub workflow_id: String,
-    pub handle: u32,
-    pub name: String,
-    pub input: String,
-    pub options: ActivityOptions,
-    pub idempotency_key: String,
-    pub scheduled_at_ms: i64,
-    /// Attempts that failed before a restart.
-    pub prior_attempts: u32,
-    pub next_attempt_at_ms: Option<i64>,
-}
-
-#[derive(Debug)]
-pub struct ActivityOutcome {
-    pub attempts: u32,
-    pub result: Result<Value, Failure>,
-}
 
 /// `cloud/create-record` → (`cloud`, `create-record`); a bare name calls the
 /// function named like its component.

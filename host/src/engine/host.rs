@@ -1,0 +1,67 @@
+//! What the engine needs from whoever hosts its runs — the runtime in a
+//! server, a stand-in for offline checks — as one narrow trait, and the
+//! types the two exchange. The engine imports nothing above it.
+
+use super::Engine;
+use crate::journal::{ActivityOptions, Failure};
+use crate::store::{ComponentVersion, RunRecord};
+use crate::writes::Sink;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// How a run's waits are timed.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// Waits at most this long keep a run in memory; longer ones evict it.
+    pub resident_timer_ms: u64,
+    /// After its deadline a run may clean up this long before it is ended.
+    pub deadline_grace_ms: u64,
+}
+
+/// One scheduled activity, as the workflow asked for it.
+#[derive(Debug, Clone)]
+pub struct ActivityJob {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub handle: u32,
+    pub name: String,
+    pub input: String,
+    pub options: ActivityOptions,
+    pub idempotency_key: String,
+    pub scheduled_at_ms: i64,
+    /// Attempts that failed before a restart.
+    pub prior_attempts: u32,
+    pub next_attempt_at_ms: Option<i64>,
+}
+
+/// How an activity ended, after its retries.
+#[derive(Debug)]
+pub struct ActivityOutcome {
+    pub attempts: u32,
+    pub result: Result<Value, Failure>,
+}
+
+#[async_trait]
+pub trait Host: Send + Sync + 'static {
+    fn engine(&self) -> &Arc<Engine>;
+    fn waits(&self) -> Waits;
+    /// Where `run_id`'s journal is appended, its next event numbered
+    /// `next_seq`.
+    fn sink(&self, run_id: &str, next_seq: u64) -> Sink;
+    /// A component's newest version (children, signal-with-start,
+    /// continue-as-new start on it).
+    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>>;
+    /// A run as stored (a child's status, say).
+    async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
+    /// The open run holding a workflow id (a signal's target, a child's id).
+    async fn open_run(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>>;
+    /// Execute an activity with its retries; failed attempts go to `sink`.
+    fn spawn_activity(self: Arc<Self>, job: ActivityJob, sink: Sink)
+    -> JoinHandle<ActivityOutcome>;
+}

@@ -1,0 +1,97 @@
+//! Where a run is resumed: read what its execution needs from the store
+//! (the run, its journal, its pending signals, its component), then hand
+//! it to the engine. The runtime is the engine's [`Host`].
+
+use super::Runtime;
+use crate::engine::runner::{self, Ending, stuck};
+use crate::engine::{ActivityJob, ActivityOutcome, Engine, Host, Notice, Waits};
+use crate::journal::Recorded;
+use crate::store::{ComponentVersion, RunRecord, RunStatus};
+use crate::writes::Sink;
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Execute (or resume) `run_id`: `preloaded` when it was just created.
+pub(super) async fn resume(
+    rt: Arc<Runtime>,
+    run_id: String,
+    preloaded: Option<(RunRecord, Vec<Recorded>)>,
+    inbox: mpsc::UnboundedReceiver<Notice>,
+) -> Ending {
+    let retry = |e: anyhow::Error| Ending::Retry(format!("{e:#}"));
+    let (run, journal, signals) = match preloaded {
+        Some((run, journal)) => (run, journal, Vec::new()),
+        None => {
+            let run = match rt.store.get_run(&run_id).await {
+                Ok(Some(run)) if run.status == RunStatus::Running => run,
+                Ok(_) => return Ending::Ended { parent: None },
+                Err(e) => return retry(e),
+            };
+            let signals = match rt.store.pending_signals(&run_id).await {
+                Ok(signals) => signals,
+                Err(e) => return retry(e),
+            };
+            match rt.store.journal(&run_id).await {
+                Ok(journal) => (run, journal, signals),
+                Err(e) => {
+                    let sink = rt.sink(&run_id, u64::MAX);
+                    return stuck(&sink, format!("the journal cannot be read: {e:#}")).await;
+                }
+            }
+        }
+    };
+    let component = match rt.workflow_component(&run.digest).await {
+        Ok(component) => component,
+        Err(e) => {
+            let next_seq = journal.last().map_or(0, |r| r.seq + 1);
+            let sink = rt.sink(&run_id, next_seq);
+            let message = format!("component {} cannot be loaded: {e:#}", run.digest);
+            return stuck(&sink, message).await;
+        }
+    };
+    runner::execute(rt, run, journal, signals, component, inbox).await
+}
+
+#[async_trait]
+impl Host for Runtime {
+    fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn waits(&self) -> Waits {
+        Waits {
+            resident_timer_ms: self.config.resident_timer_ms,
+            deadline_grace_ms: self.config.deadline_grace_ms,
+        }
+    }
+
+    fn sink(&self, run_id: &str, next_seq: u64) -> Sink {
+        Sink::new(run_id, next_seq, self.writer.clone())
+    }
+
+    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {
+        self.store.latest_version(name).await
+    }
+
+    async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
+        self.store.get_run(run_id).await
+    }
+
+    async fn open_run(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>> {
+        self.store.open_run(namespace, workflow_id).await
+    }
+
+    fn spawn_activity(
+        self: Arc<Self>,
+        job: ActivityJob,
+        sink: Sink,
+    ) -> JoinHandle<ActivityOutcome> {
+        tokio::spawn(super::activities::run_activity(self, job, sink))
+    }
+}
