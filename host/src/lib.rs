@@ -1,7 +1,7 @@
 //! weft: a durable-execution host for workflows compiled to WebAssembly
 //! components.
 //!
-//! Data flows one way: [`api`] (HTTP) → [`scheduler`] (which runs are
+//! Data flows one way: [`api`] (HTTP) → [`runtime`] (which runs are
 //! resident, timers, activities) → [`engine`] (wasmtime; where host calls
 //! are journaled and runs resumed) → [`writes`] (what each write means,
 //! group commit, a run's sink) → [`store`] (storage primitives; SQLite)
@@ -35,8 +35,10 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod journal;
+#[cfg(test)]
+mod layers;
 pub mod replay;
-pub mod scheduler;
+pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod writes;

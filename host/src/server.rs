@@ -2,7 +2,7 @@
 
 use crate::api::{self, AppState};
 use crate::engine::{Engine, EngineConfig};
-use crate::scheduler::{Runtime, RuntimeConfig};
+use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{Durability, SqliteStore, Store};
 use anyhow::Context as _;
 use std::net::SocketAddr;

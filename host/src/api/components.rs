@@ -71,7 +71,7 @@ pub async fn upload(
             .await?;
         if upgrade {
             for report in check.iter_mut().filter(|r| r.verdict.is_compatible()) {
-                let target = crate::scheduler::Target::Version(version.version);
+                let target = crate::runtime::Target::Version(version.version);
                 *report = state.rt.upgrade(&report.run_id, target, false).await?;
             }
         }

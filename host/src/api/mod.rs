@@ -9,7 +9,7 @@ mod versions;
 
 pub use error::ApiError;
 
-use crate::scheduler::Runtime;
+use crate::runtime::Runtime;
 use crate::store::Durability;
 use axum::Extension;
 use axum::extract::{DefaultBodyLimit, State};

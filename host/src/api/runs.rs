@@ -1,7 +1,7 @@
 use super::AppState;
 use super::error::{ApiError, JsonBody, QueryParams};
 use crate::error::Error;
-use crate::scheduler::StartRun;
+use crate::runtime::StartRun;
 use crate::store::{RunFilter, RunRecord, RunStatus};
 use axum::Json;
 use axum::extract::{Path, State};

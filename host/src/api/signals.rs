@@ -5,7 +5,7 @@
 
 use super::AppState;
 use super::error::{ApiError, Body, JsonBody, QueryParams};
-use crate::scheduler::{SignalRequest, StartRun};
+use crate::runtime::{SignalRequest, StartRun};
 use crate::store::DEFAULT_NAMESPACE;
 use crate::writes::SignalTarget;
 use axum::Json;

@@ -4,7 +4,7 @@
 use super::AppState;
 use super::error::{ApiError, JsonBody};
 use crate::error::Error;
-use crate::scheduler::{Report, Target};
+use crate::runtime::{Report, Target};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

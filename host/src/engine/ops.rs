@@ -20,7 +20,7 @@ pub enum Notice {
     Cancel,
     /// A child run ended.
     ChildEnded(String),
-    /// Look again (e.g. a timer of the scheduler fired).
+    /// Look again (e.g. a timer of the runtime fired).
     Poke,
     /// Leave memory at the next wait (an upgrade needs the run to itself).
     Evict,
@@ -339,7 +339,7 @@ impl WorkflowState {
         let resident = self.host.waits().resident_timer_ms as i64;
         if !self.in_flight() && wake_at.is_none_or(|at| at - now > resident) {
             // Idle: linger a little (signals often come in bursts), then
-            // give the memory back; the scheduler or a notice wakes us.
+            // give the memory back; the runtime or a notice wakes us.
             let linger = Duration::from_millis(resident.max(0) as u64);
             return match tokio::time::timeout(linger, self.inbox.recv()).await {
                 Ok(Some(notice)) => {
