@@ -6,7 +6,7 @@ use super::bindings::{WitActivityOptions, WitFailure, log_level};
 use super::host::ActivityJob;
 use super::limits::{Interrupt, storage};
 use super::ops::Op;
-use super::workflow::{WorkflowState, corrupt};
+use super::workflow::{Answer, Durable, Step, WorkflowState, corrupt};
 use crate::clock::now_ms;
 use crate::journal::{
     ActivityOptions, ErrorInfo, Event, ParentClose, Source, StartSpec, calls, payload_value,
@@ -41,25 +41,50 @@ impl WorkflowState {
     ) -> wasmtime::Result<Result<(), types::ErrorInfo>> {
         let payload = payload_value(&payload);
         let call = calls::signal_out(&workflow_id, &name, &payload, start.as_ref());
-        if let Some(recorded) = self.replayed(&call)? {
-            return match recorded.event {
-                Event::SignalSent { error: None, .. } => Ok(Ok(())),
-                Event::SignalSent { error: Some(e), .. } => Ok(Err(e.into())),
-                _ => Err(corrupt(&recorded)),
-            };
+        let answer = self
+            .journaled(&call, async |s| {
+                let error = s
+                    .signal_effect(&workflow_id, &name, &payload, &start)
+                    .await?;
+                let event = Event::SignalSent {
+                    workflow_id,
+                    name,
+                    payload,
+                    start,
+                    error,
+                };
+                Ok(Step::new(event, Durable::Now))
+            })
+            .await?;
+        let recorded = answer.recorded()?;
+        match &recorded.event {
+            Event::SignalSent { error: None, .. } => Ok(Ok(())),
+            Event::SignalSent { error: Some(e), .. } => Ok(Err(e.clone().into())),
+            _ => Err(corrupt(recorded)),
         }
-        let effect = match &start {
+    }
+
+    /// Attach to the sink the effect that delivers a signal (creating the
+    /// target first with `start`); answers why it cannot be, if it cannot.
+    async fn signal_effect(
+        &mut self,
+        workflow_id: &str,
+        name: &str,
+        payload: &serde_json::Value,
+        start: &Option<StartSpec>,
+    ) -> wasmtime::Result<Option<ErrorInfo>> {
+        let effect = match start {
             Some(spec) => match self.latest_workflow(&spec.workflow).await? {
                 Ok(version) => {
                     let new = NewRun::of(
                         &version,
                         &self.run.namespace,
-                        Some(workflow_id.clone()),
+                        Some(workflow_id.to_string()),
                         spec.input.clone(),
                     );
                     Ok(Effect::SignalWithStart {
                         start: new,
-                        name: name.clone(),
+                        name: name.to_string(),
                         payload: payload.clone(),
                     })
                 }
@@ -67,13 +92,13 @@ impl WorkflowState {
             },
             None => match self
                 .host
-                .open_run(&self.run.namespace, &workflow_id)
+                .open_run(&self.run.namespace, workflow_id)
                 .await
                 .map_err(storage)?
             {
                 Some(target) => Ok(Effect::Signal {
                     run_id: target.run_id,
-                    name: name.clone(),
+                    name: name.to_string(),
                     payload: payload.clone(),
                 }),
                 None => Err(ErrorInfo::new(
@@ -82,21 +107,40 @@ impl WorkflowState {
                 )),
             },
         };
-        let error = effect.as_ref().err().cloned();
-        if let Ok(effect) = effect {
-            self.sink.effect(effect);
-        }
-        self.record(Event::SignalSent {
-            workflow_id,
-            name,
-            payload,
-            start,
-            error: error.clone(),
-        });
-        self.commit().await?;
-        Ok(match error {
-            None => Ok(()),
-            Some(e) => Err(e.into()),
+        Ok(match effect {
+            Ok(effect) => {
+                self.sink.effect(effect);
+                None
+            }
+            Err(e) => Some(e),
+        })
+    }
+
+    /// The child run to start, or why it cannot be.
+    async fn child_run(
+        &mut self,
+        workflow: &str,
+        workflow_id: Option<String>,
+        input: &serde_json::Value,
+        parent_close: ParentClose,
+    ) -> wasmtime::Result<Result<NewRun, ErrorInfo>> {
+        let version = match self.latest_workflow(workflow).await? {
+            Ok(version) => version,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut new = NewRun::of(&version, &self.run.namespace, workflow_id, input.clone());
+        new.parent = Some((self.run.run_id.clone(), parent_close));
+        let held = self
+            .host
+            .open_run(&new.namespace, &new.workflow_id)
+            .await
+            .map_err(storage)?;
+        Ok(match held {
+            Some(_) => Err(ErrorInfo::new(
+                "workflow-id-in-use",
+                format!("an open run already has workflow id `{}`", new.workflow_id),
+            )),
+            None => Ok(new),
         })
     }
 }
@@ -144,18 +188,17 @@ impl context::Host for WorkflowState {
         let input_value = payload_value(&input);
         let options = ActivityOptions::from(options);
         let call = calls::activity(&name, &input_value, &options);
-        let (recorded, live) = match self.replayed(&call)? {
-            Some(recorded) => (recorded, false),
-            None => {
-                let event = Event::ActivityScheduled {
-                    handle,
-                    name: name.clone(),
-                    input: input_value,
-                    options: options.clone(),
-                };
-                (self.record(event), true)
-            }
+        let event = Event::ActivityScheduled {
+            handle,
+            name: name.clone(),
+            input: input_value,
+            options: options.clone(),
         };
+        let answer = self
+            .journaled(&call, async |_| Ok(Step::new(event, Durable::Later)))
+            .await?;
+        let live = matches!(answer, Answer::Live(_));
+        let recorded = answer.recorded()?;
         let (prior_attempts, next_attempt_at_ms) = self.cursor.failed_attempts(handle);
         let job = ActivityJob {
             run_id: self.run.run_id.clone(),
@@ -184,21 +227,22 @@ impl context::Host for WorkflowState {
     async fn start_timer(&mut self, duration_ms: u64) -> wasmtime::Result<u32> {
         let handle = self.ops.len() as u32;
         let call = calls::timer(duration_ms);
-        let fire_at_ms = match self.replayed(&call)? {
-            Some(recorded) => match recorded.event {
-                Event::TimerStarted { fire_at_ms, .. } => fire_at_ms as i64,
-                _ => return Err(corrupt(&recorded)),
-            },
-            None => {
+        let answer = self
+            .journaled(&call, async |_| {
                 let fire_at_ms = now_ms().saturating_add(duration_ms.min(i64::MAX as u64) as i64);
-                self.record(Event::TimerStarted {
+                let event = Event::TimerStarted {
                     handle,
                     duration_ms,
                     fire_at_ms: fire_at_ms as u64,
-                });
-                fire_at_ms
-            }
+                };
+                Ok(Step::new(event, Durable::Later))
+            })
+            .await?;
+        let recorded = answer.recorded()?;
+        let Event::TimerStarted { fire_at_ms, .. } = recorded.event else {
+            return Err(corrupt(recorded));
         };
+        let fire_at_ms = fire_at_ms as i64;
         Ok(self.new_handle(Op::Timer { fire_at_ms }))
     }
 
@@ -224,68 +268,46 @@ impl context::Host for WorkflowState {
             &input,
             parent_close,
         );
-        if let Some(recorded) = self.replayed(&call)? {
-            let Event::ChildStarted {
-                child_run_id,
-                error,
-                ..
-            } = recorded.event
-            else {
-                return Err(corrupt(&recorded));
-            };
-            return Ok(self.new_handle(Op::Child {
-                run_id: child_run_id,
-                error,
-                stale: true,
-            }));
-        }
-        let started = match self.latest_workflow(&workflow).await? {
-            Ok(version) => {
-                let mut new = NewRun::of(
-                    &version,
-                    &self.run.namespace,
-                    options.workflow_id.clone(),
-                    input.clone(),
-                );
-                new.parent = Some((self.run.run_id.clone(), parent_close));
-                match self
-                    .host
-                    .open_run(&new.namespace, &new.workflow_id)
-                    .await
-                    .map_err(storage)?
-                {
-                    Some(_) => Err(ErrorInfo::new(
-                        "workflow-id-in-use",
-                        format!("an open run already has workflow id `{}`", new.workflow_id),
-                    )),
-                    None => Ok(new),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        let (child_run_id, error) = match started {
-            Ok(new) => {
-                let id = new.run_id.clone();
-                self.sink.effect(Effect::CreateRun(new));
-                (Some(id), None)
-            }
-            Err(e) => (None, Some(e)),
-        };
-        self.record(Event::ChildStarted {
-            handle,
-            workflow,
-            workflow_id: options.workflow_id,
-            input,
-            parent_close,
-            child_run_id: child_run_id.clone(),
-            error: error.clone(),
-        });
-        self.commit().await?;
-        Ok(self.new_handle(Op::Child {
-            run_id: child_run_id,
+        let answer = self
+            .journaled(&call, async |s| {
+                let started = s
+                    .child_run(&workflow, options.workflow_id.clone(), &input, parent_close)
+                    .await?;
+                let (child_run_id, error) = match started {
+                    Ok(new) => {
+                        let id = new.run_id.clone();
+                        s.sink.effect(Effect::CreateRun(new));
+                        (Some(id), None)
+                    }
+                    Err(e) => (None, Some(e)),
+                };
+                let event = Event::ChildStarted {
+                    handle,
+                    workflow,
+                    workflow_id: options.workflow_id,
+                    input,
+                    parent_close,
+                    child_run_id,
+                    error,
+                };
+                Ok(Step::new(event, Durable::Now))
+            })
+            .await?;
+        let recorded = answer.recorded()?;
+        let Event::ChildStarted {
+            child_run_id,
             error,
+            ..
+        } = &recorded.event
+        else {
+            return Err(corrupt(recorded));
+        };
+        let op = Op::Child {
+            run_id: child_run_id.clone(),
+            error: error.clone(),
             stale: true,
-        }))
+        };
+        Ok(self.new_handle(op))
     }
 
     async fn await_(&mut self, handle: u32) -> wasmtime::Result<Result<String, WitFailure>> {
@@ -324,15 +346,15 @@ impl context::Host for WorkflowState {
             .await
     }
 
+    /// Informational: replay skips the recorded ones; live, it is visible
+    /// to queries right away, without waiting for durability.
     async fn set_status(&mut self, status: String) -> wasmtime::Result<()> {
-        // Informational: replay skips the recorded ones, so record only live.
-        if !self.cursor.replaying() && !self.check {
+        self.journaled(&calls::status(), async |s| {
             let status = payload_value(&status);
-            self.sink.effect(Effect::SetStatus(status.clone()));
-            self.record(Event::StatusSet { status });
-            // Visible to queries right away, without waiting for durability.
-            self.sink.send();
-        }
+            s.sink.effect(Effect::SetStatus(status.clone()));
+            Ok(Step::new(Event::StatusSet { status }, Durable::Soon))
+        })
+        .await?;
         Ok(())
     }
 
@@ -350,13 +372,12 @@ impl context::Host for WorkflowState {
     /// Each call is answered on its own (a loop asks once per iteration):
     /// from the journal while replaying, true (and journaled) once live.
     async fn patched(&mut self, change_id: String) -> wasmtime::Result<bool> {
-        match self.cursor.patch(&change_id) {
-            Some(answer) => Ok(answer),
-            None if self.check => Err(Interrupt::ReplayComplete.into()),
-            None => {
-                self.record(Event::PatchMarker { change_id });
-                Ok(true)
-            }
-        }
+        let call = calls::patch(&change_id);
+        let answer = self
+            .journaled(&call, async |_| {
+                Ok(Step::new(Event::PatchMarker { change_id }, Durable::Later))
+            })
+            .await?;
+        Ok(!matches!(answer, Answer::Skipped))
     }
 }

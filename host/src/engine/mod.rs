@@ -1,8 +1,9 @@
 //! wasmtime: the engine configuration, the linkers, and the per-digest cache
 //! of compiled components.
 //!
-//! Where a host call is journaled: [`workflow`] (`WorkflowState::replayed` and
-//! `WorkflowState::record`). Where a run is resumed: [`runner::execute`].
+//! Where a host call is journaled: [`workflow`] (`WorkflowState::journaled`,
+//! the one durability combinator). Where a run is resumed:
+//! `runtime::resume` reads it, [`runner::execute`] runs it.
 
 pub mod activity;
 pub mod bindings;

@@ -1,14 +1,15 @@
-//! A workflow's host state and its context imports. Every journaled call
-//! goes through [`WorkflowState::replayed`] (answer from the journal, or
-//! detect divergence) and [`WorkflowState::record`] (append when live).
+//! A workflow's host state, and the durability combinator every journaled
+//! host call goes through: [`WorkflowState::journaled`] (answer from the
+//! journal or detect divergence; else run live, record, make durable).
 
 use super::bindings::WitFailure;
 use super::host::Host;
 use super::limits::{Interrupt, MemoryLimit, Slice, captured_wasi};
 use super::ops::{Notice, Op, response};
-use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Source, calls};
+use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Replay, Source, calls};
 use crate::store::Signal;
 use crate::writes::Sink;
+use futures::FutureExt as _;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -38,6 +39,63 @@ impl From<&crate::store::RunRecord> for RunFacts {
             version: run.version,
             deadline_at_ms: run.deadline_at_ms,
             cancel_requested: run.cancel_requested,
+        }
+    }
+}
+
+/// When a live call's event must be durable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Durable {
+    /// With the next commit: replaying the call again after a crash gives
+    /// the same outcome (a clock read, a timer started or fired).
+    Later,
+    /// Sent to the writer at once, without waiting (a published status).
+    Soon,
+    /// Committed before the guest sees the answer: the durable point of a
+    /// step (an activity's or child's result, a child started, a signal
+    /// sent).
+    Now,
+}
+
+/// What a live call journals.
+pub(super) struct Step {
+    event: Event,
+    durable: Durable,
+    /// The signal the event consumes: committed together, never apart.
+    consumes: Option<i64>,
+}
+
+impl Step {
+    pub(super) fn new(event: Event, durable: Durable) -> Self {
+        Step {
+            event,
+            durable,
+            consumes: None,
+        }
+    }
+
+    fn consuming(mut self, signal_id: i64) -> Self {
+        self.consumes = Some(signal_id);
+        self
+    }
+}
+
+/// How a journaled call was answered.
+pub(super) enum Answer {
+    /// From the journal.
+    Replayed(Recorded),
+    /// Live, and now journaled.
+    Live(Recorded),
+    /// A soft call the journal goes on without.
+    Skipped,
+}
+
+impl Answer {
+    /// The event that answers the call (a hard call always has one).
+    pub(super) fn recorded(&self) -> wasmtime::Result<&Recorded> {
+        match self {
+            Answer::Replayed(r) | Answer::Live(r) => Ok(r),
+            Answer::Skipped => Err(wasmtime::Error::msg("only soft calls are skipped")),
         }
     }
 }
@@ -149,29 +207,51 @@ impl WorkflowState {
             .to_string()
     }
 
-    /// Answer `call` from the journal while replaying: `Some` with the
-    /// recorded event, `None` once the journal is exhausted (the call runs
-    /// live), or a trap that stops the run as diverged.
-    pub(super) fn replayed(&mut self, call: &Call) -> wasmtime::Result<Option<Recorded>> {
-        match self.cursor.expect(call) {
-            Ok(None) if self.check => Err(Interrupt::ReplayComplete.into()),
-            Ok(recorded) => Ok(recorded.cloned()),
+    /// The durability combinator: every journaled host call goes through
+    /// here. The journal answers first — the recorded event of a call that
+    /// matches by kind and argument digest, a skipped soft call, or a trap
+    /// with the divergence. Once the journal is exhausted the call runs
+    /// `live`, whose event is recorded (with the signal it consumes and the
+    /// effects it attached to the sink) and made durable as its step says.
+    /// A compatibility check stops there instead.
+    pub(super) async fn journaled(
+        &mut self,
+        call: &Call,
+        live: impl AsyncFnOnce(&mut Self) -> wasmtime::Result<Step>,
+    ) -> wasmtime::Result<Answer> {
+        match self.cursor.replay(call) {
             Err(divergence) => Err(Interrupt::Diverged(divergence).into()),
+            Ok(Replay::Recorded(recorded)) => Ok(Answer::Replayed(recorded.clone())),
+            Ok(Replay::Skipped) => Ok(Answer::Skipped),
+            Ok(Replay::Live) if self.check => Err(Interrupt::ReplayComplete.into()),
+            Ok(Replay::Live) => {
+                let step = live(self).await?;
+                let recorded = self.sink.record_call(step.event, step.consumes);
+                match step.durable {
+                    Durable::Later => {}
+                    Durable::Soon => self.sink.send(),
+                    Durable::Now => {
+                        if let Err(e) = self.sink.commit(None).await {
+                            return Err(Interrupt::Storage(format!("{e:#}")).into());
+                        }
+                    }
+                }
+                Ok(Answer::Live(recorded))
+            }
         }
     }
 
-    /// Append a live event to the journal (durable at the next commit).
-    pub(super) fn record(&mut self, event: Event) -> Recorded {
-        self.sink.record(event)
-    }
-
-    /// Make the journal durable before the guest sees a result (the
-    /// runtime starts or tells the runs its effects reached).
-    pub(super) async fn commit(&mut self) -> wasmtime::Result<()> {
-        match self.sink.commit(None).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(Interrupt::Storage(format!("{e:#}")).into()),
-        }
+    /// [`Self::journaled`] for a call from a synchronous import (a WASI
+    /// clock or random draw): its live part never waits and its event rides
+    /// along with the next commit, so it completes at the first poll.
+    fn journaled_at_once(
+        &mut self,
+        call: &Call,
+        live: impl FnOnce(&mut Self) -> Event,
+    ) -> wasmtime::Result<Answer> {
+        self.journaled(call, async |s| Ok(Step::new(live(s), Durable::Later)))
+            .now_or_never()
+            .unwrap_or_else(|| wasmtime::bail!("a call journaled at once had to wait"))
     }
 
     pub(super) fn queue_signal(&mut self, signal: Signal) {
@@ -188,20 +268,17 @@ impl WorkflowState {
     }
 
     pub(super) fn clock(&mut self, source: Source) -> wasmtime::Result<u64> {
-        let call = calls::clock(source);
-        let nanos = match self.replayed(&call)? {
-            Some(recorded) => match recorded.event {
-                Event::Clock { nanos, .. } => nanos,
-                _ => return Err(corrupt(&recorded)),
-            },
-            None => {
-                let mut nanos = crate::clock::now_nanos();
-                if source == Source::MonotonicClock {
-                    nanos = nanos.max(self.last_monotonic + 1);
-                }
-                self.record(Event::Clock { source, nanos });
-                nanos
+        let last_monotonic = self.last_monotonic;
+        let answer = self.journaled_at_once(&calls::clock(source), |_| {
+            let mut nanos = crate::clock::now_nanos();
+            if source == Source::MonotonicClock {
+                nanos = nanos.max(last_monotonic + 1);
             }
+            Event::Clock { source, nanos }
+        })?;
+        let recorded = answer.recorded()?;
+        let Event::Clock { nanos, .. } = recorded.event else {
+            return Err(corrupt(recorded));
         };
         if source == Source::MonotonicClock {
             self.last_monotonic = nanos;
@@ -213,21 +290,18 @@ impl WorkflowState {
         if len > MAX_RANDOM {
             wasmtime::bail!("a workflow may draw at most {MAX_RANDOM} random bytes at once");
         }
-        let call = calls::random(source, len);
-        match self.replayed(&call)? {
-            Some(recorded) => match &recorded.event {
-                Event::Random { hex, .. } => hex::decode(hex).map_err(|_| corrupt(&recorded)),
-                _ => Err(corrupt(&recorded)),
-            },
-            None => {
-                let mut bytes = vec![0u8; len as usize];
-                fill_random(&mut bytes);
-                self.record(Event::Random {
-                    source,
-                    hex: hex::encode(&bytes),
-                });
-                Ok(bytes)
+        let answer = self.journaled_at_once(&calls::random(source, len), |_| {
+            let mut bytes = vec![0u8; len as usize];
+            fill_random(&mut bytes);
+            Event::Random {
+                source,
+                hex: hex::encode(&bytes),
             }
+        })?;
+        let recorded = answer.recorded()?;
+        match &recorded.event {
+            Event::Random { hex, .. } => hex::decode(hex).map_err(|_| corrupt(recorded)),
+            _ => Err(corrupt(recorded)),
         }
     }
 
@@ -258,36 +332,43 @@ impl WorkflowState {
         } else {
             calls::await_handle(handles[0])
         };
-        if let Some(recorded) = self.replayed(&call)? {
-            return self.replay_completion(handles, recorded);
-        }
         self.slice.restart();
-        let (h, event) = self.wait_live(handles).await?;
-        let event = event.selected(select.then(|| handles.to_vec()));
-        let answer = response(&event);
-        let durable = matches!(
-            event,
-            Event::ActivityCompleted { .. }
-                | Event::ActivityFailed { .. }
-                | Event::ChildCompleted { .. }
-                | Event::ChildFailed { .. }
-        );
-        match &event {
-            Event::SignalReceived { signal_id, .. } => {
-                let id = *signal_id;
-                self.sink.record_consuming(event, id);
-            }
-            _ => {
-                self.record(event);
-            }
-        }
-        // An activity's or child's result is the durable point of a step;
-        // a timer or a signal can be observed again after a crash.
-        if durable {
-            self.commit().await?;
-        }
+        let answer = self
+            .journaled(&call, async |s| {
+                let (_, event) = s.wait_live(handles).await?;
+                let event = event.selected(select.then(|| handles.to_vec()));
+                // An activity's or child's result is the durable point of
+                // a step; a timer or a signal can be observed again after a
+                // crash.
+                let durable = match event {
+                    Event::ActivityCompleted { .. }
+                    | Event::ActivityFailed { .. }
+                    | Event::ChildCompleted { .. }
+                    | Event::ChildFailed { .. } => Durable::Now,
+                    _ => Durable::Later,
+                };
+                let step = match &event {
+                    Event::SignalReceived { signal_id, .. } => {
+                        let id = *signal_id;
+                        Step::new(event, durable).consuming(id)
+                    }
+                    _ => Step::new(event, durable),
+                };
+                Ok(step)
+            })
+            .await?;
         self.slice.restart();
-        Ok((h, answer))
+        match answer {
+            Answer::Replayed(recorded) => self.replay_completion(handles, recorded),
+            Answer::Live(recorded) => {
+                let (h, _) = recorded
+                    .event
+                    .completion()
+                    .ok_or_else(|| corrupt(&recorded))?;
+                Ok((h, response(&recorded.event)))
+            }
+            Answer::Skipped => Err(wasmtime::Error::msg("an await is never skipped")),
+        }
     }
 
     fn replay_completion(

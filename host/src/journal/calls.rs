@@ -54,6 +54,12 @@ pub fn patch(change_id: &str) -> Call {
     )
 }
 
+/// The status a workflow publishes: informational, never matched (replay
+/// skips recorded ones; code that publishes other statuses still matches).
+pub fn status() -> Call {
+    Call::new("status", &Value::Null, "a status".into())
+}
+
 pub fn await_any(handles: &[u32]) -> Call {
     let list: Vec<String> = handles.iter().map(|h| format!("#{h}")).collect();
     Call::new(

@@ -11,4 +11,4 @@ pub use event::{
     ActivityOptions, Call, ErrorInfo, Event, Failure, ParentClose, RetryPolicy, Source, StartSpec,
     payload_value,
 };
-pub use replay::{Cursor, DEADLINE_STOP, Divergence, Recorded, RunEnd};
+pub use replay::{Cursor, DEADLINE_STOP, Divergence, Recorded, Replay, RunEnd};

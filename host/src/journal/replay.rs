@@ -111,6 +111,18 @@ impl RunEnd {
     }
 }
 
+/// How the journal answers a call.
+#[derive(Debug, PartialEq)]
+pub enum Replay<'a> {
+    /// The recorded event of this call.
+    Recorded(&'a Recorded),
+    /// A soft call the journal goes on without (a patch marker recorded
+    /// after this journal was; a status, which is never matched).
+    Skipped,
+    /// The journal is exhausted: the call runs live.
+    Live,
+}
+
 /// Walks a journal in order. Informational events are skipped; every other
 /// event must be matched by the guest's next call, by kind and digest.
 pub struct Cursor {
@@ -211,26 +223,43 @@ impl Cursor {
         }
     }
 
-    /// Answer `patched(change_id)` from the journal: `Some(true)` where the
-    /// journal has its marker (consumed), `Some(false)` where the journal
-    /// goes on without it (recorded before the change), `None` once the
-    /// journal is exhausted (live).
-    pub fn patch(&mut self, change_id: &str) -> Option<bool> {
+    /// Answer `call` from the journal: the one place where calls are
+    /// matched. Hard calls must be the next recorded call (see `expect`);
+    /// a patch answers from its marker (soft: other calls skip markers); a
+    /// status is skipped while the journal has more.
+    pub fn replay(&mut self, call: &Call) -> Result<Replay<'_>, Divergence> {
+        match call.kind {
+            "patch" => Ok(self.patch(call)),
+            "status" => {
+                let more = self.replaying() || self.recorded_end().is_some();
+                Ok(if more { Replay::Skipped } else { Replay::Live })
+            }
+            _ => Ok(match self.expect(call)? {
+                Some(recorded) => Replay::Recorded(recorded),
+                None => Replay::Live,
+            }),
+        }
+    }
+
+    /// A patch marker: recorded where the journal has it (consumed),
+    /// skipped where the journal goes on without it (recorded before the
+    /// change), live once the journal is exhausted.
+    fn patch(&mut self, call: &Call) -> Replay<'_> {
         let mut i = self.pos;
         while let Some(r) = self.events.get(i) {
             match &r.event {
-                Event::PatchMarker { change_id: id } if id == change_id => {
+                Event::PatchMarker { .. } if r.event.call().as_ref() == Some(call) => {
                     self.pos = i + 1;
-                    return Some(true);
+                    return Replay::Recorded(&self.events[i]);
                 }
                 Event::PatchMarker { .. } => i += 1,
                 // The journal went on to its end without the marker.
-                e if RunEnd::of(e).is_some() => return Some(false),
+                e if RunEnd::of(e).is_some() => return Replay::Skipped,
                 e if e.call().is_none() => i += 1,
-                _ => return Some(false),
+                _ => return Replay::Skipped,
             }
         }
-        None
+        Replay::Live
     }
 
     /// Failed attempts of the activity `handle` recorded so far, and when
@@ -404,13 +433,16 @@ mod tests {
         };
         // New code on a journal with the marker: true, then the calls match.
         let mut c = Cursor::new(vec![marker(0, "x"), clock(1)]);
-        assert_eq!(c.patch("x"), Some(true));
+        assert!(matches!(
+            c.replay(&calls::patch("x")).unwrap(),
+            Replay::Recorded(_)
+        ));
         c.expect(&calls::clock(Source::Context)).unwrap().unwrap();
         // New code on a journal recorded before the change: false.
         let mut c = Cursor::new(vec![clock(0)]);
-        assert_eq!(c.patch("x"), Some(false));
+        assert_eq!(c.replay(&calls::patch("x")).unwrap(), Replay::Skipped);
         c.expect(&calls::clock(Source::Context)).unwrap().unwrap();
-        assert_eq!(c.patch("x"), None, "exhausted: live");
+        assert_eq!(c.replay(&calls::patch("x")).unwrap(), Replay::Live);
         // Code that dropped the patch skips the old marker.
         let mut c = Cursor::new(vec![marker(0, "x"), clock(1)]);
         c.expect(&calls::clock(Source::Context)).unwrap().unwrap();
@@ -486,12 +518,25 @@ mod tests {
     fn a_call_past_the_recorded_end_diverges_and_patches_answer_false() {
         let mut c = Cursor::new(completed_journal());
         replay_calls(&mut c);
-        assert_eq!(c.patch("x"), Some(false));
+        assert_eq!(c.replay(&calls::patch("x")).unwrap(), Replay::Skipped);
         let err = c.expect(&calls::timer(1000)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "event 5: journal has the run's end (completed with \"ok\"), code asked for sleep 1s"
         );
+    }
+
+    #[test]
+    fn statuses_are_skipped_while_the_journal_has_more_and_live_after() {
+        let mut c = Cursor::new(journal());
+        assert_eq!(c.replay(&calls::status()).unwrap(), Replay::Skipped);
+        replay_calls(&mut c);
+        assert_eq!(c.replay(&calls::status()).unwrap(), Replay::Live);
+        // Past a recorded end a status is skipped, not a divergence.
+        let mut c = Cursor::new(completed_journal());
+        replay_calls(&mut c);
+        assert_eq!(c.replay(&calls::status()).unwrap(), Replay::Skipped);
+        c.finish(&completed(json!("ok"))).unwrap();
     }
 
     #[test]

@@ -94,25 +94,36 @@ impl Sink {
         self
     }
 
-    /// Append `event` in memory; it becomes durable with the next commit.
+    /// Append an event that answers no call — informational (a failed
+    /// attempt, an upgrade) or the run's end — in memory; it becomes
+    /// durable with the next commit. Calls go through [`Sink::record_call`].
     pub fn record(&self, event: Event) -> Recorded {
-        let mut inner = self.inner.lock().unwrap();
-        let recorded = inner.push(event);
-        if inner.pending.len() >= MAX_PENDING {
-            inner.send_quietly();
-        }
-        recorded
+        debug_assert!(
+            event.call().is_none(),
+            "the call event `{}` must be journaled by the engine's durability combinator",
+            event.kind()
+        );
+        self.push(event, None)
     }
 
-    /// Append `event`, which consumes signal `signal_id`: the consumption is
-    /// committed in the same transaction as the event, never apart.
-    pub fn record_consuming(&self, event: Event, signal_id: i64) -> Recorded {
+    /// Append the event of a call: the engine's durability combinator is
+    /// the one caller. With `consumes`, the event consumes that signal, and
+    /// the consumption is committed in the same transaction, never apart.
+    pub fn record_call(&self, event: Event, consumes: Option<i64>) -> Recorded {
+        self.push(event, consumes)
+    }
+
+    fn push(&self, event: Event, consumes: Option<i64>) -> Recorded {
         let mut inner = self.inner.lock().unwrap();
         let recorded = inner.push(event);
-        inner.effects.push(Effect::Consume {
-            signal_id,
-            seq: recorded.seq,
-        });
+        match consumes {
+            Some(signal_id) => inner.effects.push(Effect::Consume {
+                signal_id,
+                seq: recorded.seq,
+            }),
+            None if inner.pending.len() >= MAX_PENDING => inner.send_quietly(),
+            None => {}
+        }
         recorded
     }
 
