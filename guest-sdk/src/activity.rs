@@ -51,16 +51,21 @@ pub fn __invoke_activity<I: DeserializeOwned, O: Serialize>(
     input: &str,
     function: fn(&ActivityContext, I) -> Result<O, Error>,
 ) -> Result<String, ErrorInfo> {
-    let input: I = serde_json::from_str(input)
-        .map_err(|e| Error::new("bad-input", format!("cannot decode the input: {e}")))?;
+    let input: I = serde_json::from_str(input).map_err(|e| {
+        Error::new(
+            weft_contract::kind::BAD_INPUT,
+            format!("cannot decode the input: {e}"),
+        )
+    })?;
     let output = function(ctx, input)?;
-    serde_json::to_string(&output).map_err(|e| Error::new("bad-output", e.to_string()).into())
+    serde_json::to_string(&output)
+        .map_err(|e| Error::new(weft_contract::kind::BAD_OUTPUT, e.to_string()).into())
 }
 
 #[doc(hidden)]
 pub fn __unknown_function(name: &str, known: &[&str]) -> ErrorInfo {
     Error::new(
-        "unknown-function",
+        weft_contract::kind::UNKNOWN_FUNCTION,
         format!(
             "this component has no activity `{name}`; it has: {}",
             known.join(", ")

@@ -268,11 +268,12 @@ impl Default for RetryPolicy {
     /// 1 s, doubling, at most 100 s apart, unlimited attempts — the host's
     /// default too.
     fn default() -> Self {
+        use weft_contract::retry;
         RetryPolicy {
-            initial_interval: Duration::from_secs(1),
-            backoff_coefficient: 2.0,
-            max_interval: Duration::from_secs(100),
-            max_attempts: 0,
+            initial_interval: Duration::from_millis(retry::INITIAL_INTERVAL_MS),
+            backoff_coefficient: retry::BACKOFF_COEFFICIENT,
+            max_interval: Duration::from_millis(retry::MAX_INTERVAL_MS),
+            max_attempts: retry::MAX_ATTEMPTS,
             non_retryable: Vec::new(),
         }
     }

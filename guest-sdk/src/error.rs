@@ -37,11 +37,11 @@ impl Error {
 
     /// The run was cancelled (or the awaited operation was).
     pub fn is_cancelled(&self) -> bool {
-        self.kind == "cancelled"
+        self.kind == weft_contract::kind::CANCELLED
     }
 
     pub fn is_timed_out(&self) -> bool {
-        self.kind == "timed-out"
+        self.kind == weft_contract::kind::TIMED_OUT
     }
 
     pub(crate) fn decode(what: &str, err: serde_json::Error) -> Self {
@@ -51,8 +51,11 @@ impl Error {
     pub(crate) fn from_failure(failure: Failure) -> Self {
         match failure {
             Failure::Application(info) => Error::from(info),
-            Failure::TimedOut(message) => Error::new("timed-out", message),
-            Failure::Cancelled => Error::new("cancelled", "the operation was cancelled"),
+            Failure::TimedOut(message) => Error::new(weft_contract::kind::TIMED_OUT, message),
+            Failure::Cancelled => Error::new(
+                weft_contract::kind::CANCELLED,
+                "the operation was cancelled",
+            ),
         }
     }
 }

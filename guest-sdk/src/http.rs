@@ -86,7 +86,7 @@ pub fn put_json(url: &str, body: &impl Serialize) -> Result<Response, Error> {
 fn http_error(authority: &str, code: ErrorCode) -> Error {
     match code {
         ErrorCode::HttpRequestDenied => Error::new(
-            "http-denied",
+            weft_contract::kind::HTTP_DENIED,
             format!(
                 "weft refused the request to `{authority}`: that host is not in this \
                  activity's allow-list (deploy it with --allow-http {authority})"
@@ -106,7 +106,12 @@ struct Url<'a> {
 }
 
 fn parse(url: &str) -> Result<Url<'_>, Error> {
-    let bad = || Error::new("bad-input", format!("not an http(s) URL: `{url}`"));
+    let bad = || {
+        Error::new(
+            weft_contract::kind::BAD_INPUT,
+            format!("not an http(s) URL: `{url}`"),
+        )
+    };
     let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
     let scheme = match scheme {
         "http" => Scheme::Http,
@@ -137,7 +142,7 @@ pub fn request(
     let url = parse(url)?;
     let invalid = |what: &str| {
         Error::new(
-            "bad-input",
+            weft_contract::kind::BAD_INPUT,
             format!("invalid {what} for `{}`", url.authority),
         )
     };

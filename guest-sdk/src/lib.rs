@@ -117,10 +117,11 @@ pub trait Workflow {
 pub fn __run_workflow<W: Workflow>(
     input: String,
 ) -> Result<String, bindings::workflow::weft::workflow::types::ErrorInfo> {
-    let input: W::Input =
-        serde_json::from_str(&input).map_err(|e| Error::new("bad-input", e.to_string()))?;
+    let input: W::Input = serde_json::from_str(&input)
+        .map_err(|e| Error::new(weft_contract::kind::BAD_INPUT, e.to_string()))?;
     let output = W::run(&Context::new(), input)?;
-    serde_json::to_string(&output).map_err(|e| Error::new("bad-output", e.to_string()).into())
+    serde_json::to_string(&output)
+        .map_err(|e| Error::new(weft_contract::kind::BAD_OUTPUT, e.to_string()).into())
 }
 
 /// Export a [`Workflow`] implementation as this component's `run`.

@@ -128,13 +128,14 @@ async fn replay10k(client: &Client, dir: &Path) -> anyhow::Result<(usize, f64)> 
     timed(client, "steps", json!(5000), json!(5000)).await?;
     let runs = client.get("/v1/runs?workflow=steps&limit=1").await?;
     let run_id = runs["runs"][0]["run_id"].as_str().unwrap_or_default();
-    let journal = client.get(&format!("/v1/runs/{run_id}/journal")).await?;
-    let events = journal["events"].as_array().map_or(0, |e| e.len());
+    let journal: crate::journal::Export =
+        serde_json::from_value(client.get(&format!("/v1/runs/{run_id}/journal")).await?)?;
+    let events = journal.events.len();
     let wasm = std::fs::read(dir.join("steps.wasm"))?;
-    let offline = crate::replay::Offline::new()?;
+    let offline = crate::offline::Offline::new()?;
     let mut best = Duration::MAX;
     for _ in 0..3 {
-        let (verdict, took) = offline.replay(&journal, wasm.clone()).await?;
+        let (verdict, took) = offline.replay(journal.clone(), wasm.clone()).await?;
         if !verdict.is_compatible() {
             bail!("the journal did not replay: {verdict:?}");
         }

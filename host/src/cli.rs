@@ -291,8 +291,9 @@ fn line(e: &Recorded, start: i64) -> String {
 }
 
 fn events_of(journal: &Value) -> anyhow::Result<Vec<Recorded>> {
-    serde_json::from_value(journal["events"].clone())
-        .context("the server sent a journal this weft cannot read")
+    let export: crate::journal::Export = serde_json::from_value(journal.clone())
+        .context("the server sent a journal this weft cannot read")?;
+    Ok(export.events)
 }
 
 pub async fn show(

@@ -1,5 +1,5 @@
-//! The errors weft reports to its callers; the API maps each to a stable
-//! code and an HTTP status.
+//! The errors weft reports to its callers; the API maps each to one of its
+//! codes (`api::error::Code`), which carries the HTTP status.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,20 +18,6 @@ pub enum Error {
     Conflict(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-impl Error {
-    /// The stable, machine-matchable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::BadRequest(_) => "bad_request",
-            Error::InvalidComponent(_) => "invalid_component",
-            Error::WrongWorld(_) => "wrong_world",
-            Error::NotFound(_) => "not_found",
-            Error::Conflict(_) => "conflict",
-            Error::Internal(_) => "internal",
-        }
-    }
 }
 
 impl From<crate::engine::DeployError> for Error {

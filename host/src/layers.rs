@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["writes"],
     &["engine"],
     &["error"],
-    &["runtime", "replay"],
+    &["runtime", "offline"],
     &["api"],
     &["server"],
     &["cli"],

@@ -37,7 +37,7 @@ pub mod error;
 pub mod journal;
 #[cfg(test)]
 mod layers;
-pub mod replay;
+pub mod offline;
 pub mod runtime;
 pub mod server;
 pub mod store;

@@ -239,7 +239,7 @@ async fn main() {
         Command::Versions { name, remote } => {
             cli::versions(&Client::new(&remote.server), &name).await
         }
-        Command::Replay { journal, wasm } => match weft::replay::run(&journal, &wasm).await {
+        Command::Replay { journal, wasm } => match weft::offline::run(&journal, &wasm).await {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),
             Err(e) => Err(e),

@@ -115,11 +115,21 @@ fn readme_example() -> &'static Path {
     })
 }
 
-/// `sandbox-probe` built by `cargo component build`.
-fn probe_by_cargo_component() -> Vec<u8> {
-    let target = target_dir().join("component-guests");
-    cargo_component(&workspace(), &["-p", "sandbox-probe"], &target);
-    std::fs::read(target.join("wasm32-wasip1/release/sandbox_probe.wasm")).unwrap()
+/// `sandbox-probe` built by `cargo component build`: its path.
+fn probe_by_cargo_component() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let target = target_dir().join("component-guests");
+        cargo_component(&workspace(), &["-p", "sandbox-probe"], &target);
+        target.join("wasm32-wasip1/release/sandbox_probe.wasm")
+    })
+}
+
+/// Every build this module needs (the support's guest build calls it, so
+/// no compiler runs while servers do).
+pub fn build_all() {
+    readme_example();
+    probe_by_cargo_component();
 }
 
 const BUILDS: [(&str, &str); 2] = [
@@ -129,6 +139,7 @@ const BUILDS: [(&str, &str); 2] = [
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_example_built_either_way_completes_and_survives_a_kill9() {
+    crate::support::guests();
     let target = readme_example();
     let mut server = Server::start(&["--resident-timer-ms", "100"]);
     let mut runs = Vec::new();
@@ -174,7 +185,10 @@ async fn the_readme_example_built_either_way_completes_and_survives_a_kill9() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workflow_gets_no_files_environment_or_arguments_either_way() {
     let server = Server::start(&["--resident-timer-ms", "100"]);
-    let builds = [wasm("sandbox-probe"), probe_by_cargo_component()];
+    let builds = [
+        wasm("sandbox-probe"),
+        std::fs::read(probe_by_cargo_component()).unwrap(),
+    ];
     for ((build, _), bytes) in BUILDS.into_iter().zip(builds) {
         let (s, b) = server.put("/v1/components/probe", bytes).await;
         assert_eq!(s, 201, "{build}: {b}");

@@ -66,8 +66,9 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// Build all guests for wasm32-wasip2 (once per test binary) and return
-/// the directory holding the `.wasm` files.
+/// Build all guests for wasm32-wasip2, and those built by cargo component
+/// (once per test binary, before any test goes on), and return the
+/// directory holding the wasm32-wasip2 `.wasm` files.
 pub fn guests() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -88,6 +89,9 @@ pub fn guests() -> &'static Path {
         }
         let status = cmd.status().expect("cargo runs");
         assert!(status.success(), "building the guests failed");
+        // The cargo-component builds too, now: compiling while other tests'
+        // servers run would starve them on a small machine.
+        crate::component_builds::build_all();
         guest_target.join("wasm32-wasip2").join("release")
     })
 }

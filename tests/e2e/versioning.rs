@@ -455,8 +455,9 @@ async fn weft_replay_needs_no_database_and_leaves_no_task_behind() {
             .build()
             .unwrap();
         let verdict = rt.block_on(async {
-            let offline = weft::replay::Offline::new().unwrap();
-            offline.replay(&doc, bytes).await.unwrap().0
+            let offline = weft::offline::Offline::new().unwrap();
+            let export = weft::journal::Export::parse(&doc.to_string()).unwrap();
+            offline.replay(export, bytes).await.unwrap().0
         });
         (verdict, rt.metrics().num_alive_tasks())
     })

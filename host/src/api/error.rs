@@ -10,19 +10,65 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+/// Every error code the API answers, each with its one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BadRequest,
+    MalformedJson,
+    PayloadTooLarge,
+    InvalidComponent,
+    WrongWorld,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    /// A run's journal does not replay on the code it was to move to.
+    Divergence,
+    Internal,
+}
+
+impl Code {
+    /// The stable, machine-matchable word in `{"error":{"code"}}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadRequest => "bad_request",
+            Code::MalformedJson => "malformed_json",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::InvalidComponent => "invalid_component",
+            Code::WrongWorld => "wrong_world",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::Conflict => "conflict",
+            Code::Divergence => "divergence",
+            Code::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::BadRequest | Code::MalformedJson | Code::InvalidComponent => {
+                StatusCode::BAD_REQUEST
+            }
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::WrongWorld => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::Conflict | Code::Divergence => StatusCode::CONFLICT,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// Machine-readable specifics (a divergence, say).
     pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
             details: None,
@@ -37,21 +83,18 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let status = match &e {
-            Error::BadRequest(_) | Error::InvalidComponent(_) => StatusCode::BAD_REQUEST,
-            Error::WrongWorld(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+        let (code, message) = match &e {
+            Error::BadRequest(m) => (Code::BadRequest, m.clone()),
+            Error::InvalidComponent(m) => (Code::InvalidComponent, m.clone()),
+            Error::WrongWorld(m) => (Code::WrongWorld, m.clone()),
+            Error::NotFound(m) => (Code::NotFound, m.clone()),
+            Error::Conflict(m) => (Code::Conflict, m.clone()),
             Error::Internal(inner) => {
                 tracing::error!("internal error: {inner:#}");
-                StatusCode::INTERNAL_SERVER_ERROR
+                (Code::Internal, format!("internal error: {inner:#}"))
             }
         };
-        let message = match &e {
-            Error::Internal(inner) => format!("internal error: {inner:#}"),
-            other => other.to_string(),
-        };
-        ApiError::new(status, e.code(), message)
+        ApiError::new(code, message)
     }
 }
 
@@ -63,12 +106,12 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
+        let mut error = json!({ "code": self.code.as_str(), "message": self.message });
         if let Some(details) = self.details {
             error["details"] = details;
         }
         let body = json!({ "error": error });
-        (self.status, Json(body)).into_response()
+        (self.code.status(), Json(body)).into_response()
     }
 }
 
@@ -96,11 +139,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         let mut total = 0usize;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("cannot read the body: {e}"),
-                )
+                ApiError::new(Code::BadRequest, format!("cannot read the body: {e}"))
             })?;
             total += chunk.len();
             if total <= limit {
@@ -111,8 +150,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         }
         if total > limit {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 format!("the body is larger than this route's limit of {limit} bytes"),
             ));
         }
@@ -131,8 +169,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let Body(bytes) = Body::from_request(req, state).await?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
+                Code::MalformedJson,
                 format!("the request body is not the JSON expected: {e}"),
             )
         })
@@ -149,6 +186,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| QueryParams(q.0))
-            .map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))
+            .map_err(|r| ApiError::new(Code::BadRequest, r.body_text()))
     }
 }

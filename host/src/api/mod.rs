@@ -13,10 +13,9 @@ use crate::runtime::Runtime;
 use crate::store::Durability;
 use axum::Extension;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use error::BodyLimit;
+use error::{BodyLimit, Code};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -97,17 +96,12 @@ async fn ui() -> axum::response::Html<&'static str> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such route (the API is under /v1)",
-    )
+    ApiError::new(Code::NotFound, "no such route (the API is under /v1)")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        Code::MethodNotAllowed,
         "this route does not take that method",
     )
 }

@@ -1,6 +1,7 @@
 use super::AppState;
 use super::error::{ApiError, JsonBody, QueryParams};
 use crate::error::Error;
+use crate::journal::Export;
 use crate::runtime::StartRun;
 use crate::store::{RunFilter, RunRecord, RunStatus};
 use axum::Json;
@@ -182,15 +183,14 @@ pub async fn by_workflow_id(
 pub async fn journal(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Export>, ApiError> {
     let run = load(&state, &run_id).await?;
     let events = state.rt.store.journal(&run_id).await?;
-    Ok(Json(json!({
-        "format": "weft-journal/1",
-        "run_id": run.run_id,
-        "workflow": run.workflow,
-        "version": run.version,
-        "digest": run.digest,
-        "events": events,
-    })))
+    Ok(Json(Export::new(
+        run.run_id,
+        run.workflow,
+        run.version,
+        run.digest,
+        events,
+    )))
 }

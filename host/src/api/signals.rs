@@ -4,7 +4,7 @@
 //! with the signal it already delivered.
 
 use super::AppState;
-use super::error::{ApiError, Body, JsonBody, QueryParams};
+use super::error::{ApiError, Body, Code, JsonBody, QueryParams};
 use crate::runtime::{SignalRequest, StartRun};
 use crate::store::DEFAULT_NAMESPACE;
 use crate::writes::SignalTarget;
@@ -21,8 +21,7 @@ fn payload(body: &[u8]) -> Result<Value, ApiError> {
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
+            Code::MalformedJson,
             format!("the signal payload is not JSON: {e}"),
         )
     })

@@ -2,12 +2,11 @@
 //! deleting drained versions, upgrading runs by replay.
 
 use super::AppState;
-use super::error::{ApiError, JsonBody};
+use super::error::{ApiError, Code, JsonBody};
 use crate::error::Error;
 use crate::runtime::{Report, Target};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -80,8 +79,7 @@ fn refused(report: &Report) -> ApiError {
         _ => "incompatible".into(),
     };
     ApiError::new(
-        StatusCode::CONFLICT,
-        "divergence",
+        Code::Divergence,
         format!(
             "run {} cannot move to v{}: {message}",
             report.run_id, report.to_version

@@ -158,7 +158,7 @@ pub async fn execute(
             }
             Some(limit @ Interrupt::DeadlineExceeded) => ended_with(
                 RunStatus::TimedOut,
-                ErrorInfo::new("timed-out", limit.to_string()),
+                ErrorInfo::new(weft_contract::kind::TIMED_OUT, limit.to_string()),
             ),
             None => failed(trap_error(&trap, &state.stderr())),
         },

@@ -20,8 +20,8 @@ impl Failure {
     pub fn kind(&self) -> &str {
         match self {
             Failure::Application(e) => &e.kind,
-            Failure::TimedOut { .. } => "timed-out",
-            Failure::Cancelled => "cancelled",
+            Failure::TimedOut { .. } => weft_contract::kind::TIMED_OUT,
+            Failure::Cancelled => weft_contract::kind::CANCELLED,
         }
     }
 
@@ -64,11 +64,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
+        use weft_contract::retry;
         RetryPolicy {
-            initial_interval_ms: 1000,
-            backoff_coefficient: 2.0,
-            max_interval_ms: 100_000,
-            max_attempts: 0,
+            initial_interval_ms: retry::INITIAL_INTERVAL_MS,
+            backoff_coefficient: retry::BACKOFF_COEFFICIENT,
+            max_interval_ms: retry::MAX_INTERVAL_MS,
+            max_attempts: retry::MAX_ATTEMPTS,
             non_retryable: Vec::new(),
         }
     }

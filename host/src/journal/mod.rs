@@ -3,12 +3,14 @@
 //! which appends, is in `writes`).
 
 pub mod calls;
+mod cursor;
 mod event;
-mod replay;
+mod export;
 mod summary;
 
+pub use cursor::{Cursor, DEADLINE_STOP, Divergence, Recorded, Replay, RunEnd};
 pub use event::{
     ActivityOptions, Call, ErrorInfo, Event, Failure, ParentClose, RetryPolicy, Source, StartSpec,
     payload_value,
 };
-pub use replay::{Cursor, DEADLINE_STOP, Divergence, Recorded, Replay, RunEnd};
+pub use export::Export;

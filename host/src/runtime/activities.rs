@@ -11,15 +11,7 @@ use crate::store::ComponentKind;
 use crate::writes::Sink;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Error kinds no retry can fix.
-const NEVER_RETRY: &[&str] = &[
-    "unknown-activity",
-    "unknown-function",
-    "not-an-activity",
-    "bad-input",
-    "http-denied",
-];
+use weft_contract::kind;
 
 /// `cloud/create-record` → (`cloud`, `create-record`); a bare name calls the
 /// function named like its component.
@@ -39,7 +31,7 @@ fn backoff(policy: &RetryPolicy, failed_attempt: u32) -> u64 {
 async fn component(rt: &Runtime, name: &str) -> Result<(Arc<Loaded>, Arc<Vec<String>>), Failure> {
     let unknown = || {
         Failure::Application(ErrorInfo::new(
-            "unknown-activity",
+            kind::UNKNOWN_ACTIVITY,
             format!("no activity component named `{name}` is deployed"),
         ))
     };
@@ -52,7 +44,7 @@ async fn component(rt: &Runtime, name: &str) -> Result<(Arc<Loaded>, Arc<Vec<Str
         .ok_or_else(unknown)?;
     if version.kind != ComponentKind::Activity {
         return Err(Failure::Application(ErrorInfo::new(
-            "not-an-activity",
+            kind::NOT_AN_ACTIVITY,
             format!("`{name}` is a workflow, not an activity"),
         )));
     }
@@ -118,7 +110,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             Err(failure) => failure,
         };
         let kind = failure.kind();
-        let mut retry = !NEVER_RETRY.contains(&kind)
+        let mut retry = !kind::NEVER_RETRY.contains(&kind)
             && !policy.non_retryable.iter().any(|k| k == kind)
             && (policy.max_attempts == 0 || attempt < policy.max_attempts);
         let delay = backoff(&policy, attempt);

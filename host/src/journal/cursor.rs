@@ -66,7 +66,8 @@ impl RunEnd {
             }),
             Event::Failed { error }
                 if STOPPED_KINDS.contains(&error.kind.as_str())
-                    || (error.kind == "timed-out" && error.message == DEADLINE_STOP) =>
+                    || (error.kind == weft_contract::kind::TIMED_OUT
+                        && error.message == DEADLINE_STOP) =>
             {
                 None
             }

@@ -3,19 +3,15 @@
 
 use crate::engine::check::{Verdict, check, facts_of};
 use crate::engine::{ActivityJob, ActivityOutcome, Engine, EngineConfig, Host, Waits};
-use crate::journal::{ErrorInfo, Failure, Recorded};
+use crate::journal::{ErrorInfo, Export, Failure};
 use crate::store::{ComponentVersion, RunRecord};
 use crate::writes::Sink;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use async_trait::async_trait;
-use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
-
-/// The export format `GET /v1/runs/{id}/journal` answers.
-pub const FORMAT: &str = "weft-journal/1";
 
 /// The engine alone, for checks: no database, no writer or timer task, no
 /// compile cache on disk. A check replays a journal and stops where it
@@ -92,22 +88,20 @@ impl Offline {
         Ok(Offline { engine })
     }
 
-    /// Compile `wasm` and replay `journal` (an export document) on it;
-    /// answers the verdict and how long the replay took.
+    /// Compile `wasm` and replay the exported journal on it; answers the
+    /// verdict and how long the replay took.
     pub async fn replay(
         &self,
-        journal: &Value,
+        journal: Export,
         wasm: Vec<u8>,
     ) -> anyhow::Result<(Verdict, Duration)> {
-        if let Some(format) = journal["format"].as_str()
-            && format != FORMAT
-        {
-            bail!("journal format `{format}` is not one this weft reads ({FORMAT})");
-        }
-        let events: Vec<Recorded> = serde_json::from_value(journal["events"].clone())
-            .context("the file is not a weft journal export (GET /v1/runs/{id}/journal)")?;
-        let run_id = journal["run_id"].as_str().unwrap_or("offline");
-        let (facts, input) = facts_of(run_id, &events).map_err(anyhow::Error::msg)?;
+        let run_id = if journal.run_id.is_empty() {
+            "offline"
+        } else {
+            journal.run_id.as_str()
+        };
+        let (facts, input) = facts_of(run_id, &journal.events).map_err(anyhow::Error::msg)?;
+        let events = journal.events;
         let engine = self.engine.clone();
         let (_, loaded) =
             tokio::task::spawn_blocking(move || engine.build("offline", &wasm)).await??;
@@ -124,11 +118,10 @@ impl Offline {
 pub async fn run(journal: &Path, wasm: &Path) -> anyhow::Result<bool> {
     let text = std::fs::read_to_string(journal)
         .with_context(|| format!("cannot read {}", journal.display()))?;
-    let doc: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", journal.display()))?;
+    let doc = Export::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", journal.display()))?;
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     let offline = Offline::new()?;
-    let (verdict, took) = offline.replay(&doc, bytes).await?;
+    let (verdict, took) = offline.replay(doc, bytes).await?;
     match &verdict {
         Verdict::Compatible { events } => {
             out!(
