@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build guest crates (workflows/*) for wasm32-wasip2 in their own target
+# Build guest crates (examples/*, fixtures/*) for wasm32-wasip2 in their own target
 # directory and print where the .wasm files are. Usage: guests.sh [CRATE...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

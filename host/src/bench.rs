@@ -2,12 +2,12 @@
 //! durable steps end to end over HTTP.
 
 use crate::cli::Client;
+use crate::server_process::ServerProcess;
 use crate::store::Durability;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,10 +30,10 @@ pub struct BenchOptions {
     pub durability: Durability,
 }
 
-/// A `weft serve` child on a free port and a fresh database.
+/// A `weft serve` child on a fresh database in a directory of its own.
 struct Server {
-    child: Child,
-    addr: String,
+    /// `None` once stopped, so the directory goes after the process.
+    process: Option<ServerProcess>,
     dir: PathBuf,
 }
 
@@ -45,39 +45,30 @@ impl Server {
             Durability::Full => "full",
             Durability::Normal => "normal",
         };
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--durability",
-                durability,
-                "--db",
-            ])
-            .arg(dir.join("bench.db"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start weft serve")?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(addr) = line.trim().strip_prefix("weft listening on ") else {
-            let _ = child.kill();
-            bail!("the server did not start: {line}");
-        };
+        let args = ["--durability".to_string(), durability.to_string()];
+        let process = ServerProcess::start(
+            &std::env::current_exe()?,
+            &dir.join("bench.db"),
+            &args,
+            "warn",
+            Stdio::inherit(),
+        )?;
         Ok(Server {
-            addr: addr.to_string(),
-            child,
+            process: Some(process),
             dir,
         })
     }
 }
 
+impl Server {
+    fn addr(&self) -> &str {
+        self.process.as_ref().map_or("", |p| p.addr.as_str())
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        drop(self.process.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -151,7 +142,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let server = Server::start(opts.durability)?;
-    let client = Arc::new(Client::new(&server.addr));
+    let client = Arc::new(Client::new(server.addr()));
     for name in ["step", "chain10", "effects", "fanout", "steps"] {
         deploy(&client, &opts.wasm_dir, name).await?;
     }

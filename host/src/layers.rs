@@ -5,7 +5,7 @@
 
 /// Layers from the bottom up.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "journal"],
+    &["clock", "journal", "server_process"],
     &["store"],
     &["writes"],
     &["engine"],

@@ -40,6 +40,7 @@ mod layers;
 pub mod offline;
 pub mod runtime;
 pub mod server;
+pub mod server_process;
 pub mod store;
 pub mod writes;
 

@@ -1,5 +1,5 @@
 //! End-to-end tests: a real `weft serve` process, real components built
-//! from the guest crates in `workflows/`, HTTP over a socket, SQLite on disk.
+//! from the guest crates in `examples/` and `fixtures/`, HTTP over a socket, SQLite on disk.
 
 mod bad_input;
 mod component_builds;

@@ -2,11 +2,11 @@
 //! process on a free port with its own SQLite file, and an HTTP client.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use weft::server_process::ServerProcess;
 
 /// Every guest crate the tests deploy.
 const GUESTS: &[&str] = &[
@@ -106,7 +106,7 @@ pub fn wasm(name: &str) -> Vec<u8> {
 }
 
 pub struct Server {
-    child: Option<Child>,
+    process: Option<ServerProcess>,
     pub addr: String,
     pub dir: tempfile::TempDir,
     args: Vec<String>,
@@ -117,7 +117,7 @@ impl Server {
     /// A server on a fresh database, with extra `weft serve` flags.
     pub fn start(args: &[&str]) -> Server {
         let mut server = Server {
-            child: None,
+            process: None,
             addr: String::new(),
             dir: tempfile::tempdir().expect("temp dir"),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -149,43 +149,16 @@ impl Server {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .arg("serve")
-            .arg("--db")
-            .arg(self.db())
-            .args(["--addr", "127.0.0.1:0"])
-            .args(&self.args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("weft serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("the server did not start; log:\n{}", self.log()));
-        self.addr = line
-            .strip_prefix("weft listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
-        self.child = Some(child);
+        let exe = Path::new(env!("CARGO_BIN_EXE_weft"));
+        let process = ServerProcess::start(exe, &self.db(), &self.args, "info", Stdio::from(log))
+            .unwrap_or_else(|e| panic!("{e:#}; log:\n{}", self.log()));
+        self.addr = process.addr.clone();
+        self.process = Some(process);
     }
 
     /// SIGKILL: no shutdown code runs.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        drop(self.process.take());
     }
 
     /// kill -9, then start again on the same database.
@@ -318,12 +291,6 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 
