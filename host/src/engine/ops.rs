@@ -64,8 +64,10 @@ impl Op {
         }
     }
 
-    fn running_task(&self) -> bool {
-        matches!(self, Op::Activity { task: Some(t), outcome: None, .. } if !t.is_finished())
+    /// An activity task whose outcome is still to be taken: one that runs,
+    /// or — if `awaited` — one that finished but was not joined yet.
+    fn pending_task(&self, awaited: bool) -> bool {
+        matches!(self, Op::Activity { task: Some(t), outcome: None, .. } if awaited || !t.is_finished())
     }
 }
 
@@ -313,8 +315,15 @@ impl WorkflowState {
         })
     }
 
-    fn in_flight(&self) -> bool {
-        self.ops.iter().any(Op::running_task)
+    /// Something the run waits on is executing. An awaited activity that
+    /// finished since it was last looked at counts: its outcome is joined
+    /// below, never dropped by an eviction (a run suspended with nothing to
+    /// wake it would wait forever).
+    fn in_flight(&self, handles: &[u32]) -> bool {
+        self.ops
+            .iter()
+            .enumerate()
+            .any(|(i, op)| op.pending_task(handles.contains(&(i as u32))))
     }
 
     /// Nothing is ready: wait for something to change, or evict the run
@@ -337,7 +346,7 @@ impl WorkflowState {
             wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
         }
         let resident = self.host.waits().resident_timer_ms as i64;
-        if !self.in_flight() && wake_at.is_none_or(|at| at - now > resident) {
+        if !self.in_flight(handles) && wake_at.is_none_or(|at| at - now > resident) {
             // Idle: linger a little (signals often come in bursts), then
             // give the memory back; the runtime or a notice wakes us.
             let linger = Duration::from_millis(resident.max(0) as u64);

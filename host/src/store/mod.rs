@@ -244,6 +244,19 @@ pub struct RunChange {
     pub updated_at_ms: Option<i64>,
 }
 
+/// A journal event as stored: prepared above the store (which computes no
+/// digests and serializes no events), read back as a [`Recorded`].
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub kind: &'static str,
+    /// The call's digest, for events that answer a call.
+    pub digest: Option<String>,
+    /// The event as JSON.
+    pub body: String,
+}
+
 /// One transaction of storage primitives. It knows no rules: what a write
 /// means (signal-with-start, continue-as-new, cancelling a stuck run) is
 /// decided above it, once for every backend.
@@ -258,10 +271,10 @@ pub trait Tx: Send {
     ) -> anyhow::Result<Option<RunRecord>>;
     /// Insert a run's row (status `running`); its events are appended apart.
     async fn insert_run(&mut self, run: &NewRun) -> anyhow::Result<()>;
-    /// Append journal events. An event whose (run, seq) is taken fails the
+    /// Append journal rows. A row whose (run, seq) is taken fails the
     /// transaction (here or at commit) with an error saying so: that is
     /// what fences a second writer.
-    async fn append(&mut self, run_id: &str, events: &[Recorded]) -> anyhow::Result<()>;
+    async fn append(&mut self, run_id: &str, rows: Vec<EventRow>) -> anyhow::Result<()>;
     /// Change a run's row; with `only_open`, only if it is `running` or
     /// `stuck`. Answers whether a row changed.
     async fn update_run(

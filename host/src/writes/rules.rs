@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::clock::now_ms;
-use crate::store::{RunChange, Tx};
+use crate::store::{EventRow, RunChange, Tx};
 use anyhow::bail;
 use serde_json::json;
 
@@ -17,7 +17,7 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
             effects,
             update,
         } => {
-            tx.append(run_id, events).await?;
+            tx.append(run_id, rows(events)?).await?;
             let mut touched = Vec::new();
             for effect in effects {
                 apply_effect(tx, run_id, effect, &mut touched).await?;
@@ -48,6 +48,22 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
     }
 }
 
+/// Journal events as the store keeps them: kind, call digest, JSON body.
+fn rows(events: &[Recorded]) -> anyhow::Result<Vec<EventRow>> {
+    events
+        .iter()
+        .map(|r| {
+            Ok(EventRow {
+                seq: r.seq,
+                at_ms: r.at_ms,
+                kind: r.event.kind(),
+                digest: r.event.call().map(|c| c.digest),
+                body: serde_json::to_string(&r.event)?,
+            })
+        })
+        .collect()
+}
+
 /// A workflow id names at most one open run: if one holds it, that one is
 /// the answer.
 async fn create_run(tx: &mut dyn Tx, new: &NewRun) -> anyhow::Result<WriteOutcome> {
@@ -55,7 +71,7 @@ async fn create_run(tx: &mut dyn Tx, new: &NewRun) -> anyhow::Result<WriteOutcom
         return Ok(WriteOutcome::Existing(existing));
     }
     tx.insert_run(new).await?;
-    tx.append(&new.run_id, &[new.started()]).await?;
+    tx.append(&new.run_id, rows(&[new.started()])?).await?;
     Ok(WriteOutcome::Created(new.record()))
 }
 

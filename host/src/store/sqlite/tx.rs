@@ -7,19 +7,9 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 pub(super) struct SqliteTx {
     pub(super) tx: Transaction<'static, Sqlite>,
-    /// Appended events, serialized, inserted at commit (one statement per
+    /// Appended rows with their run, inserted at commit (one statement per
     /// 5000 rows).
-    pub(super) events: Vec<EventRow>,
-}
-
-/// One row of the `events` table.
-pub(super) struct EventRow {
-    run_id: String,
-    seq: i64,
-    kind: &'static str,
-    digest: Option<String>,
-    body: String,
-    at_ms: i64,
+    pub(super) events: Vec<(String, EventRow)>,
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -89,17 +79,9 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn append(&mut self, run_id: &str, events: &[Recorded]) -> anyhow::Result<()> {
-        for rec in events {
-            self.events.push(EventRow {
-                run_id: run_id.to_string(),
-                seq: rec.seq as i64,
-                kind: rec.event.kind(),
-                digest: rec.event.call().map(|c| c.digest),
-                body: serde_json::to_string(&rec.event)?,
-                at_ms: rec.at_ms,
-            });
-        }
+    async fn append(&mut self, run_id: &str, rows: Vec<EventRow>) -> anyhow::Result<()> {
+        self.events
+            .extend(rows.into_iter().map(|row| (run_id.to_string(), row)));
         Ok(())
     }
 
@@ -239,9 +221,9 @@ impl Tx for SqliteTx {
         for chunk in self.events.chunks(5000) {
             let mut qb: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO events (run_id, seq, kind, digest, body, at_ms) ");
-            qb.push_values(chunk, |mut b, row| {
-                b.push_bind(row.run_id.as_str())
-                    .push_bind(row.seq)
+            qb.push_values(chunk, |mut b, (run_id, row)| {
+                b.push_bind(run_id.as_str())
+                    .push_bind(row.seq as i64)
                     .push_bind(row.kind)
                     .push_bind(row.digest.as_deref())
                     .push_bind(row.body.as_str())
