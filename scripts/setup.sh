@@ -19,6 +19,12 @@ fi
 # `setup.sh --tests`: what the test suite needs besides. It builds guests
 # with cargo-component too (one of the two documented ways), pinned and
 # installed once per machine, outside the clone.
+# Postgres at 127.0.0.1:5432 for the Postgres backend's tests (each test
+# makes a database of its own and drops it).
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null; then
+    echo "starting the local Postgres cluster" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
 CARGO_COMPONENT_VERSION=0.21.1
 if [ "$(cargo component --version 2>/dev/null | awk '{print $2}')" != "$CARGO_COMPONENT_VERSION" ]; then
     echo "installing cargo-component $CARGO_COMPONENT_VERSION (once per machine; ~7 min on 2 cores)" >&2

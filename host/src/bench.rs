@@ -48,7 +48,7 @@ impl Server {
         let args = ["--durability".to_string(), durability.to_string()];
         let process = ServerProcess::start(
             &std::env::current_exe()?,
-            &dir.join("bench.db"),
+            dir.join("bench.db").as_os_str(),
             &args,
             "warn",
             Stdio::inherit(),

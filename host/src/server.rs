@@ -3,7 +3,7 @@
 use crate::api::{self, AppState};
 use crate::engine::{Engine, EngineConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::store::{Durability, SqliteStore, Store};
+use crate::store::{Durability, PostgresStore, SqliteStore, Store};
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,9 +12,10 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeOptions {
-    /// SQLite database file (created if missing).
-    #[arg(long, default_value = "weft.db")]
-    pub db: PathBuf,
+    /// The database: a SQLite file (created if missing; `sqlite:PATH` too),
+    /// or `postgres://USER@HOST:PORT/DB`, which several nodes can share.
+    #[arg(long, env = "WEFT_DB", default_value = "weft.db")]
+    pub db: String,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = crate::DEFAULT_ADDR)]
     pub addr: SocketAddr,
@@ -22,7 +23,8 @@ pub struct ServeOptions {
     /// lose the last commits on power loss.
     #[arg(long, value_enum, default_value = "full")]
     pub durability: Durability,
-    /// Compiled-component cache (default: next to the database).
+    /// Compiled-component cache (default: next to a SQLite file; for
+    /// Postgres, `weft.cache` in the working directory: each node has its own).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     /// Linear memory limit of one guest instance, in MiB.
@@ -56,12 +58,18 @@ pub fn name_from_path(path: &std::path::Path) -> String {
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&opts.db, opts.durability).await?);
-    let cache_dir = opts.cache_dir.clone().unwrap_or_else(|| {
-        let mut dir = opts.db.clone().into_os_string();
-        dir.push(".cache");
-        PathBuf::from(dir)
-    });
+    let (store, backend, default_cache): (Arc<dyn Store>, _, _) =
+        if opts.db.starts_with("postgres://") || opts.db.starts_with("postgresql://") {
+            let store = PostgresStore::open(&opts.db).await?;
+            (Arc::new(store), "postgres", PathBuf::from("weft.cache"))
+        } else {
+            let path = PathBuf::from(opts.db.strip_prefix("sqlite:").unwrap_or(&opts.db));
+            let store = SqliteStore::open(&path, opts.durability).await?;
+            let mut cache = path.into_os_string();
+            cache.push(".cache");
+            (Arc::new(store), "sqlite", PathBuf::from(cache))
+        };
+    let cache_dir = opts.cache_dir.clone().unwrap_or(default_cache);
     let max_activities = 256;
     let engine = Engine::new(EngineConfig {
         memory_limit: opts.memory_limit_mb << 20,
@@ -107,6 +115,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let app = api::router(AppState {
         rt,
         durability: opts.durability,
+        store: backend,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -2,6 +2,7 @@
 //! and the end-to-end tests both start.
 
 use anyhow::{Context as _, bail};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,11 +18,11 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Start `exe serve` on `db` with `args`, logging at `log_filter` to
-    /// `stderr`; answers once it listens.
+    /// Start `exe serve` on `db` (a SQLite path or a Postgres URL) with
+    /// `args`, logging at `log_filter` to `stderr`; answers once it listens.
     pub fn start(
         exe: &Path,
-        db: &Path,
+        db: &OsStr,
         args: &[String],
         log_filter: &str,
         stderr: Stdio,

@@ -5,6 +5,7 @@ mod bad_input;
 mod component_builds;
 mod controlplane;
 mod durability;
+mod postgres;
 mod primitives;
 mod support;
 mod versioning;

@@ -107,6 +107,8 @@ pub fn wasm(name: &str) -> Vec<u8> {
 
 pub struct Server {
     process: Option<ServerProcess>,
+    /// A Postgres URL to serve from instead of the SQLite file in `dir`.
+    database_url: Option<String>,
     pub addr: String,
     pub dir: tempfile::TempDir,
     args: Vec<String>,
@@ -116,8 +118,18 @@ pub struct Server {
 impl Server {
     /// A server on a fresh database, with extra `weft serve` flags.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_on(None, args)
+    }
+
+    /// A server on the Postgres database at `url`.
+    pub fn start_on_postgres(url: &str, args: &[&str]) -> Server {
+        Server::start_on(Some(url.to_string()), args)
+    }
+
+    fn start_on(database_url: Option<String>, args: &[&str]) -> Server {
         let mut server = Server {
             process: None,
+            database_url,
             addr: String::new(),
             dir: tempfile::tempdir().expect("temp dir"),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -150,7 +162,11 @@ impl Server {
             .open(self.log_path())
             .unwrap();
         let exe = Path::new(env!("CARGO_BIN_EXE_weft"));
-        let process = ServerProcess::start(exe, &self.db(), &self.args, "info", Stdio::from(log))
+        let db = match &self.database_url {
+            Some(url) => url.into(),
+            None => self.db().into_os_string(),
+        };
+        let process = ServerProcess::start(exe, &db, &self.args, "info", Stdio::from(log))
             .unwrap_or_else(|e| panic!("{e:#}; log:\n{}", self.log()));
         self.addr = process.addr.clone();
         self.process = Some(process);

@@ -28,6 +28,8 @@ pub const MAX_JSON_BYTES: usize = 1 << 20;
 pub struct AppState {
     pub rt: Arc<Runtime>,
     pub durability: Durability,
+    /// Which backend: `sqlite` or `postgres`.
+    pub store: &'static str,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -84,7 +86,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "store": "sqlite",
+        "store": state.store,
         "durability": state.durability,
     }))
 }

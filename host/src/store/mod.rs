@@ -5,8 +5,11 @@
 //! applies the rules of every write through it, with everything queued at
 //! that moment in one transaction, so many runs share one fsync.
 
+mod postgres;
+mod rows;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::clock::now_ms;

@@ -1,15 +1,14 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+use super::rows::{VERSION_COLUMNS, parent_close, resumes, run_from_row, version_from_row};
 use super::*;
 
 mod tx;
 
 use crate::journal::ParentClose;
 use anyhow::{Context as _, bail};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
 use tx::SqliteTx;
@@ -85,55 +84,23 @@ impl SqliteStore {
     }
 }
 
-fn json_column(row: &SqliteRow, name: &str) -> anyhow::Result<Option<Value>> {
-    let text: Option<String> = row.try_get(name)?;
-    Ok(match text {
-        Some(t) => Some(serde_json::from_str(&t)?),
-        None => None,
-    })
+/// The open run holding a workflow id, read through `db` (the pool, or a
+/// transaction's connection).
+pub(super) async fn open_run_in<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    namespace: &str,
+    workflow_id: &str,
+) -> anyhow::Result<Option<RunRecord>> {
+    let row = sqlx::query(
+        "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? \
+         AND status IN ('running', 'stuck')",
+    )
+    .bind(namespace)
+    .bind(workflow_id)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(run_from_row).transpose()
 }
-
-pub(super) fn run_from_row(row: &SqliteRow) -> anyhow::Result<RunRecord> {
-    let status: String = row.try_get("status")?;
-    Ok(RunRecord {
-        run_id: row.try_get("run_id")?,
-        namespace: row.try_get("namespace")?,
-        workflow_id: row.try_get("workflow_id")?,
-        workflow: row.try_get("workflow")?,
-        version: row.try_get::<i64, _>("version")? as u32,
-        digest: row.try_get("digest")?,
-        input: json_column(row, "input")?.unwrap_or(Value::Null),
-        status: status.parse()?,
-        output: json_column(row, "output")?,
-        error: json_column(row, "error")?,
-        custom_status: json_column(row, "custom_status")?,
-        parent_run_id: row.try_get("parent_run_id")?,
-        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
-        deadline_at_ms: row.try_get("deadline_at_ms")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-        ended_at_ms: row.try_get("ended_at_ms")?,
-        wake_at_ms: row.try_get("wake_at_ms")?,
-        idle: row.try_get::<i64, _>("idle")? != 0,
-    })
-}
-
-fn version_from_row(row: &SqliteRow) -> anyhow::Result<ComponentVersion> {
-    let kind: String = row.try_get("kind")?;
-    Ok(ComponentVersion {
-        name: row.try_get("name")?,
-        kind: kind.parse()?,
-        version: row.try_get::<i64, _>("version")? as u32,
-        digest: row.try_get("digest")?,
-        size: row.try_get::<i64, _>("size")? as u64,
-        created_at_ms: row.try_get("created_at_ms")?,
-        allow_http: serde_json::from_str(&row.try_get::<String, _>("allow_http")?)?,
-    })
-}
-
-const VERSION_COLUMNS: &str = "SELECT v.name, v.version, v.digest, v.kind, v.created_at_ms, \
-     v.allow_http, c.size \
-     FROM component_versions v JOIN components c ON c.digest = v.digest";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -333,13 +300,7 @@ impl Store for SqliteStore {
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(
-                |(run_id, wake_at, idle, poked)| match (idle, poked, wake_at) {
-                    (0, _, _) | (_, 1, _) => Some((run_id, None)),
-                    (_, _, Some(at)) => Some((run_id, Some(at))),
-                    _ => None,
-                },
-            )
+            .filter_map(|(run_id, wake, idle, poked)| resumes((run_id, wake, idle, poked != 0)))
             .collect())
     }
 
@@ -379,15 +340,7 @@ impl Store for SqliteStore {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>> {
-        let row = sqlx::query(
-            "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? \
-             AND status IN ('running', 'stuck')",
-        )
-        .bind(namespace)
-        .bind(workflow_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(run_from_row).transpose()
+        open_run_in(&self.pool, namespace, workflow_id).await
     }
 
     async fn open_runs_of(&self, workflow: &str) -> anyhow::Result<Vec<RunRecord>> {
@@ -449,13 +402,7 @@ impl Store for SqliteStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, close)| {
-                let close = match close.as_deref() {
-                    Some("cancel") => ParentClose::Cancel,
-                    _ => ParentClose::Abandon,
-                };
-                (id, close)
-            })
+            .map(|(id, close)| (id, parent_close(close.as_deref())))
             .collect())
     }
 }

@@ -2,7 +2,8 @@
 //! journal events buffered and inserted in a few statements at commit.
 
 use super::super::*;
-use super::run_from_row;
+use super::open_run_in;
+use crate::store::rows::{push_run_change, run_from_row};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 pub(super) struct SqliteTx {
@@ -14,16 +15,6 @@ pub(super) struct SqliteTx {
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// A `Some(Option<T>)` patch value as a column assignment.
-fn push_set<'a, T>(qb: &mut QueryBuilder<'a, Sqlite>, first: &mut bool, column: &str, value: T)
-where
-    T: 'a + sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite> + Send,
-{
-    qb.push(if *first { " " } else { ", " });
-    *first = false;
-    qb.push(column).push(" = ").push_bind(value);
 }
 
 #[async_trait]
@@ -41,15 +32,7 @@ impl Tx for SqliteTx {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>> {
-        let row = sqlx::query(
-            "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? \
-             AND status IN ('running', 'stuck')",
-        )
-        .bind(namespace)
-        .bind(workflow_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.as_ref().map(run_from_row).transpose()
+        open_run_in(&mut *self.tx, namespace, workflow_id).await
     }
 
     async fn insert_run(&mut self, new: &NewRun) -> anyhow::Result<()> {
@@ -92,49 +75,7 @@ impl Tx for SqliteTx {
         only_open: bool,
     ) -> anyhow::Result<bool> {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE runs SET");
-        let first = &mut true;
-        if let Some(status) = change.status {
-            push_set(&mut qb, first, "status", status.as_str());
-        }
-        if let Some(output) = &change.output {
-            push_set(
-                &mut qb,
-                first,
-                "output",
-                output.as_ref().map(Value::to_string),
-            );
-        }
-        if let Some(error) = &change.error {
-            push_set(
-                &mut qb,
-                first,
-                "error",
-                error.as_ref().map(Value::to_string),
-            );
-        }
-        if let Some(status) = &change.custom_status {
-            push_set(&mut qb, first, "custom_status", status.to_string());
-        }
-        if let Some(ended) = change.ended_at_ms {
-            push_set(&mut qb, first, "ended_at_ms", ended);
-        }
-        if let Some(wake) = change.wake_at_ms {
-            push_set(&mut qb, first, "wake_at_ms", wake);
-        }
-        if let Some(idle) = change.idle {
-            push_set(&mut qb, first, "idle", idle as i64);
-        }
-        if let Some(cancel) = change.cancel_requested {
-            push_set(&mut qb, first, "cancel_requested", cancel as i64);
-        }
-        if let Some((digest, version)) = &change.pin {
-            push_set(&mut qb, first, "digest", digest.clone());
-            push_set(&mut qb, first, "version", *version as i64);
-        }
-        if let Some(at) = change.updated_at_ms {
-            push_set(&mut qb, first, "updated_at_ms", at);
-        }
-        if *first {
+        if !push_run_change(&mut qb, change) {
             // Nothing to change: answer whether the row is there.
             return Ok(self
                 .run(run_id)

@@ -1,0 +1,403 @@
+//! Postgres: the store several weft nodes can share. The same records and
+//! primitives as SQLite, over one pool; component bytes live in the
+//! database so every node can load every version.
+
+mod tx;
+
+use super::rows::{VERSION_COLUMNS, parent_close, resumes, run_from_row, version_from_row};
+use super::*;
+use crate::journal::ParentClose;
+use anyhow::{Context as _, bail};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder};
+use tx::PgTx;
+
+/// The schema, in order: migration N is `MIGRATIONS[N - 1]`.
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_init.sql")];
+
+/// Serializes schema changes of nodes that start at once.
+const MIGRATION_LOCK: i64 = 0x7765_6674; // "weft"
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connect to `url` (`postgres://USER@HOST:PORT/DB`) and bring its
+    /// schema up to date.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot connect to Postgres at {}", redact(url)))?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS weft_schema (version BIGINT PRIMARY KEY)")
+            .execute(&mut *tx)
+            .await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM weft_schema")
+            .fetch_one(&mut *tx)
+            .await?;
+        let applied = applied.unwrap_or(0);
+        let latest = MIGRATIONS.len() as i64;
+        if applied > latest {
+            bail!("the database has schema version {applied}; this weft knows up to {latest}");
+        }
+        for (version, sql) in (1i64..).zip(MIGRATIONS).filter(|(v, _)| *v > applied) {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO weft_schema (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A connection URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The open run holding a workflow id, read through `db` (the pool, or a
+/// transaction's connection).
+pub(super) async fn open_run_in<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    namespace: &str,
+    workflow_id: &str,
+) -> anyhow::Result<Option<RunRecord>> {
+    let row = sqlx::query(
+        "SELECT * FROM runs WHERE namespace = $1 AND workflow_id = $2 \
+         AND status IN ('running', 'stuck')",
+    )
+    .bind(namespace)
+    .bind(workflow_id)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(run_from_row).transpose()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn begin(&self) -> anyhow::Result<Box<dyn Tx>> {
+        let tx = self.pool.begin().await?;
+        Ok(Box::new(PgTx {
+            tx,
+            events: Vec::new(),
+        }))
+    }
+
+    async fn put_component(
+        &self,
+        name: &str,
+        kind: ComponentKind,
+        digest: &str,
+        bytes: &[u8],
+        allow_http: Option<&[String]>,
+        at_ms: i64,
+    ) -> anyhow::Result<PutComponent> {
+        let mut tx = self.pool.begin().await?;
+        // One deploy of a name at a time, across nodes: versions are dense.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let existing = sqlx::query(&format!(
+            "{VERSION_COLUMNS} WHERE v.name = $1 AND v.digest = $2"
+        ))
+        .bind(name)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let mut version = version_from_row(&row)?;
+            if let Some(allow) = allow_http
+                && allow != version.allow_http.as_slice()
+            {
+                sqlx::query(
+                    "UPDATE component_versions SET allow_http = $1 WHERE name = $2 AND version = $3",
+                )
+                .bind(serde_json::to_string(allow)?)
+                .bind(name)
+                .bind(version.version as i64)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                version.allow_http = allow.to_vec();
+            }
+            return Ok(PutComponent::Existing(version));
+        }
+        let latest: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, kind FROM component_versions WHERE name = $1 \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((_, existing_kind)) = &latest {
+            let existing: ComponentKind = existing_kind.parse()?;
+            if existing != kind {
+                return Ok(PutComponent::KindConflict { existing });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO components (digest, kind, size, bytes, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(kind.as_str())
+        .bind(bytes.len() as i64)
+        .bind(bytes)
+        .bind(at_ms)
+        .execute(&mut *tx)
+        .await?;
+        let version = latest.map_or(1, |(v, _)| v + 1);
+        let allow_http = allow_http.unwrap_or_default().to_vec();
+        sqlx::query(
+            "INSERT INTO component_versions (name, version, digest, kind, created_at_ms, allow_http) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(digest)
+        .bind(kind.as_str())
+        .bind(at_ms)
+        .bind(serde_json::to_string(&allow_http)?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PutComponent::Created(ComponentVersion {
+            name: name.to_string(),
+            kind,
+            version: version as u32,
+            digest: digest.to_string(),
+            size: bytes.len() as u64,
+            created_at_ms: at_ms,
+            allow_http,
+        }))
+    }
+
+    async fn component_bytes(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT bytes FROM components WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn component_versions(
+        &self,
+        name: Option<&str>,
+    ) -> anyhow::Result<Vec<ComponentVersion>> {
+        let rows = match name {
+            Some(name) => {
+                sqlx::query(&format!(
+                    "{VERSION_COLUMNS} WHERE v.name = $1 ORDER BY v.name, v.version"
+                ))
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("{VERSION_COLUMNS} ORDER BY v.name, v.version"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {
+        let row = sqlx::query(&format!(
+            "{VERSION_COLUMNS} WHERE v.name = $1 ORDER BY v.version DESC LIMIT 1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
+        let row = sqlx::query("SELECT * FROM runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM runs WHERE 1 = 1");
+        if let Some(status) = filter.status {
+            qb.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(workflow) = &filter.workflow {
+            qb.push(" AND workflow = ").push_bind(workflow.clone());
+        }
+        if let Some(workflow_id) = &filter.workflow_id {
+            qb.push(" AND workflow_id = ")
+                .push_bind(workflow_id.clone());
+        }
+        if let Some(namespace) = &filter.namespace {
+            qb.push(" AND namespace = ").push_bind(namespace.clone());
+        }
+        qb.push(" ORDER BY created_at_ms DESC, run_id DESC LIMIT ")
+            .push_bind(filter.limit as i64);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn journal(&self, run_id: &str) -> anyhow::Result<Vec<Recorded>> {
+        let rows: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT seq, body, at_ms FROM events WHERE run_id = $1 ORDER BY seq")
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(seq, body, at_ms)| {
+                let event: Event = serde_json::from_str(&body)
+                    .with_context(|| format!("event {seq} of run {run_id} cannot be decoded"))?;
+                Ok(Recorded {
+                    seq: seq as u64,
+                    at_ms,
+                    event,
+                })
+            })
+            .collect()
+    }
+
+    async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>> {
+        let rows: Vec<(String, Option<i64>, i64, bool)> = sqlx::query_as(
+            "SELECT r.run_id, r.wake_at_ms, r.idle, \
+               (r.cancel_requested = 1 \
+                OR EXISTS (SELECT 1 FROM signals s \
+                           WHERE s.run_id = r.run_id AND s.consumed_seq IS NULL) \
+                OR EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id \
+                           AND c.status NOT IN ('running', 'stuck') \
+                           AND c.ended_at_ms >= r.updated_at_ms)) AS poked \
+             FROM runs r WHERE r.status = 'running'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(resumes).collect())
+    }
+
+    async fn status_counts(&self) -> anyhow::Result<Vec<(RunStatus, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(status, n)| Ok((status.parse()?, n as u64)))
+            .collect()
+    }
+
+    async fn pending_signals(&self, run_id: &str) -> anyhow::Result<Vec<Signal>> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, payload, at_ms FROM signals \
+             WHERE run_id = $1 AND consumed_seq IS NULL ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, name, payload, at_ms)| {
+                Ok(Signal {
+                    id,
+                    run_id: run_id.to_string(),
+                    name,
+                    payload: serde_json::from_str(&payload)?,
+                    at_ms,
+                })
+            })
+            .collect()
+    }
+
+    async fn open_run(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>> {
+        open_run_in(&self.pool, namespace, workflow_id).await
+    }
+
+    async fn open_runs_of(&self, workflow: &str) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE workflow = $1 AND status IN ('running', 'stuck') \
+             ORDER BY created_at_ms, run_id",
+        )
+        .bind(workflow)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion> {
+        let mut tx = self.pool.begin().await?;
+        let digest: Option<String> = sqlx::query_scalar(
+            "SELECT digest FROM component_versions WHERE name = $1 AND version = $2",
+        )
+        .bind(name)
+        .bind(version as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(digest) = digest else {
+            return Ok(DeleteVersion::NotFound);
+        };
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM runs WHERE digest = $1 AND status IN ('running', 'stuck')",
+        )
+        .bind(&digest)
+        .fetch_one(&mut *tx)
+        .await?;
+        if open > 0 {
+            return Ok(DeleteVersion::InUse(open as u64));
+        }
+        sqlx::query("DELETE FROM component_versions WHERE name = $1 AND version = $2")
+            .bind(name)
+            .bind(version as i64)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM components WHERE digest = $1 \
+             AND NOT EXISTS (SELECT 1 FROM component_versions WHERE digest = $1)",
+        )
+        .bind(&digest)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DeleteVersion::Deleted)
+    }
+
+    async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT run_id, parent_close FROM runs \
+             WHERE parent_run_id = $1 AND status IN ('running', 'stuck')",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, close)| (id, parent_close(close.as_deref())))
+            .collect())
+    }
+}

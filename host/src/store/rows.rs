@@ -1,0 +1,170 @@
+//! Rows as records, for every SQL backend: the same columns decode the same
+//! way whatever the database (integers are 64-bit, JSON is text).
+
+use super::{ComponentVersion, RunChange, RunRecord};
+use crate::journal::ParentClose;
+use serde_json::Value;
+use sqlx::{Database, Encode, QueryBuilder, Row, Type};
+
+/// The column readers weft needs from a backend's rows.
+pub(super) trait SqlRow {
+    fn text(&self, name: &str) -> anyhow::Result<String>;
+    fn text_opt(&self, name: &str) -> anyhow::Result<Option<String>>;
+    fn int(&self, name: &str) -> anyhow::Result<i64>;
+    fn int_opt(&self, name: &str) -> anyhow::Result<Option<i64>>;
+}
+
+macro_rules! sql_row {
+    ($row:ty) => {
+        impl SqlRow for $row {
+            fn text(&self, name: &str) -> anyhow::Result<String> {
+                Ok(self.try_get(name)?)
+            }
+            fn text_opt(&self, name: &str) -> anyhow::Result<Option<String>> {
+                Ok(self.try_get(name)?)
+            }
+            fn int(&self, name: &str) -> anyhow::Result<i64> {
+                Ok(self.try_get(name)?)
+            }
+            fn int_opt(&self, name: &str) -> anyhow::Result<Option<i64>> {
+                Ok(self.try_get(name)?)
+            }
+        }
+    };
+}
+
+sql_row!(sqlx::sqlite::SqliteRow);
+sql_row!(sqlx::postgres::PgRow);
+
+fn json(row: &impl SqlRow, name: &str) -> anyhow::Result<Option<Value>> {
+    Ok(match row.text_opt(name)? {
+        Some(t) => Some(serde_json::from_str(&t)?),
+        None => None,
+    })
+}
+
+pub(super) fn run_from_row(row: &impl SqlRow) -> anyhow::Result<RunRecord> {
+    Ok(RunRecord {
+        run_id: row.text("run_id")?,
+        namespace: row.text("namespace")?,
+        workflow_id: row.text("workflow_id")?,
+        workflow: row.text("workflow")?,
+        version: row.int("version")? as u32,
+        digest: row.text("digest")?,
+        input: json(row, "input")?.unwrap_or(Value::Null),
+        status: row.text("status")?.parse()?,
+        output: json(row, "output")?,
+        error: json(row, "error")?,
+        custom_status: json(row, "custom_status")?,
+        parent_run_id: row.text_opt("parent_run_id")?,
+        cancel_requested: row.int("cancel_requested")? != 0,
+        deadline_at_ms: row.int_opt("deadline_at_ms")?,
+        created_at_ms: row.int("created_at_ms")?,
+        updated_at_ms: row.int("updated_at_ms")?,
+        ended_at_ms: row.int_opt("ended_at_ms")?,
+        wake_at_ms: row.int_opt("wake_at_ms")?,
+        idle: row.int("idle")? != 0,
+    })
+}
+
+pub(super) fn version_from_row(row: &impl SqlRow) -> anyhow::Result<ComponentVersion> {
+    Ok(ComponentVersion {
+        name: row.text("name")?,
+        kind: row.text("kind")?.parse()?,
+        version: row.int("version")? as u32,
+        digest: row.text("digest")?,
+        size: row.int("size")? as u64,
+        created_at_ms: row.int("created_at_ms")?,
+        allow_http: serde_json::from_str(&row.text("allow_http")?)?,
+    })
+}
+
+/// The columns of a version, joined with its component's size.
+pub(super) const VERSION_COLUMNS: &str = "SELECT v.name, v.version, v.digest, v.kind, \
+     v.created_at_ms, v.allow_http, c.size \
+     FROM component_versions v JOIN components c ON c.digest = v.digest";
+
+/// `UPDATE runs SET …` for `change` (after the caller's `UPDATE runs SET`);
+/// false when it changes nothing.
+pub(super) fn push_run_change<'a, DB: Database>(
+    qb: &mut QueryBuilder<'a, DB>,
+    change: &RunChange,
+) -> bool
+where
+    String: Encode<'a, DB> + Type<DB>,
+    Option<String>: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    Option<i64>: Encode<'a, DB> + Type<DB>,
+{
+    let mut first = true;
+    let mut sep = |qb: &mut QueryBuilder<'a, DB>, column: &str| {
+        qb.push(if first { " " } else { ", " });
+        first = false;
+        qb.push(column).push(" = ");
+    };
+    let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+    if let Some(status) = change.status {
+        sep(qb, "status");
+        qb.push_bind(status.as_str().to_string());
+    }
+    if let Some(output) = &change.output {
+        sep(qb, "output");
+        qb.push_bind(json(output));
+    }
+    if let Some(error) = &change.error {
+        sep(qb, "error");
+        qb.push_bind(json(error));
+    }
+    if let Some(status) = &change.custom_status {
+        sep(qb, "custom_status");
+        qb.push_bind(status.to_string());
+    }
+    if let Some(ended) = change.ended_at_ms {
+        sep(qb, "ended_at_ms");
+        qb.push_bind(ended);
+    }
+    if let Some(wake) = change.wake_at_ms {
+        sep(qb, "wake_at_ms");
+        qb.push_bind(wake);
+    }
+    if let Some(idle) = change.idle {
+        sep(qb, "idle");
+        qb.push_bind(idle as i64);
+    }
+    if let Some(cancel) = change.cancel_requested {
+        sep(qb, "cancel_requested");
+        qb.push_bind(cancel as i64);
+    }
+    if let Some((digest, version)) = &change.pin {
+        sep(qb, "digest");
+        qb.push_bind(digest.clone());
+        sep(qb, "version");
+        qb.push_bind(*version as i64);
+    }
+    if let Some(at) = change.updated_at_ms {
+        sep(qb, "updated_at_ms");
+        qb.push_bind(at);
+    }
+    !first
+}
+
+/// A child's parent-close policy as stored.
+pub(super) fn parent_close(text: Option<&str>) -> ParentClose {
+    match text {
+        Some("cancel") => ParentClose::Cancel,
+        _ => ParentClose::Abandon,
+    }
+}
+
+/// Whether a running run resumes at start-up, and when: a run in memory or
+/// with something new for it (poked) now; an idle one at its wake-up time;
+/// an idle one waiting for an event not at all.
+pub(super) fn resumes(
+    (run_id, wake_at, idle, poked): (String, Option<i64>, i64, bool),
+) -> Option<(String, Option<i64>)> {
+    match (idle, poked, wake_at) {
+        (0, _, _) | (_, true, _) => Some((run_id, None)),
+        (_, _, Some(at)) => Some((run_id, Some(at))),
+        _ => None,
+    }
+}
