@@ -32,6 +32,8 @@ pub mod kind {
     pub const TIMED_OUT: &str = "timed-out";
     /// An operation or the run was cancelled.
     pub const CANCELLED: &str = "cancelled";
+    /// The run (a child, say) was terminated: ended without its cleanup.
+    pub const TERMINATED: &str = "terminated";
 
     /// Kinds no retry can fix: an attempt failing with one is the last.
     pub const NEVER_RETRY: &[&str] = &[

@@ -1,7 +1,7 @@
 //! Workflows run to completion with the right results and journals.
 
 use crate::support::{Server, log_lines, of_kind};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provision_over_http_journals_every_call_and_the_retries() {
@@ -203,4 +203,106 @@ async fn the_cli_deploys_starts_lists_and_shows() {
     let (ok, _, err) = weft(&["start", "hi", "--input", "{oops"]);
     assert!(!ok);
     assert!(err.contains("--input is not valid JSON"), "{err}");
+}
+
+/// Temporal's workflow-id policies on `POST /v1/runs`: what a start does
+/// when an open run holds the id (use it — the default —, fail, terminate
+/// it and start anew) and whether a closed run's id may be reused (always —
+/// the default —, only after a failure, never). Plus terminate on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn workflow_id_policies_decide_what_a_start_does_when_the_id_is_taken() {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    let start = |id: &str, sleep_ms: u64, policies: Value| {
+        let mut body = json!({
+            "workflow": "sleeper",
+            "workflow_id": id,
+            "input": { "tag": id, "sleep_ms": sleep_ms },
+        });
+        for (k, v) in policies.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let server = &server;
+        async move { server.post("/v1/runs", &body).await }
+    };
+
+    // Open run, conflict policy `fail`: refused, naming the holder.
+    let (s, first) = start("e1", 60_000, json!({})).await;
+    assert_eq!(s, 201, "{first}");
+    let (s, refused) = start("e1", 10, json!({ "id_conflict_policy": "fail" })).await;
+    assert_eq!(s, 409, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(first["run_id"].as_str().unwrap()),
+        "{message}"
+    );
+
+    // `use-existing` (the default) answers the open run.
+    let (s, same) = start("e1", 10, json!({ "id_conflict_policy": "use-existing" })).await;
+    assert_eq!((s, &same["run_id"]), (200, &first["run_id"]));
+
+    // `terminate-existing`: the sleeping run ends `terminated` at once (its
+    // cleanup does not run) and a new run holds the id.
+    let (s, replaced) = start(
+        "e1",
+        10,
+        json!({ "id_conflict_policy": "terminate-existing" }),
+    )
+    .await;
+    assert_eq!(s, 201, "{replaced}");
+    assert_ne!(replaced["run_id"], first["run_id"]);
+    let old = server.wait(first["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(old["status"], "terminated", "{old}");
+    assert_eq!(old["error"]["kind"], "terminated", "{old}");
+    let journal = server.journal(first["run_id"].as_str().unwrap()).await;
+    assert_eq!(journal.last().unwrap()["kind"], "failed");
+    let new = server.wait(replaced["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(new["status"], "completed", "{new}");
+
+    // Reuse: `reject-duplicate` refuses an id any closed run had;
+    // `allow-duplicate-failed-only` refuses it after a completion.
+    for policy in ["reject-duplicate", "allow-duplicate-failed-only"] {
+        let (s, b) = start("e1", 10, json!({ "id_reuse_policy": policy })).await;
+        assert_eq!(s, 409, "{policy}: {b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("reuse policy"),
+            "{b}"
+        );
+    }
+    // After a run that did not complete (terminated), failed-only allows it.
+    let (s, open) = start("e2", 60_000, json!({})).await;
+    assert_eq!(s, 201);
+    let (s, t) = server
+        .post(
+            &format!("/v1/runs/{}/terminate", open["run_id"].as_str().unwrap()),
+            &json!({ "reason": "operator" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["status"], "terminated");
+    assert_eq!(t["error"]["message"], "operator");
+    let (s, again) = start(
+        "e2",
+        10,
+        json!({ "id_reuse_policy": "allow-duplicate-failed-only" }),
+    )
+    .await;
+    assert_eq!(s, 201, "{again}");
+    // The default reuses freely; an unknown policy is a clear 400.
+    let (s, _) = start("e1", 10, json!({})).await;
+    assert_eq!(s, 201);
+    let (s, bad) = start("e3", 10, json!({ "id_conflict_policy": "sometimes" })).await;
+    assert_eq!(s, 400, "{bad}");
+    // Terminating what has ended is refused.
+    let (s, b) = server
+        .post(
+            &format!("/v1/runs/{}/terminate", open["run_id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
 }

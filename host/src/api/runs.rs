@@ -4,6 +4,7 @@ use crate::error::Error;
 use crate::journal::Export;
 use crate::runtime::StartRun;
 use crate::store::{RunFilter, RunRecord, RunStatus};
+use crate::writes::{IdConflict, IdPolicy, IdReuse};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -24,9 +25,18 @@ pub struct StartBody {
     version: Option<u32>,
     namespace: Option<String>,
     execution_timeout_ms: Option<u64>,
+    /// When an open run holds the workflow id: `use-existing` (default),
+    /// `fail`, `terminate-existing`.
+    #[serde(default)]
+    id_conflict_policy: IdConflict,
+    /// When closed runs had it: `allow-duplicate` (default),
+    /// `allow-duplicate-failed-only`, `reject-duplicate`.
+    #[serde(default)]
+    id_reuse_policy: IdReuse,
 }
 
-/// `POST /v1/runs`: idempotent on `workflow_id` among open runs.
+/// `POST /v1/runs`: idempotent on `workflow_id` among open runs unless its
+/// policies say otherwise.
 pub async fn start(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<StartBody>,
@@ -40,6 +50,10 @@ pub async fn start(
             version: body.version,
             namespace: body.namespace,
             execution_timeout_ms: body.execution_timeout_ms,
+            policy: IdPolicy {
+                conflict: body.id_conflict_policy,
+                reuse: body.id_reuse_policy,
+            },
         })
         .await?;
     let status = if created {
@@ -147,6 +161,25 @@ pub async fn cancel(
 ) -> Result<(StatusCode, Json<RunRecord>), ApiError> {
     let run = state.rt.cancel(&run_id).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TerminateBody {
+    reason: Option<String>,
+}
+
+/// `POST /v1/runs/{run_id}/terminate {"reason"?}`: the run ends at once,
+/// `terminated`, without its cleanup.
+pub async fn terminate(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+    JsonBody(body): JsonBody<TerminateBody>,
+) -> Result<Json<RunRecord>, ApiError> {
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "terminated by an operator".into());
+    Ok(Json(state.rt.terminate(&run_id, &reason).await?))
 }
 
 #[derive(Deserialize)]

@@ -129,6 +129,7 @@ pub async fn with_start(
         version: None,
         namespace: Some(namespace),
         execution_timeout_ms: body.execution_timeout_ms,
+        policy: Default::default(),
     };
     deliver(
         &state,

@@ -52,9 +52,14 @@ pub enum RunEnd {
 pub const DEADLINE_STOP: &str =
     "the run passed its deadline (execution timeout) and the grace period after it";
 
-/// Error kinds of the ends the host imposes (a trap, a limit): the code
-/// was stopped, it did not choose that end.
-const STOPPED_KINDS: [&str; 3] = ["trap", "spin-limit", "memory-limit"];
+/// Error kinds of the ends the host imposes (a trap, a limit, a
+/// termination): the code was stopped, it did not choose that end.
+const STOPPED_KINDS: [&str; 4] = [
+    "trap",
+    "spin-limit",
+    "memory-limit",
+    weft_contract::kind::TERMINATED,
+];
 
 impl RunEnd {
     /// The end the code chose, as recorded; `None` for other events and

@@ -4,13 +4,18 @@
 use super::Runtime;
 use crate::clock::now_ms;
 use crate::error::{Error, Result, check_name};
+use crate::journal::{ErrorInfo, Event};
 use crate::store::{
-    ComponentKind, ComponentVersion, DEFAULT_NAMESPACE, NewRun, PutComponent, RunRecord, Signal,
+    ComponentKind, ComponentVersion, DEFAULT_NAMESPACE, NewRun, PutComponent, RunRecord, RunStatus,
+    Signal,
 };
-use crate::writes::{Refusal, SignalTarget, WriteOp, WriteOutcome};
+use crate::writes::{
+    IdConflict, IdPolicy, Refusal, RunUpdate, SignalTarget, Sink, WriteOp, WriteOutcome,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use weft_contract::kind;
 
 pub struct StartRun {
     pub workflow: String,
@@ -20,6 +25,8 @@ pub struct StartRun {
     pub namespace: Option<String>,
     /// Execution timeout: the run ends `timed-out` this long after it starts.
     pub execution_timeout_ms: Option<u64>,
+    /// What to do when the workflow id is taken.
+    pub policy: IdPolicy,
 }
 
 pub struct SignalRequest {
@@ -68,7 +75,7 @@ fn article(kind: ComponentKind) -> &'static str {
 fn refused(refusal: Refusal) -> Error {
     match refusal {
         Refusal::NotFound(m) => Error::NotFound(m),
-        Refusal::NotOpen(m) => Error::Conflict(m),
+        Refusal::NotOpen(m) | Refusal::IdTaken(m) => Error::Conflict(m),
     }
 }
 
@@ -205,14 +212,28 @@ impl Runtime {
 
     /// Start a run; a workflow id held by an open run answers that run.
     pub async fn start_run(self: &Arc<Self>, req: StartRun) -> Result<(RunRecord, bool)> {
+        let mut policy = req.policy;
         let new = self.new_run(req).await?;
+        if policy.conflict == IdConflict::TerminateExisting {
+            if let Some(open) = self
+                .store
+                .open_run(&new.namespace, &new.workflow_id)
+                .await?
+            {
+                let reason = format!("replaced by a new run of workflow id `{}`", new.workflow_id);
+                self.terminate(&open.run_id, &reason).await?;
+            }
+            // Terminated (or gone): a run that took the id meanwhile wins.
+            policy.conflict = IdConflict::Fail;
+        }
         let started = new.started();
-        match self.write(WriteOp::CreateRun(new)).await? {
+        match self.write(WriteOp::CreateRun { run: new, policy }).await? {
             WriteOutcome::Created(run) => {
                 self.wake(run.run_id.clone(), Some((run.clone(), vec![started])));
                 Ok((run, true))
             }
             WriteOutcome::Existing(run) => Ok((run, false)),
+            WriteOutcome::Refused(r) => Err(refused(r)),
             other => Err(Error::Internal(anyhow::anyhow!(
                 "the writer answered a run creation with {other:?}"
             ))),
@@ -261,6 +282,46 @@ impl Runtime {
     }
 
     /// Ask a run to cancel: its next await answers `cancelled`.
+    /// End an open run at once, without its cleanup: it is taken out of
+    /// memory (activities in flight are aborted), its journal ends with a
+    /// `failed` event of kind `terminated` and `reason`, its parent is told
+    /// and its children are closed by their policy.
+    pub async fn terminate(self: &Arc<Self>, run_id: &str, reason: &str) -> Result<RunRecord> {
+        let held = self.exclusive(run_id).await?;
+        let run = self
+            .store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")))?;
+        if !run.status.is_open() {
+            return Err(Error::Conflict(format!(
+                "run {run_id} has already ended ({})",
+                run.status
+            )));
+        }
+        let next_seq = self
+            .store
+            .journal(run_id)
+            .await?
+            .last()
+            .map_or(0, |r| r.seq + 1);
+        let error = ErrorInfo::new(kind::TERMINATED, reason);
+        let value = serde_json::to_value(&error).expect("error info serializes");
+        let sink = Sink::new(run_id, next_seq, self.writer.clone());
+        sink.record(Event::Failed { error });
+        sink.commit(Some(RunUpdate::Ended {
+            status: RunStatus::Terminated,
+            output: None,
+            error: Some(value),
+        }))
+        .await?;
+        drop(held);
+        tracing::info!(run = run_id, "terminated: {reason}");
+        self.closed(run_id, run.parent_run_id.clone()).await;
+        let run = self.store.get_run(run_id).await?.expect("still there");
+        Ok(run)
+    }
+
     pub async fn cancel(self: &Arc<Self>, run_id: &str) -> Result<RunRecord> {
         let op = WriteOp::RequestCancel {
             run_id: run_id.to_string(),

@@ -217,15 +217,7 @@ impl Runtime {
                     self.timers.forget(&run_id);
                 }
             }
-            Ending::Ended { parent } => {
-                self.failures.lock().unwrap().remove(&run_id);
-                self.timers.forget(&run_id);
-                let _ = self.ended.send(run_id.clone());
-                if let Some(parent) = parent {
-                    self.tell(&parent, Notice::ChildEnded(run_id.clone()));
-                }
-                self.close_children(&run_id).await;
-            }
+            Ending::Ended { parent } => self.closed(&run_id, parent).await,
             Ending::Continued { next_run_id } => {
                 self.failures.lock().unwrap().remove(&run_id);
                 self.timers.forget(&run_id);
@@ -244,6 +236,18 @@ impl Runtime {
                 self.timers.push(now_ms() + delay, run_id);
             }
         }
+    }
+
+    /// A run reached a final status (or `stuck`): forget its wake-ups, tell
+    /// those waiting for it and its parent, close its children.
+    async fn closed(self: &Arc<Self>, run_id: &str, parent: Option<String>) {
+        self.failures.lock().unwrap().remove(run_id);
+        self.timers.forget(run_id);
+        let _ = self.ended.send(run_id.to_string());
+        if let Some(parent) = parent {
+            self.tell(&parent, Notice::ChildEnded(run_id.to_string()));
+        }
+        self.close_children(run_id).await;
     }
 
     /// A parent ended: ask the children it wants gone to cancel.

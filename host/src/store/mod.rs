@@ -70,6 +70,9 @@ pub enum RunStatus {
     Failed,
     Cancelled,
     TimedOut,
+    /// Ended at once by an operator (or a start that replaced it), without
+    /// running its cleanup.
+    Terminated,
     Stuck,
 }
 
@@ -81,6 +84,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
             RunStatus::TimedOut => "timed-out",
+            RunStatus::Terminated => "terminated",
             RunStatus::Stuck => "stuck",
         }
     }
@@ -107,9 +111,10 @@ impl FromStr for RunStatus {
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,
             "timed-out" => RunStatus::TimedOut,
+            "terminated" => RunStatus::Terminated,
             "stuck" => RunStatus::Stuck,
             other => anyhow::bail!(
-                "unknown status `{other}` (expected running, completed, failed, cancelled, timed-out or stuck)"
+                "unknown status `{other}` (expected running, completed, failed, cancelled, timed-out, terminated or stuck)"
             ),
         })
     }
@@ -268,6 +273,12 @@ pub trait Tx: Send {
     async fn run(&mut self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
     /// The open (`running` or `stuck`) run holding a workflow id.
     async fn open_run(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>>;
+    /// The newest run that had a workflow id, open or closed.
+    async fn last_run(
         &mut self,
         namespace: &str,
         workflow_id: &str,

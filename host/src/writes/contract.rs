@@ -159,6 +159,13 @@ fn new_run(id: &str, workflow_id: &str) -> NewRun {
     }
 }
 
+fn create(run: NewRun) -> WriteOp {
+    WriteOp::CreateRun {
+        run,
+        policy: IdPolicy::default(),
+    }
+}
+
 fn clock(seq: u64) -> Recorded {
     Recorded {
         seq,
@@ -197,10 +204,7 @@ async fn an_append_that_finds_its_sequence_number_taken_is_refused_alone(b: Back
     let store = &*b.store;
     let created = write_batch(
         store,
-        &[
-            WriteOp::CreateRun(new_run("a", "a")),
-            WriteOp::CreateRun(new_run("b", "b")),
-        ],
+        &[create(new_run("a", "a")), create(new_run("b", "b"))],
     )
     .await;
     assert!(created.iter().all(|r| r.is_ok()));
@@ -225,9 +229,9 @@ async fn an_append_that_finds_its_sequence_number_taken_is_refused_alone(b: Back
 
 async fn a_workflow_id_names_one_open_run(b: Backend) {
     let store = &*b.store;
-    let first = write(store, WriteOp::CreateRun(new_run("a", "entity"))).await;
+    let first = write(store, create(new_run("a", "entity"))).await;
     assert!(matches!(first, WriteOutcome::Created(_)));
-    match write(store, WriteOp::CreateRun(new_run("b", "entity"))).await {
+    match write(store, create(new_run("b", "entity"))).await {
         WriteOutcome::Existing(run) => assert_eq!(run.run_id, "a"),
         other => panic!("{other:?}"),
     }
@@ -238,7 +242,7 @@ async fn a_workflow_id_names_one_open_run(b: Backend) {
         error: None,
     };
     write(store, append("a", Vec::new(), Some(end))).await;
-    let third = write(store, WriteOp::CreateRun(new_run("c", "entity"))).await;
+    let third = write(store, create(new_run("c", "entity"))).await;
     assert!(matches!(third, WriteOutcome::Created(_)));
     let open = store.open_run("default", "entity").await.unwrap().unwrap();
     assert_eq!(open.run_id, "c");
@@ -246,7 +250,7 @@ async fn a_workflow_id_names_one_open_run(b: Backend) {
 
 async fn a_repeated_request_id_answers_the_signal_it_delivered(b: Backend) {
     let store = &*b.store;
-    write(store, WriteOp::CreateRun(new_run("a", "a"))).await;
+    write(store, create(new_run("a", "a"))).await;
     let first = write(store, signal_op("a", 1, Some("req-1"))).await;
     let again = write(store, signal_op("a", 1, Some("req-1"))).await;
     match (first, again) {
@@ -269,7 +273,7 @@ async fn a_repeated_request_id_answers_the_signal_it_delivered(b: Backend) {
 
 async fn signals_are_pending_in_arrival_order_and_consumed_once(b: Backend) {
     let store = &*b.store;
-    write(store, WriteOp::CreateRun(new_run("a", "a"))).await;
+    write(store, create(new_run("a", "a"))).await;
     for i in 0..5 {
         write(store, signal_op("a", i, None)).await;
     }
@@ -307,7 +311,7 @@ async fn signals_are_pending_in_arrival_order_and_consumed_once(b: Backend) {
 async fn suspended_runs_resume_at_their_wake_up_time(b: Backend) {
     let store = &*b.store;
     for id in ["busy", "timer", "waits", "signalled"] {
-        write(store, WriteOp::CreateRun(new_run(id, id))).await;
+        write(store, create(new_run(id, id))).await;
     }
     let suspend = |at| RunUpdate::Suspended { wake_at_ms: at };
     write(store, append("timer", vec![], Some(suspend(Some(5000))))).await;
@@ -358,8 +362,8 @@ async fn components_are_content_addressed(b: Backend) {
 
 async fn an_undecodable_event_leaves_only_its_run_unreadable(b: Backend) {
     let store = &*b.store;
-    write(store, WriteOp::CreateRun(new_run("a", "a"))).await;
-    write(store, WriteOp::CreateRun(new_run("b", "b"))).await;
+    write(store, create(new_run("a", "a"))).await;
+    write(store, create(new_run("b", "b"))).await;
     (b.damage)("UPDATE events SET body = 'not json' WHERE run_id = 'a'").await;
     assert!(store.journal("a").await.is_err());
     assert_eq!(store.journal("b").await.unwrap().len(), 1);

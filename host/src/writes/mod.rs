@@ -73,9 +73,47 @@ pub enum SignalTarget {
     },
 }
 
+/// What a start does when its workflow id is taken (Temporal's conflict
+/// and reuse policies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct IdPolicy {
+    #[serde(default)]
+    pub conflict: IdConflict,
+    #[serde(default)]
+    pub reuse: IdReuse,
+}
+
+/// When an open run holds the workflow id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdConflict {
+    /// Answer the open run (the start is idempotent on the workflow id).
+    #[default]
+    UseExisting,
+    /// Refuse the start.
+    Fail,
+    /// Terminate the open run and start anew (the runtime terminates it
+    /// before the start is written).
+    TerminateExisting,
+}
+
+/// When only closed runs had the workflow id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdReuse {
+    #[default]
+    AllowDuplicate,
+    /// Only if the last run with the id did not complete.
+    AllowDuplicateFailedOnly,
+    RejectDuplicate,
+}
+
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    CreateRun(NewRun),
+    CreateRun {
+        run: NewRun,
+        policy: IdPolicy,
+    },
     Append {
         run_id: String,
         events: Vec<Recorded>,
@@ -128,4 +166,6 @@ pub enum WriteOutcome {
 pub enum Refusal {
     NotFound(String),
     NotOpen(String),
+    /// The workflow id's policy refuses the start.
+    IdTaken(String),
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 /// Apply one op inside `tx`.
 pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<WriteOutcome> {
     match op {
-        WriteOp::CreateRun(new) => create_run(tx, new).await,
+        WriteOp::CreateRun { run, policy } => start_run(tx, run, *policy).await,
         WriteOp::Append {
             run_id,
             events,
@@ -62,6 +62,42 @@ fn rows(events: &[Recorded]) -> anyhow::Result<Vec<EventRow>> {
             })
         })
         .collect()
+}
+
+/// A start under the workflow id's policy: an open run holding the id is
+/// answered (or the start refused); closed runs that had it may forbid
+/// reusing it. Terminating an open run first is the runtime's to do.
+async fn start_run(
+    tx: &mut dyn Tx,
+    new: &NewRun,
+    policy: IdPolicy,
+) -> anyhow::Result<WriteOutcome> {
+    if let Some(open) = tx.open_run(&new.namespace, &new.workflow_id).await? {
+        return Ok(match policy.conflict {
+            IdConflict::Fail | IdConflict::TerminateExisting => {
+                WriteOutcome::Refused(Refusal::IdTaken(format!(
+                    "workflow id `{}` is held by open run {}",
+                    new.workflow_id, open.run_id
+                )))
+            }
+            IdConflict::UseExisting => WriteOutcome::Existing(open),
+        });
+    }
+    if policy.reuse != IdReuse::AllowDuplicate
+        && let Some(last) = tx.last_run(&new.namespace, &new.workflow_id).await?
+    {
+        let refused = match policy.reuse {
+            IdReuse::RejectDuplicate => true,
+            _ => last.status == RunStatus::Completed,
+        };
+        if refused {
+            return Ok(WriteOutcome::Refused(Refusal::IdTaken(format!(
+                "workflow id `{}` was used by run {} ({}) and its reuse policy refuses another",
+                new.workflow_id, last.run_id, last.status
+            ))));
+        }
+    }
+    create_run(tx, new).await
 }
 
 /// A workflow id names at most one open run: if one holds it, that one is

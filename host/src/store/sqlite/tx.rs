@@ -35,6 +35,22 @@ impl Tx for SqliteTx {
         open_run_in(&mut *self.tx, namespace, workflow_id).await
     }
 
+    async fn last_run(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<RunRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? \
+             ORDER BY created_at_ms DESC, run_id DESC LIMIT 1",
+        )
+        .bind(namespace)
+        .bind(workflow_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
     async fn insert_run(&mut self, new: &NewRun) -> anyhow::Result<()> {
         let (parent, parent_close) = match &new.parent {
             Some((run, close)) => (Some(run.as_str()), Some(close.as_str())),
