@@ -165,6 +165,8 @@ pub struct StartOptions {
     pub workflow_id: Option<String>,
     pub wait: Option<f64>,
     pub timeout_ms: Option<u64>,
+    pub id_conflict_policy: Option<String>,
+    pub id_reuse_policy: Option<String>,
 }
 
 fn json_arg(flag: &str, text: Option<String>) -> anyhow::Result<Value> {
@@ -184,6 +186,12 @@ pub async fn start(client: &Client, opts: StartOptions) -> anyhow::Result<()> {
     }
     if let Some(ms) = opts.timeout_ms {
         body["execution_timeout_ms"] = json!(ms);
+    }
+    if let Some(policy) = opts.id_conflict_policy {
+        body["id_conflict_policy"] = Value::String(policy);
+    }
+    if let Some(policy) = opts.id_reuse_policy {
+        body["id_reuse_policy"] = Value::String(policy);
     }
     let wait = opts.wait;
     let started = client.post("/v1/runs", &body).await?;
@@ -415,6 +423,19 @@ pub async fn versions(client: &Client, name: &str) -> anyhow::Result<()> {
             cell(&v["open_runs"])
         );
     }
+    Ok(())
+}
+
+pub async fn terminate(
+    client: &Client,
+    run_id: &str,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let body = json!({ "reason": reason });
+    let run = client
+        .post(&format!("/v1/runs/{run_id}/terminate"), &body)
+        .await?;
+    out!("run {run_id} is {}", cell(&run["status"]));
     Ok(())
 }
 

@@ -58,6 +58,14 @@ enum Command {
         /// Execution timeout: the run ends `timed-out` after this many ms.
         #[arg(long)]
         timeout_ms: Option<u64>,
+        /// When an open run holds the workflow id: use-existing (default),
+        /// fail, terminate-existing.
+        #[arg(long)]
+        id_conflict_policy: Option<String>,
+        /// When closed runs had it: allow-duplicate (default),
+        /// allow-duplicate-failed-only, reject-duplicate.
+        #[arg(long)]
+        id_reuse_policy: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -104,6 +112,14 @@ enum Command {
     /// Ask a run to cancel: its next await answers `cancelled`.
     Cancel {
         run_id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// End a run at once, without its cleanup (it ends `terminated`).
+    Terminate {
+        run_id: String,
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -187,6 +203,8 @@ async fn main() {
             workflow_id,
             wait,
             timeout_ms,
+            id_conflict_policy,
+            id_reuse_policy,
             remote,
         } => {
             let opts = cli::StartOptions {
@@ -195,6 +213,8 @@ async fn main() {
                 workflow_id,
                 wait,
                 timeout_ms,
+                id_conflict_policy,
+                id_reuse_policy,
             };
             cli::start(&Client::new(&remote.server), opts).await
         }
@@ -225,6 +245,11 @@ async fn main() {
         Command::Cancel { run_id, remote } => {
             cli::cancel(&Client::new(&remote.server), &run_id).await
         }
+        Command::Terminate {
+            run_id,
+            reason,
+            remote,
+        } => cli::terminate(&Client::new(&remote.server), &run_id, reason).await,
         Command::Upgrade {
             run_id,
             workflow,

@@ -297,6 +297,24 @@ async fn workflow_id_policies_decide_what_a_start_does_when_the_id_is_taken() {
     assert_eq!(s, 201);
     let (s, bad) = start("e3", 10, json!({ "id_conflict_policy": "sometimes" })).await;
     assert_eq!(s, 400, "{bad}");
+    // The CLI: a start refused by its policy, then terminate.
+    let (_, held) = start("e5", 60_000, json!({})).await;
+    let held = held["run_id"].as_str().unwrap();
+    let input = r#"{"tag":"e5","sleep_ms":10}"#;
+    let (ok, _, err) = server.cli(&[
+        "start",
+        "sleeper",
+        "--workflow-id",
+        "e5",
+        "--input",
+        input,
+        "--id-conflict-policy",
+        "fail",
+    ]);
+    assert!(!ok && err.contains(held), "{err}");
+    let (ok, out, err) = server.cli(&["terminate", held, "--reason", "from the cli"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("is terminated"), "{out}");
     // Terminating what has ended is refused.
     let (s, b) = server
         .post(
