@@ -281,24 +281,13 @@ impl Runtime {
         }
     }
 
-    /// Ask a run to cancel: its next await answers `cancelled`.
     /// End an open run at once, without its cleanup: it is taken out of
     /// memory (activities in flight are aborted), its journal ends with a
     /// `failed` event of kind `terminated` and `reason`, its parent is told
     /// and its children are closed by their policy.
     pub async fn terminate(self: &Arc<Self>, run_id: &str, reason: &str) -> Result<RunRecord> {
         let held = self.exclusive(run_id).await?;
-        let run = self
-            .store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")))?;
-        if !run.status.is_open() {
-            return Err(Error::Conflict(format!(
-                "run {run_id} has already ended ({})",
-                run.status
-            )));
-        }
+        let run = self.open_run_for(run_id, "terminated").await?;
         let next_seq = self
             .store
             .journal(run_id)
@@ -322,6 +311,23 @@ impl Runtime {
         Ok(run)
     }
 
+    /// The run `run_id`, which must be open to be `what` (upgraded, say).
+    pub(super) async fn open_run_for(&self, run_id: &str, what: &str) -> Result<RunRecord> {
+        let run = self
+            .store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")))?;
+        if !run.status.is_open() {
+            return Err(Error::Conflict(format!(
+                "run {run_id} has ended ({}); only open runs can be {what}",
+                run.status
+            )));
+        }
+        Ok(run)
+    }
+
+    /// Ask a run to cancel: its next await answers `cancelled`.
     pub async fn cancel(self: &Arc<Self>, run_id: &str) -> Result<RunRecord> {
         let op = WriteOp::RequestCancel {
             run_id: run_id.to_string(),

@@ -144,17 +144,7 @@ impl Runtime {
         target: Target,
         force: bool,
     ) -> Result<Report> {
-        let run = self
-            .store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")))?;
-        if !run.status.is_open() {
-            return Err(Error::Conflict(format!(
-                "run {run_id} has ended ({}); only open runs can be upgraded",
-                run.status
-            )));
-        }
+        let run = self.open_run_for(run_id, "upgraded").await?;
         let versions = self.store.component_versions(Some(&run.workflow)).await?;
         let to = self.resolve(&run.workflow, &versions, target)?;
         let loaded = self.load_version(&to).await?;
