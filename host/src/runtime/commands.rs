@@ -304,7 +304,7 @@ impl Runtime {
             error: Some(value),
         }))
         .await?;
-        drop(held);
+        held.release_ended();
         tracing::info!(run = run_id, "terminated: {reason}");
         self.closed(run_id, run.parent_run_id.clone()).await;
         let run = self.store.get_run(run_id).await?.expect("still there");

@@ -41,15 +41,23 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// While held, the run executes nowhere (it was evicted if it was
 /// resident) and nothing else starts it; on drop it is handed to the next
-/// upgrade waiting for it, or woken.
+/// upgrade waiting for it, or woken — unless it ended while held.
 pub struct Exclusive {
     rt: Arc<Runtime>,
     run_id: String,
+    ended: bool,
+}
+
+impl Exclusive {
+    /// Let go of a run that ended while held: there is nothing to wake.
+    pub fn release_ended(mut self) {
+        self.ended = true;
+    }
 }
 
 impl Drop for Exclusive {
     fn drop(&mut self) {
-        if !self.rt.release(&self.run_id) {
+        if !self.rt.release(&self.run_id) && !self.ended {
             self.rt.wake(self.run_id.clone(), None);
         }
     }
@@ -63,6 +71,7 @@ impl Runtime {
         let held = || Exclusive {
             rt: self.clone(),
             run_id: run_id.to_string(),
+            ended: false,
         };
         let deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
         loop {
