@@ -8,6 +8,8 @@
 mod postgres;
 mod rows;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod test_database;
 
 pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};

@@ -41,65 +41,9 @@ async fn sqlite() -> Backend {
     }
 }
 
-/// Postgres for the tests: `WEFT_TEST_POSTGRES` or the machine's own
-/// (scripts/setup.sh --tests starts it). Each test gets a database of its
-/// own, dropped after it.
-pub fn test_postgres_url() -> String {
-    std::env::var("WEFT_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A database created for one test and dropped when this is.
-struct TestDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    async fn create() -> (TestDatabase, String) {
-        use sqlx::Connection;
-        let admin_url = test_postgres_url();
-        let name = format!("weft_test_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("Postgres at {admin_url} (scripts/setup.sh --tests starts it): {e}")
-            });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        (TestDatabase { admin_url, name }, url)
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        // Dropped outside any runtime's async context: a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&url).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(&drop).execute(&mut admin).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 async fn postgres() -> Backend {
-    let (db, url) = TestDatabase::create().await;
+    let db = crate::store::test_database::TestDatabase::create().await;
+    let url = db.url.clone();
     let store = crate::store::PostgresStore::open(&url).await.unwrap();
     Backend {
         store: Arc::new(store),
