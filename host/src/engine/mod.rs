@@ -14,6 +14,7 @@ mod host;
 mod limits;
 mod ops;
 pub mod runner;
+mod waits;
 mod wasi;
 pub mod workflow;
 

@@ -1,8 +1,9 @@
 //! Constructors of the calls guests make, shared by the live path and the
-//! journal side so both digest the same request.
+//! journal side so both digest the same request, and which call each
+//! recorded event answers.
 
 use super::event::{
-    ActivityOptions, Call, ParentClose, Source, StartSpec, describe_duration, short,
+    ActivityOptions, Call, Event, ParentClose, Source, StartSpec, describe_duration, short,
 };
 use serde_json::{Value, json};
 
@@ -105,4 +106,50 @@ pub fn signal_out(
         &request,
         format!("signal `{name}` to `{workflow_id}`"),
     )
+}
+
+impl Event {
+    /// The guest call this event answers, or `None` for informational
+    /// events (replay skips those) and the run's end.
+    pub fn call(&self) -> Option<Call> {
+        if let Some((handle, select)) = self.completion() {
+            return Some(match select {
+                Some(set) => await_any(set),
+                None => await_handle(handle),
+            });
+        }
+        match self {
+            Event::Clock { source, .. } => Some(clock(*source)),
+            Event::Random { source, hex } => Some(random(*source, hex.len() as u64 / 2)),
+            Event::ActivityScheduled {
+                name,
+                input,
+                options,
+                ..
+            } => Some(activity(name, input, options)),
+            Event::TimerStarted { duration_ms, .. } => Some(timer(*duration_ms)),
+            Event::ChildStarted {
+                workflow,
+                workflow_id,
+                input,
+                parent_close,
+                ..
+            } => Some(child(
+                workflow,
+                workflow_id.as_deref(),
+                input,
+                *parent_close,
+            )),
+            Event::SignalSent {
+                workflow_id,
+                name,
+                payload,
+                start,
+                ..
+            } => Some(signal_out(workflow_id, name, payload, start.as_ref())),
+            Event::PatchMarker { change_id } => Some(patch(change_id)),
+            // Informational events and the run's end are not calls.
+            _ => None,
+        }
+    }
 }

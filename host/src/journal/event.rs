@@ -2,7 +2,6 @@
 //! the guest-visible ones ("commands" and "completions") are matched on
 //! replay, the informational ones are skipped.
 
-use super::calls;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -386,54 +385,5 @@ impl Event {
             _ => {}
         }
         self
-    }
-
-    /// The guest call this event answers, or `None` for informational
-    /// events (replay skips those) and the run's end.
-    pub fn call(&self) -> Option<Call> {
-        if let Some((handle, select)) = self.completion() {
-            return Some(match select {
-                Some(set) => calls::await_any(set),
-                None => calls::await_handle(handle),
-            });
-        }
-        match self {
-            Event::Clock { source, .. } => Some(calls::clock(*source)),
-            Event::Random { source, hex } => Some(calls::random(*source, hex.len() as u64 / 2)),
-            Event::ActivityScheduled {
-                name,
-                input,
-                options,
-                ..
-            } => Some(calls::activity(name, input, options)),
-            Event::TimerStarted { duration_ms, .. } => Some(calls::timer(*duration_ms)),
-            Event::ChildStarted {
-                workflow,
-                workflow_id,
-                input,
-                parent_close,
-                ..
-            } => Some(calls::child(
-                workflow,
-                workflow_id.as_deref(),
-                input,
-                *parent_close,
-            )),
-            Event::SignalSent {
-                workflow_id,
-                name,
-                payload,
-                start,
-                ..
-            } => Some(calls::signal_out(
-                workflow_id,
-                name,
-                payload,
-                start.as_ref(),
-            )),
-            Event::PatchMarker { change_id } => Some(calls::patch(change_id)),
-            // Informational events and the run's end are not calls.
-            _ => None,
-        }
     }
 }

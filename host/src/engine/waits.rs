@@ -1,0 +1,343 @@
+//! How a live await waits for the operations it names: readiness,
+//! interrupts (cancellation, deadline), and eviction when nothing is about
+//! to happen.
+
+use super::host::ActivityOutcome;
+use super::limits::{Interrupt, storage};
+use super::ops::{Notice, Op};
+use super::workflow::WorkflowState;
+use crate::clock::now_ms;
+use crate::journal::{ErrorInfo, Event, Failure};
+use crate::store::RunStatus;
+use futures::future::select_all;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How an ended child run looks to its parent.
+fn child_outcome(handle: u32, status: RunStatus, run: &crate::store::RunRecord) -> Event {
+    let failure = match status {
+        RunStatus::Completed => {
+            return Event::ChildCompleted {
+                handle,
+                child_run_id: run.run_id.clone(),
+                output: run.output.clone().unwrap_or_default(),
+                select: None,
+            };
+        }
+        RunStatus::Cancelled => Failure::Cancelled,
+        RunStatus::TimedOut => Failure::TimedOut {
+            message: format!("child run {} timed out", run.run_id),
+        },
+        _ => {
+            let error = run
+                .error
+                .as_ref()
+                .and_then(|e| serde_json::from_value::<ErrorInfo>(e.clone()).ok())
+                .unwrap_or_else(|| ErrorInfo::new("child-failed", "the child run failed"));
+            Failure::Application(error)
+        }
+    };
+    Event::ChildFailed {
+        handle,
+        child_run_id: Some(run.run_id.clone()),
+        failure,
+        select: None,
+    }
+}
+
+impl WorkflowState {
+    /// Wait, live, until one of `handles` can be consumed; answers its
+    /// handle and completion event (not yet journaled).
+    pub(super) async fn wait_live(&mut self, handles: &[u32]) -> wasmtime::Result<(u32, Event)> {
+        loop {
+            self.drain_inbox();
+            if self.evict {
+                for op in &mut self.ops {
+                    if let Op::Activity { task: Some(t), .. } = op {
+                        t.abort();
+                    }
+                }
+                // Due at once: whoever evicted it wakes it (or recovery does).
+                return Err(Interrupt::Suspend {
+                    wake_at_ms: Some(now_ms()),
+                }
+                .into());
+            }
+            if let Some(event) = self.interrupt_due(handles[0])? {
+                return Ok((handles[0], event));
+            }
+            for &h in handles {
+                if let Some(event) = self.try_ready(h).await? {
+                    self.ops[h as usize] = Op::Consumed;
+                    return Ok((h, event));
+                }
+            }
+            self.block(handles).await?;
+        }
+    }
+
+    pub(super) fn drain_inbox(&mut self) {
+        while let Ok(notice) = self.inbox.try_recv() {
+            self.take_notice(notice);
+        }
+    }
+
+    fn take_notice(&mut self, notice: Notice) {
+        self.notices_seen += 1;
+        match notice {
+            Notice::Signal(signal) => self.queue_signal(signal),
+            Notice::Cancel => self.run.cancel_requested = true,
+            Notice::ChildEnded(_) => {
+                for op in &mut self.ops {
+                    if let Op::Child { stale, .. } = op {
+                        *stale = true;
+                    }
+                }
+            }
+            Notice::Evict => self.evict = true,
+            Notice::Poke => {}
+        }
+    }
+
+    /// Deliver a cancellation or the deadline, once each: this await
+    /// answers it and every pending operation is dropped.
+    fn interrupt_due(&mut self, handle: u32) -> wasmtime::Result<Option<Event>> {
+        let now = now_ms();
+        let failure = if self.run.cancel_requested && !self.cancel_delivered {
+            Failure::Cancelled
+        } else if let Some(deadline) = self.run.deadline_at_ms
+            && now >= deadline
+        {
+            if self.deadline_delivered {
+                if now >= deadline + self.host.waits().deadline_grace_ms as i64 {
+                    return Err(Interrupt::DeadlineExceeded.into());
+                }
+                return Ok(None);
+            }
+            Failure::TimedOut {
+                message: "the run passed its deadline (execution timeout)".into(),
+            }
+        } else {
+            return Ok(None);
+        };
+        self.interrupted(&failure);
+        self.ops[handle as usize] = Op::Consumed;
+        Ok(Some(Event::Interrupted {
+            handle,
+            failure,
+            select: None,
+        }))
+    }
+
+    /// Bookkeeping of a delivered interrupt, live or replayed: pending
+    /// operations are dropped (running activities are aborted).
+    pub(super) fn interrupted(&mut self, failure: &Failure) {
+        match failure {
+            Failure::Cancelled => self.cancel_delivered = true,
+            _ => self.deadline_delivered = true,
+        }
+        for op in &mut self.ops {
+            if let Op::Activity { task: Some(t), .. } = op {
+                t.abort();
+            }
+            if !matches!(op, Op::Consumed) {
+                *op = Op::Dropped(failure.clone());
+            }
+        }
+    }
+
+    /// The completion of `h` if it is ready now.
+    async fn try_ready(&mut self, h: u32) -> wasmtime::Result<Option<Event>> {
+        if let Op::Signal { name } = &self.ops[h as usize] {
+            let name = name.clone();
+            return Ok(self.take_signal(&name).map(|s| Event::SignalReceived {
+                handle: h,
+                name,
+                signal_id: s.id,
+                payload: s.payload,
+                select: None,
+            }));
+        }
+        let host = self.host.clone();
+        let sink = self.sink.clone();
+        let op = &mut self.ops[h as usize];
+        Ok(match op {
+            Op::Activity { job, task, outcome } => match (task.as_mut(), outcome.take()) {
+                (None, _) => {
+                    // Scheduled before a restart, not completed: run it now.
+                    *task = Some(host.clone().spawn_activity((**job).clone(), sink));
+                    None
+                }
+                (Some(t), joined) if joined.is_some() || t.is_finished() => {
+                    let outcome = match joined {
+                        Some(outcome) => outcome,
+                        None => t.await.map_err(|e| {
+                            wasmtime::Error::msg(format!("activity task failed: {e}"))
+                        })?,
+                    };
+                    Some(match outcome.result {
+                        Ok(output) => Event::ActivityCompleted {
+                            handle: h,
+                            attempts: outcome.attempts,
+                            output,
+                            select: None,
+                        },
+                        Err(failure) => Event::ActivityFailed {
+                            handle: h,
+                            attempts: outcome.attempts,
+                            failure,
+                            select: None,
+                        },
+                    })
+                }
+                (Some(_), _) => None,
+            },
+            Op::Timer { fire_at_ms } => (now_ms() >= *fire_at_ms).then_some(Event::TimerFired {
+                handle: h,
+                select: None,
+            }),
+            Op::Child {
+                run_id: None,
+                error,
+                ..
+            } => {
+                let error = error
+                    .clone()
+                    .unwrap_or_else(|| ErrorInfo::new("child-not-started", "no child run"));
+                Some(Event::ChildFailed {
+                    handle: h,
+                    child_run_id: None,
+                    failure: Failure::Application(error),
+                    select: None,
+                })
+            }
+            Op::Child {
+                run_id: Some(id),
+                stale,
+                ..
+            } => {
+                if !*stale {
+                    return Ok(None);
+                }
+                *stale = false;
+                let mut id = id.clone();
+                loop {
+                    let Some(run) = host.run(&id).await.map_err(storage)? else {
+                        break None;
+                    };
+                    // Follow a child that continued as new to its last run.
+                    match run.output.as_ref().and_then(|o| o["continued_as"].as_str()) {
+                        Some(next) if run.status == RunStatus::Completed => id = next.to_string(),
+                        _ if run.status.is_open() => break None,
+                        _ => break Some(child_outcome(h, run.status, &run)),
+                    }
+                }
+            }
+            Op::Dropped(failure) => Some(Event::Interrupted {
+                handle: h,
+                failure: failure.clone(),
+                select: None,
+            }),
+            Op::Signal { .. } | Op::Consumed => None,
+        })
+    }
+
+    /// Something the run waits on is executing. An awaited activity that
+    /// finished since it was last looked at counts: its outcome is joined
+    /// below, never dropped by an eviction (a run suspended with nothing to
+    /// wake it would wait forever).
+    fn in_flight(&self, handles: &[u32]) -> bool {
+        self.ops
+            .iter()
+            .enumerate()
+            .any(|(i, op)| op.pending_task(handles.contains(&(i as u32))))
+    }
+
+    /// Nothing is ready: wait for something to change, or evict the run
+    /// when nothing is running and nothing is due soon.
+    async fn block(&mut self, handles: &[u32]) -> wasmtime::Result<()> {
+        let now = now_ms();
+        let mut wake_at: Option<i64> = handles
+            .iter()
+            .filter_map(|&h| match &self.ops[h as usize] {
+                Op::Timer { fire_at_ms } => Some(*fire_at_ms),
+                _ => None,
+            })
+            .min();
+        if let Some(deadline) = self.run.deadline_at_ms {
+            let at = if self.deadline_delivered {
+                deadline + self.host.waits().deadline_grace_ms as i64
+            } else {
+                deadline
+            };
+            wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+        }
+        let resident = self.host.waits().resident_timer_ms as i64;
+        if !self.in_flight(handles) && wake_at.is_none_or(|at| at - now > resident) {
+            // Idle: linger a little (signals often come in bursts), then
+            // give the memory back; the runtime or a notice wakes us.
+            let linger = Duration::from_millis(resident.max(0) as u64);
+            return match tokio::time::timeout(linger, self.inbox.recv()).await {
+                Ok(Some(notice)) => {
+                    self.take_notice(notice);
+                    Ok(())
+                }
+                _ => Err(Interrupt::Suspend {
+                    wake_at_ms: wake_at,
+                }
+                .into()),
+            };
+        }
+        let sleep = async {
+            match wake_at {
+                Some(at) => {
+                    let wait = (at - now_ms()).max(0) as u64;
+                    tokio::time::sleep(Duration::from_millis(wait)).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let mut tasks: Vec<(usize, &mut JoinHandle<ActivityOutcome>)> = Vec::new();
+        for (i, op) in self.ops.iter_mut().enumerate() {
+            if let Op::Activity {
+                task: Some(t),
+                outcome: None,
+                ..
+            } = op
+                && handles.contains(&(i as u32))
+            {
+                tasks.push((i, t));
+            }
+        }
+        let finished = async {
+            if tasks.is_empty() {
+                std::future::pending().await
+            } else {
+                let (joined, _, _) = select_all(
+                    tasks
+                        .into_iter()
+                        .map(|(i, t)| Box::pin(async move { (i, t.await) })),
+                )
+                .await;
+                joined
+            }
+        };
+        let woke = tokio::select! {
+            _ = sleep => None,
+            joined = finished => Some(Ok(joined)),
+            notice = self.inbox.recv() => notice.map(Err),
+        };
+        match woke {
+            Some(Ok((i, joined))) => {
+                let joined = joined
+                    .map_err(|e| wasmtime::Error::msg(format!("activity task failed: {e}")))?;
+                if let Op::Activity { outcome, .. } = &mut self.ops[i] {
+                    *outcome = Some(joined);
+                }
+            }
+            Some(Err(notice)) => self.take_notice(notice),
+            None => {}
+        }
+        Ok(())
+    }
+}
