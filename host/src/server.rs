@@ -2,7 +2,7 @@
 
 use crate::api::{self, AppState};
 use crate::engine::{Engine, EngineConfig};
-use crate::runtime::{Runtime, RuntimeConfig};
+use crate::runtime::{ClusterConfig, Runtime, RuntimeConfig};
 use crate::store::{Durability, PostgresStore, SqliteStore, Store};
 use anyhow::Context as _;
 use std::net::SocketAddr;
@@ -45,6 +45,18 @@ pub struct ServeOptions {
     /// Runs executing at once.
     #[arg(long, default_value_t = 1000)]
     pub max_resident_runs: usize,
+    /// This node's name among the nodes sharing a Postgres database
+    /// (default: the host name and port). Unique and stable across restarts.
+    #[arg(long, env = "WEFT_NODE_ID")]
+    pub node_id: Option<String>,
+    /// With Postgres: a node not heard from for this long loses its runs to
+    /// the other nodes, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    pub lease_ms: u64,
+    /// The URL other nodes and clients reach this node's API at (default:
+    /// http:// and the address it listens on).
+    #[arg(long)]
+    pub advertise_url: Option<String>,
     /// Deploy these components at start-up (named after the file).
     #[arg(long = "deploy", value_name = "FILE.wasm")]
     pub deploy: Vec<PathBuf>,
@@ -58,6 +70,10 @@ pub fn name_from_path(path: &std::path::Path) -> String {
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.addr))?;
+    let addr = listener.local_addr()?;
     let (store, backend, default_cache): (Arc<dyn Store>, _, _) =
         if opts.db.starts_with("postgres://") || opts.db.starts_with("postgresql://") {
             let store = PostgresStore::open(&opts.db).await?;
@@ -86,6 +102,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             max_resident_runs: opts.max_resident_runs,
             max_concurrent_activities: max_activities,
             deadline_grace_ms: opts.deadline_grace_ms,
+            cluster: (backend == "postgres").then(|| ClusterConfig {
+                node_id: opts.node_id.clone().unwrap_or_else(|| default_node_id(addr)),
+                lease_ms: opts.lease_ms,
+            }),
         },
     );
     for path in &opts.deploy {
@@ -104,23 +124,45 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             &v.digest[..12]
         );
     }
-    let listener = tokio::net::TcpListener::bind(opts.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", opts.addr))?;
-    let resumed = rt.recover().await?;
-    let addr = listener.local_addr()?;
+    let url = opts
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let resumed = rt.start(url).await?;
     tracing::info!("resumed {resumed} run(s)");
     // Scripts and tests read this line to find the port.
     println!("weft listening on http://{addr}");
     let app = api::router(AppState {
-        rt,
+        rt: rt.clone(),
         durability: opts.durability,
         store: backend,
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            stop_requested().await;
+            // Among others, runs move to them now rather than at lease expiry.
+            rt.leave().await;
         })
         .await?;
     Ok(())
+}
+
+/// SIGTERM (a rolling restart, a service manager) or Ctrl-C.
+async fn stop_requested() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: handing runs over and stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
+    }
+}
+
+/// A node id for a node that names none: the host's name and the port.
+fn default_node_id(addr: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "weft".into());
+    format!("{host}:{}", addr.port())
 }

@@ -68,6 +68,18 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// The process id, for signals.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
 impl Drop for ServerProcess {
     /// SIGKILL: no shutdown code runs (a test's kill -9).
     fn drop(&mut self) {

@@ -6,7 +6,7 @@ use crate::support::{Server, of_kind};
 use serde_json::json;
 
 #[path = "../../host/src/store/test_database.rs"]
-mod test_database;
+pub mod test_database;
 use test_database::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread")]

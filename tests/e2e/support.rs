@@ -162,11 +162,17 @@ impl Server {
             .open(self.log_path())
             .unwrap();
         let exe = Path::new(env!("CARGO_BIN_EXE_weft"));
+        let mut args = self.args.clone();
         let db = match &self.database_url {
-            Some(url) => url.into(),
+            Some(url) => {
+                // Each node compiles into a cache of its own.
+                let cache = self.dir.path().join("cache");
+                args.extend(["--cache-dir".into(), cache.display().to_string()]);
+                url.into()
+            }
             None => self.db().into_os_string(),
         };
-        let process = ServerProcess::start(exe, &db, &self.args, "info", Stdio::from(log))
+        let process = ServerProcess::start(exe, &db, &args, "info", Stdio::from(log))
             .unwrap_or_else(|e| panic!("{e:#}; log:\n{}", self.log()));
         self.addr = process.addr.clone();
         self.process = Some(process);
@@ -175,6 +181,30 @@ impl Server {
     /// SIGKILL: no shutdown code runs.
     pub fn kill9(&mut self) {
         drop(self.process.take());
+    }
+
+    /// Send `signal` (`STOP`, `CONT`, `TERM`) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.process.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
+    /// Wait up to `secs` for the server to exit on its own.
+    pub fn exits_within(&mut self, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.process.as_mut().is_none_or(|p| p.exited()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// kill -9, then start again on the same database.

@@ -21,6 +21,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
          # TYPE weft_resident_runs gauge\nweft_resident_runs {}",
         state.rt.resident_count()
     );
+    let _ = writeln!(
+        out,
+        "# HELP weft_shards_held Shards this node drives (0 alone: it drives every run).\n\
+         # TYPE weft_shards_held gauge\nweft_shards_held {}",
+        state.rt.shards_held()
+    );
     let stats = state.rt.writer.stats();
     for (name, help, value) in [
         (

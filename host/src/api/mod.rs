@@ -89,6 +89,8 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "store": state.store,
         "durability": state.durability,
+        "resident_runs": state.rt.resident_count(),
+        "cluster": state.rt.cluster_status(),
     }))
 }
 

@@ -2,6 +2,7 @@
 //! one (with or without starting it), cancel one.
 
 use super::Runtime;
+use crate::engine::Host as _;
 use crate::clock::now_ms;
 use crate::error::{Error, Result, check_name};
 use crate::journal::{ErrorInfo, Event};
@@ -10,7 +11,7 @@ use crate::store::{
     Signal,
 };
 use crate::writes::{
-    IdConflict, IdPolicy, Refusal, RunUpdate, SignalTarget, Sink, WriteOp, WriteOutcome,
+    IdConflict, IdPolicy, Refusal, RunUpdate, SignalTarget, WriteOp, WriteOutcome,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -206,6 +207,13 @@ impl Runtime {
             )));
         }
         let mut new = NewRun::of(version, &namespace, req.workflow_id, req.input);
+        // Among several nodes, a run started here is driven here.
+        if let Some(id) = self.membership.local_run_id() {
+            if new.workflow_id == new.run_id {
+                new.workflow_id = id.clone();
+            }
+            new.run_id = id;
+        }
         new.deadline_at_ms = req.execution_timeout_ms.map(|t| new.at_ms + t as i64);
         Ok(new)
     }
@@ -296,7 +304,7 @@ impl Runtime {
             .map_or(0, |r| r.seq + 1);
         let error = ErrorInfo::new(kind::TERMINATED, reason);
         let value = serde_json::to_value(&error).expect("error info serializes");
-        let sink = Sink::new(run_id, next_seq, self.writer.clone());
+        let sink = self.sink(run_id, next_seq);
         sink.record(Event::Failed { error });
         sink.commit(Some(RunUpdate::Ended {
             status: RunStatus::Terminated,

@@ -3,11 +3,13 @@
 //! at start-up, and the activity executor.
 
 mod activities;
+mod cluster;
 mod commands;
 mod resume;
 mod timers;
 mod versions;
 
+pub use cluster::ClusterConfig;
 pub use commands::{SignalRequest, Signalled, StartRun};
 pub use versions::{Exclusive, Report, Target};
 
@@ -37,6 +39,8 @@ pub struct RuntimeConfig {
     pub max_concurrent_activities: usize,
     /// After its deadline a run may clean up this long before it is ended.
     pub deadline_grace_ms: u64,
+    /// This node's place among others sharing the store; `None` alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// A run executing now (or held by an upgrade): how to tell it things.
@@ -82,6 +86,7 @@ pub struct Runtime {
     ended: broadcast::Sender<String>,
     run_slots: Arc<Semaphore>,
     activity_slots: Arc<Semaphore>,
+    membership: cluster::Membership,
 }
 
 impl Runtime {
@@ -104,23 +109,36 @@ impl Runtime {
             ended: broadcast::channel(4096).0,
             run_slots: Arc::new(Semaphore::new(config.max_resident_runs)),
             activity_slots: Arc::new(Semaphore::new(config.max_concurrent_activities)),
+            membership: cluster::Membership::new(config.cluster.clone()),
             config,
         });
         tokio::spawn(timers::run(rt.clone()));
         rt
     }
 
-    /// Resume every run that was in flight when the server stopped.
-    pub async fn recover(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let runs = self.store.runnable_runs().await?;
-        let now = now_ms();
-        for (run_id, wake_at) in &runs {
-            match wake_at {
-                Some(at) if *at > now => self.timers.push(*at, run_id.clone()),
-                _ => self.wake(run_id.clone(), None),
-            }
+    /// Start driving runs: alone, resume every run that was in flight
+    /// when the server stopped (answers how many); among others, join them
+    /// (`url` is where this node's API answers) and resume the runs of the
+    /// shards this node takes.
+    pub async fn start(self: &Arc<Self>, url: String) -> anyhow::Result<usize> {
+        if self.membership.clustered() {
+            self.join(url).await?;
+            return Ok(self.resident_count());
         }
-        Ok(runs.len())
+        let runs = self.store.runnable_runs(None).await?;
+        let n = runs.len();
+        self.resume_all(runs);
+        Ok(n)
+    }
+
+    /// This node's place in the cluster, for `/healthz`.
+    pub fn cluster_status(&self) -> serde_json::Value {
+        self.membership.status()
+    }
+
+    /// Shards this node drives (0 alone).
+    pub fn shards_held(&self) -> usize {
+        self.membership.shards_held()
     }
 
     /// Runs executing now.
@@ -155,6 +173,11 @@ impl Runtime {
             if let Some(r) = resident.get(run_id) {
                 r.sent.fetch_add(1, Ordering::SeqCst);
                 let _ = r.inbox.send(notice);
+                return;
+            }
+            if !self.membership.drives(run_id) {
+                drop(resident);
+                self.forward(run_id, &notice);
                 return;
             }
             let (tx, rx) = mpsc::unbounded_channel();
@@ -201,6 +224,27 @@ impl Runtime {
 
     /// What happens once an execution is over.
     async fn after(self: &Arc<Self>, run_id: String, ending: Ending, sent: u64) {
+        if self.membership.clustered() && !matches!(ending, Ending::Ended { .. }) {
+            if let Ending::Retry(reason) = &ending {
+                // A refused append may mean another node took the shard.
+                if let Err(e) = self.recheck().await {
+                    tracing::warn!(run = run_id, "cannot check leases: {e:#}");
+                }
+                if !self.membership.drives(&run_id) {
+                    tracing::warn!(run = run_id, "dropped: another node drives it now ({reason})");
+                }
+            }
+            if !self.membership.drives(&run_id) {
+                // Its shard changed hands: the next node resumes it.
+                self.failures.lock().unwrap().remove(&run_id);
+                self.timers.forget(&run_id);
+                if let Ending::Continued { next_run_id } = ending {
+                    self.announce_end(&run_id);
+                    self.wake(next_run_id, None);
+                }
+                return;
+            }
+        }
         match ending {
             Ending::Suspended {
                 wake_at_ms,
@@ -221,7 +265,7 @@ impl Runtime {
             Ending::Continued { next_run_id } => {
                 self.failures.lock().unwrap().remove(&run_id);
                 self.timers.forget(&run_id);
-                let _ = self.ended.send(run_id);
+                self.announce_end(&run_id);
                 self.wake(next_run_id, None);
             }
             Ending::Retry(reason) => {
@@ -243,7 +287,7 @@ impl Runtime {
     async fn closed(self: &Arc<Self>, run_id: &str, parent: Option<String>) {
         self.failures.lock().unwrap().remove(run_id);
         self.timers.forget(run_id);
-        let _ = self.ended.send(run_id.to_string());
+        self.announce_end(run_id);
         if let Some(parent) = parent {
             self.tell(&parent, Notice::ChildEnded(run_id.to_string()));
         }
@@ -297,7 +341,7 @@ impl Runtime {
                     self.tell(&run.run_id, Notice::Cancel);
                 } else {
                     // A stuck run ended at once.
-                    let _ = self.ended.send(run.run_id.clone());
+                    self.announce_end(&run.run_id);
                 }
             }
             WriteOutcome::Created(_) | WriteOutcome::Existing(_) | WriteOutcome::Refused(_) => {}

@@ -68,7 +68,7 @@ impl Host for Runtime {
     }
 
     fn sink(&self, run_id: &str, next_seq: u64) -> Sink {
-        Sink::new(run_id, next_seq, self.writer.clone())
+        Sink::new(run_id, next_seq, self.writer.clone()).leased(self.membership.lease_of(run_id))
     }
 
     async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {

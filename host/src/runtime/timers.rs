@@ -37,6 +37,16 @@ impl Timers {
         self.queue.lock().unwrap().current.remove(run_id);
     }
 
+    /// Forget the wake-ups of the runs `gone` picks (shards handed over).
+    pub fn forget_where(&self, gone: impl Fn(&str) -> bool) {
+        self.queue.lock().unwrap().current.retain(|run_id, _| !gone(run_id));
+    }
+
+    /// Whether `run_id` has a wake-up pending.
+    pub fn contains(&self, run_id: &str) -> bool {
+        self.queue.lock().unwrap().current.contains_key(run_id)
+    }
+
     fn pop_due(&self, now: i64) -> (Vec<String>, Option<i64>) {
         let mut q = self.queue.lock().unwrap();
         let mut due = Vec::new();

@@ -3,11 +3,11 @@
 
 use super::{Resident, Runtime};
 use crate::engine::check::{Verdict, check};
-use crate::engine::{Loaded, Notice};
+use crate::engine::{Host as _, Loaded, Notice};
 use crate::error::{Error, Result};
 use crate::journal::{Event, Recorded};
 use crate::store::{ComponentKind, ComponentVersion, DeleteVersion, RunRecord, RunStatus};
-use crate::writes::{RunUpdate, Sink};
+use crate::writes::RunUpdate;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +73,9 @@ impl Runtime {
             run_id: run_id.to_string(),
             ended: false,
         };
+        if !self.membership.drives(run_id) {
+            return Err(self.elsewhere(run_id).await);
+        }
         let deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
         loop {
             let mut handed = {
@@ -183,7 +186,7 @@ impl Runtime {
         if !report.verdict.is_compatible() && !force {
             return Ok(report);
         }
-        let sink = Sink::new(run_id, next_seq, self.writer.clone());
+        let sink = self.sink(run_id, next_seq);
         sink.record(Event::Upgraded {
             from_version: run.version,
             to_version: to.version,

@@ -5,12 +5,14 @@
 //! applies the rules of every write through it, with everything queued at
 //! that moment in one transaction, so many runs share one fsync.
 
+mod coordination;
 mod postgres;
 mod rows;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_database;
 
+pub use coordination::{Coordination, Lease, NodeInfo, SHARDS, shard_of};
 pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
 
@@ -320,6 +322,10 @@ pub trait Tx: Send {
     ) -> anyhow::Result<bool>;
     /// Give the unconsumed signals of `from` to `to`.
     async fn move_pending_signals(&mut self, from: &str, to: &str) -> anyhow::Result<()>;
+    /// Fail the transaction unless `lease` is still the current epoch of
+    /// its shard, and keep it so until commit: a node that lost a shard
+    /// cannot append to its runs. A store with one node always passes.
+    async fn fence(&mut self, lease: Lease) -> anyhow::Result<()>;
     async fn commit(self: Box<Self>) -> anyhow::Result<()>;
 }
 
@@ -375,8 +381,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>>;
     async fn journal(&self, run_id: &str) -> anyhow::Result<Vec<Recorded>>;
     /// Runs that must resume at start-up, with their wake-up time: those in
-    /// `running` (not `stuck`) unless evicted idle with nothing new for them.
-    async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>>;
+    /// `running` (not `stuck`) unless evicted idle with nothing new for them;
+    /// with `shards`, only the runs of those shards.
+    async fn runnable_runs(
+        &self,
+        shards: Option<&[u32]>,
+    ) -> anyhow::Result<Vec<(String, Option<i64>)>>;
     /// How many runs have each status.
     async fn status_counts(&self) -> anyhow::Result<Vec<(RunStatus, u64)>>;
     /// Signals delivered to a run and not consumed yet, oldest first.
@@ -393,4 +403,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion>;
     /// Open children of a run, with their parent-close policy.
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>>;
+    /// Coordination of several nodes, for a store they can share.
+    fn coordination(&self) -> Option<&dyn Coordination> {
+        None
+    }
 }

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::journal::{Event, Source};
-use crate::store::{ComponentKind, PutComponent, SqliteStore, Store};
+use crate::store::{ComponentKind, Lease, PutComponent, SqliteStore, Store, shard_of};
 use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Arc;
@@ -72,6 +72,7 @@ macro_rules! contract {
                 suspended_runs_resume_at_their_wake_up_time,
                 components_are_content_addressed,
                 an_undecodable_event_leaves_only_its_run_unreadable,
+                a_shard_changes_hands_in_a_new_epoch_and_fences_the_old_one,
             );
         }
     };
@@ -124,6 +125,7 @@ fn clock(seq: u64) -> Recorded {
 fn append(run_id: &str, events: Vec<Recorded>, update: Option<RunUpdate>) -> WriteOp {
     WriteOp::Append {
         run_id: run_id.into(),
+        lease: None,
         events,
         effects: Vec::new(),
         update,
@@ -226,6 +228,7 @@ async fn signals_are_pending_in_arrival_order_and_consumed_once(b: Backend) {
     assert_eq!(payloads, (0..5).map(|i| json!(i)).collect::<Vec<_>>());
     let consume = |seq: u64| WriteOp::Append {
         run_id: "a".into(),
+        lease: None,
         events: vec![clock(seq)],
         effects: vec![Effect::Consume {
             signal_id: pending[0].id,
@@ -262,7 +265,11 @@ async fn suspended_runs_resume_at_their_wake_up_time(b: Backend) {
     write(store, append("waits", vec![], Some(suspend(None)))).await;
     write(store, append("signalled", vec![], Some(suspend(None)))).await;
     write(store, signal_op("signalled", 1, None)).await;
-    let mut runnable = store.runnable_runs().await.unwrap();
+    let timer_shard = shard_of("timer");
+    let of_shard = store.runnable_runs(Some(&[timer_shard])).await.unwrap();
+    assert!(of_shard.contains(&("timer".to_string(), Some(5000))));
+    assert!(of_shard.iter().all(|(id, _)| shard_of(id) == timer_shard));
+    let mut runnable = store.runnable_runs(None).await.unwrap();
     runnable.sort();
     assert_eq!(
         runnable,
@@ -312,4 +319,60 @@ async fn an_undecodable_event_leaves_only_its_run_unreadable(b: Backend) {
     assert!(store.journal("a").await.is_err());
     assert_eq!(store.journal("b").await.unwrap().len(), 1);
     assert!(store.get_run("a").await.unwrap().is_some());
+}
+
+/// Leases: a shard is held by one node in one epoch; a node that is not
+/// alive loses its shards to the next one, in a new epoch, and appends
+/// under the old epoch are refused. A store for one node has no leases and
+/// fences nothing.
+async fn a_shard_changes_hands_in_a_new_epoch_and_fences_the_old_one(b: Backend) {
+    let store = &*b.store;
+    write(store, create(new_run("a", "a"))).await;
+    let shard = shard_of("a");
+    let fenced_append = |seq, epoch| WriteOp::Append {
+        run_id: "a".into(),
+        lease: Some(Lease { shard, epoch }),
+        events: vec![clock(seq)],
+        effects: Vec::new(),
+        update: None,
+    };
+    let Some(c) = store.coordination() else {
+        // SQLite: one node, and its appends pass whatever lease they carry.
+        assert!(matches!(
+            write_batch(store, &[fenced_append(1, 7)]).await.remove(0),
+            Ok(WriteOutcome::Appended(_))
+        ));
+        return;
+    };
+    let ttl = 60_000;
+    assert_eq!(c.heartbeat("n1", "http://n1", ttl).await.unwrap().len(), 1);
+    let taken = c.acquire("n1", crate::store::SHARDS, ttl).await.unwrap();
+    assert_eq!(taken.len() as u32, crate::store::SHARDS, "a lone node takes every shard");
+    let first = *taken.iter().find(|l| l.shard == shard).unwrap();
+    assert_eq!(c.held("n1").await.unwrap().len(), taken.len());
+    assert_eq!(c.owner(shard).await.unwrap().unwrap().node_id, "n1");
+    // A second node finds nothing free while n1 is alive.
+    let nodes = c.heartbeat("n2", "http://n2", ttl).await.unwrap();
+    assert_eq!(nodes.iter().map(|n| n.shards).collect::<Vec<_>>(), vec![1024, 0]);
+    assert!(c.acquire("n2", 10, ttl).await.unwrap().is_empty());
+    // Appends under the current epoch pass.
+    assert!(write_batch(store, &[fenced_append(1, first.epoch)]).await.remove(0).is_ok());
+    // n1 hands the shard over; n2 takes it in a new epoch.
+    c.release("n1", &[shard]).await.unwrap();
+    let second = c.acquire("n2", 1, ttl).await.unwrap();
+    assert_eq!(second, vec![Lease { shard, epoch: first.epoch + 1 }]);
+    let refused = write_batch(store, &[fenced_append(2, first.epoch)]).await.remove(0);
+    let message = format!("{:#}", refused.unwrap_err());
+    assert!(message.contains("fenced"), "{message}");
+    assert!(write_batch(store, &[fenced_append(2, second[0].epoch)]).await.remove(0).is_ok());
+    assert_eq!(store.journal("a").await.unwrap().len(), 3, "no gap, no duplicate");
+    // n1 stops beating: its shards are free to take once its lease is over.
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let alive = c.heartbeat("n2", "http://n2", 50).await.unwrap();
+    assert_eq!(alive.iter().map(|n| n.node_id.as_str()).collect::<Vec<_>>(), ["n2"]);
+    let rest = c.acquire("n2", crate::store::SHARDS, 50).await.unwrap();
+    assert_eq!(rest.len() as u32, crate::store::SHARDS - 1);
+    assert!(c.held("n1").await.unwrap().is_empty());
+    c.leave("n2").await.unwrap();
+    assert!(c.owner(shard).await.unwrap().is_none());
 }

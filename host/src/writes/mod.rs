@@ -16,7 +16,7 @@ pub use sink::Sink;
 pub use writer::{Writer, write_batch};
 
 use crate::journal::Recorded;
-use crate::store::{NewRun, RunRecord, RunStatus, Signal};
+use crate::store::{Lease, NewRun, RunRecord, RunStatus, Signal};
 use serde_json::Value;
 
 /// Side effects a run's journal append carries, in the same transaction.
@@ -116,6 +116,9 @@ pub enum WriteOp {
     },
     Append {
         run_id: String,
+        /// The lease of the run's shard it was written under, if the store
+        /// is shared: a stale lease refuses the append.
+        lease: Option<Lease>,
         events: Vec<Recorded>,
         effects: Vec<Effect>,
         update: Option<RunUpdate>,

@@ -13,10 +13,14 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
         WriteOp::CreateRun { run, policy } => start_run(tx, run, *policy).await,
         WriteOp::Append {
             run_id,
+            lease,
             events,
             effects,
             update,
         } => {
+            if let Some(lease) = lease {
+                tx.fence(*lease).await?;
+            }
             tx.append(run_id, rows(events)?).await?;
             let mut touched = Vec::new();
             for effect in effects {

@@ -4,6 +4,7 @@
 use super::{Effect, RunUpdate, WriteOp, WriteOutcome, Writer};
 use crate::clock::now_ms;
 use crate::journal::{Event, Recorded};
+use crate::store::Lease;
 use std::sync::{Arc, Mutex};
 
 /// Pending events beyond this are sent without waiting for a durable point.
@@ -25,6 +26,8 @@ struct Inner {
     writer: Option<Writer>,
     /// The run was evicted: the first append says it executes again.
     waking: bool,
+    /// The shard lease the run executes under: every append is fenced by it.
+    lease: Option<Lease>,
 }
 
 impl Inner {
@@ -57,6 +60,7 @@ impl Inner {
         }
         WriteOp::Append {
             run_id: self.run_id.clone(),
+            lease: self.lease,
             events: std::mem::take(&mut self.pending),
             effects: std::mem::take(&mut self.effects),
             update,
@@ -78,6 +82,7 @@ impl Sink {
                 effects: Vec::new(),
                 writer,
                 waking: false,
+                lease: None,
             })),
         }
     }
@@ -91,6 +96,13 @@ impl Sink {
     /// For a run that was evicted: its first append marks it as executing.
     pub fn waking(self, evicted: bool) -> Self {
         self.inner.lock().unwrap().waking = evicted;
+        self
+    }
+
+    /// For a run of a shard this node leases: appends are refused once
+    /// the lease is gone (another node drives the run now).
+    pub fn leased(self, lease: Option<Lease>) -> Self {
+        self.inner.lock().unwrap().lease = lease;
         self
     }
 

@@ -2,6 +2,7 @@
 //! primitives as SQLite, over one pool; component bytes live in the
 //! database so every node can load every version.
 
+mod coordination;
 mod tx;
 
 use super::rows::{VERSION_COLUMNS, parent_close, resumes, run_from_row, version_from_row};
@@ -13,7 +14,10 @@ use sqlx::{Postgres, QueryBuilder};
 use tx::PgTx;
 
 /// The schema, in order: migration N is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+    include_str!("../../../migrations/postgres/0002_shards.sql"),
+];
 
 /// Serializes schema changes of nodes that start at once.
 const MIGRATION_LOCK: i64 = 0x7765_6674; // "weft"
@@ -284,7 +288,11 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>> {
+    async fn runnable_runs(
+        &self,
+        shards: Option<&[u32]>,
+    ) -> anyhow::Result<Vec<(String, Option<i64>)>> {
+        let shards: Option<Vec<i64>> = shards.map(|s| s.iter().map(|&s| s as i64).collect());
         let rows: Vec<(String, Option<i64>, i64, bool)> = sqlx::query_as(
             "SELECT r.run_id, r.wake_at_ms, r.idle, \
                (r.cancel_requested = 1 \
@@ -293,8 +301,10 @@ impl Store for PostgresStore {
                 OR EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id \
                            AND c.status NOT IN ('running', 'stuck') \
                            AND c.ended_at_ms >= r.updated_at_ms)) AS poked \
-             FROM runs r WHERE r.status = 'running'",
+             FROM runs r WHERE r.status = 'running' \
+               AND ($1::BIGINT[] IS NULL OR r.shard = ANY($1))",
         )
+        .bind(shards)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().filter_map(resumes).collect())
@@ -399,5 +409,9 @@ impl Store for PostgresStore {
             .into_iter()
             .map(|(id, close)| (id, parent_close(close.as_deref())))
             .collect())
+    }
+
+    fn coordination(&self) -> Option<&dyn Coordination> {
+        Some(self)
     }
 }

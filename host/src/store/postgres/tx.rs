@@ -58,8 +58,9 @@ impl Tx for PgTx {
         };
         sqlx::query(
             "INSERT INTO runs (run_id, namespace, workflow_id, workflow, version, digest, input, \
-             status, created_at_ms, updated_at_ms, parent_run_id, parent_close, deadline_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12)",
+             status, created_at_ms, updated_at_ms, parent_run_id, parent_close, deadline_at_ms, \
+             shard) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12, $13)",
         )
         .bind(&new.run_id)
         .bind(&new.namespace)
@@ -73,6 +74,7 @@ impl Tx for PgTx {
         .bind(parent)
         .bind(parent_close)
         .bind(new.deadline_at_ms)
+        .bind(shard_of(&new.run_id) as i64)
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -170,6 +172,25 @@ impl Tx for PgTx {
             .bind(from)
             .execute(&mut *self.tx)
             .await?;
+        Ok(())
+    }
+
+    async fn fence(&mut self, lease: Lease) -> anyhow::Result<()> {
+        // FOR SHARE: a node taking the shard over (which bumps the epoch)
+        // waits for this transaction, or skips the shard for now.
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT epoch FROM shard_leases WHERE shard = $1 FOR SHARE")
+                .bind(lease.shard as i64)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        if current != Some(lease.epoch as i64) {
+            anyhow::bail!(
+                "fenced: shard {} is no longer held in epoch {} (now {}): another node drives its runs",
+                lease.shard,
+                lease.epoch,
+                current.map_or("unknown".into(), |e| e.to_string())
+            );
+        }
         Ok(())
     }
 

@@ -285,7 +285,10 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn runnable_runs(&self) -> anyhow::Result<Vec<(String, Option<i64>)>> {
+    async fn runnable_runs(
+        &self,
+        shards: Option<&[u32]>,
+    ) -> anyhow::Result<Vec<(String, Option<i64>)>> {
         let rows: Vec<(String, Option<i64>, i64, i64)> = sqlx::query_as(
             "SELECT r.run_id, r.wake_at_ms, r.idle, \
                (r.cancel_requested = 1 \
@@ -301,6 +304,7 @@ impl Store for SqliteStore {
         Ok(rows
             .into_iter()
             .filter_map(|(run_id, wake, idle, poked)| resumes((run_id, wake, idle, poked != 0)))
+            .filter(|(run_id, _)| shards.is_none_or(|s| s.contains(&shard_of(run_id))))
             .collect())
     }
 

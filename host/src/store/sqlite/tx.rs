@@ -173,6 +173,11 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn fence(&mut self, _lease: Lease) -> anyhow::Result<()> {
+        // One node writes a SQLite file: nobody else can hold its shards.
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> anyhow::Result<()> {
         // 6 parameters a row, SQLite allows 32766 a statement.
         for chunk in self.events.chunks(5000) {

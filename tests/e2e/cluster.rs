@@ -1,0 +1,201 @@
+//! Several `weft serve` nodes on one Postgres database (one of the test's
+//! own): any node answers any request, a killed or paused node's runs move
+//! to the others, and SIGTERM hands runs over without waiting for a lease.
+
+use crate::postgres::test_database::TestDatabase;
+use crate::support::{Server, of_kind};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Nodes named `names` on `db`, each with `args`, once they share every
+/// shard.
+async fn cluster(db: &TestDatabase, names: &[&str], args: &[&str]) -> Vec<Server> {
+    let nodes: Vec<Server> = names
+        .iter()
+        .map(|name| {
+            let mut all = vec!["--node-id", name, "--resident-timer-ms", "100"];
+            all.extend_from_slice(args);
+            Server::start_on_postgres(&db.url, &all)
+        })
+        .collect();
+    balanced(&nodes.iter().collect::<Vec<_>>()).await;
+    nodes
+}
+
+/// Wait until `nodes` hold every shard between them, each some.
+async fn balanced(nodes: &[&Server]) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = shards(nodes).await;
+        if held.iter().sum::<u64>() == 1024 && held.iter().all(|&n| n > 0) {
+            return held;
+        }
+        assert!(Instant::now() < deadline, "shards never balanced: {held:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The shards each node says it holds.
+async fn shards(nodes: &[&Server]) -> Vec<u64> {
+    let mut held = Vec::new();
+    for node in nodes {
+        let (_, health) = node.get("/healthz").await;
+        held.push(health["cluster"]["shards"].as_u64().unwrap_or(0));
+    }
+    held
+}
+
+/// Sequence numbers are 0, 1, 2, … with no gap and no duplicate.
+fn assert_dense(journal: &[Value]) {
+    let seqs: Vec<u64> = journal
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..journal.len() as u64).collect::<Vec<_>>(),
+        "{journal:?}"
+    );
+}
+
+async fn signal(node: &Server, run_id: &str, item: Value) {
+    let (status, body) = node
+        .post(&format!("/v1/runs/{run_id}/signals/item"), &item)
+        .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn any_node_answers_any_request() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &["a", "b", "c"], &[]).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let (_, health) = a.get("/healthz").await;
+    assert_eq!(health["cluster"]["node"], "a", "{health}");
+    assert_eq!(
+        health["cluster"]["nodes"].as_array().unwrap().len(),
+        3,
+        "{health}"
+    );
+    a.deploy("entity", "entity").await;
+    let run = b.start_run("entity", json!({ "expect": 3 })).await;
+    for i in 0..2 {
+        signal(c, &run, json!(i)).await;
+    }
+    let sent = Instant::now();
+    signal(c, &run, json!(2)).await;
+    let done = a.wait(&run, 30).await;
+    let latency = sent.elapsed();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output"]["seen"], json!([0, 1, 2]));
+    // Messages, not the fallback sweep (every 60 s here), carried the
+    // signal to the driving node and its end back to the reader.
+    println!("signal on c → result on a: {latency:?}");
+    assert!(latency < Duration::from_secs(5), "{latency:?}");
+    let journal = c.journal(&run).await;
+    assert_dense(&journal);
+    assert_eq!(of_kind(&journal, "signal-received").len(), 3);
+    // The run was driven by the node that started it.
+    assert!(b.log().contains(&run), "b drove {run}");
+    assert!(!a.log().contains(&run) && !c.log().contains(&run));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_nodes_runs_finish_on_the_others() {
+    let db = TestDatabase::create().await;
+    let mut nodes = cluster(&db, &["a", "b", "c"], &["--lease-ms", "2000"]).await;
+    nodes[0].deploy("effects", "effects").await;
+    nodes[0].deploy("sleeper", "sleeper").await;
+    let mut runs = Vec::new();
+    for i in 0..6 {
+        let input = json!({ "tag": format!("r{i}"), "sleep_ms": 3000 });
+        runs.push(nodes[0].start_run("sleeper", input).await);
+    }
+    for run in &runs {
+        nodes[1]
+            .until_journal(run, "the timer", |e| {
+                !of_kind(e, "timer-started").is_empty()
+            })
+            .await;
+    }
+    nodes[0].kill9();
+    let killed = Instant::now();
+    for run in &runs {
+        let done = nodes[1].wait(run, 60).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(done["output"]["slept_enough"], true);
+        let journal = nodes[2].journal(run).await;
+        assert_dense(&journal);
+        assert_eq!(of_kind(&journal, "activity-completed").len(), 2);
+    }
+    let moved = killed.elapsed();
+    println!("6 runs of a killed node finished on the others {moved:?} after the kill");
+    // Lease (2 s) + the rest of the 3 s timer + a margin.
+    assert!(moved < Duration::from_secs(12), "{moved:?}");
+    let held = balanced(&[&nodes[1], &nodes[2]]).await;
+    println!("shards after the kill: {held:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_node_is_fenced_out_and_drops_the_run() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &["a", "b"], &["--lease-ms", "1500"]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    a.deploy("effects", "effects").await;
+    a.deploy("sleeper", "sleeper").await;
+    let input = json!({ "tag": "paused", "sleep_ms": 0, "slow_ms": 3000 });
+    let run = a.start_run("sleeper", input).await;
+    // The second activity (3 s) is running on a when a stops.
+    b.until_journal(&run, "the second activity", |e| {
+        of_kind(e, "activity-scheduled").len() == 2
+    })
+    .await;
+    a.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    // b took a's shards and runs the activity again; a wakes up mid-way
+    // through its own attempt, whose result it can no longer append.
+    a.signal("CONT");
+    let done = b.wait(&run, 60).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let journal = b.journal(&run).await;
+    assert_dense(&journal);
+    assert_eq!(of_kind(&journal, "activity-completed").len(), 2);
+    assert_eq!(of_kind(&journal, "completed").len(), 1);
+    let log = a.log();
+    assert!(log.contains("fenced"), "a's log:\n{log}");
+    assert!(log.contains("lost"), "a's log:\n{log}");
+    let (_, run_now) = a.get(&format!("/v1/runs/{run}")).await;
+    assert_eq!(run_now["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_hands_runs_over_without_waiting_for_the_lease() {
+    let db = TestDatabase::create().await;
+    // A lease far longer than the test: only a hand-over can move runs.
+    let mut nodes = cluster(&db, &["a", "b"], &["--lease-ms", "60000"]).await;
+    nodes[0].deploy("entity", "entity").await;
+    let run = nodes[0].start_run("entity", json!({ "expect": 3 })).await;
+    signal(&nodes[0], &run, json!("before")).await;
+    nodes[0]
+        .until_journal(&run, "the first item", |e| {
+            !of_kind(e, "signal-received").is_empty()
+        })
+        .await;
+    nodes[0].signal("TERM");
+    let term = Instant::now();
+    assert!(nodes[0].exits_within(20), "a did not stop on SIGTERM");
+    let (_, health) = nodes[1].get("/healthz").await;
+    assert_eq!(health["cluster"]["shards"], 1024, "{health}");
+    signal(&nodes[1], &run, json!("after-1")).await;
+    signal(&nodes[1], &run, json!("after-2")).await;
+    let done = nodes[1].wait(&run, 30).await;
+    let moved = term.elapsed();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output"]["seen"], json!(["before", "after-1", "after-2"]));
+    println!("SIGTERM → run completed on b: {moved:?}");
+    assert!(moved < Duration::from_secs(20), "{moved:?}");
+    assert_dense(&nodes[1].journal(&run).await);
+    let log = nodes[0].log();
+    assert!(log.contains("handed 512 shard(s) over"), "a's log:\n{log}");
+}
