@@ -103,7 +103,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             max_concurrent_activities: max_activities,
             deadline_grace_ms: opts.deadline_grace_ms,
             cluster: (backend == "postgres").then(|| ClusterConfig {
-                node_id: opts.node_id.clone().unwrap_or_else(|| default_node_id(addr)),
+                node_id: opts
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(|| default_node_id(addr)),
                 lease_ms: opts.lease_ms,
             }),
         },

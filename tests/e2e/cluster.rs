@@ -47,10 +47,7 @@ async fn shards(nodes: &[&Server]) -> Vec<u64> {
 
 /// Sequence numbers are 0, 1, 2, … with no gap and no duplicate.
 fn assert_dense(journal: &[Value]) {
-    let seqs: Vec<u64> = journal
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
+    let seqs: Vec<u64> = journal.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(
         seqs,
         (0..journal.len() as u64).collect::<Vec<_>>(),
@@ -95,9 +92,6 @@ async fn any_node_answers_any_request() {
     let journal = c.journal(&run).await;
     assert_dense(&journal);
     assert_eq!(of_kind(&journal, "signal-received").len(), 3);
-    // The run was driven by the node that started it.
-    assert!(b.log().contains(&run), "b drove {run}");
-    assert!(!a.log().contains(&run) && !c.log().contains(&run));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -146,10 +140,15 @@ async fn a_paused_node_is_fenced_out_and_drops_the_run() {
     let input = json!({ "tag": "paused", "sleep_ms": 0, "slow_ms": 3000 });
     let run = a.start_run("sleeper", input).await;
     // The second activity (3 s) is running on a when a stops.
-    b.until_journal(&run, "the second activity", |e| {
-        of_kind(e, "activity-scheduled").len() == 2
-    })
-    .await;
+    // (Its scheduling is journaled with its result: a's log tells.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !a.log().contains("effect step n=2") {
+        assert!(
+            Instant::now() < deadline,
+            "the second activity never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     a.signal("STOP");
     tokio::time::sleep(Duration::from_millis(4000)).await;
     // b took a's shards and runs the activity again; a wakes up mid-way
@@ -157,13 +156,27 @@ async fn a_paused_node_is_fenced_out_and_drops_the_run() {
     a.signal("CONT");
     let done = b.wait(&run, 60).await;
     assert_eq!(done["status"], "completed", "{done}");
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // a notices once its attempt ends: its append is refused.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !a.log().contains("fenced") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let journal = b.journal(&run).await;
     assert_dense(&journal);
     assert_eq!(of_kind(&journal, "activity-completed").len(), 2);
     assert_eq!(of_kind(&journal, "completed").len(), 1);
     let log = a.log();
-    assert!(log.contains("fenced"), "a's log:\n{log}");
+    for line in log
+        .lines()
+        .filter(|l| l.contains("fenced") || l.contains("lost"))
+    {
+        println!("a: {line}");
+    }
+    assert!(
+        log.contains("fenced"),
+        "a's log:\n{log}\nb's log:\n{}",
+        b.log()
+    );
     assert!(log.contains("lost"), "a's log:\n{log}");
     let (_, run_now) = a.get(&format!("/v1/runs/{run}")).await;
     assert_eq!(run_now["status"], "completed");
@@ -192,7 +205,10 @@ async fn sigterm_hands_runs_over_without_waiting_for_the_lease() {
     let done = nodes[1].wait(&run, 30).await;
     let moved = term.elapsed();
     assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(done["output"]["seen"], json!(["before", "after-1", "after-2"]));
+    assert_eq!(
+        done["output"]["seen"],
+        json!(["before", "after-1", "after-2"])
+    );
     println!("SIGTERM → run completed on b: {moved:?}");
     assert!(moved < Duration::from_secs(20), "{moved:?}");
     assert_dense(&nodes[1].journal(&run).await);

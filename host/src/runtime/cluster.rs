@@ -365,7 +365,10 @@ impl Runtime {
         loop {
             let busy = {
                 let resident = self.resident.lock().unwrap();
-                resident.keys().filter(|r| set.contains(&shard_of(r))).count()
+                resident
+                    .keys()
+                    .filter(|r| set.contains(&shard_of(r)))
+                    .count()
             };
             if busy == 0 || tokio::time::Instant::now() >= deadline {
                 if busy > 0 {
@@ -399,7 +402,14 @@ impl Runtime {
             return;
         };
         self.membership.stopping.store(true, Ordering::SeqCst);
-        let shards: Vec<u32> = self.membership.held.lock().unwrap().keys().copied().collect();
+        let shards: Vec<u32> = self
+            .membership
+            .held
+            .lock()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect();
         self.hand_over(shards).await;
         if let Err(e) = self.coordination().leave(&node_id).await {
             tracing::warn!("cannot leave the cluster cleanly: {e:#}");
@@ -423,7 +433,14 @@ impl Runtime {
     /// a message that was lost (a node died between its commit and its
     /// message, or our listening connection dropped).
     async fn sweep(self: &Arc<Self>) -> anyhow::Result<()> {
-        let shards: Vec<u32> = self.membership.held.lock().unwrap().keys().copied().collect();
+        let shards: Vec<u32> = self
+            .membership
+            .held
+            .lock()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect();
         let runs = self.store.runnable_runs(Some(&shards)).await?;
         let missing: Vec<(String, Option<i64>)> = {
             let resident = self.resident.lock().unwrap();
@@ -434,7 +451,10 @@ impl Runtime {
                 .collect()
         };
         if !missing.is_empty() {
-            tracing::info!("sweep: {} run(s) had news that did not reach us", missing.len());
+            tracing::info!(
+                "sweep: {} run(s) had news that did not reach us",
+                missing.len()
+            );
         }
         self.resume_all(missing);
         Ok(())
@@ -497,7 +517,7 @@ async fn lease_loop(rt: Arc<Runtime>) {
             continue;
         }
         rounds += 1;
-        if rounds % 24 == 0
+        if rounds.is_multiple_of(24)
             && let Err(e) = rt.sweep().await
         {
             tracing::warn!("sweep failed: {e:#}");

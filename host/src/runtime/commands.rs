@@ -2,8 +2,8 @@
 //! one (with or without starting it), cancel one.
 
 use super::Runtime;
-use crate::engine::Host as _;
 use crate::clock::now_ms;
+use crate::engine::Host as _;
 use crate::error::{Error, Result, check_name};
 use crate::journal::{ErrorInfo, Event};
 use crate::store::{

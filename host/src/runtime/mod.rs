@@ -231,7 +231,10 @@ impl Runtime {
                     tracing::warn!(run = run_id, "cannot check leases: {e:#}");
                 }
                 if !self.membership.drives(&run_id) {
-                    tracing::warn!(run = run_id, "dropped: another node drives it now ({reason})");
+                    tracing::warn!(
+                        run = run_id,
+                        "dropped: another node drives it now ({reason})"
+                    );
                 }
             }
             if !self.membership.drives(&run_id) {

@@ -39,7 +39,11 @@ impl Timers {
 
     /// Forget the wake-ups of the runs `gone` picks (shards handed over).
     pub fn forget_where(&self, gone: impl Fn(&str) -> bool) {
-        self.queue.lock().unwrap().current.retain(|run_id, _| !gone(run_id));
+        self.queue
+            .lock()
+            .unwrap()
+            .current
+            .retain(|run_id, _| !gone(run_id));
     }
 
     /// Whether `run_id` has a wake-up pending.

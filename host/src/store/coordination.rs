@@ -44,8 +44,12 @@ pub struct NodeInfo {
 pub trait Coordination: Send + Sync {
     /// Record that `node_id` (answering at `url`) is alive now, by the
     /// database's clock; answers the nodes alive within `ttl_ms`.
-    async fn heartbeat(&self, node_id: &str, url: &str, ttl_ms: i64)
-    -> anyhow::Result<Vec<NodeInfo>>;
+    async fn heartbeat(
+        &self,
+        node_id: &str,
+        url: &str,
+        ttl_ms: i64,
+    ) -> anyhow::Result<Vec<NodeInfo>>;
     /// The shards `node_id` holds, with their epochs.
     async fn held(&self, node_id: &str) -> anyhow::Result<Vec<Lease>>;
     /// Take up to `n` shards that nobody alive within `ttl_ms` holds, each
@@ -76,6 +80,10 @@ mod tests {
         for i in 0..10_000 {
             seen.insert(shard_of(&format!("run-{i}")));
         }
-        assert!(seen.len() > 1000, "10k ids fill most shards: {}", seen.len());
+        assert!(
+            seen.len() > 1000,
+            "10k ids fill most shards: {}",
+            seen.len()
+        );
     }
 }

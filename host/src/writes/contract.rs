@@ -347,29 +347,61 @@ async fn a_shard_changes_hands_in_a_new_epoch_and_fences_the_old_one(b: Backend)
     let ttl = 60_000;
     assert_eq!(c.heartbeat("n1", "http://n1", ttl).await.unwrap().len(), 1);
     let taken = c.acquire("n1", crate::store::SHARDS, ttl).await.unwrap();
-    assert_eq!(taken.len() as u32, crate::store::SHARDS, "a lone node takes every shard");
+    assert_eq!(
+        taken.len() as u32,
+        crate::store::SHARDS,
+        "a lone node takes every shard"
+    );
     let first = *taken.iter().find(|l| l.shard == shard).unwrap();
     assert_eq!(c.held("n1").await.unwrap().len(), taken.len());
     assert_eq!(c.owner(shard).await.unwrap().unwrap().node_id, "n1");
     // A second node finds nothing free while n1 is alive.
     let nodes = c.heartbeat("n2", "http://n2", ttl).await.unwrap();
-    assert_eq!(nodes.iter().map(|n| n.shards).collect::<Vec<_>>(), vec![1024, 0]);
+    assert_eq!(
+        nodes.iter().map(|n| n.shards).collect::<Vec<_>>(),
+        vec![1024, 0]
+    );
     assert!(c.acquire("n2", 10, ttl).await.unwrap().is_empty());
     // Appends under the current epoch pass.
-    assert!(write_batch(store, &[fenced_append(1, first.epoch)]).await.remove(0).is_ok());
+    assert!(
+        write_batch(store, &[fenced_append(1, first.epoch)])
+            .await
+            .remove(0)
+            .is_ok()
+    );
     // n1 hands the shard over; n2 takes it in a new epoch.
     c.release("n1", &[shard]).await.unwrap();
     let second = c.acquire("n2", 1, ttl).await.unwrap();
-    assert_eq!(second, vec![Lease { shard, epoch: first.epoch + 1 }]);
-    let refused = write_batch(store, &[fenced_append(2, first.epoch)]).await.remove(0);
+    assert_eq!(
+        second,
+        vec![Lease {
+            shard,
+            epoch: first.epoch + 1
+        }]
+    );
+    let refused = write_batch(store, &[fenced_append(2, first.epoch)])
+        .await
+        .remove(0);
     let message = format!("{:#}", refused.unwrap_err());
     assert!(message.contains("fenced"), "{message}");
-    assert!(write_batch(store, &[fenced_append(2, second[0].epoch)]).await.remove(0).is_ok());
-    assert_eq!(store.journal("a").await.unwrap().len(), 3, "no gap, no duplicate");
+    assert!(
+        write_batch(store, &[fenced_append(2, second[0].epoch)])
+            .await
+            .remove(0)
+            .is_ok()
+    );
+    assert_eq!(
+        store.journal("a").await.unwrap().len(),
+        3,
+        "no gap, no duplicate"
+    );
     // n1 stops beating: its shards are free to take once its lease is over.
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
     let alive = c.heartbeat("n2", "http://n2", 50).await.unwrap();
-    assert_eq!(alive.iter().map(|n| n.node_id.as_str()).collect::<Vec<_>>(), ["n2"]);
+    assert_eq!(
+        alive.iter().map(|n| n.node_id.as_str()).collect::<Vec<_>>(),
+        ["n2"]
+    );
     let rest = c.acquire("n2", crate::store::SHARDS, 50).await.unwrap();
     assert_eq!(rest.len() as u32, crate::store::SHARDS - 1);
     assert!(c.held("n1").await.unwrap().is_empty());

@@ -60,12 +60,11 @@ impl Coordination for PostgresStore {
     }
 
     async fn held(&self, node_id: &str) -> anyhow::Result<Vec<Lease>> {
-        let rows = sqlx::query_as(
-            "SELECT shard, epoch FROM shard_leases WHERE owner = $1 ORDER BY shard",
-        )
-        .bind(node_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query_as("SELECT shard, epoch FROM shard_leases WHERE owner = $1 ORDER BY shard")
+                .bind(node_id)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(leases(rows))
     }
 
