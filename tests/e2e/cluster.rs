@@ -2,7 +2,7 @@
 //! own): any node answers any request, a killed or paused node's runs move
 //! to the others, and SIGTERM hands runs over without waiting for a lease.
 
-use crate::postgres::test_database::TestDatabase;
+use crate::support::test_database::TestDatabase;
 use crate::support::{Server, of_kind};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

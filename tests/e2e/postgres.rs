@@ -5,9 +5,7 @@
 use crate::support::{Server, of_kind};
 use serde_json::json;
 
-#[path = "../../host/src/store/test_database.rs"]
-pub mod test_database;
-use test_database::TestDatabase;
+use crate::support::test_database::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_on_postgres_runs_workflows_and_survives_a_kill9() {

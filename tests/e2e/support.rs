@@ -8,6 +8,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use weft::server_process::ServerProcess;
 
+#[path = "../../host/src/store/test_database.rs"]
+pub mod test_database;
+use test_database::TestDatabase;
+
 /// Every guest crate the tests deploy.
 const GUESTS: &[&str] = &[
     "hello",
@@ -113,6 +117,16 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
     pub http: reqwest::Client,
+    /// The database made for this server when the suite runs on Postgres
+    /// (dropped after the server).
+    _database: Option<TestDatabase>,
+}
+
+/// Which backend `Server::start` serves from: `WEFT_TEST_BACKEND=postgres`
+/// runs the whole suite on Postgres (a database per server), anything
+/// else on SQLite.
+fn on_postgres() -> bool {
+    std::env::var("WEFT_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
 impl Server {
@@ -127,6 +141,8 @@ impl Server {
     }
 
     fn start_on(database_url: Option<String>, args: &[&str]) -> Server {
+        let database = (database_url.is_none() && on_postgres()).then(TestDatabase::create_blocking);
+        let database_url = database_url.or_else(|| database.as_ref().map(|d| d.url.clone()));
         let mut server = Server {
             process: None,
             database_url,
@@ -137,6 +153,7 @@ impl Server {
                 .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
+            _database: database,
         };
         server.spawn();
         server
@@ -214,9 +231,26 @@ impl Server {
     }
 
     /// Change the database behind the server's back (stop it first):
-    /// `statement` with `binds`, answering the rows affected.
+    /// `statement` with `binds` (`?`), answering the rows affected.
     pub async fn sql(&self, statement: &str, binds: &[&str]) -> u64 {
         use sqlx::Connection;
+        if let Some(url) = &self.database_url {
+            let mut numbered = String::new();
+            for (i, part) in statement.split('?').enumerate() {
+                if i > 0 {
+                    numbered.push_str(&format!("${i}"));
+                }
+                numbered.push_str(part);
+            }
+            let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+            let mut query = sqlx::query(&numbered);
+            for b in binds {
+                query = query.bind(*b);
+            }
+            let done = query.execute(&mut db).await.unwrap();
+            db.close().await.unwrap();
+            return done.rows_affected();
+        }
         let url = format!("sqlite://{}", self.db().display());
         let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
         let mut query = sqlx::query(statement);

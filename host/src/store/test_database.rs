@@ -42,6 +42,23 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// [`TestDatabase::create`] from synchronous code (even inside a
+    /// runtime): on a thread of its own. (The end-to-end tests' servers.)
+    #[allow(dead_code)]
+    pub fn create_blocking() -> TestDatabase {
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(TestDatabase::create())
+        })
+        .join()
+        .expect("a test database")
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let (url, name) = (self.admin_url.clone(), self.name.clone());
