@@ -8,6 +8,7 @@ mod controlplane;
 mod durability;
 mod postgres;
 mod primitives;
+mod proxy;
 mod support;
 mod versioning;
 mod workflows;

@@ -141,7 +141,8 @@ impl Server {
     }
 
     fn start_on(database_url: Option<String>, args: &[&str]) -> Server {
-        let database = (database_url.is_none() && on_postgres()).then(TestDatabase::create_blocking);
+        let database =
+            (database_url.is_none() && on_postgres()).then(TestDatabase::create_blocking);
         let database_url = database_url.or_else(|| database.as_ref().map(|d| d.url.clone()));
         let mut server = Server {
             process: None,

@@ -23,6 +23,8 @@ pub enum Code {
     Conflict,
     /// A run's journal does not replay on the code it was to move to.
     Divergence,
+    /// The database cannot be reached now; retry (nothing was lost).
+    Unavailable,
     Internal,
 }
 
@@ -39,6 +41,7 @@ impl Code {
             Code::MethodNotAllowed => "method_not_allowed",
             Code::Conflict => "conflict",
             Code::Divergence => "divergence",
+            Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
     }
@@ -53,6 +56,7 @@ impl Code {
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict | Code::Divergence => StatusCode::CONFLICT,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +93,13 @@ impl From<Error> for ApiError {
             Error::WrongWorld(m) => (Code::WrongWorld, m.clone()),
             Error::NotFound(m) => (Code::NotFound, m.clone()),
             Error::Conflict(m) => (Code::Conflict, m.clone()),
+            Error::Internal(inner) if crate::store::unavailable(inner) => {
+                tracing::warn!("the database is unavailable: {inner:#}");
+                (
+                    Code::Unavailable,
+                    format!("the database is unavailable, retry shortly ({inner:#})"),
+                )
+            }
             Error::Internal(inner) => {
                 tracing::error!("internal error: {inner:#}");
                 (Code::Internal, format!("internal error: {inner:#}"))

@@ -24,6 +24,28 @@ use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
+/// Whether `e` says the database cannot be reached now (down, restarting,
+/// the network cut, no connection free in time) rather than that a
+/// request was wrong: the caller may retry, and nothing was lost.
+pub fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            // Connection exceptions (08…) and operator intervention (57P…:
+            // shutting down, cannot connect now).
+            Some(sqlx::Error::Database(d)) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        })
+}
+
 /// The namespace of whatever does not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 

@@ -32,6 +32,9 @@ impl PostgresStore {
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            // A database that went away answers requests with an error
+            // in seconds, not after sqlx's default 30 s.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await
             .with_context(|| format!("cannot connect to Postgres at {}", redact(url)))?;
