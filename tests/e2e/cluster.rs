@@ -215,3 +215,63 @@ async fn sigterm_hands_runs_over_without_waiting_for_the_lease() {
     let log = nodes[0].log();
     assert!(log.contains("handed 512 shard(s) over"), "a's log:\n{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_are_upgraded_and_terminated_through_any_node() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &["a", "b", "c"], &[]).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    a.deploy("effects", "effects").await;
+    a.deploy("versioned", "versioned").await;
+    let input = json!({ "sleep1_ms": 60_000, "sleep2_ms": 0 });
+    // Driven by the nodes that started them: b, b and c.
+    let runs = [
+        b.start_run("versioned", input.clone()).await,
+        b.start_run("versioned", input.clone()).await,
+        c.start_run("versioned", input).await,
+    ];
+    for run in &runs {
+        a.until_journal(run, "the first sleep", |e| {
+            !of_kind(e, "timer-started").is_empty()
+        })
+        .await;
+    }
+    let patched = a.deploy("versioned", "versioned-patched").await["version"].clone();
+    // One request on a upgrades every run, each on the node driving it.
+    let (status, answer) = a
+        .post("/v1/workflows/versioned/upgrade", &json!({ "to": patched }))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let reports = answer["runs"].as_array().unwrap();
+    assert_eq!(reports.len(), 3, "{answer}");
+    assert!(reports.iter().all(|r| r["upgraded"] == true), "{answer}");
+    for run in &runs {
+        let journal = a.journal(run).await;
+        assert_eq!(of_kind(&journal, "upgraded").len(), 1, "{journal:?}");
+        assert_dense(&journal);
+    }
+    // A divergent upgrade asked of c, for a run b drives: b's refusal,
+    // with its report.
+    let reorder = a.deploy("versioned", "versioned-reorder").await["version"].clone();
+    let (status, refused) = c
+        .post(
+            &format!("/v1/runs/{}/upgrade", runs[0]),
+            &json!({ "version": reorder }),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "divergence", "{refused}");
+    assert_eq!(refused["error"]["details"]["run_id"], runs[0].as_str());
+    // Terminate on a, for a run b drives.
+    let (status, ended) = a
+        .post(
+            &format!("/v1/runs/{}/terminate", runs[1]),
+            &json!({ "reason": "through a" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["status"], "terminated", "{ended}");
+    let (_, seen) = c.get(&format!("/v1/runs/{}", runs[1])).await;
+    assert_eq!(seen["status"], "terminated");
+    assert!(b.log().contains("terminated: through a"), "b terminated it");
+}

@@ -72,7 +72,11 @@ pub async fn upload(
         if upgrade {
             for report in check.iter_mut().filter(|r| r.verdict.is_compatible()) {
                 let target = crate::runtime::Target::Version(version.version);
-                *report = state.rt.upgrade(&report.run_id, target, false).await?;
+                let route = crate::runtime::Route::ToDriver;
+                *report = state
+                    .rt
+                    .upgrade_run(&report.run_id, target, false, route)
+                    .await?;
             }
         }
         body["check"] = json!(check);

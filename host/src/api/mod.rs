@@ -9,10 +9,11 @@ mod versions;
 
 pub use error::ApiError;
 
-use crate::runtime::Runtime;
+use crate::runtime::{FORWARDED, Route, Runtime};
 use crate::store::Durability;
 use axum::Extension;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use error::{BodyLimit, Code};
@@ -81,6 +82,16 @@ pub fn router(state: AppState) -> Router {
         // Limits are the `Body` extractor's (it answers 413 gracefully).
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// A per-run request another node forwarded is served here; any other
+/// goes to the node driving the run.
+fn route(headers: &HeaderMap) -> Route {
+    if headers.contains_key(FORWARDED) {
+        Route::HereOnly
+    } else {
+        Route::ToDriver
+    }
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {

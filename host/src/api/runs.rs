@@ -7,7 +7,7 @@ use crate::store::{RunFilter, RunRecord, RunStatus};
 use crate::writes::{IdConflict, IdPolicy, IdReuse};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -174,12 +174,14 @@ pub struct TerminateBody {
 pub async fn terminate(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<TerminateBody>,
 ) -> Result<Json<RunRecord>, ApiError> {
     let reason = body
         .reason
         .unwrap_or_else(|| "terminated by an operator".into());
-    Ok(Json(state.rt.terminate(&run_id, &reason).await?))
+    let route = super::route(&headers);
+    Ok(Json(state.rt.terminate_run(&run_id, &reason, route).await?))
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::runtime::{Report, Target};
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -92,10 +93,12 @@ fn refused(report: &Report) -> ApiError {
 pub async fn upgrade_run(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<UpgradeBody>,
 ) -> Result<Json<Report>, ApiError> {
     let to = target(&body.version)?;
-    let report = state.rt.upgrade(&run_id, to, body.force).await?;
+    let route = super::route(&headers);
+    let report = state.rt.upgrade_run(&run_id, to, body.force, route).await?;
     if !report.upgraded && !report.verdict.is_compatible() {
         return Err(refused(&report));
     }

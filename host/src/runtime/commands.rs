@@ -229,7 +229,8 @@ impl Runtime {
                 .await?
             {
                 let reason = format!("replaced by a new run of workflow id `{}`", new.workflow_id);
-                self.terminate(&open.run_id, &reason).await?;
+                self.terminate_run(&open.run_id, &reason, super::Route::ToDriver)
+                    .await?;
             }
             // Terminated (or gone): a run that took the id meanwhile wins.
             policy.conflict = IdConflict::Fail;

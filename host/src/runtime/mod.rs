@@ -5,12 +5,14 @@
 mod activities;
 mod cluster;
 mod commands;
+mod peers;
 mod resume;
 mod timers;
 mod versions;
 
 pub use cluster::ClusterConfig;
 pub use commands::{SignalRequest, Signalled, StartRun};
+pub use peers::{FORWARDED, Route};
 pub use versions::{Exclusive, Report, Target};
 
 use crate::clock::now_ms;

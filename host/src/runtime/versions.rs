@@ -24,7 +24,7 @@ pub enum Target {
 }
 
 /// The outcome of one run's upgrade (or check).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     pub run_id: String,
     pub from_version: u32,
@@ -223,7 +223,10 @@ impl Runtime {
             if from.is_some_and(|f| f != run.version) {
                 continue;
             }
-            match self.upgrade(&run.run_id, target, force).await {
+            match self
+                .upgrade_run(&run.run_id, target, force, super::Route::ToDriver)
+                .await
+            {
                 Ok(report) => reports.push(report),
                 Err(Error::Conflict(message)) => reports.push(Report {
                     run_id: run.run_id,
