@@ -221,6 +221,12 @@ impl Runtime {
     /// takes shards and resumes their runs).
     pub(super) async fn join(self: &Arc<Self>, url: String) -> anyhow::Result<()> {
         *self.membership.url.lock().unwrap() = url;
+        // A previous incarnation of this node (killed, then restarted under
+        // the same id) may still hold shards: free them, to be taken again
+        // in a new epoch rather than left to a heartbeat that now looks alive.
+        if let Some(node_id) = self.membership.node_id() {
+            self.coordination().leave(node_id).await?;
+        }
         let messages = self.coordination().listen().await?;
         tokio::spawn(listen(self.clone(), messages));
         let outbox = self.membership.outbox_rx.lock().unwrap().take();
