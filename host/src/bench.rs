@@ -1,5 +1,6 @@
-//! `weft bench`: start a server on a temporary SQLite file and measure
-//! durable steps end to end over HTTP.
+//! `weft bench`: start a server on a temporary SQLite file (or nodes on a
+//! temporary Postgres database) and measure durable steps end to end over
+//! HTTP.
 
 use crate::cli::Client;
 use crate::server_process::ServerProcess;
@@ -28,6 +29,13 @@ pub struct BenchOptions {
     pub concurrency: usize,
     #[arg(long, value_enum, default_value = "full")]
     pub durability: Durability,
+    /// Bench on Postgres: a server this URL reaches, where the bench makes
+    /// a database of its own (dropped after). Without it, a SQLite file.
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Nodes sharing the Postgres database; requests go to them in turn.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
 }
 
 /// A `weft serve` child on a fresh database in a directory of its own.
@@ -38,17 +46,27 @@ struct Server {
 }
 
 impl Server {
-    fn start(durability: Durability) -> anyhow::Result<Server> {
-        let dir = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
+    /// Node `n` on `postgres` (a URL), or a server on a SQLite file.
+    fn start(durability: Durability, postgres: Option<&str>, n: usize) -> anyhow::Result<Server> {
+        let dir = std::env::temp_dir().join(format!("weft-bench-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let durability = match durability {
             Durability::Full => "full",
             Durability::Normal => "normal",
         };
-        let args = ["--durability".to_string(), durability.to_string()];
+        let mut args = vec!["--durability".to_string(), durability.to_string()];
+        let db = match postgres {
+            Some(url) => {
+                let cache = dir.join("cache").display().to_string();
+                args.extend(["--node-id".into(), format!("bench-{n}")]);
+                args.extend(["--cache-dir".into(), cache]);
+                url.into()
+            }
+            None => dir.join("bench.db").into_os_string(),
+        };
         let process = ServerProcess::start(
             &std::env::current_exe()?,
-            dir.join("bench.db").as_os_str(),
+            &db,
             &args,
             "warn",
             Stdio::inherit(),
@@ -80,6 +98,47 @@ async fn deploy(client: &Client, dir: &Path, name: &str) -> anyhow::Result<()> {
         .put_bytes(&format!("/v1/components/{name}"), bytes)
         .await?;
     Ok(())
+}
+
+/// A Postgres database made for one sitting, dropped after it.
+struct BenchDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    async fn create(admin: &str) -> anyhow::Result<BenchDatabase> {
+        use sqlx::Connection;
+        let name = format!("weft_bench_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .with_context(|| format!("cannot connect to {admin}"))?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+        Ok(BenchDatabase {
+            url: format!("{base}/{name}"),
+            admin: admin.to_string(),
+            name,
+        })
+    }
+
+    async fn drop_now(self) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Start one run and wait for its result; checks the answer.
@@ -135,25 +194,69 @@ async fn replay10k(client: &Client, dir: &Path) -> anyhow::Result<(usize, f64)> 
     Ok((events, events as f64 / best.as_secs_f64()))
 }
 
+/// Wait until the nodes share every shard (each holds some), so that the
+/// figures are of the cluster, not of one node holding everything.
+async fn wait_balanced(clients: &[Arc<Client>]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut held = Vec::new();
+        for c in clients {
+            let health = c.get("/healthz").await?;
+            held.push(health["cluster"]["shards"].as_u64().unwrap_or(0));
+        }
+        if held.iter().all(|&n| n > 0) && held.iter().sum::<u64>() == crate::store::SHARDS as u64 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the nodes did not share the shards: {held:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
-    let server = Server::start(opts.durability)?;
-    let client = Arc::new(Client::new(server.addr()));
+    let database = match &opts.db {
+        Some(admin) => Some(BenchDatabase::create(admin).await?),
+        None if opts.nodes > 1 => bail!("several nodes need --db postgres://…"),
+        None => None,
+    };
+    let result = sitting(&opts, database.as_ref().map(|d| d.url.as_str())).await;
+    if let Some(database) = database {
+        database.drop_now().await?;
+    }
+    result
+}
+
+async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<()> {
+    let servers = (0..opts.nodes.max(1))
+        .map(|n| Server::start(opts.durability, postgres, n))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let clients: Vec<Arc<Client>> = servers
+        .iter()
+        .map(|s| Arc::new(Client::new(s.addr())))
+        .collect();
+    let client = clients[0].clone();
+    // Requests go to the nodes in turn.
+    let node = |i: usize| clients[i % clients.len()].clone();
     for name in ["step", "chain10", "effects", "fanout", "steps"] {
         deploy(&client, &opts.wasm_dir, name).await?;
     }
     let health = client.get("/healthz").await?;
+    if clients.len() > 1 {
+        wait_balanced(&clients).await?;
+    }
     for i in 0..5 {
-        one_run(&client, i).await?;
+        one_run(&node(i), i as u64).await?;
     }
 
     let mut latencies = Vec::with_capacity(opts.sequential);
     for i in 0..opts.sequential {
-        latencies.push(one_run(&client, i as u64).await?);
+        latencies.push(one_run(&node(i), i as u64).await?);
     }
     latencies.sort();
     let p50 = percentile(&latencies, 0.50);
@@ -162,8 +265,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let t = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for _ in 0..opts.concurrency {
-        let (client, next) = (client.clone(), next.clone());
+    for w in 0..opts.concurrency {
+        let (client, next) = (node(w), next.clone());
         let total = opts.total;
         workers.push(tokio::spawn(async move {
             loop {
@@ -183,15 +286,19 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
 
     fanout100(&client).await?;
     let mut fanouts = Vec::with_capacity(20);
-    for _ in 0..20 {
-        fanouts.push(fanout100(&client).await?);
+    for i in 0..20 {
+        fanouts.push(fanout100(&node(i)).await?);
     }
     fanouts.sort();
     let fanout_p50 = percentile(&fanouts, 0.50);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let backend = match postgres {
+        Some(_) => format!("Postgres, {} node(s)", clients.len()),
+        None => "SQLite".to_string(),
+    };
     out!(
-        "weft bench: chain10 (10 sequential activities a run), SQLite, durability {}",
+        "weft bench: chain10 (10 sequential activities a run), {backend}, durability {}",
         health["durability"].as_str().unwrap_or("?")
     );
     out!(
@@ -216,6 +323,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     out!("  replay of a {events}-event journal (offline, in memory): {events_per_sec:.0} events/s");
     let summary: Value = json!({
         "case": "chain10",
+        "store": health["store"],
+        "nodes": clients.len(),
         "durability": health["durability"],
         "p50_ms": ms(p50),
         "p99_ms": ms(p99),
