@@ -13,7 +13,10 @@ async fn cluster(db: &TestDatabase, names: &[&str], args: &[&str]) -> Vec<Server
     let nodes: Vec<Server> = names
         .iter()
         .map(|name| {
-            let mut all = vec!["--node-id", name, "--resident-timer-ms", "100"];
+            let mut all = vec!["--node-id", name];
+            if !args.contains(&"--resident-timer-ms") {
+                all.extend(["--resident-timer-ms", "100"]);
+            }
             all.extend_from_slice(args);
             Server::start_on_postgres(&db.url, &all)
         })
@@ -65,7 +68,8 @@ async fn signal(node: &Server, run_id: &str, item: Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn any_node_answers_any_request() {
     let db = TestDatabase::create().await;
-    let nodes = cluster(&db, &["a", "b", "c"], &[]).await;
+    // The entity stays in memory on b between signals.
+    let nodes = cluster(&db, &["a", "b", "c"], &["--resident-timer-ms", "60000"]).await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let (_, health) = a.get("/healthz").await;
     assert_eq!(health["cluster"]["node"], "a", "{health}");
@@ -79,16 +83,20 @@ async fn any_node_answers_any_request() {
     for i in 0..2 {
         signal(c, &run, json!(i)).await;
     }
+    a.until_journal(&run, "two items", |e| {
+        of_kind(e, "signal-received").len() == 2
+    })
+    .await;
     let sent = Instant::now();
     signal(c, &run, json!(2)).await;
     let done = a.wait(&run, 30).await;
     let latency = sent.elapsed();
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["output"]["seen"], json!([0, 1, 2]));
-    // Messages, not the fallback sweep (every 60 s here), carried the
+    // Messages, not the fallback sweep (every 6 leases), carried the
     // signal to the driving node and its end back to the reader.
     println!("signal on c → result on a: {latency:?}");
-    assert!(latency < Duration::from_secs(5), "{latency:?}");
+    assert!(latency < Duration::from_secs(2), "{latency:?}");
     let journal = c.journal(&run).await;
     assert_dense(&journal);
     assert_eq!(of_kind(&journal, "signal-received").len(), 3);
@@ -180,6 +188,16 @@ async fn a_paused_node_is_fenced_out_and_drops_the_run() {
     assert!(log.contains("lost"), "a's log:\n{log}");
     let (_, run_now) = a.get(&format!("/v1/runs/{run}")).await;
     assert_eq!(run_now["status"], "completed");
+    // b ran the activity a had in flight again, with the same key.
+    let key = |log: String| {
+        log.lines()
+            .find_map(|l| l.split("effect step n=2 key=").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .map(str::to_string)
+    };
+    let (on_a, on_b) = (key(a.log()), key(b.log()));
+    assert!(on_a.is_some(), "a ran the second activity");
+    assert_eq!(on_a, on_b, "the same idempotency key on both nodes");
 }
 
 #[tokio::test(flavor = "multi_thread")]

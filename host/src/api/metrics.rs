@@ -21,6 +21,13 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
          # TYPE weft_resident_runs gauge\nweft_resident_runs {}",
         state.rt.resident_count()
     );
+    if let Some(node) = state.rt.cluster_status()["node"].as_str() {
+        let _ = writeln!(
+            out,
+            "# HELP weft_node This node's id among the nodes sharing the database.\n\
+             # TYPE weft_node gauge\nweft_node{{node=\"{node}\"}} 1"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP weft_shards_held Shards this node drives (0 alone: it drives every run).\n\
