@@ -183,7 +183,8 @@ impl Tx for PgTx {
                 .bind(lease.shard as i64)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-        if current != Some(lease.epoch as i64) {
+        // Epoch 0 is no lease: a shard no node ever took.
+        if lease.epoch == 0 || current != Some(lease.epoch as i64) {
             anyhow::bail!(
                 "fenced: shard {} is no longer held in epoch {} (now {}): another node drives its runs",
                 lease.shard,
