@@ -5,6 +5,7 @@
 //! applies the rules of every write through it, with everything queued at
 //! that moment in one transaction, so many runs share one fsync.
 
+mod access;
 mod coordination;
 mod postgres;
 mod rows;
@@ -12,6 +13,7 @@ mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_database;
 
+pub use access::{Access, DeleteNamespace, Namespace, Role, TokenRecord};
 pub use coordination::{Coordination, Lease, NodeInfo, SHARDS, shard_of};
 pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
@@ -425,6 +427,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion>;
     /// Open children of a run, with their parent-close policy.
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>>;
+    /// Namespaces and tokens.
+    fn access(&self) -> &dyn Access;
     /// Coordination of several nodes, for a store they can share.
     fn coordination(&self) -> Option<&dyn Coordination> {
         None

@@ -73,6 +73,7 @@ macro_rules! contract {
                 components_are_content_addressed,
                 an_undecodable_event_leaves_only_its_run_unreadable,
                 a_shard_changes_hands_in_a_new_epoch_and_fences_the_old_one,
+                namespaces_and_tokens_are_kept_and_revoked,
             );
         }
     };
@@ -407,4 +408,78 @@ async fn a_shard_changes_hands_in_a_new_epoch_and_fences_the_old_one(b: Backend)
     assert!(c.held("n1").await.unwrap().is_empty());
     c.leave("n2").await.unwrap();
     assert!(c.owner(shard).await.unwrap().is_none());
+}
+
+/// Namespaces (one with open runs cannot go) and tokens (found by hash
+/// while not revoked, marked used, revoked with their namespace).
+async fn namespaces_and_tokens_are_kept_and_revoked(b: Backend) {
+    use crate::store::{DeleteNamespace, Role, TokenRecord};
+    let access = b.store.access();
+    let names =
+        |ns: Vec<crate::store::Namespace>| ns.into_iter().map(|n| n.name).collect::<Vec<_>>();
+    assert_eq!(names(access.namespaces().await.unwrap()), ["default"]);
+    assert!(access.create_namespace("a", 1).await.unwrap());
+    assert!(!access.create_namespace("a", 2).await.unwrap(), "exists");
+    assert_eq!(
+        access.namespace("a").await.unwrap().unwrap().created_at_ms,
+        1
+    );
+    let token = |id: &str, ns: &str, role| TokenRecord {
+        id: id.into(),
+        namespace: Some(ns.into()),
+        role,
+        description: "test".into(),
+        created_at_ms: 1,
+        last_used_at_ms: None,
+        revoked_at_ms: None,
+    };
+    access
+        .insert_token(&token("t1", "a", Role::Deploy), "h1")
+        .await
+        .unwrap();
+    access
+        .insert_token(&token("t2", "default", Role::Read), "h2")
+        .await
+        .unwrap();
+    let found = access.token_by_hash("h1", 100_000).await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.role), ("t1", Role::Deploy));
+    assert!(access.token_by_hash("nope", 1).await.unwrap().is_none());
+    let listed = access.tokens(Some("a")).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_used_at_ms, Some(100_000));
+    assert_eq!(access.tokens(None).await.unwrap().len(), 2);
+    assert!(access.revoke_token("t2", 5).await.unwrap());
+    assert!(
+        !access.revoke_token("t2", 6).await.unwrap(),
+        "already revoked"
+    );
+    assert!(access.token_by_hash("h2", 7).await.unwrap().is_none());
+    // A namespace with an open run stays; without, it goes with its tokens.
+    let mut run = new_run("r", "r");
+    run.namespace = "a".into();
+    write(&*b.store, create(run)).await;
+    assert_eq!(
+        access.delete_namespace("a", 8).await.unwrap(),
+        DeleteNamespace::InUse(1)
+    );
+    assert!(access.create_namespace("b", 9).await.unwrap());
+    access
+        .insert_token(&token("t3", "b", Role::Admin), "h3")
+        .await
+        .unwrap();
+    assert_eq!(
+        access.delete_namespace("b", 10).await.unwrap(),
+        DeleteNamespace::Deleted
+    );
+    assert!(access.token_by_hash("h3", 11).await.unwrap().is_none());
+    assert_eq!(
+        access.delete_namespace("b", 12).await.unwrap(),
+        DeleteNamespace::NotFound
+    );
+    // The cluster admin's token is replaced, not added to.
+    access.set_cluster_admin("c1", 13).await.unwrap();
+    access.set_cluster_admin("c2", 14).await.unwrap();
+    assert!(access.token_by_hash("c1", 15).await.unwrap().is_none());
+    let admin = access.token_by_hash("c2", 16).await.unwrap().unwrap();
+    assert_eq!((admin.role, admin.namespace), (Role::ClusterAdmin, None));
 }

@@ -17,6 +17,7 @@ use tx::PgTx;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_init.sql"),
     include_str!("../../../migrations/postgres/0002_shards.sql"),
+    include_str!("../../../migrations/postgres/0003_access.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -414,7 +415,13 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    fn access(&self) -> &dyn Access {
+        self
+    }
+
     fn coordination(&self) -> Option<&dyn Coordination> {
         Some(self)
     }
 }
+
+super::access::impl_access!(PostgresStore);

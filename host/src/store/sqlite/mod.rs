@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0002_primitives.sql"),
     include_str!("../../../migrations/sqlite/0003_allow_http.sql"),
     include_str!("../../../migrations/sqlite/0004_signal_requests.sql"),
+    include_str!("../../../migrations/sqlite/0005_access.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -409,4 +410,10 @@ impl Store for SqliteStore {
             .map(|(id, close)| (id, parent_close(close.as_deref())))
             .collect())
     }
+
+    fn access(&self) -> &dyn Access {
+        self
+    }
 }
+
+super::access::impl_access!(SqliteStore);

@@ -1,0 +1,337 @@
+//! Who may do what: namespaces (the unit of isolation) and API tokens,
+//! stored as hashes. Both backends keep them, so the embedded default has
+//! them too.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a token may do. Each namespace role includes `read`; `admin`
+/// includes every namespace role; `cluster-admin` is every role in every
+/// namespace, and creates and deletes namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Read,
+    /// Start, signal, cancel, terminate.
+    Operate,
+    /// Components and upgrades.
+    Deploy,
+    /// The namespace's settings and tokens.
+    Admin,
+    ClusterAdmin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Operate => "operate",
+            Role::Deploy => "deploy",
+            Role::Admin => "admin",
+            Role::ClusterAdmin => "cluster-admin",
+        }
+    }
+
+    /// Whether a token of this role may do what `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        match (self, needed) {
+            (Role::ClusterAdmin, _) => true,
+            (_, Role::ClusterAdmin) => false,
+            (Role::Admin, _) => true,
+            (have, Role::Read) => have >= Role::Read,
+            (have, need) => have == need,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "read" => Role::Read,
+            "operate" => Role::Operate,
+            "deploy" => Role::Deploy,
+            "admin" => Role::Admin,
+            "cluster-admin" => Role::ClusterAdmin,
+            other => {
+                anyhow::bail!("unknown role `{other}` (expected read, operate, deploy or admin)")
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Namespace {
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+/// A token as stored: never its value, only its hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    /// Public: names the token in lists, revocations and audit trails.
+    pub id: String,
+    /// `None` for the cluster admin's token.
+    pub namespace: Option<String>,
+    pub role: Role,
+    pub description: String,
+    pub created_at_ms: i64,
+    pub last_used_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum DeleteNamespace {
+    Deleted,
+    NotFound,
+    /// It holds open runs.
+    InUse(u64),
+}
+
+/// A token is marked used at most this often (a write per request would
+/// cost more than the request).
+pub const LAST_USED_GRAIN_MS: i64 = 60_000;
+
+#[async_trait]
+pub trait Access: Send + Sync {
+    /// False if it exists already.
+    async fn create_namespace(&self, name: &str, at_ms: i64) -> anyhow::Result<bool>;
+    async fn namespaces(&self) -> anyhow::Result<Vec<Namespace>>;
+    async fn namespace(&self, name: &str) -> anyhow::Result<Option<Namespace>>;
+    /// Delete a namespace without open runs, revoking its tokens.
+    async fn delete_namespace(&self, name: &str, at_ms: i64) -> anyhow::Result<DeleteNamespace>;
+    async fn insert_token(&self, token: &TokenRecord, hash: &str) -> anyhow::Result<()>;
+    /// The token with this hash, not revoked; marks it used at `now_ms`
+    /// (to the grain of [`LAST_USED_GRAIN_MS`]).
+    async fn token_by_hash(&self, hash: &str, now_ms: i64) -> anyhow::Result<Option<TokenRecord>>;
+    /// Tokens of a namespace (all namespaces' with `None`), revoked ones too.
+    async fn tokens(&self, namespace: Option<&str>) -> anyhow::Result<Vec<TokenRecord>>;
+    /// False if there is no such live token.
+    async fn revoke_token(&self, id: &str, at_ms: i64) -> anyhow::Result<bool>;
+    /// Make `hash` the cluster admin's token (replacing an earlier one).
+    async fn set_cluster_admin(&self, hash: &str, at_ms: i64) -> anyhow::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_allow_their_verbs_and_read() {
+        use Role::*;
+        let table = [
+            (Read, [true, false, false, false, false]),
+            (Operate, [true, true, false, false, false]),
+            (Deploy, [true, false, true, false, false]),
+            (Admin, [true, true, true, true, false]),
+            (ClusterAdmin, [true, true, true, true, true]),
+        ];
+        for (have, allowed) in table {
+            for (need, ok) in [Read, Operate, Deploy, Admin, ClusterAdmin]
+                .into_iter()
+                .zip(allowed)
+            {
+                assert_eq!(have.allows(need), ok, "{have} for {need}");
+            }
+        }
+    }
+}
+
+/// The token columns, in [`token_from_row`]'s order.
+pub(super) const TOKEN_COLUMNS: &str = "SELECT id, namespace, role, description, created_at_ms, \
+     last_used_at_ms, revoked_at_ms FROM tokens";
+
+pub(super) type TokenRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+pub(super) fn token_from_row(row: TokenRow) -> anyhow::Result<TokenRecord> {
+    let (id, namespace, role, description, created_at_ms, last_used_at_ms, revoked_at_ms) = row;
+    Ok(TokenRecord {
+        id,
+        namespace,
+        role: role.parse()?,
+        description,
+        created_at_ms,
+        last_used_at_ms,
+        revoked_at_ms,
+    })
+}
+
+/// [`Access`] for a store with a `pool`: the same SQL (`$N` parameters) on
+/// every backend, written once.
+macro_rules! impl_access {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::access::Access for $store {
+            async fn create_namespace(&self, name: &str, at_ms: i64) -> anyhow::Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO namespaces (name, created_at_ms) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn namespaces(&self) -> anyhow::Result<Vec<$crate::store::Namespace>> {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT name, created_at_ms FROM namespaces ORDER BY name")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, created_at_ms)| $crate::store::Namespace { name, created_at_ms })
+                    .collect())
+            }
+
+            async fn namespace(&self, name: &str) -> anyhow::Result<Option<$crate::store::Namespace>> {
+                let row: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT name, created_at_ms FROM namespaces WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(name, created_at_ms)| $crate::store::Namespace { name, created_at_ms }))
+            }
+
+            async fn delete_namespace(
+                &self,
+                name: &str,
+                at_ms: i64,
+            ) -> anyhow::Result<$crate::store::DeleteNamespace> {
+                use $crate::store::DeleteNamespace;
+                let mut tx = self.pool.begin().await?;
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM runs WHERE namespace = $1 \
+                     AND status IN ('running', 'stuck')",
+                )
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+                if open > 0 {
+                    return Ok(DeleteNamespace::InUse(open as u64));
+                }
+                let done = sqlx::query("DELETE FROM namespaces WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(DeleteNamespace::NotFound);
+                }
+                sqlx::query(
+                    "UPDATE tokens SET revoked_at_ms = $1 \
+                     WHERE namespace = $2 AND revoked_at_ms IS NULL",
+                )
+                .bind(at_ms)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(DeleteNamespace::Deleted)
+            }
+
+            async fn insert_token(
+                &self,
+                token: &$crate::store::TokenRecord,
+                hash: &str,
+            ) -> anyhow::Result<()> {
+                sqlx::query(
+                    "INSERT INTO tokens (id, namespace, role, hash, description, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&token.id)
+                .bind(token.namespace.as_deref())
+                .bind(token.role.as_str())
+                .bind(hash)
+                .bind(&token.description)
+                .bind(token.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn token_by_hash(
+                &self,
+                hash: &str,
+                now_ms: i64,
+            ) -> anyhow::Result<Option<$crate::store::TokenRecord>> {
+                use $crate::store::access::{TOKEN_COLUMNS, TokenRow, token_from_row};
+                let row: Option<TokenRow> = sqlx::query_as(&format!(
+                    "{TOKEN_COLUMNS} WHERE hash = $1 AND revoked_at_ms IS NULL"
+                ))
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let token = token_from_row(row)?;
+                if token
+                    .last_used_at_ms
+                    .is_none_or(|t| t < now_ms - $crate::store::access::LAST_USED_GRAIN_MS)
+                {
+                    sqlx::query("UPDATE tokens SET last_used_at_ms = $1 WHERE id = $2")
+                        .bind(now_ms)
+                        .bind(&token.id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(Some(token))
+            }
+
+            async fn tokens(
+                &self,
+                namespace: Option<&str>,
+            ) -> anyhow::Result<Vec<$crate::store::TokenRecord>> {
+                use $crate::store::access::{TOKEN_COLUMNS, TokenRow, token_from_row};
+                let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+                    "{TOKEN_COLUMNS} WHERE $1 IS NULL OR namespace = $1 ORDER BY created_at_ms, id"
+                ))
+                .bind(namespace)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(token_from_row).collect()
+            }
+
+            async fn revoke_token(&self, id: &str, at_ms: i64) -> anyhow::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
+                )
+                .bind(at_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_cluster_admin(&self, hash: &str, at_ms: i64) -> anyhow::Result<()> {
+                sqlx::query(
+                    "INSERT INTO tokens (id, namespace, role, hash, description, created_at_ms) \
+                     VALUES ('cluster-admin', NULL, 'cluster-admin', $1, 'given to weft serve', $2) \
+                     ON CONFLICT (id) DO UPDATE SET hash = $1, revoked_at_ms = NULL",
+                )
+                .bind(hash)
+                .bind(at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use impl_access;
