@@ -17,9 +17,20 @@ impl Client {
         } else {
             format!("http://{}", server.trim_end_matches('/'))
         };
+        // A token for servers that need one: `WEFT_TOKEN`.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(token) = std::env::var("WEFT_TOKEN")
+            && let Ok(mut value) = format!("Bearer {}", token.trim()).parse::<reqwest::header::HeaderValue>()
+        {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         Client {
             base,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap_or_default(),
         }
     }
 

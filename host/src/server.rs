@@ -57,6 +57,15 @@ pub struct ServeOptions {
     /// http:// and the address it listens on).
     #[arg(long)]
     pub advertise_url: Option<String>,
+    /// The cluster admin's token: with it every request needs a token (this
+    /// one, or one issued per namespace). Prefer the environment or a file:
+    /// a flag's value shows in the process list. Without one (dev mode),
+    /// weft serves on loopback addresses only.
+    #[arg(long, env = "WEFT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Read the cluster admin's token from this file.
+    #[arg(long, conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
     /// Deploy these components at start-up (named after the file).
     #[arg(long = "deploy", value_name = "FILE.wasm")]
     pub deploy: Vec<PathBuf>,
@@ -70,6 +79,15 @@ pub fn name_from_path(path: &std::path::Path) -> String {
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let admin_token = admin_token(&opts)?;
+    if admin_token.is_none() && !opts.addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve on {} without authentication: give the cluster admin's token \
+             (--admin-token-file FILE, or WEFT_ADMIN_TOKEN), or listen on a loopback address \
+             such as 127.0.0.1",
+            opts.addr
+        );
+    }
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
         .with_context(|| format!("cannot listen on {}", opts.addr))?;
@@ -109,6 +127,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                     .unwrap_or_else(|| default_node_id(addr)),
                 lease_ms: opts.lease_ms,
             }),
+            peer_token: admin_token.clone(),
         },
     );
     for path in &opts.deploy {
@@ -127,6 +146,19 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             &v.digest[..12]
         );
     }
+    match &admin_token {
+        Some(token) => {
+            let hash = crate::api::token_hash(token);
+            rt.store
+                .access()
+                .set_cluster_admin(&hash, crate::clock::now_ms())
+                .await?;
+            tracing::info!("authentication on: every request needs a token");
+        }
+        None => tracing::warn!(
+            "no authentication (dev mode): anyone who reaches {addr} may do anything; serving on loopback only"
+        ),
+    }
     let url = opts
         .advertise_url
         .clone()
@@ -139,6 +171,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         rt: rt.clone(),
         durability: opts.durability,
         store: backend,
+        auth: admin_token.is_some(),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -148,6 +181,22 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
+}
+
+/// The cluster admin's token, from the flag, the environment or a file.
+fn admin_token(opts: &ServeOptions) -> anyhow::Result<Option<String>> {
+    let token = match (&opts.admin_token, &opts.admin_token_file) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token from {}", path.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => return Ok(None),
+    };
+    if token.len() < 16 {
+        anyhow::bail!("the admin token must be at least 16 characters (use a long random one)");
+    }
+    Ok(Some(token))
 }
 
 /// SIGTERM (a rolling restart, a service manager) or Ctrl-C.

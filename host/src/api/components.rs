@@ -1,4 +1,5 @@
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, Body, QueryParams};
 use crate::error::Error;
 use crate::store::ComponentVersion;
@@ -30,10 +31,14 @@ pub struct UploadQuery {
 /// as body.
 pub async fn upload(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     QueryParams(query): QueryParams<UploadQuery>,
     Body(bytes): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Components are shared by every namespace (until they are scoped to
+    // one): only the cluster admin changes them.
+    caller.require_cluster_admin()?;
     let upgrade = match query.upgrade.as_deref() {
         None | Some("none") => false,
         Some("compatible") => true,
@@ -106,6 +111,7 @@ fn grouped(versions: Vec<ComponentVersion>) -> Vec<Value> {
 /// `GET /v1/components/{name}/versions/{version}/wasm`: the stored bytes.
 pub async fn wasm(
     State(state): State<AppState>,
+    _caller: Caller,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let versions = state.rt.store.component_versions(Some(&name)).await?;
@@ -121,13 +127,17 @@ pub async fn wasm(
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     let versions = state.rt.store.component_versions(None).await?;
     Ok(Json(json!({ "components": grouped(versions) })))
 }
 
 pub async fn get(
     State(state): State<AppState>,
+    _caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let versions = state.rt.store.component_versions(Some(&name)).await?;

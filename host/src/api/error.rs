@@ -19,6 +19,10 @@ pub enum Code {
     InvalidComponent,
     WrongWorld,
     NotFound,
+    /// No token, or one that is unknown or revoked.
+    Unauthorized,
+    /// A token without the role, or for another namespace.
+    Forbidden,
     MethodNotAllowed,
     Conflict,
     /// A run's journal does not replay on the code it was to move to.
@@ -38,6 +42,8 @@ impl Code {
             Code::InvalidComponent => "invalid_component",
             Code::WrongWorld => "wrong_world",
             Code::NotFound => "not_found",
+            Code::Unauthorized => "unauthorized",
+            Code::Forbidden => "forbidden",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::Conflict => "conflict",
             Code::Divergence => "divergence",
@@ -54,6 +60,8 @@ impl Code {
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::WrongWorld => StatusCode::UNPROCESSABLE_ENTITY,
             Code::NotFound => StatusCode::NOT_FOUND,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict | Code::Divergence => StatusCode::CONFLICT,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

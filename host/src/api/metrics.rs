@@ -8,7 +8,12 @@ use axum::response::IntoResponse;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    caller: super::auth::Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    // Figures of every namespace.
+    caller.require_cluster_admin()?;
     let mut out = String::new();
     let counts = state.rt.store.status_counts().await?;
     out.push_str("# HELP weft_runs Runs by status.\n# TYPE weft_runs gauge\n");

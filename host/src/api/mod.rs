@@ -1,12 +1,15 @@
 //! The HTTP API: every route in one table, thin handlers, one error shape.
 
+mod auth;
 mod components;
 mod error;
 mod metrics;
+mod namespaces;
 mod runs;
 mod signals;
 mod versions;
 
+pub use auth::token_hash;
 pub use error::ApiError;
 
 use crate::runtime::{FORWARDED, Route, Runtime};
@@ -31,6 +34,8 @@ pub struct AppState {
     pub durability: Durability,
     /// Which backend: `sqlite` or `postgres`.
     pub store: &'static str,
+    /// Requests need a token (the cluster admin's was given to `weft serve`).
+    pub auth: bool,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -53,6 +58,22 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/components", get(components::list))
+        .route(
+            "/v1/namespaces",
+            get(namespaces::list).post(namespaces::create),
+        )
+        .route(
+            "/v1/namespaces/{name}",
+            get(namespaces::get).delete(namespaces::delete),
+        )
+        .route(
+            "/v1/namespaces/{name}/tokens",
+            get(namespaces::tokens).post(namespaces::create_token),
+        )
+        .route(
+            "/v1/namespaces/{name}/tokens/{id}",
+            delete(namespaces::revoke),
+        )
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/journal", get(runs::journal))
@@ -100,6 +121,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "store": state.store,
         "durability": state.durability,
+        "auth": state.auth,
         "resident_runs": state.rt.resident_count(),
         "cluster": state.rt.cluster_status(),
     }))

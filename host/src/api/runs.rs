@@ -1,9 +1,10 @@
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, JsonBody, QueryParams};
 use crate::error::Error;
 use crate::journal::Export;
 use crate::runtime::StartRun;
-use crate::store::{RunFilter, RunRecord, RunStatus};
+use crate::store::{Role, RunFilter, RunRecord, RunStatus};
 use crate::writes::{IdConflict, IdPolicy, IdReuse};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -39,8 +40,11 @@ pub struct StartBody {
 /// policies say otherwise.
 pub async fn start(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(body): JsonBody<StartBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let namespace = caller.namespace_or(body.namespace.as_deref()).to_string();
+    caller.require(Role::Operate, &namespace)?;
     let (run, created) = state
         .rt
         .start_run(StartRun {
@@ -48,7 +52,7 @@ pub async fn start(
             input: body.input,
             workflow_id: body.workflow_id,
             version: body.version,
-            namespace: body.namespace,
+            namespace: Some(namespace),
             execution_timeout_ms: body.execution_timeout_ms,
             policy: IdPolicy {
                 conflict: body.id_conflict_policy,
@@ -80,19 +84,23 @@ pub struct GetQuery {
     wait: Option<f64>,
 }
 
-async fn load(state: &AppState, run_id: &str) -> Result<RunRecord, ApiError> {
-    state
-        .rt
-        .store
-        .get_run(run_id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")).into())
+/// The run `run_id`, if `caller` may act on it as `role` (404 for a run
+/// it cannot see).
+pub(super) async fn load(
+    state: &AppState,
+    caller: &Caller,
+    run_id: &str,
+    role: Role,
+) -> Result<RunRecord, ApiError> {
+    let run = state.rt.store.get_run(run_id).await?;
+    caller.on_run(run, run_id, role)
 }
 
 /// `GET /v1/runs/{run_id}?wait=SECONDS`: with `wait`, answers once the run
 /// is no longer `running` or the time is up, whichever comes first.
 pub async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
     QueryParams(query): QueryParams<GetQuery>,
 ) -> Result<Json<RunRecord>, ApiError> {
@@ -106,7 +114,7 @@ pub async fn get(
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
     let mut ended = state.rt.subscribe_ended();
     loop {
-        let run = load(&state, &run_id).await?;
+        let run = load(&state, &caller, &run_id, Role::Read).await?;
         if run.status != RunStatus::Running || tokio::time::Instant::now() >= deadline {
             return Ok(Json(run));
         }
@@ -133,8 +141,20 @@ pub struct ListQuery {
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let namespace = query.namespace.filter(|w| !w.is_empty());
+    // A namespaced token lists its own namespace; one that names another
+    // is refused.
+    let namespace = match namespace {
+        None if caller.sees_all() => None,
+        named => {
+            let ns = caller.namespace_or(named.as_deref()).to_string();
+            caller.require(Role::Read, &ns)?;
+            Some(ns)
+        }
+    };
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -146,7 +166,7 @@ pub async fn list(
         status,
         workflow: query.workflow.filter(|w| !w.is_empty()),
         workflow_id: query.workflow_id.filter(|w| !w.is_empty()),
-        namespace: query.namespace.filter(|w| !w.is_empty()),
+        namespace,
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
     let runs = state.rt.store.list_runs(&filter).await?;
@@ -157,8 +177,10 @@ pub async fn list(
 /// `cancelled`; it may clean up, then ends `cancelled`.
 pub async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
 ) -> Result<(StatusCode, Json<RunRecord>), ApiError> {
+    load(&state, &caller, &run_id, Role::Operate).await?;
     let run = state.rt.cancel(&run_id).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
@@ -173,10 +195,12 @@ pub struct TerminateBody {
 /// `terminated`, without its cleanup.
 pub async fn terminate(
     State(state): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<TerminateBody>,
 ) -> Result<Json<RunRecord>, ApiError> {
+    load(&state, &caller, &run_id, Role::Operate).await?;
     let reason = body
         .reason
         .unwrap_or_else(|| "terminated by an operator".into());
@@ -187,19 +211,19 @@ pub async fn terminate(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceQuery {
-    namespace: Option<String>,
+    pub(super) namespace: Option<String>,
 }
 
 /// `GET /v1/workflow-ids/{workflow_id}`: the open run with that workflow id,
 /// or else the latest one.
 pub async fn by_workflow_id(
     State(state): State<AppState>,
+    caller: Caller,
     Path(workflow_id): Path<String>,
     QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<RunRecord>, ApiError> {
-    let namespace = query
-        .namespace
-        .unwrap_or_else(|| crate::store::DEFAULT_NAMESPACE.into());
+    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
+    caller.require(Role::Read, &namespace)?;
     if let Some(run) = state.rt.store.open_run(&namespace, &workflow_id).await? {
         return Ok(Json(run));
     }
@@ -217,9 +241,10 @@ pub async fn by_workflow_id(
 
 pub async fn journal(
     State(state): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
 ) -> Result<Json<Export>, ApiError> {
-    let run = load(&state, &run_id).await?;
+    let run = load(&state, &caller, &run_id, Role::Read).await?;
     let events = state.rt.store.journal(&run_id).await?;
     Ok(Json(Export::new(
         run.run_id,

@@ -4,9 +4,10 @@
 //! with the signal it already delivered.
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, Body, Code, JsonBody, QueryParams};
 use crate::runtime::{SignalRequest, StartRun};
-use crate::store::DEFAULT_NAMESPACE;
+use crate::store::Role;
 use crate::writes::SignalTarget;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -64,10 +65,12 @@ async fn deliver(
 /// `POST /v1/runs/{run_id}/signals/{name}`, body: the payload.
 pub async fn to_run(
     State(state): State<AppState>,
+    caller: Caller,
     Path((run_id, name)): Path<(String, String)>,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::runs::load(&state, &caller, &run_id, Role::Operate).await?;
     let target = SignalTarget::Run(run_id);
     deliver(&state, &headers, target, name, payload(&body)?, None).await
 }
@@ -81,13 +84,16 @@ pub struct NamespaceQuery {
 /// `POST /v1/workflow-ids/{workflow_id}/signals/{name}`: to the open run.
 pub async fn to_workflow(
     State(state): State<AppState>,
+    caller: Caller,
     Path((workflow_id, name)): Path<(String, String)>,
     QueryParams(query): QueryParams<NamespaceQuery>,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
+    caller.require(Role::Operate, &namespace)?;
     let target = SignalTarget::Workflow {
-        namespace: query.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+        namespace,
         workflow_id,
     };
     deliver(&state, &headers, target, name, payload(&body)?, None).await
@@ -110,14 +116,13 @@ pub struct WithStartBody {
 /// if none is open under that id, and deliver the signal either way.
 pub async fn with_start(
     State(state): State<AppState>,
+    caller: Caller,
     Path(workflow_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<WithStartBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let namespace = body
-        .namespace
-        .clone()
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+    let namespace = caller.namespace_or(body.namespace.as_deref()).to_string();
+    caller.require(Role::Operate, &namespace)?;
     let target = SignalTarget::Workflow {
         namespace: namespace.clone(),
         workflow_id: workflow_id.clone(),

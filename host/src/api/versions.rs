@@ -2,9 +2,11 @@
 //! deleting drained versions, upgrading runs by replay.
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, Code, JsonBody};
 use crate::error::Error;
 use crate::runtime::{Report, Target};
+use crate::store::Role;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -28,6 +30,7 @@ fn target(to: &Option<Value>) -> Result<Target, ApiError> {
 /// `GET /v1/workflows/{name}`: versions, each with its count of open runs.
 pub async fn list(
     State(state): State<AppState>,
+    _caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (versions, counts) = state.rt.versions(&name).await?;
@@ -53,8 +56,10 @@ pub async fn list(
 /// runs are pinned to it.
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require_cluster_admin()?;
     state.rt.delete_version(&name, version).await?;
     Ok(Json(
         json!({ "name": name, "version": version, "deleted": true }),
@@ -92,10 +97,12 @@ fn refused(report: &Report) -> ApiError {
 /// `POST /v1/runs/{run_id}/upgrade {"version": "latest"|N, "force": false}`.
 pub async fn upgrade_run(
     State(state): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<UpgradeBody>,
 ) -> Result<Json<Report>, ApiError> {
+    super::runs::load(&state, &caller, &run_id, Role::Deploy).await?;
     let to = target(&body.version)?;
     let route = super::route(&headers);
     let report = state.rt.upgrade_run(&run_id, to, body.force, route).await?;
@@ -119,9 +126,12 @@ pub struct UpgradeAllBody {
 /// `POST /v1/workflows/{name}/upgrade`: every open run, reported per run.
 pub async fn upgrade_all(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<UpgradeAllBody>,
 ) -> Result<Json<Value>, ApiError> {
+    // Every namespace's runs of the (shared) workflow.
+    caller.require_cluster_admin()?;
     let to = target(&body.to)?;
     let reports = state
         .rt

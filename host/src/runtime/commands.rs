@@ -180,6 +180,11 @@ impl Runtime {
         check_name("workflow", &req.workflow)?;
         let namespace = req.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         check_name("namespace", &namespace)?;
+        if self.store.access().namespace(&namespace).await?.is_none() {
+            return Err(Error::NotFound(format!(
+                "no namespace `{namespace}`: create it first (POST /v1/namespaces)"
+            )));
+        }
         if let Some(id) = &req.workflow_id
             && (id.is_empty() || id.len() > 256)
         {

@@ -43,6 +43,9 @@ pub struct RuntimeConfig {
     pub deadline_grace_ms: u64,
     /// This node's place among others sharing the store; `None` alone.
     pub cluster: Option<ClusterConfig>,
+    /// The token a request forwarded to another node carries (the cluster
+    /// admin's: every node is given the same).
+    pub peer_token: Option<String>,
 }
 
 /// A run executing now (or held by an upgrade): how to tell it things.

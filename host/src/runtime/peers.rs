@@ -95,10 +95,11 @@ impl Runtime {
                 owner.node_id, owner.url
             )))
         };
-        let response = client
-            .post(&url)
-            .header(FORWARDED, "1")
-            .json(body)
+        let mut request = client.post(&url).header(FORWARDED, "1").json(body);
+        if let Some(token) = &self.config.peer_token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .send()
             .await
             .map_err(unreachable)?;

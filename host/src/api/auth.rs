@@ -1,0 +1,158 @@
+//! Who is calling, and what they may do: a bearer token names a namespace
+//! and a role (`store::Role`); without authentication configured (dev mode,
+//! loopback only) anyone may do anything. A run of a namespace the caller
+//! cannot see is answered as absent (404), so run ids do not leak.
+
+use super::AppState;
+use super::error::{ApiError, Code};
+use crate::clock::now_ms;
+use crate::store::{DEFAULT_NAMESPACE, Role, RunRecord, TokenRecord};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+/// A token's stored form: its SHA-256 (tokens are random and long, so no
+/// slow hash is needed).
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh token value: 244 random bits, shown once.
+pub fn new_token() -> String {
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    format!("weft_{}{}", a.simple(), b.simple())
+}
+
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No authentication is configured: dev mode, on loopback only.
+    Anyone,
+    Token(TokenRecord),
+}
+
+impl Caller {
+    /// May the caller act as `role` in `namespace`?
+    fn may(&self, role: Role, namespace: &str) -> bool {
+        match self {
+            Caller::Anyone => true,
+            Caller::Token(t) => {
+                t.role.allows(role)
+                    && (t.role == Role::ClusterAdmin || t.namespace.as_deref() == Some(namespace))
+            }
+        }
+    }
+
+    /// 403 unless the caller may act as `role` in `namespace`.
+    pub fn require(&self, role: Role, namespace: &str) -> Result<(), ApiError> {
+        if self.may(role, namespace) {
+            return Ok(());
+        }
+        let Caller::Token(t) = self else {
+            unreachable!("anyone may do anything")
+        };
+        Err(ApiError::new(
+            Code::Forbidden,
+            match (&t.namespace, role) {
+                (_, Role::ClusterAdmin) => {
+                    "this needs the cluster admin's token".to_string()
+                }
+                (Some(own), _) if own != namespace => format!(
+                    "token {} is for namespace `{own}`, not `{namespace}`",
+                    t.id
+                ),
+                _ => format!(
+                    "token {} has role `{}`; this needs `{role}` in `{namespace}`",
+                    t.id, t.role
+                ),
+            },
+        ))
+    }
+
+    /// 403 unless the caller is the cluster admin.
+    pub fn require_cluster_admin(&self) -> Result<(), ApiError> {
+        self.require(Role::ClusterAdmin, "")
+    }
+
+    /// Who, for the log (never the token's value).
+    pub fn id(&self) -> &str {
+        match self {
+            Caller::Anyone => "anyone",
+            Caller::Token(t) => &t.id,
+        }
+    }
+
+    /// Whether the caller can see anything of `namespace`.
+    pub fn sees(&self, namespace: &str) -> bool {
+        self.may(Role::Read, namespace)
+    }
+
+    /// The namespace a request acts in when it names none.
+    pub fn namespace(&self) -> &str {
+        match self {
+            Caller::Token(TokenRecord {
+                namespace: Some(ns),
+                ..
+            }) => ns,
+            _ => DEFAULT_NAMESPACE,
+        }
+    }
+
+    /// The namespace a request names, or the caller's.
+    pub fn namespace_or<'a>(&'a self, named: Option<&'a str>) -> &'a str {
+        named.unwrap_or_else(|| self.namespace())
+    }
+
+    /// Whether the caller sees every namespace (lists across them).
+    pub fn sees_all(&self) -> bool {
+        matches!(self, Caller::Anyone)
+            || matches!(self, Caller::Token(t) if t.role == Role::ClusterAdmin)
+    }
+
+    /// `run`, if the caller may act on it as `role`: 404 for a run of a
+    /// namespace it cannot see, 403 for one it sees without the role.
+    pub fn on_run(&self, run: Option<RunRecord>, run_id: &str, role: Role) -> Result<RunRecord, ApiError> {
+        match run {
+            Some(run) if self.sees(&run.namespace) => {
+                self.require(role, &run.namespace)?;
+                Ok(run)
+            }
+            _ => Err(ApiError::new(Code::NotFound, format!("no run `{run_id}`"))),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !state.auth {
+            return Ok(Caller::Anyone);
+        }
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return Err(ApiError::new(
+                Code::Unauthorized,
+                "this server needs a token: send `Authorization: Bearer <token>` (the CLI reads WEFT_TOKEN)",
+            ));
+        };
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        let found = state
+            .rt
+            .store
+            .access()
+            .token_by_hash(&token_hash(token), now_ms())
+            .await?;
+        match found {
+            Some(t) => Ok(Caller::Token(t)),
+            None => Err(ApiError::new(
+                Code::Unauthorized,
+                "unknown or revoked token",
+            )),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Namespaces and their tokens over HTTP: the cluster admin creates and
+//! deletes namespaces; a namespace's admin issues, lists and revokes its
+//! tokens (a token's value is shown once, in the answer that issues it).
+
+use super::AppState;
+use super::auth::{Caller, new_token, token_hash};
+use super::error::{ApiError, Code, JsonBody};
+use crate::clock::now_ms;
+use crate::error::check_name;
+use crate::store::{DEFAULT_NAMESPACE, DeleteNamespace, Role, TokenRecord};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+}
+
+/// `POST /v1/namespaces {"name"}`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_cluster_admin()?;
+    check_name("namespace", &body.name)?;
+    let access = state.rt.store.access();
+    if !access.create_namespace(&body.name, now_ms()).await? {
+        return Err(ApiError::new(
+            Code::Conflict,
+            format!("namespace `{}` exists", body.name),
+        ));
+    }
+    tracing::info!(namespace = body.name, by = caller.id(), "namespace created");
+    let ns = access.namespace(&body.name).await?;
+    Ok((StatusCode::CREATED, Json(json!(ns))))
+}
+
+/// `GET /v1/namespaces`: those the caller sees.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let all = state.rt.store.access().namespaces().await?;
+    let seen: Vec<_> = all.into_iter().filter(|n| caller.sees(&n.name)).collect();
+    Ok(Json(json!({ "namespaces": seen })))
+}
+
+/// The namespace `name`, if the caller sees it (404 otherwise).
+async fn visible(state: &AppState, caller: &Caller, name: &str) -> Result<Value, ApiError> {
+    match state.rt.store.access().namespace(name).await? {
+        Some(ns) if caller.sees(name) => Ok(json!(ns)),
+        _ => Err(ApiError::new(
+            Code::NotFound,
+            format!("no namespace `{name}`"),
+        )),
+    }
+}
+
+/// `GET /v1/namespaces/{name}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(visible(&state, &caller, &name).await?))
+}
+
+/// `DELETE /v1/namespaces/{name}`: refused while it holds open runs; its
+/// tokens are revoked with it.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_cluster_admin()?;
+    if name == DEFAULT_NAMESPACE {
+        return Err(ApiError::new(
+            Code::Conflict,
+            "the default namespace cannot be deleted",
+        ));
+    }
+    match state.rt.store.access().delete_namespace(&name, now_ms()).await? {
+        DeleteNamespace::Deleted => {
+            tracing::info!(namespace = name, by = caller.id(), "namespace deleted");
+            Ok(Json(json!({ "name": name, "deleted": true })))
+        }
+        DeleteNamespace::NotFound => Err(ApiError::new(
+            Code::NotFound,
+            format!("no namespace `{name}`"),
+        )),
+        DeleteNamespace::InUse(n) => Err(ApiError::new(
+            Code::Conflict,
+            format!("namespace `{name}` holds {n} open run(s); end them first"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    role: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// `POST /v1/namespaces/{name}/tokens {"role", "description"?}`: the
+/// answer holds the token's value, which is never shown again.
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<TokenBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    visible(&state, &caller, &name).await?;
+    caller.require(Role::Admin, &name)?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: anyhow::Error| ApiError::new(Code::BadRequest, e.to_string()))?;
+    if role == Role::ClusterAdmin {
+        return Err(ApiError::new(
+            Code::BadRequest,
+            "the cluster admin's token is given to `weft serve`, not issued",
+        ));
+    }
+    if body.description.len() > 256 {
+        return Err(ApiError::new(
+            Code::BadRequest,
+            "a description is at most 256 characters",
+        ));
+    }
+    let value = new_token();
+    let record = TokenRecord {
+        id: format!("tok_{}", &uuid::Uuid::now_v7().simple().to_string()[16..]),
+        namespace: Some(name.clone()),
+        role,
+        description: body.description,
+        created_at_ms: now_ms(),
+        last_used_at_ms: None,
+        revoked_at_ms: None,
+    };
+    state
+        .rt
+        .store
+        .access()
+        .insert_token(&record, &token_hash(&value))
+        .await?;
+    tracing::info!(namespace = name, token = record.id, role = %role, by = caller.id(), "token issued");
+    let mut answer = json!(record);
+    answer["token"] = json!(value);
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// `GET /v1/namespaces/{name}/tokens`: ids, roles, last use; no values.
+pub async fn tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    visible(&state, &caller, &name).await?;
+    caller.require(Role::Admin, &name)?;
+    let tokens = state.rt.store.access().tokens(Some(&name)).await?;
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+/// `DELETE /v1/namespaces/{name}/tokens/{id}`: refused from the next
+/// request on, on every node.
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    visible(&state, &caller, &name).await?;
+    caller.require(Role::Admin, &name)?;
+    let access = state.rt.store.access();
+    let ours = access
+        .tokens(Some(&name))
+        .await?
+        .into_iter()
+        .any(|t| t.id == id && t.revoked_at_ms.is_none());
+    if !ours || !access.revoke_token(&id, now_ms()).await? {
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!("no live token `{id}` in namespace `{name}`"),
+        ));
+    }
+    tracing::info!(namespace = name, token = id, by = caller.id(), "token revoked");
+    Ok(Json(json!({ "id": id, "revoked": true })))
+}
