@@ -20,7 +20,8 @@ impl Client {
         // A token for servers that need one: `WEFT_TOKEN`.
         let mut headers = reqwest::header::HeaderMap::new();
         if let Ok(token) = std::env::var("WEFT_TOKEN")
-            && let Ok(mut value) = format!("Bearer {}", token.trim()).parse::<reqwest::header::HeaderValue>()
+            && let Ok(mut value) =
+                format!("Bearer {}", token.trim()).parse::<reqwest::header::HeaderValue>()
         {
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
@@ -81,6 +82,16 @@ impl Client {
             req = req.header("idempotency-key", key);
         }
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        self.answer(resp).await
+    }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
         self.answer(resp).await
     }
 
@@ -178,6 +189,7 @@ pub struct StartOptions {
     pub timeout_ms: Option<u64>,
     pub id_conflict_policy: Option<String>,
     pub id_reuse_policy: Option<String>,
+    pub namespace: Option<String>,
 }
 
 fn json_arg(flag: &str, text: Option<String>) -> anyhow::Result<Value> {
@@ -203,6 +215,9 @@ pub async fn start(client: &Client, opts: StartOptions) -> anyhow::Result<()> {
     }
     if let Some(policy) = opts.id_reuse_policy {
         body["id_reuse_policy"] = Value::String(policy);
+    }
+    if let Some(namespace) = opts.namespace {
+        body["namespace"] = Value::String(namespace);
     }
     let wait = opts.wait;
     let started = client.post("/v1/runs", &body).await?;
@@ -235,9 +250,13 @@ pub async fn runs(
     client: &Client,
     status: Option<String>,
     workflow: Option<String>,
+    namespace: Option<String>,
     limit: u32,
 ) -> anyhow::Result<()> {
     let mut path = format!("/v1/runs?limit={limit}");
+    if let Some(ns) = namespace {
+        path.push_str(&format!("&namespace={ns}"));
+    }
     if let Some(s) = status {
         path.push_str(&format!("&status={s}"));
     }
@@ -458,5 +477,93 @@ pub async fn cancel(client: &Client, run_id: &str) -> anyhow::Result<()> {
         "cancellation requested; run {run_id} is {}",
         cell(&run["status"])
     );
+    Ok(())
+}
+
+/// `weft namespace …`: create, list, show, delete.
+pub async fn namespace(client: &Client, action: &str, name: Option<&str>) -> anyhow::Result<()> {
+    let name = || name.ok_or_else(|| anyhow::anyhow!("name the namespace"));
+    match action {
+        "create" => {
+            client
+                .post("/v1/namespaces", &json!({ "name": name()? }))
+                .await?;
+            out!("namespace {} created", name()?);
+        }
+        "delete" => {
+            client
+                .delete(&format!("/v1/namespaces/{}", name()?))
+                .await?;
+            out!("namespace {} deleted", name()?);
+        }
+        "show" => {
+            let ns = client.get(&format!("/v1/namespaces/{}", name()?)).await?;
+            out!("{}", serde_json::to_string_pretty(&ns)?);
+        }
+        _ => {
+            let list = client.get("/v1/namespaces").await?;
+            for ns in list["namespaces"].as_array().into_iter().flatten() {
+                out!("{}", ns["name"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `weft token create`: prints the token's value, the only time it is shown.
+pub async fn token_create(
+    client: &Client,
+    namespace: &str,
+    role: &str,
+    description: Option<String>,
+) -> anyhow::Result<()> {
+    let body = json!({ "role": role, "description": description.unwrap_or_default() });
+    let token = client
+        .post(&format!("/v1/namespaces/{namespace}/tokens"), &body)
+        .await?;
+    eprintln!(
+        "token {} ({role} in {namespace}): shown once, keep it now",
+        token["id"].as_str().unwrap_or_default()
+    );
+    out!("{}", token["token"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+/// `weft token list`: ids, roles and last use, never values.
+pub async fn token_list(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let list = client
+        .get(&format!("/v1/namespaces/{namespace}/tokens"))
+        .await?;
+    out!(
+        "{:<24} {:<8} {:<10} {:<10} DESCRIPTION",
+        "ID",
+        "ROLE",
+        "LAST USED",
+        "REVOKED"
+    );
+    let now = crate::clock::now_ms();
+    let when = |v: &Value| {
+        v.as_i64().map_or("-".to_string(), |t| {
+            format!("{}s ago", (now - t).max(0) / 1000)
+        })
+    };
+    for t in list["tokens"].as_array().into_iter().flatten() {
+        out!(
+            "{:<24} {:<8} {:<10} {:<10} {}",
+            t["id"].as_str().unwrap_or_default(),
+            t["role"].as_str().unwrap_or_default(),
+            when(&t["last_used_at_ms"]),
+            when(&t["revoked_at_ms"]),
+            t["description"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+pub async fn token_revoke(client: &Client, namespace: &str, id: &str) -> anyhow::Result<()> {
+    client
+        .delete(&format!("/v1/namespaces/{namespace}/tokens/{id}"))
+        .await?;
+    out!("token {id} revoked");
     Ok(())
 }

@@ -66,6 +66,9 @@ enum Command {
         /// allow-duplicate-failed-only, reject-duplicate.
         #[arg(long)]
         id_reuse_policy: Option<String>,
+        /// The namespace (default: the token's, else `default`).
+        #[arg(long, env = "WEFT_NAMESPACE")]
+        namespace: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -77,6 +80,8 @@ enum Command {
         workflow: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[arg(long, env = "WEFT_NAMESPACE")]
+        namespace: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -158,6 +163,30 @@ enum Command {
         #[arg(long)]
         wasm: PathBuf,
     },
+    /// Namespaces: `create NAME`, `list`, `show NAME`, `delete NAME`.
+    Namespace {
+        #[arg(value_parser = ["create", "list", "show", "delete"])]
+        action: String,
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// API tokens of a namespace: `create --role ROLE`, `list`, `revoke ID`.
+    Token {
+        #[arg(value_parser = ["create", "list", "revoke"])]
+        action: String,
+        /// The token to revoke.
+        id: Option<String>,
+        #[arg(long, env = "WEFT_NAMESPACE", default_value = "default")]
+        namespace: String,
+        /// read, operate, deploy or admin.
+        #[arg(long, default_value = "read")]
+        role: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Measure start→result latency and throughput on a temporary server.
     Bench(weft::bench::BenchOptions),
 }
@@ -205,6 +234,7 @@ async fn main() {
             timeout_ms,
             id_conflict_policy,
             id_reuse_policy,
+            namespace,
             remote,
         } => {
             let opts = cli::StartOptions {
@@ -215,6 +245,7 @@ async fn main() {
                 timeout_ms,
                 id_conflict_policy,
                 id_reuse_policy,
+                namespace,
             };
             cli::start(&Client::new(&remote.server), opts).await
         }
@@ -222,8 +253,39 @@ async fn main() {
             status,
             workflow,
             limit,
+            namespace,
             remote,
-        } => cli::runs(&Client::new(&remote.server), status, workflow, limit).await,
+        } => {
+            cli::runs(
+                &Client::new(&remote.server),
+                status,
+                workflow,
+                namespace,
+                limit,
+            )
+            .await
+        }
+        Command::Namespace {
+            action,
+            name,
+            remote,
+        } => cli::namespace(&Client::new(&remote.server), &action, name.as_deref()).await,
+        Command::Token {
+            action,
+            id,
+            namespace,
+            role,
+            description,
+            remote,
+        } => {
+            let client = Client::new(&remote.server);
+            match (action.as_str(), id) {
+                ("create", _) => cli::token_create(&client, &namespace, &role, description).await,
+                ("revoke", Some(id)) => cli::token_revoke(&client, &namespace, &id).await,
+                ("revoke", None) => Err(anyhow::anyhow!("name the token to revoke")),
+                _ => cli::token_list(&client, &namespace).await,
+            }
+        }
         Command::Show {
             run_id,
             json,

@@ -293,3 +293,42 @@ async fn runs_are_upgraded_and_terminated_through_any_node() {
     assert_eq!(seen["status"], "terminated");
     assert!(b.log().contains("terminated: through a"), "b terminated it");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_revoked_on_one_node_is_refused_by_the_others_at_once() {
+    use crate::tenancy::{ADMIN, call, issue};
+    // (b drives the run it starts; a forwards the terminate to it.)
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &["a", "b"], &["--admin-token", ADMIN]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let token = issue(a, "default", "read").await;
+    let (status, _) = call(b, "GET", "/v1/runs", Some(&token), None).await;
+    assert_eq!(status, 200, "a token issued on a works on b");
+    let (_, listed) = call(a, "GET", "/v1/namespaces/default/tokens", Some(ADMIN), None).await;
+    let id = listed["tokens"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = call(
+        b,
+        "DELETE",
+        &format!("/v1/namespaces/default/tokens/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(a, "GET", "/v1/runs", Some(&token), None).await;
+    assert_eq!(status, 401, "{body}");
+    // A request forwarded to the node driving a run authenticates there.
+    let (status, _) = crate::tenancy::call_put(a, "entity", "entity", ADMIN).await;
+    assert_eq!(status, 201);
+    let operate = issue(a, "default", "operate").await;
+    let start = json!({ "workflow": "entity", "input": { "expect": 1 } });
+    let (status, run) = call(b, "POST", "/v1/runs", Some(&operate), Some(start)).await;
+    assert_eq!(status, 201, "{run}");
+    let path = format!("/v1/runs/{}/terminate", run["run_id"].as_str().unwrap());
+    let (status, ended) = call(a, "POST", &path, Some(&operate), Some(json!({}))).await;
+    assert_eq!(
+        (status, ended["status"].as_str()),
+        (200, Some("terminated")),
+        "{ended}"
+    );
+}

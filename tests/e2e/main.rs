@@ -10,5 +10,6 @@ mod postgres;
 mod primitives;
 mod proxy;
 mod support;
+mod tenancy;
 mod versioning;
 mod workflows;

@@ -54,13 +54,10 @@ impl Caller {
         Err(ApiError::new(
             Code::Forbidden,
             match (&t.namespace, role) {
-                (_, Role::ClusterAdmin) => {
-                    "this needs the cluster admin's token".to_string()
+                (_, Role::ClusterAdmin) => "this needs the cluster admin's token".to_string(),
+                (Some(own), _) if own != namespace => {
+                    format!("token {} is for namespace `{own}`, not `{namespace}`", t.id)
                 }
-                (Some(own), _) if own != namespace => format!(
-                    "token {} is for namespace `{own}`, not `{namespace}`",
-                    t.id
-                ),
                 _ => format!(
                     "token {} has role `{}`; this needs `{role}` in `{namespace}`",
                     t.id, t.role
@@ -111,7 +108,12 @@ impl Caller {
 
     /// `run`, if the caller may act on it as `role`: 404 for a run of a
     /// namespace it cannot see, 403 for one it sees without the role.
-    pub fn on_run(&self, run: Option<RunRecord>, run_id: &str, role: Role) -> Result<RunRecord, ApiError> {
+    pub fn on_run(
+        &self,
+        run: Option<RunRecord>,
+        run_id: &str,
+        role: Role,
+    ) -> Result<RunRecord, ApiError> {
         match run {
             Some(run) if self.sees(&run.namespace) => {
                 self.require(role, &run.namespace)?;

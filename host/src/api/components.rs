@@ -127,10 +127,7 @@ pub async fn wasm(
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    _caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
     let versions = state.rt.store.component_versions(None).await?;
     Ok(Json(json!({ "components": grouped(versions) })))
 }

@@ -81,7 +81,13 @@ pub async fn delete(
             "the default namespace cannot be deleted",
         ));
     }
-    match state.rt.store.access().delete_namespace(&name, now_ms()).await? {
+    match state
+        .rt
+        .store
+        .access()
+        .delete_namespace(&name, now_ms())
+        .await?
+    {
         DeleteNamespace::Deleted => {
             tracing::info!(namespace = name, by = caller.id(), "namespace deleted");
             Ok(Json(json!({ "name": name, "deleted": true })))
@@ -186,6 +192,11 @@ pub async fn revoke(
             format!("no live token `{id}` in namespace `{name}`"),
         ));
     }
-    tracing::info!(namespace = name, token = id, by = caller.id(), "token revoked");
+    tracing::info!(
+        namespace = name,
+        token = id,
+        by = caller.id(),
+        "token revoked"
+    );
     Ok(Json(json!({ "id": id, "revoked": true })))
 }

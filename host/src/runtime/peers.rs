@@ -99,10 +99,7 @@ impl Runtime {
         if let Some(token) = &self.config.peer_token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
         let answer: Value = response.json().await.map_err(unreachable)?;
         if status >= 300 {

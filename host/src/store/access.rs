@@ -120,31 +120,6 @@ pub trait Access: Send + Sync {
     async fn set_cluster_admin(&self, hash: &str, at_ms: i64) -> anyhow::Result<()>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roles_allow_their_verbs_and_read() {
-        use Role::*;
-        let table = [
-            (Read, [true, false, false, false, false]),
-            (Operate, [true, true, false, false, false]),
-            (Deploy, [true, false, true, false, false]),
-            (Admin, [true, true, true, true, false]),
-            (ClusterAdmin, [true, true, true, true, true]),
-        ];
-        for (have, allowed) in table {
-            for (need, ok) in [Read, Operate, Deploy, Admin, ClusterAdmin]
-                .into_iter()
-                .zip(allowed)
-            {
-                assert_eq!(have.allows(need), ok, "{have} for {need}");
-            }
-        }
-    }
-}
-
 /// The token columns, in [`token_from_row`]'s order.
 pub(super) const TOKEN_COLUMNS: &str = "SELECT id, namespace, role, description, created_at_ms, \
      last_used_at_ms, revoked_at_ms FROM tokens";
@@ -335,3 +310,28 @@ macro_rules! impl_access {
     };
 }
 pub(super) use impl_access;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_allow_their_verbs_and_read() {
+        use Role::*;
+        let table = [
+            (Read, [true, false, false, false, false]),
+            (Operate, [true, true, false, false, false]),
+            (Deploy, [true, false, true, false, false]),
+            (Admin, [true, true, true, true, false]),
+            (ClusterAdmin, [true, true, true, true, true]),
+        ];
+        for (have, allowed) in table {
+            for (need, ok) in [Read, Operate, Deploy, Admin, ClusterAdmin]
+                .into_iter()
+                .zip(allowed)
+            {
+                assert_eq!(have.allows(need), ok, "{have} for {need}");
+            }
+        }
+    }
+}
