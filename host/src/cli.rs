@@ -114,6 +114,7 @@ pub struct DeployOptions {
     pub check: bool,
     pub upgrade_compatible: bool,
     pub dry_run: bool,
+    pub namespace: Option<String>,
 }
 
 fn print_reports(reports: &Value) {
@@ -156,6 +157,9 @@ pub async fn deploy(client: &Client, file: &PathBuf, opts: DeployOptions) -> any
     }
     if opts.upgrade_compatible {
         query.push("upgrade=compatible".into());
+    }
+    if let Some(ns) = &opts.namespace {
+        query.push(format!("namespace={ns}"));
     }
     let mut path = format!("/v1/components/{name}");
     if !query.is_empty() {

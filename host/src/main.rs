@@ -40,6 +40,9 @@ enum Command {
         /// Only report (compile and check), deploy nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The namespace (default: the token's, else `default`).
+        #[arg(long, env = "WEFT_NAMESPACE")]
+        namespace: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -215,6 +218,7 @@ async fn main() {
             check,
             upgrade_compatible,
             dry_run,
+            namespace,
             remote,
         } => {
             let opts = cli::DeployOptions {
@@ -223,6 +227,7 @@ async fn main() {
                 check,
                 upgrade_compatible,
                 dry_run,
+                namespace,
             };
             cli::deploy(&Client::new(&remote.server), &file, opts).await
         }

@@ -42,7 +42,11 @@ impl Host for Standalone {
         Sink::detached(run_id, next_seq)
     }
 
-    async fn latest_version(&self, _name: &str) -> anyhow::Result<Option<ComponentVersion>> {
+    async fn latest_version(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> anyhow::Result<Option<ComponentVersion>> {
         Ok(None)
     }
 

@@ -135,7 +135,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let name = name_from_path(path);
         let (v, _) = rt
-            .deploy(&name, bytes, None)
+            .deploy(crate::store::DEFAULT_NAMESPACE, &name, bytes, None)
             .await
             .with_context(|| format!("cannot deploy {}", path.display()))?;
         tracing::info!(

@@ -318,7 +318,7 @@ async fn a_token_revoked_on_one_node_is_refused_by_the_others_at_once() {
     let (status, body) = call(a, "GET", "/v1/runs", Some(&token), None).await;
     assert_eq!(status, 401, "{body}");
     // A request forwarded to the node driving a run authenticates there.
-    let (status, _) = crate::tenancy::call_put(a, "entity", "entity", ADMIN).await;
+    let (status, _) = crate::tenancy::call_put(a, "/v1/components/entity", "entity", ADMIN).await;
     assert_eq!(status, 201);
     let operate = issue(a, "default", "operate").await;
     let start = json!({ "workflow": "entity", "input": { "expect": 1 } });

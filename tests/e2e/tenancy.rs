@@ -108,9 +108,12 @@ async fn tokens_confine_each_namespace_and_role() {
         .await;
         assert_eq!(status, 201, "{body}");
     }
-    for (name, guest) in [("effects", "effects"), ("entity", "entity")] {
-        let (status, body) = call_put(&server, name, guest, ADMIN).await;
-        assert_eq!(status, 201, "{body}");
+    for ns in ["a", "b"] {
+        for (name, guest) in [("effects", "effects"), ("entity", "entity")] {
+            let path = format!("/v1/components/{name}?namespace={ns}");
+            let (status, body) = call_put(&server, &path, guest, ADMIN).await;
+            assert_eq!(status, 201, "{body}");
+        }
     }
     let read = issue(&server, "a", "read").await;
     let operate = issue(&server, "a", "operate").await;
@@ -270,11 +273,30 @@ async fn tokens_confine_each_namespace_and_role() {
             [false, false, false, false],
         ),
         ("GET", "/metrics".into(), None, [false, false, false, false]),
+        // Components and upgrades: deploy (and admin).
+        (
+            "PUT",
+            "/v1/components/entity".into(),
+            None,
+            [false, false, true, true],
+        ),
+        (
+            "GET",
+            "/v1/workflows/entity".into(),
+            None,
+            [true, true, true, true],
+        ),
+        (
+            "POST",
+            "/v1/workflows/entity/upgrade".into(),
+            Some(json!({})),
+            [false, false, true, true],
+        ),
         (
             "DELETE",
             "/v1/workflows/entity/versions/1".into(),
             None,
-            [false, false, false, false],
+            [false, false, true, true],
         ),
     ];
     for (method, path, body, allowed) in &verbs {
@@ -284,7 +306,11 @@ async fn tokens_confine_each_namespace_and_role() {
             (&deploy, "deploy", allowed[2]),
             (&admin, "admin", allowed[3]),
         ] {
-            let (status, answer) = call(&server, method, path, Some(token), body.clone()).await;
+            let (status, answer) = if *method == "PUT" {
+                call_put(&server, path, "entity", token).await
+            } else {
+                call(&server, method, path, Some(token), body.clone()).await
+            };
             if ok {
                 assert!(
                     status != 401 && status != 403,
@@ -296,10 +322,25 @@ async fn tokens_confine_each_namespace_and_role() {
             }
         }
     }
-    let (status, _) = call_put(&server, "entity", "entity", &deploy).await;
-    assert_eq!(
-        status, 403,
-        "components are the cluster admin's while they are shared"
+    // Components are per namespace: a's deployer cannot deploy into b, nor
+    // see b's components.
+    let into_b = "/v1/components/entity?namespace=b";
+    let (status, _) = call_put(&server, into_b, "entity", &deploy).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &server,
+        "GET",
+        "/v1/components?namespace=b",
+        Some(&deploy),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, own) = call(&server, "GET", "/v1/components", Some(&deploy), None).await;
+    let own = own["components"].as_array().unwrap();
+    assert!(
+        !own.is_empty() && own.iter().all(|c| c["namespace"] == "a"),
+        "{own:?}"
     );
 
     // Revoked: refused from the next request on.
@@ -357,10 +398,11 @@ async fn tokens_confine_each_namespace_and_role() {
     }
 }
 
-pub async fn call_put(server: &Server, name: &str, guest: &str, token: &str) -> (u16, Value) {
+/// PUT a guest's bytes at `path` (`/v1/components/NAME[?…]`).
+pub async fn call_put(server: &Server, path: &str, guest: &str, token: &str) -> (u16, Value) {
     let resp = server
         .http
-        .put(server.url(&format!("/v1/components/{name}")))
+        .put(server.url(path))
         .bearer_auth(token)
         .body(crate::support::wasm(guest))
         .send()

@@ -1,8 +1,9 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, QueryParams};
+use super::runs::NamespaceQuery;
 use crate::error::Error;
-use crate::store::ComponentVersion;
+use crate::store::{ComponentVersion, Role};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -25,6 +26,8 @@ pub struct UploadQuery {
     dry_run: bool,
     /// With `check`: `compatible` upgrades the runs that are.
     upgrade: Option<String>,
+    /// The namespace (default: the token's, else `default`).
+    namespace: Option<String>,
 }
 
 /// `PUT /v1/components/{name}[?allow_http=host,host:port]`: the raw `.wasm`
@@ -36,9 +39,8 @@ pub async fn upload(
     QueryParams(query): QueryParams<UploadQuery>,
     Body(bytes): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    // Components are shared by every namespace (until they are scoped to
-    // one): only the cluster admin changes them.
-    caller.require_cluster_admin()?;
+    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
+    caller.require(Role::Deploy, &namespace)?;
     let upgrade = match query.upgrade.as_deref() {
         None | Some("none") => false,
         Some("compatible") => true,
@@ -50,7 +52,7 @@ pub async fn upload(
         }
     };
     if query.dry_run {
-        let (digest, check) = state.rt.dry_run(&name, bytes.to_vec()).await?;
+        let (digest, check) = state.rt.dry_run(&namespace, &name, bytes.to_vec()).await?;
         let body = json!({ "name": name, "digest": digest, "dry_run": true, "check": check });
         return Ok((StatusCode::OK, Json(body)));
     }
@@ -61,7 +63,10 @@ pub async fn upload(
             .map(str::to_string)
             .collect()
     });
-    let (version, created) = state.rt.deploy(&name, bytes.to_vec(), allow).await?;
+    let (version, created) = state
+        .rt
+        .deploy(&namespace, &name, bytes.to_vec(), allow)
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -72,7 +77,7 @@ pub async fn upload(
         let loaded = state.rt.workflow_component(&version.digest).await?;
         let mut check = state
             .rt
-            .check_open_runs(&name, &loaded, version.version)
+            .check_open_runs(&namespace, &name, &loaded, version.version)
             .await?;
         if upgrade {
             for report in check.iter_mut().filter(|r| r.verdict.is_compatible()) {
@@ -90,15 +95,17 @@ pub async fn upload(
 }
 
 fn grouped(versions: Vec<ComponentVersion>) -> Vec<Value> {
-    let mut by_name: BTreeMap<String, Vec<ComponentVersion>> = BTreeMap::new();
+    let mut by_name: BTreeMap<(String, String), Vec<ComponentVersion>> = BTreeMap::new();
     for v in versions {
-        by_name.entry(v.name.clone()).or_default().push(v);
+        let key = (v.namespace.clone(), v.name.clone());
+        by_name.entry(key).or_default().push(v);
     }
     by_name
         .into_iter()
-        .map(|(name, versions)| {
+        .map(|((namespace, name), versions)| {
             let latest = versions.last().expect("at least one version");
             json!({
+                "namespace": namespace,
                 "name": name,
                 "kind": latest.kind,
                 "latest": latest.version,
@@ -111,10 +118,17 @@ fn grouped(versions: Vec<ComponentVersion>) -> Vec<Value> {
 /// `GET /v1/components/{name}/versions/{version}/wasm`: the stored bytes.
 pub async fn wasm(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((name, version)): Path<(String, u32)>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let versions = state.rt.store.component_versions(Some(&name)).await?;
+    let namespace = caller.namespace_or(query.namespace.as_deref());
+    caller.require(Role::Read, namespace)?;
+    let versions = state
+        .rt
+        .store
+        .component_versions(Some(namespace), Some(&name))
+        .await?;
     let Some(v) = versions.into_iter().find(|v| v.version == version) else {
         return Err(Error::NotFound(format!("no version {version} of `{name}`")).into());
     };
@@ -127,17 +141,38 @@ pub async fn wasm(
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
 }
 
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
-    let versions = state.rt.store.component_versions(None).await?;
+/// `GET /v1/components[?namespace=]`: a namespace's components (every
+/// namespace's for a caller who sees all and names none).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = match query.namespace.as_deref() {
+        None if caller.sees_all() => None,
+        named => {
+            let ns = caller.namespace_or(named);
+            caller.require(Role::Read, ns)?;
+            Some(ns)
+        }
+    };
+    let versions = state.rt.store.component_versions(namespace, None).await?;
     Ok(Json(json!({ "components": grouped(versions) })))
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let versions = state.rt.store.component_versions(Some(&name)).await?;
+    let namespace = caller.namespace_or(query.namespace.as_deref());
+    caller.require(Role::Read, namespace)?;
+    let versions = state
+        .rt
+        .store
+        .component_versions(Some(namespace), Some(&name))
+        .await?;
     match grouped(versions).pop() {
         Some(component) => Ok(Json(component)),
         None => Err(Error::NotFound(format!("no component named `{name}`")).into()),

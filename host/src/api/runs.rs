@@ -208,6 +208,7 @@ pub async fn terminate(
     Ok(Json(state.rt.terminate_run(&run_id, &reason, route).await?))
 }
 
+/// `?namespace=` (default: the token's, else `default`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceQuery {

@@ -3,7 +3,8 @@
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Code, JsonBody};
+use super::error::{ApiError, Code, JsonBody, QueryParams};
+use super::runs::NamespaceQuery;
 use crate::error::Error;
 use crate::runtime::{Report, Target};
 use crate::store::Role;
@@ -30,10 +31,13 @@ fn target(to: &Option<Value>) -> Result<Target, ApiError> {
 /// `GET /v1/workflows/{name}`: versions, each with its count of open runs.
 pub async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (versions, counts) = state.rt.versions(&name).await?;
+    let namespace = caller.namespace_or(query.namespace.as_deref());
+    caller.require(Role::Read, namespace)?;
+    let (versions, counts) = state.rt.versions(namespace, &name).await?;
     let latest = versions.last().map(|v| (v.version, v.kind));
     let versions: Vec<Value> = versions
         .iter()
@@ -58,9 +62,11 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path((name, version)): Path<(String, u32)>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require_cluster_admin()?;
-    state.rt.delete_version(&name, version).await?;
+    let namespace = caller.namespace_or(query.namespace.as_deref());
+    caller.require(Role::Deploy, namespace)?;
+    state.rt.delete_version(namespace, &name, version).await?;
     Ok(Json(
         json!({ "name": name, "version": version, "deleted": true }),
     ))
@@ -128,14 +134,15 @@ pub async fn upgrade_all(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
     JsonBody(body): JsonBody<UpgradeAllBody>,
 ) -> Result<Json<Value>, ApiError> {
-    // Every namespace's runs of the (shared) workflow.
-    caller.require_cluster_admin()?;
+    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
+    caller.require(Role::Deploy, &namespace)?;
     let to = target(&body.to)?;
     let reports = state
         .rt
-        .upgrade_all(&name, to, body.from, body.force)
+        .upgrade_all(&namespace, &name, to, body.from, body.force)
         .await?;
     Ok(Json(json!({ "runs": reports })))
 }

@@ -21,7 +21,11 @@ impl WorkflowState {
         workflow: &str,
     ) -> wasmtime::Result<Result<crate::store::ComponentVersion, ErrorInfo>> {
         let host = self.host.clone();
-        let version = host.latest_version(workflow).await.map_err(storage)?;
+        let namespace = self.run.namespace.clone();
+        let version = host
+            .latest_version(&namespace, workflow)
+            .await
+            .map_err(storage)?;
         Ok(match version {
             Some(v) if v.kind == ComponentKind::Workflow => Ok(v),
             _ => Err(ErrorInfo::new(
@@ -202,6 +206,7 @@ impl context::Host for WorkflowState {
         let (prior_attempts, next_attempt_at_ms) = self.cursor.failed_attempts(handle);
         let job = ActivityJob {
             run_id: self.run.run_id.clone(),
+            namespace: self.run.namespace.clone(),
             workflow_id: self.run.workflow_id.clone(),
             handle,
             name,

@@ -24,6 +24,8 @@ pub struct Waits {
 #[derive(Debug, Clone)]
 pub struct ActivityJob {
     pub run_id: String,
+    /// The run's namespace: activities resolve by name within it.
+    pub namespace: String,
     pub workflow_id: String,
     pub handle: u32,
     pub name: String,
@@ -52,7 +54,11 @@ pub trait Host: Send + Sync + 'static {
     fn sink(&self, run_id: &str, next_seq: u64) -> Sink;
     /// A component's newest version (children, signal-with-start,
     /// continue-as-new start on it).
-    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>>;
+    async fn latest_version(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<ComponentVersion>>;
     /// A run as stored (a child's status, say).
     async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
     /// The open run holding a workflow id (a signal's target, a child's id).

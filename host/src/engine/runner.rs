@@ -206,7 +206,7 @@ pub(super) async fn run_guest(
 
 /// End `run` and start its next run under the same workflow id.
 async fn continue_as_new(host: &dyn Host, run: &RunRecord, sink: &Sink, input: Value) -> Ending {
-    let version = match host.latest_version(&run.workflow).await {
+    let version = match host.latest_version(&run.namespace, &run.workflow).await {
         Ok(Some(v)) => v,
         Ok(None) => {
             return stuck(

@@ -28,7 +28,11 @@ fn backoff(policy: &RetryPolicy, failed_attempt: u32) -> u64 {
     ms.max(0.0) as u64
 }
 
-async fn component(rt: &Runtime, name: &str) -> Result<(Arc<Loaded>, Arc<Vec<String>>), Failure> {
+async fn component(
+    rt: &Runtime,
+    namespace: &str,
+    name: &str,
+) -> Result<(Arc<Loaded>, Arc<Vec<String>>), Failure> {
     let unknown = || {
         Failure::Application(ErrorInfo::new(
             kind::UNKNOWN_ACTIVITY,
@@ -38,7 +42,7 @@ async fn component(rt: &Runtime, name: &str) -> Result<(Arc<Loaded>, Arc<Vec<Str
     let internal =
         |e: anyhow::Error| Failure::Application(ErrorInfo::new("internal", format!("{e:#}")));
     let version = rt
-        .latest_activity(name)
+        .latest_activity(namespace, name)
         .await
         .map_err(internal)?
         .ok_or_else(unknown)?;
@@ -82,7 +86,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             let left = (deadline - now_ms()).max(0) as u64;
             timeout = timeout.min(Duration::from_millis(left));
         }
-        let result = match component(&rt, component_name).await {
+        let result = match component(&rt, &job.namespace, component_name).await {
             Ok((loaded, allow_http)) => {
                 let _slot = rt.activity_slots.clone().acquire_owned().await;
                 let info = AttemptInfo {

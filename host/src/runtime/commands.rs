@@ -85,18 +85,23 @@ impl Runtime {
     /// hosts it may reach, `None` keeps what a redeploy of the same bytes had.
     pub async fn deploy(
         &self,
+        namespace: &str,
         name: &str,
         bytes: Vec<u8>,
         allow_http: Option<Vec<String>>,
     ) -> Result<(ComponentVersion, bool)> {
         check_name("component", name)?;
+        self.namespace_exists(namespace).await?;
         if let Some(hosts) = &allow_http {
             for host in hosts {
                 check_host(host)?;
             }
         }
         let digest = hex::encode(Sha256::digest(&bytes));
-        let known = self.store.component_versions(Some(name)).await?;
+        let known = self
+            .store
+            .component_versions(Some(namespace), Some(name))
+            .await?;
         if let Some(v) = known.into_iter().find(|v| v.digest == digest) {
             if allow_http.as_ref().is_none_or(|a| *a == v.allow_http) {
                 return Ok((v, false));
@@ -104,6 +109,7 @@ impl Runtime {
             let put = self
                 .store
                 .put_component(
+                    namespace,
                     name,
                     v.kind,
                     &digest,
@@ -112,7 +118,7 @@ impl Runtime {
                     now_ms(),
                 )
                 .await?;
-            self.forget_version(name);
+            self.forget_version(namespace, name);
             return match put {
                 PutComponent::Existing(v) | PutComponent::Created(v) => Ok((v, false)),
                 PutComponent::KindConflict { .. } => unreachable!("same bytes, same kind"),
@@ -130,9 +136,17 @@ impl Runtime {
         let kind = loaded.kind;
         match self
             .store
-            .put_component(name, kind, &digest, &bytes, allow_http.as_deref(), now_ms())
+            .put_component(
+                namespace,
+                name,
+                kind,
+                &digest,
+                &bytes,
+                allow_http.as_deref(),
+                now_ms(),
+            )
             .await
-            .inspect(|_| self.forget_version(name))?
+            .inspect(|_| self.forget_version(namespace, name))?
         {
             PutComponent::Created(v) => {
                 self.engine.remember(&component, loaded);
@@ -151,6 +165,7 @@ impl Runtime {
     /// deploying anything: what would happen if these were its next version.
     pub async fn dry_run(
         self: &Arc<Self>,
+        namespace: &str,
         name: &str,
         bytes: Vec<u8>,
     ) -> Result<(String, Vec<super::Report>)> {
@@ -168,11 +183,21 @@ impl Runtime {
         }
         let next = self
             .store
-            .latest_version(name)
+            .latest_version(namespace, name)
             .await?
             .map_or(1, |v| v.version + 1);
-        let reports = self.check_open_runs(name, &loaded, next).await?;
+        let reports = self.check_open_runs(namespace, name, &loaded, next).await?;
         Ok((digest, reports))
+    }
+
+    /// A namespace must exist before anything is put in it.
+    async fn namespace_exists(&self, namespace: &str) -> Result<()> {
+        match self.store.access().namespace(namespace).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!(
+                "no namespace `{namespace}`: create it first (POST /v1/namespaces)"
+            ))),
+        }
     }
 
     /// Resolve `req` to a new run (not yet written).
@@ -180,11 +205,7 @@ impl Runtime {
         check_name("workflow", &req.workflow)?;
         let namespace = req.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         check_name("namespace", &namespace)?;
-        if self.store.access().namespace(&namespace).await?.is_none() {
-            return Err(Error::NotFound(format!(
-                "no namespace `{namespace}`: create it first (POST /v1/namespaces)"
-            )));
-        }
+        self.namespace_exists(&namespace).await?;
         if let Some(id) = &req.workflow_id
             && (id.is_empty() || id.len() > 256)
         {
@@ -192,7 +213,10 @@ impl Runtime {
                 "workflow_id must be 1 to 256 characters".into(),
             ));
         }
-        let versions = self.store.component_versions(Some(&req.workflow)).await?;
+        let versions = self
+            .store
+            .component_versions(Some(&namespace), Some(&req.workflow))
+            .await?;
         let chosen = match req.version {
             Some(n) => versions.iter().find(|v| v.version == n),
             None => versions.last(),

@@ -85,8 +85,8 @@ pub struct Runtime {
     resident: Mutex<HashMap<String, Resident>>,
     /// Consecutive transient failures per run, for backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// The newest version of each activity name, as last read.
-    activities: Mutex<HashMap<String, ComponentVersion>>,
+    /// The newest version of each (namespace, activity name), as last read.
+    activities: Mutex<HashMap<(String, String), ComponentVersion>>,
     timers: Timers,
     ended: broadcast::Sender<String>,
     run_slots: Arc<Semaphore>,
@@ -358,23 +358,26 @@ impl Runtime {
 
     /// The newest version of activity component `name` (activities are not
     /// pinned: each attempt runs the newest), cached until a deploy.
-    pub async fn latest_activity(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {
-        if let Some(v) = self.activities.lock().unwrap().get(name) {
+    pub async fn latest_activity(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<ComponentVersion>> {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(v) = self.activities.lock().unwrap().get(&key) {
             return Ok(Some(v.clone()));
         }
-        let version = self.store.latest_version(name).await?;
+        let version = self.store.latest_version(namespace, name).await?;
         if let Some(v) = &version {
-            self.activities
-                .lock()
-                .unwrap()
-                .insert(name.to_string(), v.clone());
+            self.activities.lock().unwrap().insert(key, v.clone());
         }
         Ok(version)
     }
 
-    /// A deploy or a deletion changed what `name` resolves to.
-    fn forget_version(&self, name: &str) {
-        self.activities.lock().unwrap().remove(name);
+    /// A deploy or a deletion changed what `name` resolves to in `namespace`.
+    fn forget_version(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        self.activities.lock().unwrap().remove(&key);
     }
 
     /// The workflow component a run is pinned to.

@@ -71,8 +71,12 @@ impl Host for Runtime {
         Sink::new(run_id, next_seq, self.writer.clone()).leased(self.membership.lease_of(run_id))
     }
 
-    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {
-        self.store.latest_version(name).await
+    async fn latest_version(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<ComponentVersion>> {
+        self.store.latest_version(namespace, name).await
     }
 
     async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {

@@ -157,7 +157,10 @@ impl Runtime {
         force: bool,
     ) -> Result<Report> {
         let run = self.open_run_for(run_id, "upgraded").await?;
-        let versions = self.store.component_versions(Some(&run.workflow)).await?;
+        let versions = self
+            .store
+            .component_versions(Some(&run.namespace), Some(&run.workflow))
+            .await?;
         let to = self.resolve(&run.workflow, &versions, target)?;
         let loaded = self.load_version(&to).await?;
         let _exclusive = self.exclusive(run_id).await?;
@@ -213,13 +216,14 @@ impl Runtime {
     /// version `from`), reporting per run.
     pub async fn upgrade_all(
         self: &Arc<Self>,
+        namespace: &str,
         workflow: &str,
         target: Target,
         from: Option<u32>,
         force: bool,
     ) -> Result<Vec<Report>> {
         let mut reports = Vec::new();
-        for run in self.store.open_runs_of(workflow).await? {
+        for run in self.store.open_runs_of(namespace, workflow).await? {
             if from.is_some_and(|f| f != run.version) {
                 continue;
             }
@@ -246,12 +250,13 @@ impl Runtime {
     /// a few at a time.
     pub async fn check_open_runs(
         self: &Arc<Self>,
+        namespace: &str,
         workflow: &str,
         loaded: &Loaded,
         to_version: u32,
     ) -> Result<Vec<Report>> {
         use futures::StreamExt;
-        let runs = self.store.open_runs_of(workflow).await?;
+        let runs = self.store.open_runs_of(namespace, workflow).await?;
         let checks = runs
             .into_iter()
             .filter(|run| run.digest != loaded.digest)
@@ -276,12 +281,19 @@ impl Runtime {
     }
 
     /// A workflow's versions, each with the count of open runs on it.
-    pub async fn versions(&self, name: &str) -> Result<(Vec<ComponentVersion>, Vec<u64>)> {
-        let versions = self.store.component_versions(Some(name)).await?;
+    pub async fn versions(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(Vec<ComponentVersion>, Vec<u64>)> {
+        let versions = self
+            .store
+            .component_versions(Some(namespace), Some(name))
+            .await?;
         if versions.is_empty() {
             return Err(Error::NotFound(format!("no component named `{name}`")));
         }
-        let open = self.store.open_runs_of(name).await?;
+        let open = self.store.open_runs_of(namespace, name).await?;
         let counts = versions
             .iter()
             .map(|v| open.iter().filter(|r| r.digest == v.digest).count() as u64)
@@ -289,9 +301,9 @@ impl Runtime {
         Ok((versions, counts))
     }
 
-    pub async fn delete_version(&self, name: &str, version: u32) -> Result<()> {
-        self.forget_version(name);
-        match self.store.delete_version(name, version).await? {
+    pub async fn delete_version(&self, namespace: &str, name: &str, version: u32) -> Result<()> {
+        self.forget_version(namespace, name);
+        match self.store.delete_version(namespace, name, version).await? {
             DeleteVersion::Deleted => Ok(()),
             DeleteVersion::NotFound => {
                 Err(Error::NotFound(format!("no version {version} of `{name}`")))

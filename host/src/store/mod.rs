@@ -6,6 +6,7 @@
 //! that moment in one transaction, so many runs share one fsync.
 
 mod access;
+mod components;
 mod coordination;
 mod postgres;
 mod rows;
@@ -14,6 +15,7 @@ mod sqlite;
 pub(crate) mod test_database;
 
 pub use access::{Access, DeleteNamespace, Namespace, Role, TokenRecord};
+pub use components::Components;
 pub use coordination::{Coordination, Lease, NodeInfo, SHARDS, shard_of};
 pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
@@ -80,6 +82,7 @@ impl FromStr for ComponentKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentVersion {
+    pub namespace: String,
     pub name: String,
     pub kind: ComponentKind,
     pub version: u32,
@@ -381,25 +384,10 @@ pub enum PutComponent {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Components + Send + Sync + 'static {
     /// A write transaction (one at a time: the group-commit writer is the
     /// only caller while runs execute).
     async fn begin(&self) -> anyhow::Result<Box<dyn Tx>>;
-
-    async fn put_component(
-        &self,
-        name: &str,
-        kind: ComponentKind,
-        digest: &str,
-        bytes: &[u8],
-        allow_http: Option<&[String]>,
-        at_ms: i64,
-    ) -> anyhow::Result<PutComponent>;
-    async fn component_bytes(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>>;
-    /// All versions of all names (or of one), oldest first.
-    async fn component_versions(&self, name: Option<&str>)
-    -> anyhow::Result<Vec<ComponentVersion>>;
-    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>>;
 
     async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>>;
@@ -421,10 +409,6 @@ pub trait Store: Send + Sync + 'static {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>>;
-    /// Open runs (`running` or `stuck`) of a workflow, oldest first.
-    async fn open_runs_of(&self, workflow: &str) -> anyhow::Result<Vec<RunRecord>>;
-    /// Delete a version no open run is pinned to.
-    async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion>;
     /// Open children of a run, with their parent-close policy.
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>>;
     /// Namespaces and tokens.

@@ -69,6 +69,7 @@ pub(super) fn run_from_row(row: &impl SqlRow) -> anyhow::Result<RunRecord> {
 
 pub(super) fn version_from_row(row: &impl SqlRow) -> anyhow::Result<ComponentVersion> {
     Ok(ComponentVersion {
+        namespace: row.text("namespace")?,
         name: row.text("name")?,
         kind: row.text("kind")?.parse()?,
         version: row.int("version")? as u32,
@@ -80,7 +81,7 @@ pub(super) fn version_from_row(row: &impl SqlRow) -> anyhow::Result<ComponentVer
 }
 
 /// The columns of a version, joined with its component's size.
-pub(super) const VERSION_COLUMNS: &str = "SELECT v.name, v.version, v.digest, v.kind, \
+pub(super) const VERSION_COLUMNS: &str = "SELECT v.namespace, v.name, v.version, v.digest, v.kind, \
      v.created_at_ms, v.allow_http, c.size \
      FROM component_versions v JOIN components c ON c.digest = v.digest";
 

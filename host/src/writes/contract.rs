@@ -5,7 +5,9 @@
 
 use super::*;
 use crate::journal::{Event, Source};
-use crate::store::{ComponentKind, Lease, PutComponent, SqliteStore, Store, shard_of};
+use crate::store::{
+    ComponentKind, DeleteVersion, Lease, PutComponent, SqliteStore, Store, shard_of,
+};
 use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Arc;
@@ -288,7 +290,15 @@ async fn suspended_runs_resume_at_their_wake_up_time(b: Backend) {
 async fn components_are_content_addressed(b: Backend) {
     let store = &*b.store;
     let put = |digest: &'static str, bytes: &'static [u8]| {
-        store.put_component("w", ComponentKind::Workflow, digest, bytes, None, 1)
+        store.put_component(
+            "default",
+            "w",
+            ComponentKind::Workflow,
+            digest,
+            bytes,
+            None,
+            1,
+        )
     };
     let v1 = match put("d1", b"one").await.unwrap() {
         PutComponent::Created(v) => v,
@@ -302,14 +312,54 @@ async fn components_are_content_addressed(b: Backend) {
     }
     assert_eq!(store.component_bytes("d1").await.unwrap().unwrap(), b"one");
     assert_eq!(
-        store.latest_version("w").await.unwrap().unwrap().digest,
+        store
+            .latest_version("default", "w")
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
         "d2"
     );
     let conflict = store
-        .put_component("w", ComponentKind::Activity, "d3", b"three", None, 1)
+        .put_component(
+            "default",
+            "w",
+            ComponentKind::Activity,
+            "d3",
+            b"three",
+            None,
+            1,
+        )
         .await
         .unwrap();
     assert!(matches!(conflict, PutComponent::KindConflict { .. }));
+    // Names are per namespace; the same bytes are stored once.
+    match store
+        .put_component("other", "w", ComponentKind::Activity, "d1", b"one", None, 2)
+        .await
+        .unwrap()
+    {
+        PutComponent::Created(v) => assert_eq!((v.namespace.as_str(), v.version), ("other", 1)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store
+            .component_versions(Some("default"), Some("w"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(store.component_versions(None, None).await.unwrap().len(), 3);
+    assert_eq!(
+        store.delete_version("other", "w", 1).await.unwrap(),
+        DeleteVersion::Deleted
+    );
+    assert_eq!(
+        store.component_bytes("d1").await.unwrap().unwrap(),
+        b"one",
+        "still default's"
+    );
 }
 
 async fn an_undecodable_event_leaves_only_its_run_unreadable(b: Backend) {

@@ -5,7 +5,7 @@
 mod coordination;
 mod tx;
 
-use super::rows::{VERSION_COLUMNS, parent_close, resumes, run_from_row, version_from_row};
+use super::rows::{parent_close, resumes, run_from_row};
 use super::*;
 use crate::journal::ParentClose;
 use anyhow::{Context as _, bail};
@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_init.sql"),
     include_str!("../../../migrations/postgres/0002_shards.sql"),
     include_str!("../../../migrations/postgres/0003_access.sql"),
+    include_str!("../../../migrations/postgres/0004_component_namespaces.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -111,137 +112,6 @@ impl Store for PostgresStore {
             tx,
             events: Vec::new(),
         }))
-    }
-
-    async fn put_component(
-        &self,
-        name: &str,
-        kind: ComponentKind,
-        digest: &str,
-        bytes: &[u8],
-        allow_http: Option<&[String]>,
-        at_ms: i64,
-    ) -> anyhow::Result<PutComponent> {
-        let mut tx = self.pool.begin().await?;
-        // One deploy of a name at a time, across nodes: versions are dense.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let existing = sqlx::query(&format!(
-            "{VERSION_COLUMNS} WHERE v.name = $1 AND v.digest = $2"
-        ))
-        .bind(name)
-        .bind(digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let mut version = version_from_row(&row)?;
-            if let Some(allow) = allow_http
-                && allow != version.allow_http.as_slice()
-            {
-                sqlx::query(
-                    "UPDATE component_versions SET allow_http = $1 WHERE name = $2 AND version = $3",
-                )
-                .bind(serde_json::to_string(allow)?)
-                .bind(name)
-                .bind(version.version as i64)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                version.allow_http = allow.to_vec();
-            }
-            return Ok(PutComponent::Existing(version));
-        }
-        let latest: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, kind FROM component_versions WHERE name = $1 \
-             ORDER BY version DESC LIMIT 1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((_, existing_kind)) = &latest {
-            let existing: ComponentKind = existing_kind.parse()?;
-            if existing != kind {
-                return Ok(PutComponent::KindConflict { existing });
-            }
-        }
-        sqlx::query(
-            "INSERT INTO components (digest, kind, size, bytes, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(digest)
-        .bind(kind.as_str())
-        .bind(bytes.len() as i64)
-        .bind(bytes)
-        .bind(at_ms)
-        .execute(&mut *tx)
-        .await?;
-        let version = latest.map_or(1, |(v, _)| v + 1);
-        let allow_http = allow_http.unwrap_or_default().to_vec();
-        sqlx::query(
-            "INSERT INTO component_versions (name, version, digest, kind, created_at_ms, allow_http) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(digest)
-        .bind(kind.as_str())
-        .bind(at_ms)
-        .bind(serde_json::to_string(&allow_http)?)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(PutComponent::Created(ComponentVersion {
-            name: name.to_string(),
-            kind,
-            version: version as u32,
-            digest: digest.to_string(),
-            size: bytes.len() as u64,
-            created_at_ms: at_ms,
-            allow_http,
-        }))
-    }
-
-    async fn component_bytes(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(
-            sqlx::query_scalar("SELECT bytes FROM components WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn component_versions(
-        &self,
-        name: Option<&str>,
-    ) -> anyhow::Result<Vec<ComponentVersion>> {
-        let rows = match name {
-            Some(name) => {
-                sqlx::query(&format!(
-                    "{VERSION_COLUMNS} WHERE v.name = $1 ORDER BY v.name, v.version"
-                ))
-                .bind(name)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!("{VERSION_COLUMNS} ORDER BY v.name, v.version"))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        rows.iter().map(version_from_row).collect()
-    }
-
-    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {
-        let row = sqlx::query(&format!(
-            "{VERSION_COLUMNS} WHERE v.name = $1 ORDER BY v.version DESC LIMIT 1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(version_from_row).transpose()
     }
 
     async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
@@ -353,54 +223,6 @@ impl Store for PostgresStore {
         open_run_in(&self.pool, namespace, workflow_id).await
     }
 
-    async fn open_runs_of(&self, workflow: &str) -> anyhow::Result<Vec<RunRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM runs WHERE workflow = $1 AND status IN ('running', 'stuck') \
-             ORDER BY created_at_ms, run_id",
-        )
-        .bind(workflow)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(run_from_row).collect()
-    }
-
-    async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion> {
-        let mut tx = self.pool.begin().await?;
-        let digest: Option<String> = sqlx::query_scalar(
-            "SELECT digest FROM component_versions WHERE name = $1 AND version = $2",
-        )
-        .bind(name)
-        .bind(version as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(digest) = digest else {
-            return Ok(DeleteVersion::NotFound);
-        };
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM runs WHERE digest = $1 AND status IN ('running', 'stuck')",
-        )
-        .bind(&digest)
-        .fetch_one(&mut *tx)
-        .await?;
-        if open > 0 {
-            return Ok(DeleteVersion::InUse(open as u64));
-        }
-        sqlx::query("DELETE FROM component_versions WHERE name = $1 AND version = $2")
-            .bind(name)
-            .bind(version as i64)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "DELETE FROM components WHERE digest = $1 \
-             AND NOT EXISTS (SELECT 1 FROM component_versions WHERE digest = $1)",
-        )
-        .bind(&digest)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(DeleteVersion::Deleted)
-    }
-
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>> {
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT run_id, parent_close FROM runs \
@@ -425,3 +247,21 @@ impl Store for PostgresStore {
 }
 
 super::access::impl_access!(PostgresStore);
+super::components::impl_components!(PostgresStore);
+
+impl PostgresStore {
+    /// A deploy's transaction: one deploy of a name at a time, across
+    /// nodes, so versions stay dense.
+    async fn begin_deploy(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<sqlx::Transaction<'_, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("{namespace}/{name}"))
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}

@@ -1,6 +1,6 @@
 //! The embedded default: one SQLite file in WAL mode.
 
-use super::rows::{VERSION_COLUMNS, parent_close, resumes, run_from_row, version_from_row};
+use super::rows::{parent_close, resumes, run_from_row};
 use super::*;
 
 mod tx;
@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0003_allow_http.sql"),
     include_str!("../../../migrations/sqlite/0004_signal_requests.sql"),
     include_str!("../../../migrations/sqlite/0005_access.sql"),
+    include_str!("../../../migrations/sqlite/0006_component_namespaces.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -111,131 +112,6 @@ impl Store for SqliteStore {
             tx,
             events: Vec::new(),
         }))
-    }
-
-    async fn put_component(
-        &self,
-        name: &str,
-        kind: ComponentKind,
-        digest: &str,
-        bytes: &[u8],
-        allow_http: Option<&[String]>,
-        at_ms: i64,
-    ) -> anyhow::Result<PutComponent> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existing = sqlx::query(&format!(
-            "{VERSION_COLUMNS} WHERE v.name = ? AND v.digest = ?"
-        ))
-        .bind(name)
-        .bind(digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let mut version = version_from_row(&row)?;
-            if let Some(allow) = allow_http
-                && allow != version.allow_http.as_slice()
-            {
-                sqlx::query(
-                    "UPDATE component_versions SET allow_http = ? WHERE name = ? AND version = ?",
-                )
-                .bind(serde_json::to_string(allow)?)
-                .bind(name)
-                .bind(version.version as i64)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                version.allow_http = allow.to_vec();
-            }
-            return Ok(PutComponent::Existing(version));
-        }
-        let latest: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, kind FROM component_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((_, existing_kind)) = &latest {
-            let existing: ComponentKind = existing_kind.parse()?;
-            if existing != kind {
-                return Ok(PutComponent::KindConflict { existing });
-            }
-        }
-        sqlx::query(
-            "INSERT INTO components (digest, kind, size, bytes, created_at_ms) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(digest)
-        .bind(kind.as_str())
-        .bind(bytes.len() as i64)
-        .bind(bytes)
-        .bind(at_ms)
-        .execute(&mut *tx)
-        .await?;
-        let version = latest.map_or(1, |(v, _)| v + 1);
-        let allow_http = allow_http.unwrap_or_default().to_vec();
-        sqlx::query(
-            "INSERT INTO component_versions (name, version, digest, kind, created_at_ms, allow_http) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(digest)
-        .bind(kind.as_str())
-        .bind(at_ms)
-        .bind(serde_json::to_string(&allow_http)?)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(PutComponent::Created(ComponentVersion {
-            name: name.to_string(),
-            kind,
-            version: version as u32,
-            digest: digest.to_string(),
-            size: bytes.len() as u64,
-            created_at_ms: at_ms,
-            allow_http,
-        }))
-    }
-
-    async fn component_bytes(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(
-            sqlx::query_scalar("SELECT bytes FROM components WHERE digest = ?")
-                .bind(digest)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn component_versions(
-        &self,
-        name: Option<&str>,
-    ) -> anyhow::Result<Vec<ComponentVersion>> {
-        let rows = match name {
-            Some(name) => {
-                sqlx::query(&format!(
-                    "{VERSION_COLUMNS} WHERE v.name = ? ORDER BY v.name, v.version"
-                ))
-                .bind(name)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!("{VERSION_COLUMNS} ORDER BY v.name, v.version"))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        rows.iter().map(version_from_row).collect()
-    }
-
-    async fn latest_version(&self, name: &str) -> anyhow::Result<Option<ComponentVersion>> {
-        let row = sqlx::query(&format!(
-            "{VERSION_COLUMNS} WHERE v.name = ? ORDER BY v.version DESC LIMIT 1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(version_from_row).transpose()
     }
 
     async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
@@ -348,55 +224,6 @@ impl Store for SqliteStore {
         open_run_in(&self.pool, namespace, workflow_id).await
     }
 
-    async fn open_runs_of(&self, workflow: &str) -> anyhow::Result<Vec<RunRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM runs WHERE workflow = ? AND status IN ('running', 'stuck') \
-             ORDER BY created_at_ms, run_id",
-        )
-        .bind(workflow)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(run_from_row).collect()
-    }
-
-    async fn delete_version(&self, name: &str, version: u32) -> anyhow::Result<DeleteVersion> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let digest: Option<String> = sqlx::query_scalar(
-            "SELECT digest FROM component_versions WHERE name = ? AND version = ?",
-        )
-        .bind(name)
-        .bind(version as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(digest) = digest else {
-            return Ok(DeleteVersion::NotFound);
-        };
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM runs WHERE digest = ? AND status IN ('running', 'stuck')",
-        )
-        .bind(&digest)
-        .fetch_one(&mut *tx)
-        .await?;
-        if open > 0 {
-            return Ok(DeleteVersion::InUse(open as u64));
-        }
-        sqlx::query("DELETE FROM component_versions WHERE name = ? AND version = ?")
-            .bind(name)
-            .bind(version as i64)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "DELETE FROM components WHERE digest = ? \
-             AND NOT EXISTS (SELECT 1 FROM component_versions WHERE digest = ?)",
-        )
-        .bind(&digest)
-        .bind(&digest)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(DeleteVersion::Deleted)
-    }
-
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>> {
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT run_id, parent_close FROM runs \
@@ -417,3 +244,15 @@ impl Store for SqliteStore {
 }
 
 super::access::impl_access!(SqliteStore);
+super::components::impl_components!(SqliteStore);
+
+impl SqliteStore {
+    /// A deploy's transaction: SQLite has one writer at a time.
+    async fn begin_deploy(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> anyhow::Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
