@@ -16,6 +16,18 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A namespace's request rate is exceeded: retry after this long.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// A namespace's quota (open runs, say) is used up.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// A payload is larger than its namespace allows.
+    #[error("{0}")]
+    TooLarge(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

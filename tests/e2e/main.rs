@@ -6,6 +6,7 @@ mod cluster;
 mod component_builds;
 mod controlplane;
 mod durability;
+mod limits;
 mod postgres;
 mod primitives;
 mod proxy;

@@ -29,6 +29,10 @@ pub enum Code {
     Divergence,
     /// The database cannot be reached now; retry (nothing was lost).
     Unavailable,
+    /// A namespace's request rate: retry after `Retry-After` seconds.
+    RateLimited,
+    /// A namespace's quota is used up.
+    QuotaExceeded,
     Internal,
 }
 
@@ -48,6 +52,8 @@ impl Code {
             Code::Conflict => "conflict",
             Code::Divergence => "divergence",
             Code::Unavailable => "unavailable",
+            Code::RateLimited => "rate_limited",
+            Code::QuotaExceeded => "quota_exceeded",
             Code::Internal => "internal",
         }
     }
@@ -65,6 +71,7 @@ impl Code {
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict | Code::Divergence => StatusCode::CONFLICT,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::RateLimited | Code::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +83,8 @@ pub struct ApiError {
     pub message: String,
     /// Machine-readable specifics (a divergence, say).
     pub details: Option<serde_json::Value>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -84,6 +93,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -101,6 +111,16 @@ impl From<Error> for ApiError {
             Error::WrongWorld(m) => (Code::WrongWorld, m.clone()),
             Error::NotFound(m) => (Code::NotFound, m.clone()),
             Error::Conflict(m) => (Code::Conflict, m.clone()),
+            Error::QuotaExceeded(m) => (Code::QuotaExceeded, m.clone()),
+            Error::TooLarge(m) => (Code::PayloadTooLarge, m.clone()),
+            Error::RateLimited {
+                message,
+                retry_after,
+            } => {
+                let mut e = ApiError::new(Code::RateLimited, message.clone());
+                e.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+                return e;
+            }
             Error::Internal(inner) if crate::store::unavailable(inner) => {
                 tracing::warn!("the database is unavailable: {inner:#}");
                 (
@@ -130,7 +150,13 @@ impl IntoResponse for ApiError {
             error["details"] = details;
         }
         let body = json!({ "error": error });
-        (self.code.status(), Json(body)).into_response()
+        let mut response = (self.code.status(), Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -64,7 +64,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/namespaces/{name}",
-            get(namespaces::get).delete(namespaces::delete),
+            get(namespaces::get)
+                .patch(namespaces::update)
+                .delete(namespaces::delete),
         )
         .route(
             "/v1/namespaces/{name}/tokens",

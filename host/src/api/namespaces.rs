@@ -7,7 +7,7 @@ use super::auth::{Caller, new_token, token_hash};
 use super::error::{ApiError, Code, JsonBody};
 use crate::clock::now_ms;
 use crate::error::check_name;
-use crate::store::{DEFAULT_NAMESPACE, DeleteNamespace, Role, TokenRecord};
+use crate::store::{DEFAULT_NAMESPACE, DeleteNamespace, Limits, Role, TokenRecord};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: String,
+    #[serde(default)]
+    limits: Limits,
 }
 
 /// `POST /v1/namespaces {"name"}`.
@@ -29,7 +31,10 @@ pub async fn create(
     caller.require_cluster_admin()?;
     check_name("namespace", &body.name)?;
     let access = state.rt.store.access();
-    if !access.create_namespace(&body.name, now_ms()).await? {
+    if !access
+        .create_namespace(&body.name, &body.limits, now_ms())
+        .await?
+    {
         return Err(ApiError::new(
             Code::Conflict,
             format!("namespace `{}` exists", body.name),
@@ -65,6 +70,33 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(visible(&state, &caller, &name).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    limits: Limits,
+}
+
+/// `PATCH /v1/namespaces/{name} {"limits"}`: replace its limits (the
+/// cluster admin's: a namespace does not raise its own).
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_cluster_admin()?;
+    let access = state.rt.store.access();
+    if !access.set_limits(&name, &body.limits).await? {
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!("no namespace `{name}`"),
+        ));
+    }
+    state.rt.forget_limits(&name);
+    tracing::info!(namespace = name, by = caller.id(), limits = ?body.limits, "limits changed");
+    Ok(Json(json!(access.namespace(&name).await?)))
 }
 
 /// `DELETE /v1/namespaces/{name}`: refused while it holds open runs; its

@@ -67,6 +67,10 @@ pub trait Host: Send + Sync + 'static {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>>;
+    /// The limit on a run's journal events in `namespace`, if any.
+    async fn max_journal_events(&self, _namespace: &str) -> Option<u64> {
+        None
+    }
     /// Execute an activity with its retries; failed attempts go to `sink`.
     fn spawn_activity(self: Arc<Self>, job: ActivityJob, sink: Sink)
     -> JoinHandle<ActivityOutcome>;

@@ -37,6 +37,12 @@ pub enum Interrupt {
         limit >> 20
     )]
     Memory { desired: usize, limit: usize },
+    /// The run's journal reached its namespace's limit.
+    #[error(
+        "the journal reached {0} events, the namespace's limit (max_journal_events); a \
+         long-lived workflow should continue as new (continue-as-new) to start a fresh journal"
+    )]
+    JournalLimit(u64),
     /// A journal write failed: the run is left as it is and retried later.
     #[error("journal write failed: {0}")]
     Storage(String),

@@ -78,7 +78,8 @@ pub async fn execute(
         return stuck(&sink, format!("component {} is not a workflow", run.digest)).await;
     };
 
-    let facts = RunFacts::from(&run);
+    let mut facts = RunFacts::from(&run);
+    facts.max_journal_events = host.max_journal_events(&run.namespace).await;
     let state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox);
     let (mut store, result) = match run_guest(host.engine(), pre, state, &run.input).await {
         Ok(ran) => ran,
@@ -149,6 +150,9 @@ pub async fn execute(
             Some(Interrupt::Storage(message)) => return Ending::Retry(message.clone()),
             Some(Interrupt::ReplayComplete) => {
                 return Ending::Retry("a check ended an execution".into());
+            }
+            Some(limit @ Interrupt::JournalLimit(_)) => {
+                failed(ErrorInfo::new("journal-limit", limit.to_string()))
             }
             Some(limit @ Interrupt::Spin(_)) => {
                 failed(ErrorInfo::new("spin-limit", limit.to_string()))

@@ -27,6 +27,8 @@ pub struct RunFacts {
     pub version: u32,
     pub deadline_at_ms: Option<i64>,
     pub cancel_requested: bool,
+    /// Its namespace's limit on journal events, if any.
+    pub max_journal_events: Option<u64>,
 }
 
 impl From<&crate::store::RunRecord> for RunFacts {
@@ -39,6 +41,7 @@ impl From<&crate::store::RunRecord> for RunFacts {
             version: run.version,
             deadline_at_ms: run.deadline_at_ms,
             cancel_requested: run.cancel_requested,
+            max_journal_events: None,
         }
     }
 }
@@ -225,6 +228,11 @@ impl WorkflowState {
             Ok(Replay::Skipped) => Ok(Answer::Skipped),
             Ok(Replay::Live) if self.check => Err(Interrupt::ReplayComplete.into()),
             Ok(Replay::Live) => {
+                if let Some(max) = self.run.max_journal_events
+                    && self.sink.next_seq() >= max
+                {
+                    return Err(Interrupt::JournalLimit(max).into());
+                }
                 let step = live(self).await?;
                 let recorded = self.sink.record_call(step.event, step.consumes);
                 match step.durable {

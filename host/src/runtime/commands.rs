@@ -235,6 +235,9 @@ impl Runtime {
                 req.workflow
             )));
         }
+        let limits = self.limits(&namespace).await?;
+        self.check_payload(&limits, &namespace, "input", &req.input)?;
+        self.admit_start(&limits, &namespace).await?;
         let mut new = NewRun::of(version, &namespace, req.workflow_id, req.input);
         // Among several nodes, a run started here is driven here.
         if let Some(id) = self.membership.local_run_id() {
@@ -285,6 +288,14 @@ impl Runtime {
             return Err(Error::BadRequest(
                 "a signal name must be 1 to 128 characters".into(),
             ));
+        }
+        let namespace = match &req.target {
+            SignalTarget::Workflow { namespace, .. } => Some(namespace.clone()),
+            SignalTarget::Run(run_id) => self.store.get_run(run_id).await?.map(|r| r.namespace),
+        };
+        if let Some(namespace) = namespace {
+            let limits = self.limits(&namespace).await?;
+            self.check_payload(&limits, &namespace, "signal payload", &req.payload)?;
         }
         let start = match req.start {
             Some(start) => Some(self.new_run(start).await?),

@@ -6,6 +6,7 @@ mod activities;
 mod cluster;
 mod commands;
 mod peers;
+mod quotas;
 mod resume;
 mod timers;
 mod versions;
@@ -92,6 +93,7 @@ pub struct Runtime {
     run_slots: Arc<Semaphore>,
     activity_slots: Arc<Semaphore>,
     membership: cluster::Membership,
+    quotas: quotas::Quotas,
 }
 
 impl Runtime {
@@ -115,6 +117,7 @@ impl Runtime {
             run_slots: Arc::new(Semaphore::new(config.max_resident_runs)),
             activity_slots: Arc::new(Semaphore::new(config.max_concurrent_activities)),
             membership: cluster::Membership::new(config.cluster.clone()),
+            quotas: quotas::Quotas::default(),
             config,
         });
         tokio::spawn(timers::run(rt.clone()));

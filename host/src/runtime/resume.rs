@@ -79,6 +79,13 @@ impl Host for Runtime {
         self.store.latest_version(namespace, name).await
     }
 
+    async fn max_journal_events(&self, namespace: &str) -> Option<u64> {
+        self.limits(namespace)
+            .await
+            .ok()
+            .and_then(|l| l.max_journal_events)
+    }
+
     async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
         self.store.get_run(run_id).await
     }

@@ -72,6 +72,30 @@ impl FromStr for Role {
 pub struct Namespace {
     pub name: String,
     pub created_at_ms: i64,
+    pub limits: Limits,
+}
+
+/// What a namespace may use; an absent limit is none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Open (`running` or `stuck`) runs at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_runs: Option<u64>,
+    /// Starts a second, sustained (a token bucket per node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_per_second: Option<f64>,
+    /// Starts at once above the rate (the bucket's size; default: one
+    /// second's worth, at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_burst: Option<u64>,
+    /// Largest run input or signal payload, as JSON bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payload_bytes: Option<u64>,
+    /// Events in one run's journal; past it the run fails `journal-limit`
+    /// (continue-as-new starts a fresh journal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_journal_events: Option<u64>,
 }
 
 /// A token as stored: never its value, only its hash.
@@ -103,7 +127,14 @@ pub const LAST_USED_GRAIN_MS: i64 = 60_000;
 #[async_trait]
 pub trait Access: Send + Sync {
     /// False if it exists already.
-    async fn create_namespace(&self, name: &str, at_ms: i64) -> anyhow::Result<bool>;
+    async fn create_namespace(
+        &self,
+        name: &str,
+        limits: &Limits,
+        at_ms: i64,
+    ) -> anyhow::Result<bool>;
+    /// Replace a namespace's limits; false if there is no such namespace.
+    async fn set_limits(&self, name: &str, limits: &Limits) -> anyhow::Result<bool>;
     async fn namespaces(&self) -> anyhow::Result<Vec<Namespace>>;
     async fn namespace(&self, name: &str) -> anyhow::Result<Option<Namespace>>;
     /// Delete a namespace without open runs, revoking its tokens.
@@ -118,6 +149,16 @@ pub trait Access: Send + Sync {
     async fn revoke_token(&self, id: &str, at_ms: i64) -> anyhow::Result<bool>;
     /// Make `hash` the cluster admin's token (replacing an earlier one).
     async fn set_cluster_admin(&self, hash: &str, at_ms: i64) -> anyhow::Result<()>;
+}
+
+pub(super) fn namespace_from_row(
+    (name, created_at_ms, limits): (String, i64, String),
+) -> anyhow::Result<Namespace> {
+    Ok(Namespace {
+        name,
+        created_at_ms,
+        limits: serde_json::from_str(&limits)?,
+    })
 }
 
 /// The token columns, in [`token_from_row`]'s order.
@@ -153,37 +194,54 @@ macro_rules! impl_access {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::access::Access for $store {
-            async fn create_namespace(&self, name: &str, at_ms: i64) -> anyhow::Result<bool> {
+            async fn create_namespace(
+                &self,
+                name: &str,
+                limits: &$crate::store::Limits,
+                at_ms: i64,
+            ) -> anyhow::Result<bool> {
                 let done = sqlx::query(
-                    "INSERT INTO namespaces (name, created_at_ms) VALUES ($1, $2) \
+                    "INSERT INTO namespaces (name, created_at_ms, limits) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(name)
                 .bind(at_ms)
+                .bind(serde_json::to_string(limits)?)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn set_limits(
+                &self,
+                name: &str,
+                limits: &$crate::store::Limits,
+            ) -> anyhow::Result<bool> {
+                let done = sqlx::query("UPDATE namespaces SET limits = $1 WHERE name = $2")
+                    .bind(serde_json::to_string(limits)?)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn namespaces(&self) -> anyhow::Result<Vec<$crate::store::Namespace>> {
-                let rows: Vec<(String, i64)> =
-                    sqlx::query_as("SELECT name, created_at_ms FROM namespaces ORDER BY name")
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(name, created_at_ms)| $crate::store::Namespace { name, created_at_ms })
-                    .collect())
+                let rows: Vec<(String, i64, String)> = sqlx::query_as(
+                    "SELECT name, created_at_ms, limits FROM namespaces ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::store::access::namespace_from_row).collect()
             }
 
             async fn namespace(&self, name: &str) -> anyhow::Result<Option<$crate::store::Namespace>> {
-                let row: Option<(String, i64)> = sqlx::query_as(
-                    "SELECT name, created_at_ms FROM namespaces WHERE name = $1",
+                let row: Option<(String, i64, String)> = sqlx::query_as(
+                    "SELECT name, created_at_ms, limits FROM namespaces WHERE name = $1",
                 )
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row.map(|(name, created_at_ms)| $crate::store::Namespace { name, created_at_ms }))
+                row.map($crate::store::access::namespace_from_row).transpose()
             }
 
             async fn delete_namespace(

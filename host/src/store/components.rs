@@ -40,6 +40,8 @@ pub trait Components: Send + Sync {
         name: &str,
         version: u32,
     ) -> anyhow::Result<DeleteVersion>;
+    /// How many runs of a namespace are open (`running` or `stuck`).
+    async fn open_run_count(&self, namespace: &str) -> anyhow::Result<u64>;
     /// Open runs (`running` or `stuck`) of a namespace's workflow, oldest first.
     async fn open_runs_of(&self, namespace: &str, workflow: &str)
     -> anyhow::Result<Vec<RunRecord>>;
@@ -239,6 +241,17 @@ macro_rules! impl_components {
                 .await?;
                 tx.commit().await?;
                 Ok(DeleteVersion::Deleted)
+            }
+
+            async fn open_run_count(&self, namespace: &str) -> anyhow::Result<u64> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM runs WHERE namespace = $1 \
+                     AND status IN ('running', 'stuck')",
+                )
+                .bind(namespace)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n as u64)
             }
 
             async fn open_runs_of(

@@ -14,7 +14,7 @@ mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_database;
 
-pub use access::{Access, DeleteNamespace, Namespace, Role, TokenRecord};
+pub use access::{Access, DeleteNamespace, Limits, Namespace, Role, TokenRecord};
 pub use components::Components;
 pub use coordination::{Coordination, Lease, NodeInfo, SHARDS, shard_of};
 pub use postgres::PostgresStore;

@@ -468,8 +468,19 @@ async fn namespaces_and_tokens_are_kept_and_revoked(b: Backend) {
     let names =
         |ns: Vec<crate::store::Namespace>| ns.into_iter().map(|n| n.name).collect::<Vec<_>>();
     assert_eq!(names(access.namespaces().await.unwrap()), ["default"]);
-    assert!(access.create_namespace("a", 1).await.unwrap());
-    assert!(!access.create_namespace("a", 2).await.unwrap(), "exists");
+    assert!(
+        access
+            .create_namespace("a", &Default::default(), 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !access
+            .create_namespace("a", &Default::default(), 2)
+            .await
+            .unwrap(),
+        "exists"
+    );
     assert_eq!(
         access.namespace("a").await.unwrap().unwrap().created_at_ms,
         1
@@ -512,7 +523,12 @@ async fn namespaces_and_tokens_are_kept_and_revoked(b: Backend) {
         access.delete_namespace("a", 8).await.unwrap(),
         DeleteNamespace::InUse(1)
     );
-    assert!(access.create_namespace("b", 9).await.unwrap());
+    assert!(
+        access
+            .create_namespace("b", &Default::default(), 9)
+            .await
+            .unwrap()
+    );
     access
         .insert_token(&token("t3", "b", Role::Admin), "h3")
         .await

@@ -99,6 +99,11 @@ impl Sink {
         self
     }
 
+    /// The sequence number the next event gets.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.lock().unwrap().next_seq
+    }
+
     /// For a run of a shard this node leases: appends are refused once
     /// the lease is gone (another node drives the run now).
     pub fn leased(self, lease: Option<Lease>) -> Self {

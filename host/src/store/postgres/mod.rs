@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_shards.sql"),
     include_str!("../../../migrations/postgres/0003_access.sql"),
     include_str!("../../../migrations/postgres/0004_component_namespaces.sql"),
+    include_str!("../../../migrations/postgres/0005_namespace_limits.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.

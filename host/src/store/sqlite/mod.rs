@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0004_signal_requests.sql"),
     include_str!("../../../migrations/sqlite/0005_access.sql"),
     include_str!("../../../migrations/sqlite/0006_component_namespaces.sql"),
+    include_str!("../../../migrations/sqlite/0007_namespace_limits.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.

@@ -1,0 +1,151 @@
+//! Per-namespace limits, each crossed over real HTTP: open runs and the
+//! start rate (429, with `Retry-After` for the rate), payload size (413),
+//! journal events (the run fails `journal-limit`, naming continue-as-new);
+//! a namespace without limits beside it is unaffected.
+
+use crate::support::Server;
+use serde_json::{Value, json};
+
+async fn namespace(server: &Server, name: &str, limits: Value) {
+    let (status, body) = server
+        .post("/v1/namespaces", &json!({ "name": name, "limits": limits }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for (component, guest) in [("entity", "entity"), ("steps", "steps"), ("step", "step")] {
+        let path = format!("/v1/components/{component}?namespace={name}");
+        let (status, body) = server.put(&path, crate::support::wasm(guest)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+async fn start(server: &Server, ns: &str, workflow: &str, input: Value) -> (u16, Value) {
+    let body = json!({ "workflow": workflow, "input": input, "namespace": ns });
+    server.post("/v1/runs", &body).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_namespace_limit_is_enforced_and_the_others_are_unaffected() {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
+    namespace(&server, "free", json!({})).await;
+    namespace(
+        &server,
+        "tight",
+        json!({ "max_open_runs": 2, "max_payload_bytes": 100, "max_journal_events": 12 }),
+    )
+    .await;
+    namespace(
+        &server,
+        "rate",
+        json!({ "starts_per_second": 0.5, "start_burst": 2 }),
+    )
+    .await;
+
+    // Open runs: the third waiting entity is refused in `tight` only.
+    let entity = json!({ "expect": 1 });
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (status, run) = start(&server, "tight", "entity", entity.clone()).await;
+        assert_eq!(status, 201, "{run}");
+        open.push(run["run_id"].as_str().unwrap().to_string());
+    }
+    let (status, body) = start(&server, "tight", "entity", entity.clone()).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_open_runs 2"),
+        "{body}"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            start(&server, "free", "entity", entity.clone()).await.0,
+            201
+        );
+    }
+
+    // Payloads: an input or a signal over 100 bytes.
+    let big = json!({ "expect": 1, "pad": "x".repeat(200) });
+    let (status, body) = start(&server, "tight", "entity", big.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_payload_bytes"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post(&format!("/v1/runs/{}/signals/item", open[0]), &big)
+        .await;
+    assert_eq!(status, 413, "{body}");
+    // A small signal ends one run, which frees a place.
+    let (status, _) = server
+        .post(&format!("/v1/runs/{}/signals/item", open[0]), &json!(1))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(server.wait(&open[0], 30).await["status"], "completed");
+    assert_eq!(start(&server, "free", "entity", big).await.0, 201);
+
+    // Journal events: 20 sequential activities need 42 events; `tight`
+    // allows 12, so the run fails naming continue-as-new. In `free` it
+    // completes.
+    let (_, run) = start(&server, "tight", "steps", json!(20)).await;
+    let failed = server.wait(run["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["kind"], "journal-limit", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("continue as new"),
+        "{failed}"
+    );
+    let (_, run) = start(&server, "free", "steps", json!(20)).await;
+    assert_eq!(
+        server.wait(run["run_id"].as_str().unwrap(), 30).await["output"],
+        20
+    );
+
+    // The start rate: a burst of 2, then 429 with Retry-After.
+    for _ in 0..2 {
+        assert_eq!(start(&server, "rate", "steps", json!(1)).await.0, 201);
+    }
+    let resp = server
+        .http
+        .post(server.url("/v1/runs"))
+        .json(&json!({ "workflow": "steps", "input": 1, "namespace": "rate" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(start(&server, "free", "steps", json!(1)).await.0, 201);
+
+    // Limits change at once: `tight` may hold three open runs now.
+    let resp = server
+        .http
+        .patch(server.url("/v1/namespaces/tight"))
+        .json(&json!({ "limits": { "max_open_runs": 3 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        start(&server, "tight", "entity", entity.clone()).await.0,
+        201
+    );
+    assert_eq!(start(&server, "tight", "entity", entity).await.0, 201);
+}
