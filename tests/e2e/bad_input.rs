@@ -141,7 +141,7 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("weft_runs{status=\"completed\"} 1"),
+        metrics.contains("weft_runs{namespace=\"default\",status=\"completed\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("weft_commits_total "), "{metrics}");

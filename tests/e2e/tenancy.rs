@@ -374,6 +374,44 @@ async fn tokens_confine_each_namespace_and_role() {
     let (status, _) = call(&server, "GET", "/v1/runs", Some(&read), None).await;
     assert_eq!(status, 401);
 
+    // The audit trail: who (a token id) did what, for the namespace admin.
+    let (status, _) = call(
+        &server,
+        "GET",
+        "/v1/namespaces/a/audit",
+        Some(&operate),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, trail) = call(&server, "GET", "/v1/namespaces/a/audit", Some(&admin), None).await;
+    assert_eq!(status, 200, "{trail}");
+    let entries = trail["entries"].as_array().unwrap();
+    let actions: std::collections::HashSet<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "create-namespace",
+        "deploy",
+        "issue-token",
+        "cancel",
+        "upgrade",
+        "revoke-token",
+    ] {
+        assert!(actions.contains(action), "{action} missing: {actions:?}");
+    }
+    assert!(
+        entries.iter().all(|e| {
+            let actor = e["actor"].as_str().unwrap();
+            actor == "cluster-admin" || actor.starts_with("tok_")
+        }),
+        "{trail}"
+    );
+    let cancelled = entries.iter().find(|e| e["action"] == "cancel").unwrap();
+    assert_eq!(cancelled["target"], cancellable.as_str());
+    assert!(entries.iter().all(|e| e["namespace"] == "a"));
+
     // A namespace with open runs stays.
     let (status, body) = call(&server, "DELETE", "/v1/namespaces/b", Some(ADMIN), None).await;
     assert_eq!(

@@ -72,6 +72,9 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
+    let target = format!("{name} v{}", version.version);
+    let details = json!({ "digest": version.digest, "kind": version.kind, "new": created });
+    super::audit::record(&state, &caller, &namespace, "deploy", &target, details).await;
     let mut body = serde_json::to_value(&version).expect("versions serialize");
     if query.check || upgrade {
         let loaded = state.rt.workflow_component(&version.digest).await?;

@@ -16,9 +16,12 @@ pub async fn metrics(
     caller.require_cluster_admin()?;
     let mut out = String::new();
     let counts = state.rt.store.status_counts().await?;
-    out.push_str("# HELP weft_runs Runs by status.\n# TYPE weft_runs gauge\n");
-    for (status, n) in counts {
-        let _ = writeln!(out, "weft_runs{{status=\"{status}\"}} {n}");
+    out.push_str("# HELP weft_runs Runs by namespace and status.\n# TYPE weft_runs gauge\n");
+    for (namespace, status, n) in counts {
+        let _ = writeln!(
+            out,
+            "weft_runs{{namespace=\"{namespace}\",status=\"{status}\"}} {n}"
+        );
     }
     let _ = writeln!(
         out,

@@ -1,5 +1,6 @@
 //! The HTTP API: every route in one table, thin handlers, one error shape.
 
+mod audit;
 mod auth;
 mod components;
 mod error;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/namespaces/{name}/tokens/{id}",
             delete(namespaces::revoke),
         )
+        .route("/v1/namespaces/{name}/audit", get(audit::list))
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/journal", get(runs::journal))

@@ -41,6 +41,16 @@ pub async fn create(
         ));
     }
     tracing::info!(namespace = body.name, by = caller.id(), "namespace created");
+    let details = json!({ "limits": body.limits });
+    super::audit::record(
+        &state,
+        &caller,
+        &body.name,
+        "create-namespace",
+        &body.name,
+        details,
+    )
+    .await;
     let ns = access.namespace(&body.name).await?;
     Ok((StatusCode::CREATED, Json(json!(ns))))
 }
@@ -96,6 +106,8 @@ pub async fn update(
     }
     state.rt.forget_limits(&name);
     tracing::info!(namespace = name, by = caller.id(), limits = ?body.limits, "limits changed");
+    let details = json!({ "limits": body.limits });
+    super::audit::record(&state, &caller, &name, "limits", &name, details).await;
     Ok(Json(json!(access.namespace(&name).await?)))
 }
 
@@ -186,6 +198,8 @@ pub async fn create_token(
         .insert_token(&record, &token_hash(&value))
         .await?;
     tracing::info!(namespace = name, token = record.id, role = %role, by = caller.id(), "token issued");
+    let details = json!({ "role": role, "description": record.description });
+    super::audit::record(&state, &caller, &name, "issue-token", &record.id, details).await;
     let mut answer = json!(record);
     answer["token"] = json!(value);
     Ok((StatusCode::CREATED, Json(answer)))
@@ -230,5 +244,6 @@ pub async fn revoke(
         by = caller.id(),
         "token revoked"
     );
+    super::audit::record(&state, &caller, &name, "revoke-token", &id, Value::Null).await;
     Ok(Json(json!({ "id": id, "revoked": true })))
 }

@@ -182,6 +182,15 @@ pub async fn cancel(
 ) -> Result<(StatusCode, Json<RunRecord>), ApiError> {
     load(&state, &caller, &run_id, Role::Operate).await?;
     let run = state.rt.cancel(&run_id).await?;
+    super::audit::record(
+        &state,
+        &caller,
+        &run.namespace,
+        "cancel",
+        &run_id,
+        Value::Null,
+    )
+    .await;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
 
@@ -205,7 +214,20 @@ pub async fn terminate(
         .reason
         .unwrap_or_else(|| "terminated by an operator".into());
     let route = super::route(&headers);
-    Ok(Json(state.rt.terminate_run(&run_id, &reason, route).await?))
+    let run = state.rt.terminate_run(&run_id, &reason, route).await?;
+    if route == crate::runtime::Route::ToDriver {
+        let details = json!({ "reason": reason });
+        super::audit::record(
+            &state,
+            &caller,
+            &run.namespace,
+            "terminate",
+            &run_id,
+            details,
+        )
+        .await;
+    }
+    Ok(Json(run))
 }
 
 /// `?namespace=` (default: the token's, else `default`).

@@ -67,6 +67,16 @@ pub async fn delete(
     let namespace = caller.namespace_or(query.namespace.as_deref());
     caller.require(Role::Deploy, namespace)?;
     state.rt.delete_version(namespace, &name, version).await?;
+    let target = format!("{name} v{version}");
+    super::audit::record(
+        &state,
+        &caller,
+        namespace,
+        "delete-version",
+        &target,
+        Value::Null,
+    )
+    .await;
     Ok(Json(
         json!({ "name": name, "version": version, "deleted": true }),
     ))
@@ -108,10 +118,14 @@ pub async fn upgrade_run(
     headers: HeaderMap,
     JsonBody(body): JsonBody<UpgradeBody>,
 ) -> Result<Json<Report>, ApiError> {
-    super::runs::load(&state, &caller, &run_id, Role::Deploy).await?;
+    let run = super::runs::load(&state, &caller, &run_id, Role::Deploy).await?;
     let to = target(&body.version)?;
     let route = super::route(&headers);
     let report = state.rt.upgrade_run(&run_id, to, body.force, route).await?;
+    if route == crate::runtime::Route::ToDriver {
+        let details = json!({ "to_version": report.to_version, "upgraded": report.upgraded, "forced": report.forced });
+        super::audit::record(&state, &caller, &run.namespace, "upgrade", &run_id, details).await;
+    }
     if !report.upgraded && !report.verdict.is_compatible() {
         return Err(refused(&report));
     }
@@ -144,5 +158,8 @@ pub async fn upgrade_all(
         .rt
         .upgrade_all(&namespace, &name, to, body.from, body.force)
         .await?;
+    let upgraded = reports.iter().filter(|r| r.upgraded).count();
+    let details = json!({ "runs": reports.len(), "upgraded": upgraded, "forced": body.force });
+    super::audit::record(&state, &caller, &namespace, "upgrade-all", &name, details).await;
     Ok(Json(json!({ "runs": reports })))
 }

@@ -112,6 +112,20 @@ pub struct TokenRecord {
     pub revoked_at_ms: Option<i64>,
 }
 
+/// One entry of a namespace's audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub namespace: String,
+    pub at_ms: i64,
+    /// The token id that acted (`anyone` without authentication).
+    pub actor: String,
+    /// `deploy`, `upgrade`, `cancel`, `terminate`, `limits`, …
+    pub action: String,
+    /// What it acted on: a component version, a run, a token.
+    pub target: String,
+    pub details: serde_json::Value,
+}
+
 #[derive(Debug, PartialEq)]
 pub enum DeleteNamespace {
     Deleted,
@@ -149,6 +163,9 @@ pub trait Access: Send + Sync {
     async fn revoke_token(&self, id: &str, at_ms: i64) -> anyhow::Result<bool>;
     /// Make `hash` the cluster admin's token (replacing an earlier one).
     async fn set_cluster_admin(&self, hash: &str, at_ms: i64) -> anyhow::Result<()>;
+    async fn record_audit(&self, entry: &AuditEntry) -> anyhow::Result<()>;
+    /// A namespace's audit trail, newest first.
+    async fn audit(&self, namespace: &str, limit: u32) -> anyhow::Result<Vec<AuditEntry>>;
 }
 
 pub(super) fn namespace_from_row(
@@ -350,6 +367,49 @@ macro_rules! impl_access {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn record_audit(&self, entry: &$crate::store::AuditEntry) -> anyhow::Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit (namespace, at_ms, actor, action, target, details) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&entry.namespace)
+                .bind(entry.at_ms)
+                .bind(&entry.actor)
+                .bind(&entry.action)
+                .bind(&entry.target)
+                .bind(entry.details.to_string())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn audit(
+                &self,
+                namespace: &str,
+                limit: u32,
+            ) -> anyhow::Result<Vec<$crate::store::AuditEntry>> {
+                let rows: Vec<(String, i64, String, String, String, String)> = sqlx::query_as(
+                    "SELECT namespace, at_ms, actor, action, target, details FROM audit \
+                     WHERE namespace = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(namespace)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(namespace, at_ms, actor, action, target, details)| {
+                        Ok($crate::store::AuditEntry {
+                            namespace,
+                            at_ms,
+                            actor,
+                            action,
+                            target,
+                            details: serde_json::from_str(&details)?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn set_cluster_admin(&self, hash: &str, at_ms: i64) -> anyhow::Result<()> {

@@ -14,7 +14,7 @@ mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_database;
 
-pub use access::{Access, DeleteNamespace, Limits, Namespace, Role, TokenRecord};
+pub use access::{Access, AuditEntry, DeleteNamespace, Limits, Namespace, Role, TokenRecord};
 pub use components::Components;
 pub use coordination::{Coordination, Lease, NodeInfo, SHARDS, shard_of};
 pub use postgres::PostgresStore;
@@ -399,8 +399,8 @@ pub trait Store: Components + Send + Sync + 'static {
         &self,
         shards: Option<&[u32]>,
     ) -> anyhow::Result<Vec<(String, Option<i64>)>>;
-    /// How many runs have each status.
-    async fn status_counts(&self) -> anyhow::Result<Vec<(RunStatus, u64)>>;
+    /// How many runs of each namespace have each status.
+    async fn status_counts(&self) -> anyhow::Result<Vec<(String, RunStatus, u64)>>;
     /// Signals delivered to a run and not consumed yet, oldest first.
     async fn pending_signals(&self, run_id: &str) -> anyhow::Result<Vec<Signal>>;
     /// The open run holding a workflow id.

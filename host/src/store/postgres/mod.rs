@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_access.sql"),
     include_str!("../../../migrations/postgres/0004_component_namespaces.sql"),
     include_str!("../../../migrations/postgres/0005_namespace_limits.sql"),
+    include_str!("../../../migrations/postgres/0006_audit.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -185,13 +186,15 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().filter_map(resumes).collect())
     }
 
-    async fn status_counts(&self) -> anyhow::Result<Vec<(RunStatus, u64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status")
-                .fetch_all(&self.pool)
-                .await?;
+    async fn status_counts(&self) -> anyhow::Result<Vec<(String, RunStatus, u64)>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT namespace, status, count(*) FROM runs GROUP BY namespace, status \
+             ORDER BY namespace, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
-            .map(|(status, n)| Ok((status.parse()?, n as u64)))
+            .map(|(namespace, status, n)| Ok((namespace, status.parse()?, n as u64)))
             .collect()
     }
 

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0005_access.sql"),
     include_str!("../../../migrations/sqlite/0006_component_namespaces.sql"),
     include_str!("../../../migrations/sqlite/0007_namespace_limits.sql"),
+    include_str!("../../../migrations/sqlite/0008_audit.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -186,13 +187,15 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn status_counts(&self) -> anyhow::Result<Vec<(RunStatus, u64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status")
-                .fetch_all(&self.pool)
-                .await?;
+    async fn status_counts(&self) -> anyhow::Result<Vec<(String, RunStatus, u64)>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT namespace, status, count(*) FROM runs GROUP BY namespace, status \
+             ORDER BY namespace, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
-            .map(|(status, n)| Ok((status.parse()?, n as u64)))
+            .map(|(namespace, status, n)| Ok((namespace, status.parse()?, n as u64)))
             .collect()
     }
 
