@@ -88,7 +88,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
         }
         let result = match component(&rt, &job.namespace, component_name).await {
             Ok((loaded, allow_http)) => {
-                let _slot = rt.activity_slots.clone().acquire_owned().await;
+                let _slot = rt.activity_slots.acquire(&job.namespace).await;
                 let info = AttemptInfo {
                     run_id: job.run_id.clone(),
                     workflow_id: job.workflow_id.clone(),

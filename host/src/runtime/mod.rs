@@ -5,6 +5,7 @@
 mod activities;
 mod cluster;
 mod commands;
+mod fair;
 mod peers;
 mod quotas;
 mod resume;
@@ -27,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use timers::Timers;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -90,8 +91,8 @@ pub struct Runtime {
     activities: Mutex<HashMap<(String, String), ComponentVersion>>,
     timers: Timers,
     ended: broadcast::Sender<String>,
-    run_slots: Arc<Semaphore>,
-    activity_slots: Arc<Semaphore>,
+    run_slots: Arc<fair::FairSlots>,
+    activity_slots: Arc<fair::FairSlots>,
     membership: cluster::Membership,
     quotas: quotas::Quotas,
 }
@@ -114,8 +115,8 @@ impl Runtime {
             activities: Mutex::new(HashMap::new()),
             timers: Timers::default(),
             ended: broadcast::channel(4096).0,
-            run_slots: Arc::new(Semaphore::new(config.max_resident_runs)),
-            activity_slots: Arc::new(Semaphore::new(config.max_concurrent_activities)),
+            run_slots: fair::FairSlots::new(config.max_resident_runs),
+            activity_slots: fair::FairSlots::new(config.max_concurrent_activities),
             membership: cluster::Membership::new(config.cluster.clone()),
             quotas: quotas::Quotas::default(),
             config,
@@ -197,7 +198,6 @@ impl Runtime {
         let run_id = run_id.to_string();
         tokio::spawn(async move {
             let ending = {
-                let _slot = rt.run_slots.clone().acquire_owned().await;
                 let execution =
                     tokio::spawn(resume::resume(rt.clone(), run_id.clone(), preloaded, rx));
                 // A panic in the host must not leave the run locked resident.

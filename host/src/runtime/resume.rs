@@ -21,14 +21,21 @@ pub(super) async fn resume(
     inbox: mpsc::UnboundedReceiver<Notice>,
 ) -> Ending {
     let retry = |e: anyhow::Error| Ending::Retry(format!("{e:#}"));
+    // An execution holds a slot, shared fairly among namespaces, until it
+    // ends.
+    let _slot;
     let (run, journal, signals) = match preloaded {
-        Some((run, journal)) => (run, journal, Vec::new()),
+        Some((run, journal)) => {
+            _slot = rt.run_slots.acquire(&run.namespace).await;
+            (run, journal, Vec::new())
+        }
         None => {
             let run = match rt.store.get_run(&run_id).await {
                 Ok(Some(run)) if run.status == RunStatus::Running => run,
                 Ok(_) => return Ending::Ended { parent: None },
                 Err(e) => return retry(e),
             };
+            _slot = rt.run_slots.acquire(&run.namespace).await;
             let signals = match rt.store.pending_signals(&run_id).await {
                 Ok(signals) => signals,
                 Err(e) => return retry(e),

@@ -2,6 +2,8 @@
 //! temporary Postgres database) and measure durable steps end to end over
 //! HTTP.
 
+mod noisy;
+
 use crate::cli::Client;
 use crate::server_process::ServerProcess;
 use crate::store::Durability;
@@ -14,6 +16,14 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
+    /// `chain10` (latency, throughput, fan-out, replay) or
+    /// `noisy-neighbour` (namespace b's chain10 latency, idle and while
+    /// namespace a floods the server with 10,000 fan-out starts).
+    #[arg(default_value = "chain10", value_parser = ["chain10", "noisy-neighbour"])]
+    pub case: String,
+    /// Starts of namespace a's flood (noisy-neighbour).
+    #[arg(long, default_value_t = 10_000)]
+    pub flood: usize,
     /// Directory with `chain10.wasm`, `step.wasm`, `fanout.wasm`,
     /// `effects.wasm` and `steps.wasm` (see scripts/bench.sh).
     #[arg(long)]
@@ -148,10 +158,27 @@ async fn timed(
     input: Value,
     expect: Value,
 ) -> anyhow::Result<Duration> {
+    timed_in(
+        client,
+        crate::store::DEFAULT_NAMESPACE,
+        workflow,
+        input,
+        expect,
+    )
+    .await
+}
+
+/// [`timed`], in `namespace`.
+async fn timed_in(
+    client: &Client,
+    namespace: &str,
+    workflow: &str,
+    input: Value,
+    expect: Value,
+) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    let started = client
-        .post("/v1/runs", &json!({ "workflow": workflow, "input": input }))
-        .await?;
+    let body = json!({ "workflow": workflow, "input": input, "namespace": namespace });
+    let started = client.post("/v1/runs", &body).await?;
     let run_id = started["run_id"].as_str().unwrap_or_default();
     let run = client.get(&format!("/v1/runs/{run_id}?wait=120")).await?;
     let elapsed = t.elapsed();
@@ -225,7 +252,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         None if opts.nodes > 1 => bail!("several nodes need --db postgres://…"),
         None => None,
     };
-    let result = sitting(&opts, database.as_ref().map(|d| d.url.as_str())).await;
+    let postgres = database.as_ref().map(|d| d.url.as_str());
+    let result = match opts.case.as_str() {
+        "noisy-neighbour" => noisy::sitting(&opts, postgres).await,
+        _ => sitting(&opts, postgres).await,
+    };
     if let Some(database) = database {
         database.drop_now().await?;
     }

@@ -1,0 +1,127 @@
+//! `weft bench noisy-neighbour`: namespace b runs chain10 sequentially,
+//! first alone, then while namespace a floods the server with fan-out
+//! starts; b's p50/p99 side by side show what a's flood costs b.
+
+use super::{Server, percentile, timed_in};
+use crate::cli::Client;
+use anyhow::Context as _;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Starters of the flood at once.
+const FLOODERS: usize = 64;
+
+async fn chain10_latencies(client: &Client, runs: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let n = i as u64;
+        latencies.push(timed_in(client, "b", "chain10", json!(n), json!(n + 10)).await?);
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
+pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyhow::Result<()> {
+    let server = Server::start(opts.durability, postgres, 0)?;
+    let client = Arc::new(Client::new(server.addr()));
+    for ns in ["a", "b"] {
+        client
+            .post("/v1/namespaces", &json!({ "name": ns }))
+            .await
+            .context("creating the namespaces")?;
+        for name in ["step", "chain10", "effects", "fanout"] {
+            let path = opts.wasm_dir.join(format!("{name}.wasm"));
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            client
+                .put_bytes(&format!("/v1/components/{name}?namespace={ns}"), bytes)
+                .await?;
+        }
+    }
+    chain10_latencies(&client, 5).await?;
+    let idle = chain10_latencies(&client, opts.sequential).await?;
+
+    // a floods: starts of a 10-activity fan-out, as fast as 64 clients can.
+    let started = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let flood_began = Instant::now();
+    let mut flooders = Vec::new();
+    for _ in 0..FLOODERS {
+        let (client, started, refused) = (client.clone(), started.clone(), refused.clone());
+        let total = opts.flood;
+        flooders.push(tokio::spawn(async move {
+            let body = json!({ "workflow": "fanout", "input": { "n": 10 }, "namespace": "a" });
+            while started.fetch_add(1, Ordering::Relaxed) < total {
+                if client.post("/v1/runs", &body).await.is_err() {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    // Let the flood build a backlog before b measures.
+    while started.load(Ordering::Relaxed) < opts.flood.min(1000) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let flooded = chain10_latencies(&client, opts.sequential).await?;
+    let b_done = flood_began.elapsed();
+    let backlog = client
+        .get("/v1/runs?namespace=a&status=running&limit=1000")
+        .await?;
+    for f in flooders {
+        f.await?;
+    }
+    let starts_took = flood_began.elapsed();
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (idle50, idle99) = (percentile(&idle, 0.5), percentile(&idle, 0.99));
+    let (flood50, flood99) = (percentile(&flooded, 0.5), percentile(&flooded, 0.99));
+    out!(
+        "weft bench noisy-neighbour: namespace b runs chain10 ({} sequential runs); namespace a starts {} fan-outs of 10 activities from {FLOODERS} clients",
+        opts.sequential,
+        opts.flood
+    );
+    out!(
+        "  b idle:             p50 {:.2} ms, p99 {:.2} ms",
+        ms(idle50),
+        ms(idle99)
+    );
+    out!(
+        "  b under a's flood:  p50 {:.2} ms, p99 {:.2} ms  (p99 {:.2}x idle)",
+        ms(flood50),
+        ms(flood99),
+        flood99.as_secs_f64() / idle99.as_secs_f64()
+    );
+    let slowest: Vec<String> = flooded
+        .iter()
+        .rev()
+        .take(5)
+        .map(|d| format!("{:.0}", ms(*d)))
+        .collect();
+    out!("  b's slowest under the flood: {} ms", slowest.join(", "));
+    out!(
+        "  a: {} starts in {:.1} s ({} refused); {}{} of its runs open when b finished ({:.1} s in)",
+        opts.flood,
+        starts_took.as_secs_f64(),
+        refused.load(Ordering::Relaxed),
+        backlog["runs"].as_array().map_or(0, Vec::len),
+        if backlog["runs"].as_array().map_or(0, Vec::len) == 1000 {
+            "+"
+        } else {
+            ""
+        },
+        b_done.as_secs_f64()
+    );
+    let summary = json!({
+        "case": "noisy-neighbour",
+        "b_idle_p50_ms": ms(idle50),
+        "b_idle_p99_ms": ms(idle99),
+        "b_flood_p50_ms": ms(flood50),
+        "b_flood_p99_ms": ms(flood99),
+        "p99_ratio": flood99.as_secs_f64() / idle99.as_secs_f64(),
+        "flood_starts": opts.flood,
+    });
+    out!("{summary}");
+    Ok(())
+}
