@@ -23,6 +23,40 @@ async fn chain10_latencies(client: &Client, runs: usize) -> anyhow::Result<Vec<D
     Ok(latencies)
 }
 
+/// Failed activity attempts in namespace b's journals, and the first
+/// one's error.
+async fn failed_attempts(client: &Client) -> anyhow::Result<(usize, String)> {
+    let runs = client.get("/v1/runs?namespace=b&limit=1000").await?;
+    let mut failed = 0;
+    let mut first = String::new();
+    for run in runs["runs"].as_array().into_iter().flatten() {
+        let id = run["run_id"].as_str().unwrap_or_default();
+        let journal = client.get(&format!("/v1/runs/{id}/journal")).await?;
+        for e in journal["events"].as_array().into_iter().flatten() {
+            if e["kind"] == "activity-attempt-failed" || e["kind"] == "activity-failed" {
+                failed += 1;
+                if first.is_empty() {
+                    first = format!(" (first: {})", e);
+                }
+            }
+        }
+    }
+    Ok((failed, first))
+}
+
+/// The slowest start answers (the POST alone) of `runs` chain10 starts.
+async fn start_latencies(client: &Client, runs: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let t = Instant::now();
+        let body = json!({ "workflow": "chain10", "input": i, "namespace": "b" });
+        client.post("/v1/runs", &body).await?;
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
 pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyhow::Result<()> {
     let server = Server::start(opts.durability, postgres, 0)?;
     let client = Arc::new(Client::new(server.addr()));
@@ -65,6 +99,8 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let flooded = chain10_latencies(&client, opts.sequential).await?;
+    let starts = start_latencies(&client, 50).await?;
+    let (retried, first_failure) = failed_attempts(&client).await?;
     let b_done = flood_began.elapsed();
     let backlog = client
         .get("/v1/runs?namespace=a&status=running&limit=1000")
@@ -100,6 +136,12 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
         .map(|d| format!("{:.0}", ms(*d)))
         .collect();
     out!("  b's slowest under the flood: {} ms", slowest.join(", "));
+    out!(
+        "  b's start answers alone under the flood: p50 {:.2} ms, max {:.2} ms",
+        ms(percentile(&starts, 0.5)),
+        ms(*starts.last().expect("50 starts"))
+    );
+    out!("  b's failed activity attempts (retried): {retried}{first_failure}");
     out!(
         "  a: {} starts in {:.1} s ({} refused); {}{} of its runs open when b finished ({:.1} s in)",
         opts.flood,

@@ -73,7 +73,10 @@ pub async fn execute(
         );
     }
     let cursor = Cursor::new(journal);
-    let sink = host.sink(run_id, cursor.next_seq()).waking(run.idle);
+    let sink = host
+        .sink(run_id, cursor.next_seq())
+        .waking(run.idle)
+        .in_namespace(&run.namespace);
     let Prepared::Workflow(pre) = &component.pre else {
         return stuck(&sink, format!("component {} is not a workflow", run.digest)).await;
     };

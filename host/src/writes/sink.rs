@@ -28,6 +28,8 @@ struct Inner {
     waking: bool,
     /// The shard lease the run executes under: every append is fenced by it.
     lease: Option<Lease>,
+    /// The run's namespace: its writer lane.
+    lane: Option<Arc<str>>,
 }
 
 impl Inner {
@@ -50,7 +52,8 @@ impl Inner {
             .iter()
             .all(|e| matches!(e, Effect::Consume { .. } | Effect::SetStatus(_)));
         if quiet && let Some(writer) = self.writer.clone() {
-            writer.send(self.take(None));
+            let op = self.take(None);
+            writer.send_in(self.lane.clone(), op);
         }
     }
 
@@ -83,6 +86,7 @@ impl Sink {
                 writer,
                 waking: false,
                 lease: None,
+                lane: None,
             })),
         }
     }
@@ -96,6 +100,12 @@ impl Sink {
     /// For a run that was evicted: its first append marks it as executing.
     pub fn waking(self, evicted: bool) -> Self {
         self.inner.lock().unwrap().waking = evicted;
+        self
+    }
+
+    /// Queue this run's writes in its namespace's lane.
+    pub fn in_namespace(self, namespace: &str) -> Self {
+        self.inner.lock().unwrap().lane = Some(namespace.into());
         self
     }
 
@@ -169,7 +179,7 @@ impl Sink {
             let Some(writer) = &inner.writer else {
                 anyhow::bail!("a check's journal is never committed");
             };
-            writer.write(op)
+            writer.write_in(inner.lane.clone(), op)
         };
         match done.await? {
             WriteOutcome::Appended(_) => Ok(()),

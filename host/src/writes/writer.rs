@@ -1,15 +1,20 @@
 //! Group commit: one task owns all writes made while runs execute. It drains
 //! whatever is queued into one transaction, so a thousand runs waiting for
-//! their step to be durable share one fsync.
+//! their step to be durable share one fsync. Writes queue by namespace (a
+//! lane each) and a transaction takes from the lanes in turn, so one
+//! namespace's backlog does not stand in front of another's steps.
 
 use super::{WriteOp, WriteOutcome, rules};
 use crate::store::Store;
+use futures::FutureExt as _;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-/// Upper bound of ops in one transaction.
-const MAX_BATCH: usize = 2048;
+/// Upper bound of ops in one transaction (a bound on how long a step
+/// queued behind one waits).
+const MAX_BATCH: usize = 512;
 
 /// Called with every committed outcome, in commit order, before anyone is
 /// answered: the runtime tells runs about their signals here, so they see
@@ -17,8 +22,22 @@ const MAX_BATCH: usize = 2048;
 pub type OnCommit = Box<dyn Fn(&WriteOutcome) + Send + Sync>;
 
 struct Request {
+    /// The namespace the op belongs to, when known (its lane).
+    lane: Option<Arc<str>>,
     op: WriteOp,
     reply: Option<oneshot::Sender<anyhow::Result<WriteOutcome>>>,
+}
+
+/// The lane of an op that names its namespace.
+fn lane_of(op: &WriteOp) -> Option<Arc<str>> {
+    match op {
+        WriteOp::CreateRun { run, .. } => Some(run.namespace.as_str().into()),
+        WriteOp::Signal {
+            target: super::SignalTarget::Workflow { namespace, .. },
+            ..
+        } => Some(namespace.as_str().into()),
+        _ => None,
+    }
 }
 
 #[derive(Clone)]
@@ -56,10 +75,22 @@ impl Writer {
         &self,
         op: WriteOp,
     ) -> impl Future<Output = anyhow::Result<WriteOutcome>> + Send + 'static {
+        let lane = lane_of(&op);
+        self.write_in(lane, op)
+    }
+
+    /// [`Writer::write`] in a namespace's lane (ops of one lane keep their
+    /// order).
+    pub fn write_in(
+        &self,
+        lane: Option<Arc<str>>,
+        op: WriteOp,
+    ) -> impl Future<Output = anyhow::Result<WriteOutcome>> + Send + 'static {
         let (reply, done) = oneshot::channel();
         let sent = self
             .tx
             .send(Request {
+                lane,
                 op,
                 reply: Some(reply),
             })
@@ -73,9 +104,14 @@ impl Writer {
         }
     }
 
-    /// Queue `op` without waiting; a later `write` is committed after it.
-    pub fn send(&self, op: WriteOp) {
-        let _ = self.tx.send(Request { op, reply: None });
+    /// Queue `op` in a lane without waiting; a later write in the same
+    /// lane is committed after it.
+    pub fn send_in(&self, lane: Option<Arc<str>>, op: WriteOp) {
+        let _ = self.tx.send(Request {
+            lane,
+            op,
+            reply: None,
+        });
     }
 }
 
@@ -85,10 +121,25 @@ async fn run(
     on_commit: OnCommit,
     stats: Arc<Stats>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut lanes = Lanes::default();
+    let mut incoming = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if lanes.is_empty() && rx.recv_many(&mut incoming, MAX_BATCH).await == 0 {
+            return;
+        }
+        // Everything queued now, by lane; then a batch taken in turn.
+        while rx
+            .recv_many(&mut incoming, 4 * MAX_BATCH)
+            .now_or_never()
+            .unwrap_or(0)
+            > 0
+        {
+            lanes.extend(incoming.drain(..));
+        }
+        lanes.extend(incoming.drain(..));
+        let batch = lanes.take(MAX_BATCH);
         let (ops, replies): (Vec<WriteOp>, Vec<_>) =
-            batch.drain(..).map(|r| (r.op, r.reply)).unzip();
+            batch.into_iter().map(|r| (r.op, r.reply)).unzip();
         let results = write_batch(&*store, &ops).await;
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
@@ -109,6 +160,46 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// Queued requests by lane, served in turn.
+#[derive(Default)]
+struct Lanes {
+    queues: HashMap<Option<Arc<str>>, VecDeque<Request>>,
+    turns: VecDeque<Option<Arc<str>>>,
+}
+
+impl Lanes {
+    fn is_empty(&self) -> bool {
+        self.turns.is_empty()
+    }
+
+    fn extend(&mut self, requests: impl Iterator<Item = Request>) {
+        for request in requests {
+            let queue = self.queues.entry(request.lane.clone()).or_default();
+            if queue.is_empty() {
+                self.turns.push_back(request.lane.clone());
+            }
+            queue.push_back(request);
+        }
+    }
+
+    /// Up to `max` requests, one from each lane in turn.
+    fn take(&mut self, max: usize) -> Vec<Request> {
+        let mut batch = Vec::with_capacity(max.min(1024));
+        while batch.len() < max
+            && let Some(lane) = self.turns.pop_front()
+        {
+            let queue = self.queues.get_mut(&lane).expect("a queue per turn");
+            batch.push(queue.pop_front().expect("a turn has a request"));
+            if queue.is_empty() {
+                self.queues.remove(&lane);
+            } else {
+                self.turns.push_back(lane);
+            }
+        }
+        batch
     }
 }
 
