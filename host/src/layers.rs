@@ -5,7 +5,7 @@
 
 /// Layers from the bottom up.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "journal", "server_process"],
+    &["clock", "journal", "profiles", "server_process"],
     &["store"],
     &["writes"],
     &["engine"],

@@ -38,6 +38,7 @@ pub mod journal;
 #[cfg(test)]
 mod layers;
 pub mod offline;
+pub mod profiles;
 pub mod runtime;
 pub mod server;
 pub mod server_process;

@@ -15,6 +15,9 @@ struct Remote {
     /// The weft server to talk to.
     #[arg(long, env = "WEFT_SERVER", default_value = weft::DEFAULT_ADDR, global = true)]
     server: String,
+    /// A profile of the config file (server, token, namespace).
+    #[arg(long, env = "WEFT_PROFILE", global = true)]
+    profile: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -194,8 +197,51 @@ enum Command {
     Bench(weft::bench::BenchOptions),
 }
 
-#[tokio::main]
-async fn main() {
+/// The profile named by `--profile NAME` (or `--profile=NAME`) anywhere
+/// on the command line, else `WEFT_PROFILE`.
+fn profile_name() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--profile")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--profile=").map(str::to_string))
+        })
+        .or_else(|| std::env::var("WEFT_PROFILE").ok())
+}
+
+fn main() {
+    // A profile fills in what the environment does not say, before the
+    // runtime starts threads (setting variables is only sound before).
+    match weft::profiles::load(profile_name().as_deref()) {
+        Ok(profile) => {
+            for (var, value) in [
+                ("WEFT_SERVER", profile.server),
+                ("WEFT_TOKEN", profile.token),
+                ("WEFT_NAMESPACE", profile.namespace),
+            ] {
+                if let Some(value) = value
+                    && std::env::var_os(var).is_none()
+                {
+                    // SAFETY: no other thread exists yet.
+                    unsafe { std::env::set_var(var, value) };
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let args = Args::parse();
     // The server logs what it does; client commands only what goes wrong.
     let default_filter = match args.command {

@@ -520,3 +520,46 @@ async fn the_cli_manages_namespaces_and_tokens_with_weft_token() {
     let (ok, _, err) = weft(&server, Some(&token), &["runs"]);
     assert!(!ok && err.contains("unknown or revoked token"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_profile_names_the_server_the_token_and_the_namespace() {
+    let server = Server::start(&["--admin-token", ADMIN]);
+    let (ok, _, err) = weft(&server, Some(ADMIN), &["namespace", "create", "team-p"]);
+    assert!(ok, "{err}");
+    let token = issue(&server, "team-p", "operate").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    let profiles = json!({
+        "default": "p",
+        "profiles": { "p": { "server": server.addr, "token": token, "namespace": "team-p" } }
+    });
+    std::fs::write(&config, profiles.to_string()).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .env("WEFT_CONFIG", &config)
+            .env_remove("WEFT_SERVER")
+            .env_remove("WEFT_TOKEN")
+            .env_remove("WEFT_NAMESPACE")
+            .env_remove("WEFT_PROFILE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // The default profile, and the same one named: team-p's token and
+    // namespace, no environment.
+    let (ok, out, err) = run(&["namespace", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "team-p");
+    let (ok, _, err) = run(&["runs", "--profile", "p"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["runs", "--profile", "nope"]);
+    assert!(
+        !ok && err.contains("no profile `nope`") && err.contains("p"),
+        "{err}"
+    );
+}
