@@ -29,9 +29,30 @@ async fn failed_attempts(client: &Client) -> anyhow::Result<(usize, String)> {
     let runs = client.get("/v1/runs?namespace=b&limit=1000").await?;
     let mut failed = 0;
     let mut first = String::new();
+    let mut spans = Vec::new();
+    let mut slowest_gaps = String::new();
     for run in runs["runs"].as_array().into_iter().flatten() {
         let id = run["run_id"].as_str().unwrap_or_default();
         let journal = client.get(&format!("/v1/runs/{id}/journal")).await?;
+        let events = journal["events"].as_array().cloned().unwrap_or_default();
+        let at = |e: Option<&serde_json::Value>| e.and_then(|e| e["at_ms"].as_i64()).unwrap_or(0);
+        let span = at(events.last()) - at(events.first());
+        if spans.iter().all(|s| *s < span) {
+            let gaps: Vec<String> = events
+                .windows(2)
+                .filter(|w| at(Some(&w[1])) - at(Some(&w[0])) > 50)
+                .map(|w| {
+                    format!(
+                        "{}→{} {} ms",
+                        w[0]["kind"],
+                        w[1]["kind"],
+                        at(Some(&w[1])) - at(Some(&w[0]))
+                    )
+                })
+                .collect();
+            slowest_gaps = gaps.join("; ");
+        }
+        spans.push(span);
         for e in journal["events"].as_array().into_iter().flatten() {
             if e["kind"] == "activity-attempt-failed" || e["kind"] == "activity-failed" {
                 failed += 1;
@@ -41,6 +62,12 @@ async fn failed_attempts(client: &Client) -> anyhow::Result<(usize, String)> {
             }
         }
     }
+    spans.sort_unstable();
+    let top: Vec<String> = spans.iter().rev().take(5).map(|s| s.to_string()).collect();
+    first.push_str(&format!(
+        "; slowest journals, first event to last: {} ms; the slowest one's gaps: {slowest_gaps}",
+        top.join(", ")
+    ));
     Ok((failed, first))
 }
 
