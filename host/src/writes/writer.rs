@@ -15,6 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Upper bound of ops in one transaction (a bound on how long a step
 /// queued behind one waits).
 const MAX_BATCH: usize = 512;
+/// The bound while several namespaces have writes queued: shorter
+/// transactions, so a step of a quiet namespace waits less behind a busy one.
+const SHARED_BATCH: usize = 96;
 
 /// Called with every committed outcome, in commit order, before anyone is
 /// answered: the runtime tells runs about their signals here, so they see
@@ -137,7 +140,12 @@ async fn run(
             lanes.extend(incoming.drain(..));
         }
         lanes.extend(incoming.drain(..));
-        let batch = lanes.take(MAX_BATCH);
+        let max = if lanes.turns.len() > 1 {
+            SHARED_BATCH
+        } else {
+            MAX_BATCH
+        };
+        let batch = lanes.take(max);
         let (ops, replies): (Vec<WriteOp>, Vec<_>) =
             batch.into_iter().map(|r| (r.op, r.reply)).unzip();
         let results = write_batch(&*store, &ops).await;
