@@ -180,6 +180,13 @@ impl Membership {
         }
     }
 
+    /// The shards held now, in order.
+    fn held_shards(&self) -> Vec<u32> {
+        let mut shards: Vec<u32> = self.held.lock().unwrap().keys().copied().collect();
+        shards.sort_unstable();
+        shards
+    }
+
     pub(super) fn shards_held(&self) -> usize {
         self.held.lock().unwrap().len()
     }
@@ -267,12 +274,7 @@ impl Runtime {
                 self.gained(taken).await?;
             }
         } else if driving > share && leaving == 0 {
-            let surplus: Vec<u32> = {
-                let held = self.membership.held.lock().unwrap();
-                let mut shards: Vec<u32> = held.keys().copied().collect();
-                shards.sort_unstable();
-                shards.split_off((share) as usize)
-            };
+            let surplus = self.membership.held_shards().split_off(share as usize);
             let rt = self.clone();
             tokio::spawn(async move { rt.hand_over(surplus).await });
         }
@@ -408,15 +410,7 @@ impl Runtime {
             return;
         };
         self.membership.stopping.store(true, Ordering::SeqCst);
-        let shards: Vec<u32> = self
-            .membership
-            .held
-            .lock()
-            .unwrap()
-            .keys()
-            .copied()
-            .collect();
-        self.hand_over(shards).await;
+        self.hand_over(self.membership.held_shards()).await;
         if let Err(e) = self.coordination().leave(&node_id).await {
             tracing::warn!("cannot leave the cluster cleanly: {e:#}");
         }
@@ -439,14 +433,7 @@ impl Runtime {
     /// a message that was lost (a node died between its commit and its
     /// message, or our listening connection dropped).
     async fn sweep(self: &Arc<Self>) -> anyhow::Result<()> {
-        let shards: Vec<u32> = self
-            .membership
-            .held
-            .lock()
-            .unwrap()
-            .keys()
-            .copied()
-            .collect();
+        let shards = self.membership.held_shards();
         let runs = self.store.runnable_runs(Some(&shards)).await?;
         let missing: Vec<(String, Option<i64>)> = {
             let resident = self.resident.lock().unwrap();
