@@ -53,12 +53,7 @@ pub async fn list(
     Path(name): Path<String>,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !caller.sees(&name) {
-        return Err(ApiError::new(
-            super::error::Code::NotFound,
-            format!("no namespace `{name}`"),
-        ));
-    }
+    super::namespaces::visible(&state, &caller, &name).await?;
     caller.require(Role::Admin, &name)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state.rt.store.access().audit(&name, limit).await?;

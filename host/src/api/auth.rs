@@ -101,9 +101,23 @@ impl Caller {
     }
 
     /// Whether the caller sees every namespace (lists across them).
-    pub fn sees_all(&self) -> bool {
+    fn sees_all(&self) -> bool {
         matches!(self, Caller::Anyone)
             || matches!(self, Caller::Token(t) if t.role == Role::ClusterAdmin)
+    }
+
+    /// The namespace a list is of: the one named (403 if the caller cannot
+    /// read it), else the caller's — or every namespace (`None`) for a
+    /// caller who sees them all and names none.
+    pub fn listing(&self, named: Option<&str>) -> Result<Option<String>, ApiError> {
+        match named.filter(|n| !n.is_empty()) {
+            None if self.sees_all() => Ok(None),
+            named => {
+                let ns = self.namespace_or(named);
+                self.require(Role::Read, ns)?;
+                Ok(Some(ns.to_string()))
+            }
+        }
     }
 
     /// `run`, if the caller may act on it as `role`: 404 for a run of a

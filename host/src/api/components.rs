@@ -151,15 +151,12 @@ pub async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = match query.namespace.as_deref() {
-        None if caller.sees_all() => None,
-        named => {
-            let ns = caller.namespace_or(named);
-            caller.require(Role::Read, ns)?;
-            Some(ns)
-        }
-    };
-    let versions = state.rt.store.component_versions(namespace, None).await?;
+    let namespace = caller.listing(query.namespace.as_deref())?;
+    let versions = state
+        .rt
+        .store
+        .component_versions(namespace.as_deref(), None)
+        .await?;
     Ok(Json(json!({ "components": grouped(versions) })))
 }
 

@@ -63,7 +63,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 }
 
 /// The namespace `name`, if the caller sees it (404 otherwise).
-async fn visible(state: &AppState, caller: &Caller, name: &str) -> Result<Value, ApiError> {
+pub(super) async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<Value, ApiError> {
     match state.rt.store.access().namespace(name).await? {
         Some(ns) if caller.sees(name) => Ok(json!(ns)),
         _ => Err(ApiError::new(

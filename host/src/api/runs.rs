@@ -144,17 +144,7 @@ pub async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = query.namespace.filter(|w| !w.is_empty());
-    // A namespaced token lists its own namespace; one that names another
-    // is refused.
-    let namespace = match namespace {
-        None if caller.sees_all() => None,
-        named => {
-            let ns = caller.namespace_or(named.as_deref()).to_string();
-            caller.require(Role::Read, &ns)?;
-            Some(ns)
-        }
-    };
+    let namespace = caller.listing(query.namespace.as_deref())?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
