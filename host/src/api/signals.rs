@@ -35,9 +35,11 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// `target`'s `namespace` is the one the caller was checked in.
 async fn deliver(
     state: &AppState,
     headers: &HeaderMap,
+    namespace: String,
     target: SignalTarget,
     name: String,
     payload: Value,
@@ -45,6 +47,7 @@ async fn deliver(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = SignalRequest {
         target,
+        namespace,
         name,
         payload,
         start,
@@ -70,9 +73,10 @@ pub async fn to_run(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    super::runs::load(&state, &caller, &run_id, Role::Operate).await?;
+    let run = super::runs::load(&state, &caller, &run_id, Role::Operate).await?;
     let target = SignalTarget::Run(run_id);
-    deliver(&state, &headers, target, name, payload(&body)?, None).await
+    let payload = payload(&body)?;
+    deliver(&state, &headers, run.namespace, target, name, payload, None).await
 }
 
 #[derive(Deserialize)]
@@ -93,10 +97,11 @@ pub async fn to_workflow(
     let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
     caller.require(Role::Operate, &namespace)?;
     let target = SignalTarget::Workflow {
-        namespace,
+        namespace: namespace.clone(),
         workflow_id,
     };
-    deliver(&state, &headers, target, name, payload(&body)?, None).await
+    let payload = payload(&body)?;
+    deliver(&state, &headers, namespace, target, name, payload, None).await
 }
 
 #[derive(Deserialize)]
@@ -132,13 +137,14 @@ pub async fn with_start(
         input: body.input,
         workflow_id: Some(workflow_id),
         version: None,
-        namespace: Some(namespace),
+        namespace: Some(namespace.clone()),
         execution_timeout_ms: body.execution_timeout_ms,
         policy: Default::default(),
     };
     deliver(
         &state,
         &headers,
+        namespace,
         target,
         body.signal,
         body.payload,

@@ -7,8 +7,8 @@ use crate::engine::Host as _;
 use crate::error::{Error, Result, check_name};
 use crate::journal::{ErrorInfo, Event};
 use crate::store::{
-    ComponentKind, ComponentVersion, DEFAULT_NAMESPACE, NewRun, PutComponent, RunRecord, RunStatus,
-    Signal,
+    ComponentKind, ComponentVersion, DEFAULT_NAMESPACE, Namespace, NewRun, PutComponent, RunRecord,
+    RunStatus, Signal,
 };
 use crate::writes::{
     IdConflict, IdPolicy, Refusal, RunUpdate, SignalTarget, WriteOp, WriteOutcome,
@@ -32,6 +32,8 @@ pub struct StartRun {
 
 pub struct SignalRequest {
     pub target: SignalTarget,
+    /// The target's namespace, as the caller resolved it: its limits apply.
+    pub namespace: String,
     pub name: String,
     pub payload: Value,
     /// Signal-with-start: the run to start when none is open.
@@ -91,7 +93,7 @@ impl Runtime {
         allow_http: Option<Vec<String>>,
     ) -> Result<(ComponentVersion, bool)> {
         check_name("component", name)?;
-        self.namespace_exists(namespace).await?;
+        self.namespace(namespace).await?;
         if let Some(hosts) = &allow_http {
             for host in hosts {
                 check_host(host)?;
@@ -190,10 +192,10 @@ impl Runtime {
         Ok((digest, reports))
     }
 
-    /// A namespace must exist before anything is put in it.
-    async fn namespace_exists(&self, namespace: &str) -> Result<()> {
+    /// A namespace, which must exist before anything is put in it.
+    async fn namespace(&self, namespace: &str) -> Result<Namespace> {
         match self.store.access().namespace(namespace).await? {
-            Some(_) => Ok(()),
+            Some(ns) => Ok(ns),
             None => Err(Error::NotFound(format!(
                 "no namespace `{namespace}`: create it first (POST /v1/namespaces)"
             ))),
@@ -205,7 +207,8 @@ impl Runtime {
         check_name("workflow", &req.workflow)?;
         let namespace = req.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         check_name("namespace", &namespace)?;
-        self.namespace_exists(&namespace).await?;
+        // Read once, fresh: it must exist, and its limits admit the start.
+        let limits = self.namespace(&namespace).await?.limits;
         if let Some(id) = &req.workflow_id
             && (id.is_empty() || id.len() > 256)
         {
@@ -235,7 +238,6 @@ impl Runtime {
                 req.workflow
             )));
         }
-        let limits = self.limits(&namespace).await?;
         self.check_payload(&limits, &namespace, "input", &req.input)?;
         self.admit_start(&limits, &namespace).await?;
         let mut new = NewRun::of(version, &namespace, req.workflow_id, req.input);
@@ -289,14 +291,8 @@ impl Runtime {
                 "a signal name must be 1 to 128 characters".into(),
             ));
         }
-        let namespace = match &req.target {
-            SignalTarget::Workflow { namespace, .. } => Some(namespace.clone()),
-            SignalTarget::Run(run_id) => self.store.get_run(run_id).await?.map(|r| r.namespace),
-        };
-        if let Some(namespace) = namespace {
-            let limits = self.limits(&namespace).await?;
-            self.check_payload(&limits, &namespace, "signal payload", &req.payload)?;
-        }
+        let limits = self.limits(&req.namespace).await?;
+        self.check_payload(&limits, &req.namespace, "signal payload", &req.payload)?;
         let start = match req.start {
             Some(start) => Some(self.new_run(start).await?),
             None => None,
