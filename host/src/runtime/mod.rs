@@ -95,6 +95,9 @@ pub struct Runtime {
     activity_slots: Arc<fair::FairSlots>,
     membership: cluster::Membership,
     quotas: quotas::Quotas,
+    /// The HTTP client of requests forwarded to other nodes (one, so its
+    /// connections are reused).
+    peers: reqwest::Client,
 }
 
 impl Runtime {
@@ -119,6 +122,7 @@ impl Runtime {
             activity_slots: fair::FairSlots::new(config.max_concurrent_activities),
             membership: cluster::Membership::new(config.cluster.clone()),
             quotas: quotas::Quotas::default(),
+            peers: reqwest::Client::new(),
             config,
         });
         tokio::spawn(timers::run(rt.clone()));

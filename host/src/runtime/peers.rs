@@ -85,17 +85,18 @@ impl Runtime {
             ))));
         };
         let url = format!("{}/v1/runs/{run_id}/{action}", owner.url);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Asked::Failed(Error::Internal(e.into())))?;
         let unreachable = |e: reqwest::Error| {
             Asked::Failed(Error::Conflict(format!(
                 "run {run_id} is driven by node {} ({}), which did not answer: {e}",
                 owner.node_id, owner.url
             )))
         };
-        let mut request = client.post(&url).header(FORWARDED, "1").json(body);
+        let mut request = self
+            .peers
+            .post(&url)
+            .timeout(Duration::from_secs(60))
+            .header(FORWARDED, "1")
+            .json(body);
         if let Some(token) = &self.config.peer_token {
             request = request.bearer_auth(token);
         }
