@@ -23,52 +23,55 @@ async fn chain10_latencies(client: &Client, runs: usize) -> anyhow::Result<Vec<D
     Ok(latencies)
 }
 
-/// Failed activity attempts in namespace b's journals, and the first
-/// one's error.
-async fn failed_attempts(client: &Client) -> anyhow::Result<(usize, String)> {
+/// What namespace b's journals show about where its runs waited.
+struct Findings {
+    /// Failed (and retried) activity attempts, with the first one.
+    failed: usize,
+    first_failure: Option<serde_json::Value>,
+    /// Each run's first event to its last, in ms, slowest first.
+    spans: Vec<i64>,
+    /// The slowest run's gaps over 50 ms between consecutive events.
+    slowest_gaps: Vec<String>,
+}
+
+async fn read_b_journals(client: &Client) -> anyhow::Result<Findings> {
     let runs = client.get("/v1/runs?namespace=b&limit=1000").await?;
-    let mut failed = 0;
-    let mut first = String::new();
-    let mut spans = Vec::new();
-    let mut slowest_gaps = String::new();
+    let mut found = Findings {
+        failed: 0,
+        first_failure: None,
+        spans: Vec::new(),
+        slowest_gaps: Vec::new(),
+    };
+    let at = |e: &serde_json::Value| e["at_ms"].as_i64().unwrap_or(0);
     for run in runs["runs"].as_array().into_iter().flatten() {
         let id = run["run_id"].as_str().unwrap_or_default();
         let journal = client.get(&format!("/v1/runs/{id}/journal")).await?;
         let events = journal["events"].as_array().cloned().unwrap_or_default();
-        let at = |e: Option<&serde_json::Value>| e.and_then(|e| e["at_ms"].as_i64()).unwrap_or(0);
-        let span = at(events.last()) - at(events.first());
-        if spans.iter().all(|s| *s < span) {
-            let gaps: Vec<String> = events
+        let span = events.last().map_or(0, at) - events.first().map_or(0, at);
+        if found.spans.iter().all(|s| *s < span) {
+            found.slowest_gaps = events
                 .windows(2)
-                .filter(|w| at(Some(&w[1])) - at(Some(&w[0])) > 50)
+                .filter(|w| at(&w[1]) - at(&w[0]) > 50)
                 .map(|w| {
                     format!(
                         "{}→{} {} ms",
                         w[0]["kind"],
                         w[1]["kind"],
-                        at(Some(&w[1])) - at(Some(&w[0]))
+                        at(&w[1]) - at(&w[0])
                     )
                 })
                 .collect();
-            slowest_gaps = gaps.join("; ");
         }
-        spans.push(span);
-        for e in journal["events"].as_array().into_iter().flatten() {
+        found.spans.push(span);
+        for e in &events {
             if e["kind"] == "activity-attempt-failed" || e["kind"] == "activity-failed" {
-                failed += 1;
-                if first.is_empty() {
-                    first = format!(" (first: {})", e);
-                }
+                found.failed += 1;
+                found.first_failure.get_or_insert_with(|| e.clone());
             }
         }
     }
-    spans.sort_unstable();
-    let top: Vec<String> = spans.iter().rev().take(5).map(|s| s.to_string()).collect();
-    first.push_str(&format!(
-        "; slowest journals, first event to last: {} ms; the slowest one's gaps: {slowest_gaps}",
-        top.join(", ")
-    ));
-    Ok((failed, first))
+    found.spans.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(found)
 }
 
 /// The slowest start answers (the POST alone) of `runs` chain10 starts.
@@ -127,7 +130,7 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
     }
     let flooded = chain10_latencies(&client, opts.sequential).await?;
     let starts = start_latencies(&client, 50).await?;
-    let (retried, first_failure) = failed_attempts(&client).await?;
+    let found = read_b_journals(&client).await?;
     let b_done = flood_began.elapsed();
     let backlog = client
         .get("/v1/runs?namespace=a&status=running&limit=1000")
@@ -168,7 +171,22 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
         ms(percentile(&starts, 0.5)),
         ms(*starts.last().expect("50 starts"))
     );
-    out!("  b's failed activity attempts (retried): {retried}{first_failure}");
+    let first = found
+        .first_failure
+        .map_or(String::new(), |e| format!(" (first: {e})"));
+    out!(
+        "  b's failed activity attempts (retried): {}{first}",
+        found.failed
+    );
+    let top: Vec<String> = found.spans.iter().take(5).map(i64::to_string).collect();
+    out!(
+        "  b's slowest journals, first event to last: {} ms",
+        top.join(", ")
+    );
+    out!(
+        "  the slowest one's gaps: {}",
+        found.slowest_gaps.join("; ")
+    );
     out!(
         "  a: {} starts in {:.1} s ({} refused); {}{} of its runs open when b finished ({:.1} s in)",
         opts.flood,
