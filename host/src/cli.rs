@@ -11,7 +11,10 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str) -> Self {
+    /// A client of `server`; over `https://` it trusts the system's CAs and
+    /// `WEFT_CA_CERT`'s, and presents `WEFT_CLIENT_CERT`/`WEFT_CLIENT_KEY`
+    /// if the server asks for a client certificate.
+    pub fn new(server: &str) -> anyhow::Result<Self> {
         let base = if server.starts_with("http://") || server.starts_with("https://") {
             server.trim_end_matches('/').to_string()
         } else {
@@ -26,13 +29,18 @@ impl Client {
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        Client {
-            base,
-            http: reqwest::Client::builder()
-                .default_headers(headers)
-                .build()
-                .unwrap_or_default(),
-        }
+        let path = |var| std::env::var_os(var).map(PathBuf::from);
+        let (cert, key) = (path("WEFT_CLIENT_CERT"), path("WEFT_CLIENT_KEY"));
+        let identity = match (&cert, &key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            _ => bail!("WEFT_CLIENT_CERT and WEFT_CLIENT_KEY go together"),
+        };
+        let http = crate::tls::client(path("WEFT_CA_CERT").as_deref(), identity)?
+            .default_headers(headers)
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client { base, http })
     }
 
     async fn answer(&self, resp: reqwest::Response) -> anyhow::Result<Value> {
@@ -515,16 +523,31 @@ pub async fn namespace(client: &Client, action: &str, name: Option<&str>) -> any
 }
 
 /// `weft token create`: prints the token's value, the only time it is shown.
-pub async fn token_create(
-    client: &Client,
-    namespace: &str,
-    role: &str,
-    description: Option<String>,
-) -> anyhow::Result<()> {
-    let body = json!({ "role": role, "description": description.unwrap_or_default() });
+/// What `weft token create` issues.
+pub struct NewToken {
+    pub role: String,
+    pub description: Option<String>,
+    /// Map this client certificate common name instead of issuing a secret.
+    pub client_cert: Option<String>,
+}
+
+pub async fn token_create(client: &Client, namespace: &str, new: NewToken) -> anyhow::Result<()> {
+    let role = new.role;
+    let body = json!({
+        "role": role,
+        "description": new.description.unwrap_or_default(),
+        "client_cert": new.client_cert,
+    });
     let token = client
         .post(&format!("/v1/namespaces/{namespace}/tokens"), &body)
         .await?;
+    if let Some(name) = token["client_cert"].as_str() {
+        out!(
+            "{}: client certificate `{name}` acts as {role} in {namespace}",
+            token["id"].as_str().unwrap_or_default()
+        );
+        return Ok(());
+    }
     eprintln!(
         "token {} ({role} in {namespace}): shown once, keep it now",
         token["id"].as_str().unwrap_or_default()
@@ -552,13 +575,20 @@ pub async fn token_list(client: &Client, namespace: &str) -> anyhow::Result<()> 
         })
     };
     for t in list["tokens"].as_array().into_iter().flatten() {
+        let description = match t["client_cert"].as_str() {
+            Some(name) => format!(
+                "[client cert {name}] {}",
+                t["description"].as_str().unwrap_or_default()
+            ),
+            None => t["description"].as_str().unwrap_or_default().to_string(),
+        };
         out!(
             "{:<24} {:<8} {:<10} {:<10} {}",
             t["id"].as_str().unwrap_or_default(),
             t["role"].as_str().unwrap_or_default(),
             when(&t["last_used_at_ms"]),
             when(&t["revoked_at_ms"]),
-            t["description"].as_str().unwrap_or_default()
+            description.trim_end()
         );
     }
     Ok(())

@@ -5,7 +5,7 @@
 
 /// Layers from the bottom up.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "journal", "profiles", "server_process"],
+    &["clock", "journal", "profiles", "server_process", "tls"],
     &["store"],
     &["writes"],
     &["engine"],

@@ -43,6 +43,7 @@ pub mod runtime;
 pub mod server;
 pub mod server_process;
 pub mod store;
+pub mod tls;
 pub mod writes;
 
 /// Where `weft serve` listens unless told otherwise, and where the client

@@ -177,7 +177,9 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// API tokens of a namespace: `create --role ROLE`, `list`, `revoke ID`.
+    /// API tokens of a namespace: `create --role ROLE`, `list`, `revoke ID`;
+    /// `create --client-cert NAME` maps the client certificates (mTLS) with
+    /// that subject common name instead (cluster admin).
     Token {
         #[arg(value_parser = ["create", "list", "revoke"])]
         action: String,
@@ -190,6 +192,9 @@ enum Command {
         role: String,
         #[arg(long)]
         description: Option<String>,
+        /// With `create`: map this client certificate common name.
+        #[arg(long)]
+        client_cert: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -220,6 +225,9 @@ fn main() {
                 ("WEFT_SERVER", profile.server),
                 ("WEFT_TOKEN", profile.token),
                 ("WEFT_NAMESPACE", profile.namespace),
+                ("WEFT_CA_CERT", profile.ca_cert),
+                ("WEFT_CLIENT_CERT", profile.client_cert),
+                ("WEFT_CLIENT_KEY", profile.client_key),
             ] {
                 if let Some(value) = value
                     && std::env::var_os(var).is_none()
@@ -255,7 +263,14 @@ async fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match args.command {
+    if let Err(e) = dispatch(args.command).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(opts) => weft::server::serve(opts).await,
         Command::Deploy {
             file,
@@ -275,7 +290,7 @@ async fn run() {
                 dry_run,
                 namespace,
             };
-            cli::deploy(&Client::new(&remote.server), &file, opts).await
+            cli::deploy(&Client::new(&remote.server)?, &file, opts).await
         }
         Command::Start {
             workflow,
@@ -298,7 +313,7 @@ async fn run() {
                 id_reuse_policy,
                 namespace,
             };
-            cli::start(&Client::new(&remote.server), opts).await
+            cli::start(&Client::new(&remote.server)?, opts).await
         }
         Command::Runs {
             status,
@@ -308,7 +323,7 @@ async fn run() {
             remote,
         } => {
             cli::runs(
-                &Client::new(&remote.server),
+                &Client::new(&remote.server)?,
                 status,
                 workflow,
                 namespace,
@@ -320,18 +335,26 @@ async fn run() {
             action,
             name,
             remote,
-        } => cli::namespace(&Client::new(&remote.server), &action, name.as_deref()).await,
+        } => cli::namespace(&Client::new(&remote.server)?, &action, name.as_deref()).await,
         Command::Token {
             action,
             id,
             namespace,
             role,
             description,
+            client_cert,
             remote,
         } => {
-            let client = Client::new(&remote.server);
+            let client = Client::new(&remote.server)?;
             match (action.as_str(), id) {
-                ("create", _) => cli::token_create(&client, &namespace, &role, description).await,
+                ("create", _) => {
+                    let credential = cli::NewToken {
+                        role,
+                        description,
+                        client_cert,
+                    };
+                    cli::token_create(&client, &namespace, credential).await
+                }
                 ("revoke", Some(id)) => cli::token_revoke(&client, &namespace, &id).await,
                 ("revoke", None) => Err(anyhow::anyhow!("name the token to revoke")),
                 _ => cli::token_list(&client, &namespace).await,
@@ -342,7 +365,7 @@ async fn run() {
             json,
             follow,
             remote,
-        } => cli::show(&Client::new(&remote.server), &run_id, json, follow).await,
+        } => cli::show(&Client::new(&remote.server)?, &run_id, json, follow).await,
         Command::Signal {
             target,
             name,
@@ -351,18 +374,18 @@ async fn run() {
             idempotency_key,
             remote,
         } => {
-            let client = Client::new(&remote.server);
+            let client = Client::new(&remote.server)?;
             let key = idempotency_key.as_deref();
             cli::signal(&client, &target, &name, payload, workflow_id, key).await
         }
         Command::Cancel { run_id, remote } => {
-            cli::cancel(&Client::new(&remote.server), &run_id).await
+            cli::cancel(&Client::new(&remote.server)?, &run_id).await
         }
         Command::Terminate {
             run_id,
             reason,
             remote,
-        } => cli::terminate(&Client::new(&remote.server), &run_id, reason).await,
+        } => cli::terminate(&Client::new(&remote.server)?, &run_id, reason).await,
         Command::Upgrade {
             run_id,
             workflow,
@@ -371,11 +394,11 @@ async fn run() {
             force,
             remote,
         } => {
-            let client = Client::new(&remote.server);
+            let client = Client::new(&remote.server)?;
             cli::upgrade(&client, run_id, workflow, &to, from, force).await
         }
         Command::Versions { name, remote } => {
-            cli::versions(&Client::new(&remote.server), &name).await
+            cli::versions(&Client::new(&remote.server)?, &name).await
         }
         Command::Replay { journal, wasm } => match weft::offline::run(&journal, &wasm).await {
             Ok(true) => Ok(()),
@@ -383,9 +406,5 @@ async fn run() {
             Err(e) => Err(e),
         },
         Command::Bench(opts) => weft::bench::run(opts).await,
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
     }
 }

@@ -9,7 +9,11 @@
 //!                           "token": "weft_…", "namespace": "team-a" } } }
 //! ```
 //!
-//! The environment (`WEFT_SERVER`, `WEFT_TOKEN`, `WEFT_NAMESPACE`) and flags
+//! Over TLS a profile may also name `ca_cert` (PEM CAs to trust besides the
+//! system's), and `client_cert` with `client_key` (mTLS).
+//!
+//! The environment (`WEFT_SERVER`, `WEFT_TOKEN`, `WEFT_NAMESPACE`,
+//! `WEFT_CA_CERT`, `WEFT_CLIENT_CERT`, `WEFT_CLIENT_KEY`) and flags
 //! override a profile.
 
 use anyhow::{Context as _, bail};
@@ -23,6 +27,11 @@ pub struct Profile {
     pub server: Option<String>,
     pub token: Option<String>,
     pub namespace: Option<String>,
+    /// PEM CA certificates to trust for an `https://` server.
+    pub ca_cert: Option<String>,
+    /// A client certificate and its key (PEM), for servers that take them.
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

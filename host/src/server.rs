@@ -4,6 +4,7 @@ use crate::api::{self, AppState};
 use crate::engine::{Engine, EngineConfig};
 use crate::runtime::{ClusterConfig, Runtime, RuntimeConfig};
 use crate::store::{Durability, PostgresStore, SqliteStore, Store};
+use crate::tls::{Peer, TlsListener};
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,6 +67,22 @@ pub struct ServeOptions {
     /// Read the cluster admin's token from this file.
     #[arg(long, conflicts_with = "admin_token")]
     pub admin_token_file: Option<PathBuf>,
+    /// Serve HTTPS only, with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept client certificates (mTLS) issued by this PEM CA; a
+    /// certificate's subject common name, mapped by the cluster admin
+    /// (`weft token create --client-cert NAME`), acts for a namespace and
+    /// role without a token. Needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With TLS among several nodes: PEM CA certificates this node trusts
+    /// when it forwards a request to another node (besides the system's).
+    #[arg(long)]
+    pub tls_peer_ca: Option<PathBuf>,
     /// Deploy these components at start-up (named after the file).
     #[arg(long = "deploy", value_name = "FILE.wasm")]
     pub deploy: Vec<PathBuf>,
@@ -88,10 +105,25 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             opts.addr
         );
     }
+    if opts.tls_client_ca.is_some() && admin_token.is_none() {
+        anyhow::bail!(
+            "client certificates are mapped to namespaces by the cluster admin: \
+             --tls-client-ca needs an admin token (--admin-token-file FILE, or WEFT_ADMIN_TOKEN)"
+        );
+    }
+    let tls = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(
+            cert,
+            key,
+            opts.tls_client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
         .with_context(|| format!("cannot listen on {}", opts.addr))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (store, backend, default_cache): (Arc<dyn Store>, _, _) =
         if opts.db.starts_with("postgres://") || opts.db.starts_with("postgresql://") {
             let store = PostgresStore::open(&opts.db).await?;
@@ -128,6 +160,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 lease_ms: opts.lease_ms,
             }),
             peer_token: admin_token.clone(),
+            peer_client: crate::tls::client(opts.tls_peer_ca.as_deref(), None)?
+                .build()
+                .context("the HTTP client for other nodes")?,
         },
     );
     for path in &opts.deploy {
@@ -162,24 +197,36 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let url = opts
         .advertise_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let resumed = rt.start(url).await?;
     tracing::info!("resumed {resumed} run(s)");
     // Scripts and tests read this line to find the port.
-    println!("weft listening on http://{addr}");
+    println!("weft listening on {scheme}://{addr}");
     let app = api::router(AppState {
         rt: rt.clone(),
         durability: opts.durability,
         store: backend,
         auth: admin_token.is_some(),
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stop_requested().await;
-            // Among others, runs move to them now rather than at lease expiry.
-            rt.leave().await;
-        })
-        .await?;
+    })
+    .into_make_service_with_connect_info::<Peer>();
+    let stopped = async move {
+        stop_requested().await;
+        // Among others, runs move to them now rather than at lease expiry.
+        rt.leave().await;
+    };
+    match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await?
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await?
+        }
+    }
     Ok(())
 }
 

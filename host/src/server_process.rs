@@ -53,8 +53,11 @@ impl ServerProcess {
         let line = rx.recv_timeout(START_TIMEOUT).ok();
         match line
             .as_deref()
-            .and_then(|l| l.strip_prefix("weft listening on http://"))
-        {
+            .and_then(|l| l.strip_prefix("weft listening on "))
+            .and_then(|url| {
+                url.strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"))
+            }) {
             Some(addr) => Ok(ServerProcess {
                 addr: addr.to_string(),
                 child,

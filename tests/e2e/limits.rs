@@ -149,3 +149,92 @@ async fn each_namespace_limit_is_enforced_and_the_others_are_unaffected() {
     );
     assert_eq!(start(&server, "tight", "entity", entity).await.0, 201);
 }
+
+/// How long a completed run took, from its start to its end.
+fn took_ms(run: &Value) -> i64 {
+    run["ended_at_ms"].as_i64().unwrap() - run["created_at_ms"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_activities_memory_and_cpu_per_namespace() {
+    let server = Server::start(&[]);
+    let small =
+        json!({ "max_concurrent_activities": 2, "max_memory_mb": 24, "spin_limit_ms": 300 });
+    for (name, limits) in [("free", json!({})), ("small", small)] {
+        let (status, body) = server
+            .post("/v1/namespaces", &json!({ "name": name, "limits": limits }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        for guest in ["fanout", "effects", "misbehave"] {
+            let path = format!("/v1/components/{guest}?namespace={name}");
+            let (status, body) = server.put(&path, crate::support::wasm(guest)).await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    let (status, body) = server
+        .post(
+            "/v1/namespaces",
+            &json!({ "name": "zero", "limits": { "max_memory_mb": 0 } }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Six 400 ms activities at once: `small` runs two at a time, so its
+    // fan-out takes three rounds; `free`'s, started beside it, one.
+    let fan = json!({ "n": 6, "base_ms": 400 });
+    let (_, limited) = start(&server, "small", "fanout", fan.clone()).await;
+    let (_, unlimited) = start(&server, "free", "fanout", fan).await;
+    let limited = server.wait(limited["run_id"].as_str().unwrap(), 60).await;
+    let unlimited = server.wait(unlimited["run_id"].as_str().unwrap(), 60).await;
+    assert_eq!(
+        (limited["output"].clone(), unlimited["output"].clone()),
+        (json!(21), json!(21))
+    );
+    assert!(
+        took_ms(&limited) >= 1200,
+        "two at a time: {} ms",
+        took_ms(&limited)
+    );
+    assert!(
+        took_ms(&unlimited) < 1200,
+        "`free` was held to `small`'s limit: {} ms",
+        took_ms(&unlimited)
+    );
+
+    // 48 MiB: past `small`'s 24 MiB (the run fails `memory-limit`), well
+    // within the server's 256 MiB for `free`.
+    let eat = json!({ "do": "eat", "mib": 48 });
+    let (_, run) = start(&server, "small", "misbehave", eat.clone()).await;
+    let failed = server.wait(run["run_id"].as_str().unwrap(), 60).await;
+    assert_eq!(failed["error"]["kind"], "memory-limit", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("24 MiB"),
+        "{failed}"
+    );
+    let (_, run) = start(&server, "free", "misbehave", eat).await;
+    assert_eq!(
+        server.wait(run["run_id"].as_str().unwrap(), 60).await["output"],
+        48
+    );
+
+    // A spinning workflow is stopped after `small`'s 300 ms, not the
+    // server's 10 s.
+    let (_, run) = start(&server, "small", "misbehave", json!({ "do": "spin" })).await;
+    let failed = server.wait(run["run_id"].as_str().unwrap(), 60).await;
+    assert_eq!(failed["error"]["kind"], "spin-limit", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("300ms"),
+        "{failed}"
+    );
+    assert!(
+        took_ms(&failed) < 5_000,
+        "stopped after {} ms",
+        took_ms(&failed)
+    );
+}

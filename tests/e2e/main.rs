@@ -12,5 +12,6 @@ mod primitives;
 mod proxy;
 mod support;
 mod tenancy;
+mod tls;
 mod versioning;
 mod workflows;

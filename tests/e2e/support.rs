@@ -118,6 +118,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
     pub http: reqwest::Client,
+    /// `http`, or `https` for a server started with TLS.
+    scheme: &'static str,
     /// The database made for this server when the suite runs on Postgres
     /// (dropped after the server).
     _database: Option<TestDatabase>,
@@ -141,7 +143,25 @@ impl Server {
         Server::start_on(Some(url.to_string()), args)
     }
 
+    /// A server with TLS flags in `args`, reached over HTTPS with `http`.
+    pub fn start_tls(args: &[&str], http: reqwest::Client) -> Server {
+        Server::start_with(None, args, "https", http)
+    }
+
     fn start_on(database_url: Option<String>, args: &[&str]) -> Server {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+        Server::start_with(database_url, args, "http", http)
+    }
+
+    fn start_with(
+        database_url: Option<String>,
+        args: &[&str],
+        scheme: &'static str,
+        http: reqwest::Client,
+    ) -> Server {
         let database =
             (database_url.is_none() && on_postgres()).then(TestDatabase::create_blocking);
         let database_url = database_url.or_else(|| database.as_ref().map(|d| d.url.clone()));
@@ -151,10 +171,8 @@ impl Server {
             addr: String::new(),
             dir: tempfile::tempdir().expect("temp dir"),
             args: args.iter().map(|s| s.to_string()).collect(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .unwrap(),
+            http,
+            scheme,
             _database: database,
         };
         server.spawn();
@@ -268,7 +286,7 @@ impl Server {
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(args)
-            .env("WEFT_SERVER", &self.addr)
+            .env("WEFT_SERVER", format!("{}://{}", self.scheme, self.addr))
             .output()
             .unwrap();
         (
@@ -279,7 +297,7 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

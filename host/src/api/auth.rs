@@ -1,5 +1,6 @@
-//! Who is calling, and what they may do: a bearer token names a namespace
-//! and a role (`store::Role`); without authentication configured (dev mode,
+//! Who is calling, and what they may do: a bearer token — or, over mTLS, a
+//! client certificate mapped by its common name — names a namespace and a
+//! role (`store::Role`); without authentication configured (dev mode,
 //! loopback only) anyone may do anything. A run of a namespace the caller
 //! cannot see is answered as absent (404), so run ids do not leak.
 
@@ -7,7 +8,8 @@ use super::AppState;
 use super::error::{ApiError, Code};
 use crate::clock::now_ms;
 use crate::store::{DEFAULT_NAMESPACE, Role, RunRecord, TokenRecord};
-use axum::extract::FromRequestParts;
+use crate::tls::Peer;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
@@ -145,11 +147,30 @@ impl FromRequestParts<AppState> for Caller {
         if !state.auth {
             return Ok(Caller::Anyone);
         }
+        let access = state.rt.store.access();
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
-            return Err(ApiError::new(
-                Code::Unauthorized,
-                "this server needs a token: send `Authorization: Bearer <token>` (the CLI reads WEFT_TOKEN)",
-            ));
+            // No token: a client certificate the handshake verified may
+            // stand for one.
+            let client_cert = parts
+                .extensions
+                .get::<ConnectInfo<Peer>>()
+                .and_then(|ConnectInfo(peer)| peer.client_cert.clone());
+            let Some(common_name) = client_cert else {
+                return Err(ApiError::new(
+                    Code::Unauthorized,
+                    "this server needs a token: send `Authorization: Bearer <token>` (the CLI reads WEFT_TOKEN)",
+                ));
+            };
+            return match access.token_by_client_cert(&common_name, now_ms()).await? {
+                Some(t) => Ok(Caller::Token(t)),
+                None => Err(ApiError::new(
+                    Code::Unauthorized,
+                    format!(
+                        "client certificate `{common_name}` is not mapped to a namespace \
+                         (the cluster admin maps it: weft token create --client-cert NAME)"
+                    ),
+                )),
+            };
         };
         let token = header
             .to_str()
@@ -157,13 +178,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .unwrap_or_default();
-        let found = state
-            .rt
-            .store
-            .access()
-            .token_by_hash(&token_hash(token), now_ms())
-            .await?;
-        match found {
+        match access.token_by_hash(&token_hash(token), now_ms()).await? {
             Some(t) => Ok(Caller::Token(t)),
             None => Err(ApiError::new(
                 Code::Unauthorized,

@@ -30,6 +30,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require_cluster_admin()?;
     check_name("namespace", &body.name)?;
+    check_limits(&body.limits)?;
     let access = state.rt.store.access();
     if !access
         .create_namespace(&body.name, &body.limits, now_ms())
@@ -86,6 +87,14 @@ pub async fn get(
     Ok(Json(visible(&state, &caller, &name).await?))
 }
 
+/// 400 for limits that cannot apply.
+fn check_limits(limits: &Limits) -> Result<(), ApiError> {
+    match limits.invalid() {
+        Some(why) => Err(ApiError::new(Code::BadRequest, why)),
+        None => Ok(()),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
@@ -101,6 +110,7 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_cluster_admin()?;
+    check_limits(&body.limits)?;
     let access = state.rt.store.access();
     if !access.set_limits(&name, &body.limits).await? {
         return Err(ApiError::new(
@@ -157,10 +167,16 @@ pub struct TokenBody {
     role: String,
     #[serde(default)]
     description: String,
+    /// Instead of a secret: map the client certificate (mTLS) with this
+    /// subject common name to the namespace and role. Cluster admin only:
+    /// the client CA is the operator's, and a name maps to one namespace.
+    #[serde(default)]
+    client_cert: Option<String>,
 }
 
-/// `POST /v1/namespaces/{name}/tokens {"role", "description"?}`: the
-/// answer holds the token's value, which is never shown again.
+/// `POST /v1/namespaces/{name}/tokens {"role", "description"?,
+/// "client_cert"?}`: the answer holds the token's value, which is never
+/// shown again (a client certificate's credential has none).
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -185,27 +201,55 @@ pub async fn create_token(
             "a description is at most 256 characters",
         ));
     }
-    let value = new_token();
+    let access = state.rt.store.access();
+    if let Some(common_name) = &body.client_cert {
+        caller.require_cluster_admin()?;
+        if common_name.is_empty() || common_name.len() > 256 {
+            return Err(ApiError::new(
+                Code::BadRequest,
+                "a client certificate's common name is 1 to 256 characters",
+            ));
+        }
+        if let Some(t) = access.token_by_client_cert(common_name, now_ms()).await? {
+            return Err(ApiError::new(
+                Code::Conflict,
+                format!(
+                    "client certificate `{common_name}` is already mapped (credential {} of `{}`); \
+                     revoke that first",
+                    t.id,
+                    t.namespace.unwrap_or_default()
+                ),
+            ));
+        }
+    }
     let record = TokenRecord {
         id: format!("tok_{}", &uuid::Uuid::now_v7().simple().to_string()[16..]),
         namespace: Some(name.clone()),
         role,
         description: body.description,
+        client_cert: body.client_cert,
         created_at_ms: now_ms(),
         last_used_at_ms: None,
         revoked_at_ms: None,
     };
-    state
-        .rt
-        .store
-        .access()
-        .insert_token(&record, &token_hash(&value))
-        .await?;
+    // A client certificate's credential gets a hash no token value can have.
+    let value = record.client_cert.is_none().then(new_token);
+    let hash = match &value {
+        Some(value) => token_hash(value),
+        None => format!("client-cert:{}", record.id),
+    };
+    access.insert_token(&record, &hash).await?;
     tracing::info!(namespace = name, token = record.id, role = %role, by = caller.id(), "token issued");
-    let details = json!({ "role": role, "description": record.description });
+    let details = json!({
+        "role": role,
+        "description": record.description,
+        "client_cert": record.client_cert,
+    });
     super::audit::record(&state, &caller, &name, "issue-token", &record.id, details).await;
     let mut answer = json!(record);
-    answer["token"] = json!(value);
+    if let Some(value) = value {
+        answer["token"] = json!(value);
+    }
     Ok((StatusCode::CREATED, Json(answer)))
 }
 

@@ -269,8 +269,8 @@ async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<
         .collect::<anyhow::Result<Vec<_>>>()?;
     let clients: Vec<Arc<Client>> = servers
         .iter()
-        .map(|s| Arc::new(Client::new(s.addr())))
-        .collect();
+        .map(|s| Client::new(s.addr()).map(Arc::new))
+        .collect::<anyhow::Result<_>>()?;
     let client = clients[0].clone();
     // Requests go to the nodes in turn.
     let node = |i: usize| clients[i % clients.len()].clone();

@@ -89,7 +89,7 @@ async fn start_latencies(client: &Client, runs: usize) -> anyhow::Result<Vec<Dur
 
 pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyhow::Result<()> {
     let server = Server::start(opts.durability, postgres, 0)?;
-    let client = Arc::new(Client::new(server.addr()));
+    let client = Arc::new(Client::new(server.addr())?);
     for ns in ["a", "b"] {
         client
             .post("/v1/namespaces", &json!({ "name": ns }))

@@ -26,6 +26,8 @@ pub struct AttemptInfo {
     pub idempotency_key: String,
     /// Hosts the deployment allows over HTTP.
     pub allow_http: Arc<Vec<String>>,
+    /// Its namespace's memory limit, if lower than the server's.
+    pub memory_limit: Option<usize>,
 }
 
 pub struct ActivityState {
@@ -202,9 +204,7 @@ impl Engine {
             ActivityState {
                 wasi,
                 table: ResourceTable::new(),
-                memory: MemoryLimit {
-                    limit: self.config.memory_limit,
-                },
+                memory: MemoryLimit::within(self.config.memory_limit, info.memory_limit),
                 info,
                 http: WasiHttpCtx::new(),
                 policy,

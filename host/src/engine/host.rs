@@ -3,6 +3,7 @@
 //! types the two exchange. The engine imports nothing above it.
 
 use super::Engine;
+use super::workflow::RunLimits;
 use crate::journal::{ActivityOptions, Failure};
 use crate::store::{ComponentVersion, RunRecord};
 use crate::writes::Sink;
@@ -67,9 +68,9 @@ pub trait Host: Send + Sync + 'static {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>>;
-    /// The limit on a run's journal events in `namespace`, if any.
-    async fn max_journal_events(&self, _namespace: &str) -> Option<u64> {
-        None
+    /// What a run of `namespace` may use.
+    async fn run_limits(&self, _namespace: &str) -> RunLimits {
+        RunLimits::default()
     }
     /// Execute an activity with its retries; failed attempts go to `sink`.
     fn spawn_activity(self: Arc<Self>, job: ActivityJob, sink: Sink)

@@ -77,6 +77,15 @@ pub struct MemoryLimit {
     pub limit: usize,
 }
 
+impl MemoryLimit {
+    /// The server's limit, or a run's own if that is lower.
+    pub fn within(server: usize, own: Option<usize>) -> Self {
+        MemoryLimit {
+            limit: own.map_or(server, |own| own.min(server)),
+        }
+    }
+}
+
 impl ResourceLimiter for MemoryLimit {
     fn memory_growing(
         &mut self,

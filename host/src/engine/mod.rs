@@ -22,6 +22,7 @@ pub use components::{DeployError, Loaded, Prepared};
 pub use host::{ActivityJob, ActivityOutcome, Host, Waits};
 pub use limits::Interrupt;
 pub use ops::Notice;
+pub use workflow::RunLimits;
 
 use anyhow::Context as _;
 use std::collections::HashMap;

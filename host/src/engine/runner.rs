@@ -82,7 +82,7 @@ pub async fn execute(
     };
 
     let mut facts = RunFacts::from(&run);
-    facts.max_journal_events = host.max_journal_events(&run.namespace).await;
+    facts.limits = host.run_limits(&run.namespace).await;
     let state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox);
     let (mut store, result) = match run_guest(host.engine(), pre, state, &run.input).await {
         Ok(ran) => ran,

@@ -27,8 +27,18 @@ pub struct RunFacts {
     pub version: u32,
     pub deadline_at_ms: Option<i64>,
     pub cancel_requested: bool,
-    /// Its namespace's limit on journal events, if any.
+    /// Its namespace's limits.
+    pub limits: RunLimits,
+}
+
+/// A namespace's limits on each of its runs (`None`: the server's own).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunLimits {
     pub max_journal_events: Option<u64>,
+    /// Linear memory, in bytes; at most the server's.
+    pub memory: Option<usize>,
+    /// Computing without a host call; at most the server's.
+    pub spin: Option<std::time::Duration>,
 }
 
 impl From<&crate::store::RunRecord> for RunFacts {
@@ -41,7 +51,7 @@ impl From<&crate::store::RunRecord> for RunFacts {
             version: run.version,
             deadline_at_ms: run.deadline_at_ms,
             cancel_requested: run.cancel_requested,
-            max_journal_events: None,
+            limits: RunLimits::default(),
         }
     }
 }
@@ -174,10 +184,12 @@ impl WorkflowState {
         WorkflowState {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryLimit {
-                limit: config.memory_limit,
-            },
-            slice: Slice::new(config.spin_limit),
+            memory: MemoryLimit::within(config.memory_limit, run.limits.memory),
+            slice: Slice::new(
+                run.limits
+                    .spin
+                    .map_or(config.spin_limit, |own| own.min(config.spin_limit)),
+            ),
             run,
             cursor,
             sink,
@@ -228,7 +240,7 @@ impl WorkflowState {
             Ok(Replay::Skipped) => Ok(Answer::Skipped),
             Ok(Replay::Live) if self.check => Err(Interrupt::ReplayComplete.into()),
             Ok(Replay::Live) => {
-                if let Some(max) = self.run.max_journal_events
+                if let Some(max) = self.run.limits.max_journal_events
                     && self.sink.next_seq() >= max
                 {
                     return Err(Interrupt::JournalLimit(max).into());

@@ -88,7 +88,9 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
         }
         let result = match component(&rt, &job.namespace, component_name).await {
             Ok((loaded, allow_http)) => {
-                let _slot = rt.activity_slots.acquire(&job.namespace).await;
+                let limits = rt.limits(&job.namespace).await.unwrap_or_default();
+                let most = limits.max_concurrent_activities.map(|n| n as usize);
+                let _slot = rt.activity_slots.acquire_within(&job.namespace, most).await;
                 let info = AttemptInfo {
                     run_id: job.run_id.clone(),
                     workflow_id: job.workflow_id.clone(),
@@ -97,6 +99,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
                     attempt,
                     idempotency_key: job.idempotency_key.clone(),
                     allow_http,
+                    memory_limit: limits.max_memory_mb.map(|mb| (mb as usize) << 20),
                 };
                 rt.engine
                     .invoke_activity(&loaded, info, &job.input, timeout)

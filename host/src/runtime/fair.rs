@@ -3,7 +3,8 @@
 //! namespaces with waiters in turn, and no namespace holds more than three
 //! quarters of the slots — so one namespace with 10,000 queued runs (each
 //! holding its slot while it waits for its activities) delays another's
-//! by a turn, not until its backlog drains.
+//! by a turn, not until its backlog drains. A namespace may be held to
+//! fewer slots still (its `max_concurrent_activities`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,11 +25,20 @@ struct State {
     waiting: HashMap<String, VecDeque<oneshot::Sender<()>>>,
     /// Namespaces with waiters, in the order they are served.
     turns: VecDeque<String>,
+    /// Namespaces held to fewer slots than the cap, as their last
+    /// acquirer said.
+    limits: HashMap<String, usize>,
 }
 
 impl State {
     fn held(&self, namespace: &str) -> usize {
         self.held.get(namespace).copied().unwrap_or(0)
+    }
+
+    /// Whether `namespace` holds all it may: `cap`, or its own limit.
+    fn full(&self, namespace: &str, cap: usize) -> bool {
+        let most = self.limits.get(namespace).map_or(cap, |&own| own.min(cap));
+        self.held(namespace) >= most
     }
 
     fn take(&mut self, namespace: &str) {
@@ -44,7 +54,7 @@ impl State {
             let Some(namespace) = self.turns.pop_front() else {
                 return;
             };
-            if self.held(&namespace) >= cap {
+            if self.full(&namespace, cap) {
                 self.turns.push_back(namespace);
                 passes -= 1;
                 continue;
@@ -80,6 +90,9 @@ impl Drop for Slot {
             *n -= 1;
             if *n == 0 {
                 state.held.remove(&self.namespace);
+                if !state.waiting.contains_key(&self.namespace) {
+                    state.limits.remove(&self.namespace);
+                }
             }
         }
         state.dispatch(self.slots.cap);
@@ -99,14 +112,23 @@ impl FairSlots {
 
     /// A slot for work of `namespace`, once it is this namespace's turn.
     pub async fn acquire(self: &Arc<Self>, namespace: &str) -> Slot {
+        self.acquire_within(namespace, None).await
+    }
+
+    /// A slot for work of `namespace`, which holds at most `most` at once.
+    pub async fn acquire_within(self: &Arc<Self>, namespace: &str, most: Option<usize>) -> Slot {
         let slot = || Slot {
             slots: self.clone(),
             namespace: namespace.to_string(),
         };
         let turn = {
             let mut state = self.state.lock().unwrap();
+            match most {
+                Some(most) => state.limits.insert(namespace.to_string(), most.max(1)),
+                None => state.limits.remove(namespace),
+            };
             let queued = state.waiting.contains_key(namespace);
-            if state.free > 0 && !queued && state.held(namespace) < self.cap {
+            if state.free > 0 && !queued && !state.full(namespace, self.cap) {
                 state.take(namespace);
                 return slot();
             }
@@ -213,5 +235,45 @@ mod cap_tests {
         drop(held.pop());
         let fourth = tokio::time::timeout(Duration::from_secs(1), fourth).await;
         assert!(fourth.is_ok(), "a's waiter got a's freed slot");
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_namespace_limit_holds_it_below_the_cap_and_others_use_the_rest() {
+        let slots = FairSlots::new(8);
+        let a1 = slots.acquire_within("a", Some(2)).await;
+        let _a2 = slots.acquire_within("a", Some(2)).await;
+        let third = tokio::time::timeout(
+            Duration::from_millis(20),
+            slots.acquire_within("a", Some(2)),
+        )
+        .await;
+        assert!(third.is_err(), "a third slot for a namespace limited to 2");
+        // `b` takes the slots `a` may not.
+        let mut b = Vec::new();
+        for _ in 0..6 {
+            b.push(slots.acquire("b").await);
+        }
+        let waiting = {
+            let slots = slots.clone();
+            tokio::spawn(async move { slots.acquire_within("a", Some(2)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(b);
+        assert!(
+            !waiting.is_finished(),
+            "freed slots of `b` went to `a` past its limit"
+        );
+        drop(a1);
+        let slot = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(slot);
     }
 }

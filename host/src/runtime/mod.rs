@@ -48,6 +48,9 @@ pub struct RuntimeConfig {
     /// The token a request forwarded to another node carries (the cluster
     /// admin's: every node is given the same).
     pub peer_token: Option<String>,
+    /// The client requests forwarded to other nodes go through (it trusts
+    /// what their certificates need).
+    pub peer_client: reqwest::Client,
 }
 
 /// A run executing now (or held by an upgrade): how to tell it things.
@@ -122,7 +125,7 @@ impl Runtime {
             activity_slots: fair::FairSlots::new(config.max_concurrent_activities),
             membership: cluster::Membership::new(config.cluster.clone()),
             quotas: quotas::Quotas::default(),
-            peers: reqwest::Client::new(),
+            peers: config.peer_client.clone(),
             config,
         });
         tokio::spawn(timers::run(rt.clone()));

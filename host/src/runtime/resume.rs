@@ -4,12 +4,13 @@
 
 use super::Runtime;
 use crate::engine::runner::{self, Ending, stuck};
-use crate::engine::{ActivityJob, ActivityOutcome, Engine, Host, Notice, Waits};
+use crate::engine::{ActivityJob, ActivityOutcome, Engine, Host, Notice, RunLimits, Waits};
 use crate::journal::Recorded;
 use crate::store::{ComponentVersion, RunRecord, RunStatus};
 use crate::writes::Sink;
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -86,11 +87,13 @@ impl Host for Runtime {
         self.store.latest_version(namespace, name).await
     }
 
-    async fn max_journal_events(&self, namespace: &str) -> Option<u64> {
-        self.limits(namespace)
-            .await
-            .ok()
-            .and_then(|l| l.max_journal_events)
+    async fn run_limits(&self, namespace: &str) -> RunLimits {
+        let limits = self.limits(namespace).await.unwrap_or_default();
+        RunLimits {
+            max_journal_events: limits.max_journal_events,
+            memory: limits.max_memory_mb.map(|mb| (mb as usize) << 20),
+            spin: limits.spin_limit_ms.map(Duration::from_millis),
+        }
     }
 
     async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {

@@ -96,6 +96,44 @@ pub struct Limits {
     /// (continue-as-new starts a fresh journal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_journal_events: Option<u64>,
+    /// Activity attempts of the namespace executing at once on a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_activities: Option<u64>,
+    /// Linear memory of one workflow or activity instance, in MiB (at most
+    /// the server's `--memory-limit-mb`); past it the run fails
+    /// `memory-limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+    /// How long workflow code may compute without calling the host, in ms
+    /// (at most the server's `--spin-limit-ms`); past it the run fails
+    /// `spin-limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spin_limit_ms: Option<u64>,
+}
+
+impl Limits {
+    /// Why these limits cannot apply, if one of them is zero or negative
+    /// (which would stop the namespace rather than limit it).
+    pub fn invalid(&self) -> Option<String> {
+        let at_least_one = [
+            ("max_concurrent_activities", self.max_concurrent_activities),
+            ("max_memory_mb", self.max_memory_mb),
+            ("spin_limit_ms", self.spin_limit_ms),
+            ("max_journal_events", self.max_journal_events),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == Some(0)) {
+            return Some(format!(
+                "{name} must be at least 1 (leave it out for no limit)"
+            ));
+        }
+        if self
+            .starts_per_second
+            .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+        {
+            return Some("starts_per_second must be a positive number".into());
+        }
+        None
+    }
 }
 
 /// A token as stored: never its value, only its hash.
@@ -107,6 +145,11 @@ pub struct TokenRecord {
     pub namespace: Option<String>,
     pub role: Role,
     pub description: String,
+    /// For a client certificate's credential (mTLS): the certificate
+    /// subject's common name it stands for. Such a credential has no
+    /// secret value: the verified certificate is the proof.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
     pub created_at_ms: i64,
     pub last_used_at_ms: Option<i64>,
     pub revoked_at_ms: Option<i64>,
@@ -157,6 +200,13 @@ pub trait Access: Send + Sync {
     /// The token with this hash, not revoked; marks it used at `now_ms`
     /// (to the grain of [`LAST_USED_GRAIN_MS`]).
     async fn token_by_hash(&self, hash: &str, now_ms: i64) -> anyhow::Result<Option<TokenRecord>>;
+    /// The live credential of the client certificate with this subject
+    /// common name; marks it used like [`Access::token_by_hash`].
+    async fn token_by_client_cert(
+        &self,
+        common_name: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<Option<TokenRecord>>;
     /// Tokens of a namespace (all namespaces' with `None`), revoked ones too.
     async fn tokens(&self, namespace: Option<&str>) -> anyhow::Result<Vec<TokenRecord>>;
     /// False if there is no such live token.
@@ -179,29 +229,31 @@ pub(super) fn namespace_from_row(
 }
 
 /// The token columns, in [`token_from_row`]'s order.
-pub(super) const TOKEN_COLUMNS: &str = "SELECT id, namespace, role, description, created_at_ms, \
-     last_used_at_ms, revoked_at_ms FROM tokens";
+pub(super) const TOKEN_COLUMNS: &str = "SELECT id, namespace, role, description, client_cert, \
+     created_at_ms, last_used_at_ms, revoked_at_ms FROM tokens";
 
 pub(super) type TokenRow = (
     String,
     Option<String>,
     String,
     String,
+    Option<String>,
     i64,
     Option<i64>,
     Option<i64>,
 );
 
 pub(super) fn token_from_row(row: TokenRow) -> anyhow::Result<TokenRecord> {
-    let (id, namespace, role, description, created_at_ms, last_used_at_ms, revoked_at_ms) = row;
+    let (id, namespace, role, description, client_cert, created, last_used, revoked) = row;
     Ok(TokenRecord {
         id,
         namespace,
         role: role.parse()?,
         description,
-        created_at_ms,
-        last_used_at_ms,
-        revoked_at_ms,
+        client_cert,
+        created_at_ms: created,
+        last_used_at_ms: last_used,
+        revoked_at_ms: revoked,
     })
 }
 
@@ -303,14 +355,16 @@ macro_rules! impl_access {
                 hash: &str,
             ) -> anyhow::Result<()> {
                 sqlx::query(
-                    "INSERT INTO tokens (id, namespace, role, hash, description, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO tokens \
+                     (id, namespace, role, hash, description, client_cert, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&token.id)
                 .bind(token.namespace.as_deref())
                 .bind(token.role.as_str())
                 .bind(hash)
                 .bind(&token.description)
+                .bind(token.client_cert.as_deref())
                 .bind(token.created_at_ms)
                 .execute(&self.pool)
                 .await?;
@@ -322,26 +376,15 @@ macro_rules! impl_access {
                 hash: &str,
                 now_ms: i64,
             ) -> anyhow::Result<Option<$crate::store::TokenRecord>> {
-                use $crate::store::access::{TOKEN_COLUMNS, TokenRow, token_from_row};
-                let row: Option<TokenRow> = sqlx::query_as(&format!(
-                    "{TOKEN_COLUMNS} WHERE hash = $1 AND revoked_at_ms IS NULL"
-                ))
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                let token = token_from_row(row)?;
-                if token
-                    .last_used_at_ms
-                    .is_none_or(|t| t < now_ms - $crate::store::access::LAST_USED_GRAIN_MS)
-                {
-                    sqlx::query("UPDATE tokens SET last_used_at_ms = $1 WHERE id = $2")
-                        .bind(now_ms)
-                        .bind(&token.id)
-                        .execute(&self.pool)
-                        .await?;
-                }
-                Ok(Some(token))
+                self.live_token("hash", hash, now_ms).await
+            }
+
+            async fn token_by_client_cert(
+                &self,
+                common_name: &str,
+                now_ms: i64,
+            ) -> anyhow::Result<Option<$crate::store::TokenRecord>> {
+                self.live_token("client_cert", common_name, now_ms).await
             }
 
             async fn tokens(
@@ -423,6 +466,38 @@ macro_rules! impl_access {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+        }
+
+        impl $store {
+            /// The live token whose `column` is `value`, marked used at
+            /// `now_ms` (to the grain of `LAST_USED_GRAIN_MS`).
+            async fn live_token(
+                &self,
+                column: &str,
+                value: &str,
+                now_ms: i64,
+            ) -> anyhow::Result<Option<$crate::store::TokenRecord>> {
+                use $crate::store::access::{TOKEN_COLUMNS, TokenRow, token_from_row};
+                let row: Option<TokenRow> = sqlx::query_as(&format!(
+                    "{TOKEN_COLUMNS} WHERE {column} = $1 AND revoked_at_ms IS NULL"
+                ))
+                .bind(value)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let token = token_from_row(row)?;
+                if token
+                    .last_used_at_ms
+                    .is_none_or(|t| t < now_ms - $crate::store::access::LAST_USED_GRAIN_MS)
+                {
+                    sqlx::query("UPDATE tokens SET last_used_at_ms = $1 WHERE id = $2")
+                        .bind(now_ms)
+                        .bind(&token.id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(Some(token))
             }
         }
     };

@@ -490,6 +490,7 @@ async fn namespaces_and_tokens_are_kept_and_revoked(b: Backend) {
         namespace: Some(ns.into()),
         role,
         description: "test".into(),
+        client_cert: None,
         created_at_ms: 1,
         last_used_at_ms: None,
         revoked_at_ms: None,
@@ -515,6 +516,51 @@ async fn namespaces_and_tokens_are_kept_and_revoked(b: Backend) {
         "already revoked"
     );
     assert!(access.token_by_hash("h2", 7).await.unwrap().is_none());
+    // A client certificate's credential is found by its common name; one
+    // live credential per name, a new one once the old is revoked.
+    let cert = |id: &str| TokenRecord {
+        client_cert: Some("bot".into()),
+        ..token(id, "default", Role::Operate)
+    };
+    access.insert_token(&cert("c1"), "cert:c1").await.unwrap();
+    assert!(
+        access.insert_token(&cert("c2"), "cert:c2").await.is_err(),
+        "a second live credential for one common name"
+    );
+    let found = access
+        .token_by_client_cert("bot", 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id.as_str(), found.client_cert.as_deref()),
+        ("c1", Some("bot"))
+    );
+    assert!(
+        access
+            .token_by_client_cert("other", 7)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(access.revoke_token("c1", 7).await.unwrap());
+    assert!(
+        access
+            .token_by_client_cert("bot", 7)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    access.insert_token(&cert("c2"), "cert:c2").await.unwrap();
+    assert_eq!(
+        access
+            .token_by_client_cert("bot", 7)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "c2"
+    );
     // A namespace with an open run stays; without, it goes with its tokens.
     let mut run = new_run("r", "r");
     run.namespace = "a".into();

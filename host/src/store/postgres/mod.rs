@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_component_namespaces.sql"),
     include_str!("../../../migrations/postgres/0005_namespace_limits.sql"),
     include_str!("../../../migrations/postgres/0006_audit.sql"),
+    include_str!("../../../migrations/postgres/0007_client_certs.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0006_component_namespaces.sql"),
     include_str!("../../../migrations/sqlite/0007_namespace_limits.sql"),
     include_str!("../../../migrations/sqlite/0008_audit.sql"),
+    include_str!("../../../migrations/sqlite/0009_client_certs.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
