@@ -88,6 +88,7 @@ impl Offline {
             spin_limit: Duration::from_secs(30),
             cache_dir: None,
             max_instances: 8,
+            guest_cores: 0,
         })?;
         Ok(Offline { engine })
     }

@@ -46,6 +46,11 @@ pub struct ServeOptions {
     /// Runs executing at once.
     #[arg(long, default_value_t = 1000)]
     pub max_resident_runs: usize,
+    /// Guest executions (workflow steps, activity attempts) running at
+    /// once, given to the namespaces in turn (default: the cores; 0: no
+    /// limit, and no turns).
+    #[arg(long, env = "WEFT_GUEST_CORES")]
+    pub guest_cores: Option<usize>,
     /// This node's name among the nodes sharing a Postgres database
     /// (default: the host name and port). Unique and stable across restarts.
     #[arg(long, env = "WEFT_NODE_ID")]
@@ -142,6 +147,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         spin_limit: Duration::from_millis(opts.spin_limit_ms),
         cache_dir: Some(cache_dir),
         max_instances: (opts.max_resident_runs + max_activities + 16) as u32,
+        guest_cores: opts
+            .guest_cores
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
     })?;
     let rt = Runtime::new(
         store,

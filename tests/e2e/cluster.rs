@@ -132,8 +132,9 @@ async fn a_killed_nodes_runs_finish_on_the_others() {
     }
     let moved = killed.elapsed();
     println!("6 runs of a killed node finished on the others {moved:?} after the kill");
-    // Lease (2 s) + the rest of the 3 s timer + a margin.
-    assert!(moved < Duration::from_secs(12), "{moved:?}");
+    // Lease (2 s) + the rest of the 3 s timer + a wide margin: the whole
+    // suite runs beside it on two cores (alone it takes about 6.5 s).
+    assert!(moved < Duration::from_secs(25), "{moved:?}");
     let held = balanced(&[&nodes[1], &nodes[2]]).await;
     println!("shards after the kill: {held:?}");
 }

@@ -316,6 +316,10 @@ async fn a_live_rollout_upgraded_to_v2_runs_the_new_step_for_the_remaining_batch
         })
         .collect();
     let run_id = start(&p, "rollout", "rollout-v4", plan(&p, "v4", batches)).await;
+    // v2 is deployed first: compiling it on a busy machine may take longer
+    // than the sleep the upgrade is to happen in.
+    let v2 = p.server.deploy("rollout", "rollout-v2").await;
+    assert_eq!(v2["version"], 2);
     // Asleep (evicted) before batch 3: batches 1 and 2 are done.
     until("batch 3 to be next", 60, async || {
         let run = by_id(&p, "rollout-v4").await;
@@ -332,9 +336,6 @@ async fn a_live_rollout_upgraded_to_v2_runs_the_new_step_for_the_remaining_batch
     })
     .await;
     let before = p.server.journal(&run_id).await;
-
-    let v2 = p.server.deploy("rollout", "rollout-v2").await;
-    assert_eq!(v2["version"], 2);
     let (s, report) = p
         .server
         .post(

@@ -95,12 +95,21 @@ async fn runs_stay_pinned_across_restarts_while_new_runs_use_the_newest_version(
 #[tokio::test(flavor = "multi_thread")]
 async fn upgrade_adds_a_step_after_the_current_position_and_refuses_a_reorder() {
     let server = server().await;
-    let moving = start(&server, 2500, 0).await;
-    let staying = start(&server, 2500, 0).await;
-    asleep_in(&server, &moving, 1).await;
-    asleep_in(&server, &staying, 1).await;
+    // The new versions first (compiling them takes a while on a busy
+    // machine), then runs pinned to v1 that sleep while they are upgraded.
     let reorder = next_version(&server, "versioned-reorder").await;
     let add = next_version(&server, "versioned-add").await;
+    let input = json!({ "sleep1_ms": 2500, "sleep2_ms": 0 });
+    let mut pinned = Vec::new();
+    for _ in 0..2 {
+        let body = json!({ "workflow": "versioned", "version": 1, "input": input });
+        let (status, run) = server.post("/v1/runs", &body).await;
+        assert_eq!(status, 201, "{run}");
+        pinned.push(run["run_id"].as_str().unwrap().to_string());
+    }
+    let (moving, staying) = (pinned[0].clone(), pinned[1].clone());
+    asleep_in(&server, &moving, 1).await;
+    asleep_in(&server, &staying, 1).await;
 
     let before = server.journal(&staying).await;
     let (s, refused) = upgrade(&server, &staying, json!({ "version": reorder })).await;

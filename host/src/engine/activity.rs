@@ -19,6 +19,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 #[derive(Debug, Clone)]
 pub struct AttemptInfo {
     pub run_id: String,
+    /// The run's namespace: its turn for a core.
+    pub namespace: String,
     pub workflow_id: String,
     pub activity: String,
     pub function: String,
@@ -193,6 +195,7 @@ impl Engine {
         };
         let (wasi, stderr) = captured_wasi();
         let function = info.function.clone();
+        let namespace = info.namespace.clone();
         let policy = HttpPolicy {
             allow: info.allow_http.clone(),
             activity: info.activity.clone(),
@@ -221,7 +224,7 @@ impl Engine {
                 .call_invoke(&mut store, &function, &input, &key)
                 .await
         };
-        match tokio::time::timeout(timeout, attempt).await {
+        match tokio::time::timeout(timeout, self.cpu.gate(&namespace, attempt)).await {
             Err(_) => Err(Failure::TimedOut {
                 message: format!(
                     "the attempt did not finish within its start-to-close timeout of {timeout:?}"

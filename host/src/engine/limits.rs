@@ -2,7 +2,7 @@
 //! stops a guest from inside a host call.
 
 use crate::journal::Divergence;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::{ResourceLimiter, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -114,27 +114,28 @@ impl ResourceLimiter for MemoryLimit {
 }
 
 /// CPU-slice bookkeeping for the epoch callback: the slice restarts each
-/// time the guest waits on the host.
+/// time the guest waits on the host. It counts the epoch ticks the guest
+/// was running at, not wall time, so waiting for a core (other tasks, other
+/// namespaces' turns) does not count as computing.
 pub struct Slice {
-    started: Instant,
+    ticks: u32,
     limit: Duration,
 }
 
 impl Slice {
     pub fn new(limit: Duration) -> Self {
-        Slice {
-            started: Instant::now(),
-            limit,
-        }
+        Slice { ticks: 0, limit }
     }
 
     pub fn restart(&mut self) {
-        self.started = Instant::now();
+        self.ticks = 0;
     }
 
-    /// Called at each epoch tick: yield to other tasks, or stop a spinner.
-    pub fn tick(&self) -> wasmtime::Result<UpdateDeadline> {
-        if self.started.elapsed() > self.limit {
+    /// Called at each epoch tick the guest runs at: yield to other tasks,
+    /// or stop a spinner.
+    pub fn tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        self.ticks += 1;
+        if super::EPOCH_TICK * self.ticks > self.limit {
             return Err(Interrupt::Spin(self.limit).into());
         }
         Ok(UpdateDeadline::Yield(1))

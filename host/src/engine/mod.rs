@@ -10,6 +10,7 @@ pub mod bindings;
 pub mod check;
 mod components;
 mod context;
+pub mod cpu;
 mod host;
 mod limits;
 mod ops;
@@ -50,6 +51,9 @@ pub struct EngineConfig {
     pub cache_dir: Option<PathBuf>,
     /// Instances alive at once (workflows resident plus activity attempts).
     pub max_instances: u32,
+    /// Guest executions let onto the executor at once, shared among
+    /// namespaces in turn (see `cpu`); 0 lets every one on.
+    pub guest_cores: usize,
 }
 
 pub struct Engine {
@@ -58,6 +62,8 @@ pub struct Engine {
     activity_linker: Linker<ActivityState>,
     engine_key: String,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    /// Guest work waits here for a core, namespaces in turn.
+    pub cpu: Arc<cpu::Cpu>,
     pub config: EngineConfig,
 }
 
@@ -116,6 +122,10 @@ impl Engine {
             wasm,
             engine_key,
             loaded: Mutex::new(HashMap::new()),
+            cpu: cpu::Cpu::new(match config.guest_cores {
+                0 => usize::MAX / 2,
+                n => n,
+            }),
             config,
         }))
     }

@@ -84,7 +84,8 @@ pub async fn execute(
     let mut facts = RunFacts::from(&run);
     facts.limits = host.run_limits(&run.namespace).await;
     let state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox);
-    let (mut store, result) = match run_guest(host.engine(), pre, state, &run.input).await {
+    let execution = run_guest(host.engine(), pre, state, &run.input);
+    let (mut store, result) = match host.engine().cpu.gate(&run.namespace, execution).await {
         Ok(ran) => ran,
         Err(e) => return Ending::Retry(format!("cannot instantiate: {e:#}")),
     };
@@ -205,7 +206,7 @@ pub(super) async fn run_guest(
     let mut store = Store::new(engine.wasm(), state);
     store.limiter(|s| &mut s.memory);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| ctx.data().slice.tick());
+    store.epoch_deadline_callback(|mut ctx| ctx.data_mut().slice.tick());
     let instance = pre.instantiate_async(&mut store).await?;
     let result = instance.call_run(&mut store, &input.to_string()).await;
     Ok((store, result))

@@ -93,6 +93,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
                 let _slot = rt.activity_slots.acquire_within(&job.namespace, most).await;
                 let info = AttemptInfo {
                     run_id: job.run_id.clone(),
+                    namespace: job.namespace.clone(),
                     workflow_id: job.workflow_id.clone(),
                     activity: job.name.clone(),
                     function: function.to_string(),

@@ -2,7 +2,10 @@
 //! whatever is queued into one transaction, so a thousand runs waiting for
 //! their step to be durable share one fsync. Writes queue by namespace (a
 //! lane each) and a transaction takes from the lanes in turn, so one
-//! namespace's backlog does not stand in front of another's steps.
+//! namespace's backlog does not stand in front of another's steps; and a
+//! transaction stops growing as soon as a namespace it holds nothing of
+//! has writes waiting, so those wait for one op and a commit, not for a
+//! transaction of hundreds.
 
 use super::{WriteOp, WriteOutcome, rules};
 use crate::store::Store;
@@ -17,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 512;
 /// The bound while several namespaces have writes queued: shorter
 /// transactions, so a step of a quiet namespace waits less behind a busy one.
-const SHARED_BATCH: usize = 96;
+const SHARED_BATCH: usize = 32;
 
 /// Called with every committed outcome, in commit order, before anyone is
 /// answered: the runtime tells runs about their signals here, so they see
@@ -145,10 +148,29 @@ async fn run(
         } else {
             MAX_BATCH
         };
-        let batch = lanes.take(max);
-        let (ops, replies): (Vec<WriteOp>, Vec<_>) =
-            batch.into_iter().map(|r| (r.op, r.reply)).unzip();
-        let results = write_batch(&*store, &ops).await;
+        let (mut ops, mut waiting): (Vec<WriteOp>, Vec<_>) = lanes
+            .take(max)
+            .into_iter()
+            .map(|r| (r.op, (r.lane, r.reply)))
+            .unzip();
+        // The transaction stops growing when a namespace with nothing in
+        // it has writes waiting: they go in the next, at once.
+        let within: Vec<Option<Arc<str>>> = waiting.iter().map(|(lane, _)| lane.clone()).collect();
+        let mut others_waiting = || {
+            while let Ok(request) = rx.try_recv() {
+                lanes.extend(std::iter::once(request));
+            }
+            lanes.turns.iter().any(|lane| !within.contains(lane))
+        };
+        let results = write_growing(&*store, &ops, &mut others_waiting).await;
+        let unwritten = ops.split_off(results.len()).into_iter();
+        let requests = unwritten.zip(waiting.split_off(results.len()));
+        lanes.put_back(
+            requests
+                .map(|(op, (lane, reply))| Request { lane, op, reply })
+                .collect(),
+        );
+        let replies = waiting.into_iter().map(|(_, reply)| reply);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
         let failed = results.iter().filter(|r| r.is_err()).count() as u64;
@@ -193,6 +215,17 @@ impl Lanes {
         }
     }
 
+    /// Requests taken but not written: first again in their lanes.
+    fn put_back(&mut self, requests: Vec<Request>) {
+        for request in requests.into_iter().rev() {
+            let queue = self.queues.entry(request.lane.clone()).or_default();
+            if queue.is_empty() {
+                self.turns.push_front(request.lane.clone());
+            }
+            queue.push_front(request);
+        }
+    }
+
     /// Up to `max` requests, one from each lane in turn.
     fn take(&mut self, max: usize) -> Vec<Request> {
         let mut batch = Vec::with_capacity(max.min(1024));
@@ -214,13 +247,13 @@ impl Lanes {
 /// Apply `ops` in one transaction when they all succeed; when one fails (a
 /// fenced append), each op is retried on its own so only it fails.
 pub async fn write_batch(store: &dyn Store, ops: &[WriteOp]) -> Vec<anyhow::Result<WriteOutcome>> {
-    match try_batch(store, ops).await {
+    match try_batch(store, ops, &mut || false).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(e) if ops.len() == 1 => vec![Err(e)],
         Err(_) => {
             let mut results = Vec::with_capacity(ops.len());
             for op in ops {
-                let one = try_batch(store, std::slice::from_ref(op)).await;
+                let one = try_batch(store, std::slice::from_ref(op), &mut || false).await;
                 results.push(one.map(|mut v| v.remove(0)));
             }
             results
@@ -228,11 +261,32 @@ pub async fn write_batch(store: &dyn Store, ops: &[WriteOp]) -> Vec<anyhow::Resu
     }
 }
 
-async fn try_batch(store: &dyn Store, ops: &[WriteOp]) -> anyhow::Result<Vec<WriteOutcome>> {
+/// [`write_batch`] for the writer: the transaction may stop after any op
+/// (once `stop` says so), answering the outcomes of the ops it wrote, in
+/// order — at least the first.
+async fn write_growing(
+    store: &dyn Store,
+    ops: &[WriteOp],
+    stop: &mut (dyn FnMut() -> bool + Send),
+) -> Vec<anyhow::Result<WriteOutcome>> {
+    match try_batch(store, ops, stop).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(_) => write_batch(store, ops).await,
+    }
+}
+
+async fn try_batch(
+    store: &dyn Store,
+    ops: &[WriteOp],
+    stop: &mut (dyn FnMut() -> bool + Send),
+) -> anyhow::Result<Vec<WriteOutcome>> {
     let mut tx = store.begin().await?;
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         outcomes.push(rules::apply(&mut *tx, op).await?);
+        if outcomes.len() < ops.len() && stop() {
+            break;
+        }
     }
     tx.commit().await?;
     Ok(outcomes)
