@@ -47,10 +47,12 @@ pub struct ServeOptions {
     #[arg(long, default_value_t = 1000)]
     pub max_resident_runs: usize,
     /// Guest executions (workflow steps, activity attempts) running at
-    /// once, given to the namespaces in turn (default: the cores; 0: no
-    /// limit, and no turns).
-    #[arg(long, env = "WEFT_GUEST_CORES")]
-    pub guest_cores: Option<usize>,
+    /// once, given to the namespaces in turn (0: no limit, and no turns).
+    /// With a flooding namespace, the number of cores bounds a quiet
+    /// namespace's worst latency but raises its median (README,
+    /// "Namespaces and tokens").
+    #[arg(long, env = "WEFT_GUEST_CORES", default_value_t = 0)]
+    pub guest_cores: usize,
     /// This node's name among the nodes sharing a Postgres database
     /// (default: the host name and port). Unique and stable across restarts.
     #[arg(long, env = "WEFT_NODE_ID")]
@@ -147,9 +149,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         spin_limit: Duration::from_millis(opts.spin_limit_ms),
         cache_dir: Some(cache_dir),
         max_instances: (opts.max_resident_runs + max_activities + 16) as u32,
-        guest_cores: opts
-            .guest_cores
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        guest_cores: opts.guest_cores,
     })?;
     let rt = Runtime::new(
         store,

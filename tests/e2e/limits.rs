@@ -157,7 +157,8 @@ fn took_ms(run: &Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_activities_memory_and_cpu_per_namespace() {
-    let server = Server::start(&[]);
+    // Guest work through the per-namespace turns for the cores, too.
+    let server = Server::start(&["--guest-cores", "2"]);
     let small =
         json!({ "max_concurrent_activities": 2, "max_memory_mb": 24, "spin_limit_ms": 300 });
     for (name, limits) in [("free", json!({})), ("small", small)] {
