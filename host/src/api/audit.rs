@@ -53,7 +53,7 @@ pub async fn list(
     Path(name): Path<String>,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    super::namespaces::visible(&state, &caller, &name).await?;
+    super::auth::visible(&state, &caller, &name).await?;
     caller.require(Role::Admin, &name)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state.rt.store.access().audit(&name, limit).await?;

@@ -12,6 +12,7 @@ use crate::tls::Peer;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// A token's stored form: its SHA-256 (tokens are random and long, so no
@@ -137,6 +138,22 @@ impl Caller {
             }
             _ => Err(ApiError::new(Code::NotFound, format!("no run `{run_id}`"))),
         }
+    }
+}
+
+/// The namespace `name`, if the caller sees it (404 otherwise, so
+/// namespaces the caller cannot see do not show either).
+pub(super) async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<Value, ApiError> {
+    match state.rt.store.access().namespace(name).await? {
+        Some(ns) if caller.sees(name) => Ok(json!(ns)),
+        _ => Err(ApiError::new(
+            Code::NotFound,
+            format!("no namespace `{name}`"),
+        )),
     }
 }
 

@@ -3,7 +3,7 @@
 //! tokens (a token's value is shown once, in the answer that issues it).
 
 use super::AppState;
-use super::auth::{Caller, new_token, token_hash};
+use super::auth::{Caller, new_token, token_hash, visible};
 use super::error::{ApiError, Code, JsonBody};
 use crate::clock::now_ms;
 use crate::error::check_name;
@@ -61,21 +61,6 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     let all = state.rt.store.access().namespaces().await?;
     let seen: Vec<_> = all.into_iter().filter(|n| caller.sees(&n.name)).collect();
     Ok(Json(json!({ "namespaces": seen })))
-}
-
-/// The namespace `name`, if the caller sees it (404 otherwise).
-pub(super) async fn visible(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> Result<Value, ApiError> {
-    match state.rt.store.access().namespace(name).await? {
-        Some(ns) if caller.sees(name) => Ok(json!(ns)),
-        _ => Err(ApiError::new(
-            Code::NotFound,
-            format!("no namespace `{name}`"),
-        )),
-    }
 }
 
 /// `GET /v1/namespaces/{name}`.

@@ -3,7 +3,7 @@
 //! types the two exchange. The engine imports nothing above it.
 
 use super::Engine;
-use super::workflow::RunLimits;
+use super::limits::RunLimits;
 use crate::journal::{ActivityOptions, Failure};
 use crate::store::{ComponentVersion, RunRecord};
 use crate::writes::Sink;

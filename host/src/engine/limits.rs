@@ -6,6 +6,16 @@ use std::time::Duration;
 use wasmtime::{ResourceLimiter, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+/// A namespace's limits on each of its runs (`None`: the server's own).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunLimits {
+    pub max_journal_events: Option<u64>,
+    /// Linear memory, in bytes; at most the server's.
+    pub memory: Option<usize>,
+    /// Computing without a host call; at most the server's.
+    pub spin: Option<Duration>,
+}
+
 /// Why the host stopped a guest. Raised as a trap from a host call or the
 /// epoch callback, and recognised by the runner when the call returns.
 #[derive(Debug, thiserror::Error)]

@@ -22,8 +22,8 @@ pub mod workflow;
 pub use components::{DeployError, Loaded, Prepared};
 pub use host::{ActivityJob, ActivityOutcome, Host, Waits};
 pub use limits::Interrupt;
+pub use limits::RunLimits;
 pub use ops::Notice;
-pub use workflow::RunLimits;
 
 use anyhow::Context as _;
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 
 use super::bindings::WitFailure;
 use super::host::Host;
-use super::limits::{Interrupt, MemoryLimit, Slice, captured_wasi};
+use super::limits::{Interrupt, MemoryLimit, RunLimits, Slice, captured_wasi};
 use super::ops::{Notice, Op, response};
 use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Replay, Source, calls};
 use crate::store::Signal;
@@ -29,16 +29,6 @@ pub struct RunFacts {
     pub cancel_requested: bool,
     /// Its namespace's limits.
     pub limits: RunLimits,
-}
-
-/// A namespace's limits on each of its runs (`None`: the server's own).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunLimits {
-    pub max_journal_events: Option<u64>,
-    /// Linear memory, in bytes; at most the server's.
-    pub memory: Option<usize>,
-    /// Computing without a host call; at most the server's.
-    pub spin: Option<std::time::Duration>,
 }
 
 impl From<&crate::store::RunRecord> for RunFacts {
