@@ -52,7 +52,9 @@ async fn upgrade(server: &Server, run_id: &str, body: Value) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_stay_pinned_across_restarts_while_new_runs_use_the_newest_version() {
     let mut server = server().await;
-    let old = start(&server, 1500, 0).await;
+    // Sleeps long enough that deploying v2 (a compile of seconds on a busy
+    // machine) happens while it sleeps.
+    let old = start(&server, 6000, 0).await;
     asleep_in(&server, &old, 1).await;
     assert_eq!(next_version(&server, "versioned-add").await, 2);
     let new = start(&server, 0, 0).await;
@@ -154,9 +156,9 @@ async fn upgrade_adds_a_step_after_the_current_position_and_refuses_a_reorder() 
 async fn patched_takes_the_old_branch_on_old_journals_and_the_new_branch_on_new_runs() {
     let server = server().await;
     // Recorded B before the patch existed: must keep the old behaviour.
-    let past = start(&server, 0, 2500).await;
+    let past = start(&server, 0, 6000).await;
     // Still before the patched point: reaches it on new code.
-    let before = start(&server, 2500, 0).await;
+    let before = start(&server, 6000, 0).await;
     asleep_in(&server, &past, 2).await;
     asleep_in(&server, &before, 1).await;
     let patched = next_version(&server, "versioned-patched").await;
@@ -253,7 +255,7 @@ async fn deploying_with_check_reports_which_open_runs_are_compatible() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stuck_run_continues_after_upgrading_to_a_fixed_version() {
     let server = server().await;
-    let run = start(&server, 2000, 0).await;
+    let run = start(&server, 6000, 0).await;
     asleep_in(&server, &run, 1).await;
     let broken = next_version(&server, "versioned-reorder").await;
     // An operator forces the switch without the check: the run goes stuck.
