@@ -284,15 +284,10 @@ impl Server {
 
     /// Run the `weft` CLI against this server: (success, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(args)
-            .env("WEFT_SERVER", format!("{}://{}", self.scheme, self.addr))
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
+        run_cli(
+            Command::new(env!("CARGO_BIN_EXE_weft"))
+                .args(args)
+                .env("WEFT_SERVER", self.url("")),
         )
     }
 
@@ -395,6 +390,16 @@ impl Server {
 }
 
 /// Events of `kind` in a journal.
+/// Run a `weft` CLI command: (success, stdout, stderr).
+pub fn run_cli(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 pub fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["kind"] == kind).collect()
 }

@@ -459,12 +459,7 @@ fn weft(server: &Server, token: Option<&str>, args: &[&str]) -> (bool, String, S
     if let Some(token) = token {
         cmd.env("WEFT_TOKEN", token);
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    crate::support::run_cli(&mut cmd)
 }
 
 #[tokio::test(flavor = "multi_thread")]

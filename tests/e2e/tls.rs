@@ -4,8 +4,8 @@
 //! to a namespace acts there (and only there) without a token, and an
 //! unmapped, revoked or foreign certificate is refused.
 
-use crate::support::Server;
-use crate::tenancy::{ADMIN, call};
+use crate::support::{Server, run_cli};
+use crate::tenancy::{ADMIN, call, call_put, issue};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
     SanType,
@@ -106,24 +106,28 @@ async fn get(client: &reqwest::Client, url: String) -> Result<(u16, Value), reqw
     Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
-/// `weft ARGS` against the server with `env` set; (success, stdout, stderr).
-fn cli(server: &Server, args: &[&str], env: &[(&str, &Path)]) -> (bool, String, String) {
+/// `weft ARGS` against the server with `token` in WEFT_TOKEN and `env`
+/// set; (success, stdout, stderr).
+fn cli(
+    server: &Server,
+    args: &[&str],
+    token: Option<&str>,
+    env: &[(&str, &Path)],
+) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
     cmd.args(args)
         .env("WEFT_SERVER", server.url(""))
-        .env("WEFT_TOKEN", ADMIN)
+        .env_remove("WEFT_TOKEN")
         .env_remove("WEFT_CA_CERT")
         .env_remove("WEFT_CLIENT_CERT")
         .env_remove("WEFT_CLIENT_KEY");
+    if let Some(token) = token {
+        cmd.env("WEFT_TOKEN", token);
+    }
     for (var, path) in env {
         cmd.env(var, path);
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    run_cli(&mut cmd)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -154,18 +158,25 @@ async fn https_only_and_the_cli_over_tls() {
     let (ok, out, err) = cli(
         &server,
         &["namespace", "create", "team-a"],
+        Some(ADMIN),
         &[("WEFT_CA_CERT", &ca)],
     );
     assert!(ok, "{out}{err}");
-    let (ok, out, err) = cli(&server, &["namespace", "list"], &[("WEFT_CA_CERT", &ca)]);
+    let (ok, out, err) = cli(
+        &server,
+        &["namespace", "list"],
+        Some(ADMIN),
+        &[("WEFT_CA_CERT", &ca)],
+    );
     assert!(ok && out.contains("team-a"), "{out}{err}");
-    let (ok, _, err) = cli(&server, &["namespace", "list"], &[]);
+    let (ok, _, err) = cli(&server, &["namespace", "list"], Some(ADMIN), &[]);
     assert!(!ok, "the CLI trusted an unknown CA");
     assert!(err.contains("cannot reach weft"), "{err}");
     let missing = pki.path("nope.pem");
     let (ok, _, err) = cli(
         &server,
         &["namespace", "list"],
+        Some(ADMIN),
         &[("WEFT_CA_CERT", &missing)],
     );
     assert!(!ok && err.contains("nope.pem"), "{err}");
@@ -176,15 +187,8 @@ async fn client_certificates_mapped_to_a_namespace() {
     let pki = Pki::new("weft test CA");
     let server = tls_server(&pki);
     let ca = pki.path("ca.pem");
-    let resp = server
-        .http
-        .put(server.url("/v1/components/entity"))
-        .bearer_auth(ADMIN)
-        .body(crate::support::wasm("entity"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
+    let (status, body) = call_put(&server, "/v1/components/entity", "entity", ADMIN).await;
+    assert_eq!(status, 201, "{body}");
     let (status, body) = call(
         &server,
         "POST",
@@ -208,21 +212,13 @@ async fn client_certificates_mapped_to_a_namespace() {
             "--client-cert",
             "rollout-bot",
         ],
+        Some(ADMIN),
         &[("WEFT_CA_CERT", &ca)],
     );
     assert!(ok && out.contains("rollout-bot"), "{out}{err}");
     let credential = out.split(':').next().unwrap().trim().to_string();
     // Only the cluster admin maps certificates.
-    let (status, body) = call(
-        &server,
-        "POST",
-        "/v1/namespaces/default/tokens",
-        Some(ADMIN),
-        Some(json!({ "role": "admin" })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let namespace_admin = body["token"].as_str().unwrap().to_string();
+    let namespace_admin = issue(&server, "default", "admin").await;
     let (status, body) = call(
         &server,
         "POST",
@@ -276,6 +272,7 @@ async fn client_certificates_mapped_to_a_namespace() {
     let (ok, out, err) = cli(
         &server,
         &["token", "list", "--namespace", "default"],
+        Some(ADMIN),
         &[("WEFT_CA_CERT", &ca)],
     );
     assert!(
@@ -284,22 +281,16 @@ async fn client_certificates_mapped_to_a_namespace() {
     );
 
     // The CLI presents a client certificate too.
-    let (ok, out, err) = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["runs", "--namespace", "default"])
-        .env("WEFT_SERVER", server.url(""))
-        .env_remove("WEFT_TOKEN")
-        .env("WEFT_CA_CERT", &ca)
-        .env("WEFT_CLIENT_CERT", &cert)
-        .env("WEFT_CLIENT_KEY", &key)
-        .output()
-        .map(|o| {
-            (
-                o.status.success(),
-                String::from_utf8_lossy(&o.stdout).to_string(),
-                String::from_utf8_lossy(&o.stderr).to_string(),
-            )
-        })
-        .unwrap();
+    let (ok, out, err) = cli(
+        &server,
+        &["runs", "--namespace", "default"],
+        None,
+        &[
+            ("WEFT_CA_CERT", &ca),
+            ("WEFT_CLIENT_CERT", &cert),
+            ("WEFT_CLIENT_KEY", &key),
+        ],
+    );
     assert!(ok && out.contains(run_id), "{out}{err}");
 
     // A certificate of the same CA that nobody mapped: 401, naming it.

@@ -195,7 +195,12 @@ pub async fn create_token(
                 "a client certificate's common name is 1 to 256 characters",
             ));
         }
-        if let Some(t) = access.token_by_client_cert(common_name, now_ms()).await? {
+        // Looked up without marking it used (the unique index is the
+        // guarantee; this names the mapping that stands in the way).
+        let live = access.tokens(None).await?.into_iter().find(|t| {
+            t.revoked_at_ms.is_none() && t.client_cert.as_deref() == Some(common_name.as_str())
+        });
+        if let Some(t) = live {
             return Err(ApiError::new(
                 Code::Conflict,
                 format!(

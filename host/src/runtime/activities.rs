@@ -100,7 +100,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
                     attempt,
                     idempotency_key: job.idempotency_key.clone(),
                     allow_http,
-                    memory_limit: limits.max_memory_mb.map(|mb| (mb as usize) << 20),
+                    memory_limit: limits.max_memory_bytes(),
                 };
                 rt.engine
                     .invoke_activity(&loaded, info, &job.input, timeout)

@@ -91,7 +91,7 @@ impl Host for Runtime {
         let limits = self.limits(namespace).await.unwrap_or_default();
         RunLimits {
             max_journal_events: limits.max_journal_events,
-            memory: limits.max_memory_mb.map(|mb| (mb as usize) << 20),
+            memory: limits.max_memory_bytes(),
             spin: limits.spin_limit_ms.map(Duration::from_millis),
         }
     }

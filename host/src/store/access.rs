@@ -112,6 +112,11 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// `max_memory_mb`, in bytes.
+    pub fn max_memory_bytes(&self) -> Option<usize> {
+        self.max_memory_mb.map(|mb| (mb as usize) << 20)
+    }
+
     /// Why these limits cannot apply, if one of them is zero or negative
     /// (which would stop the namespace rather than limit it).
     pub fn invalid(&self) -> Option<String> {

@@ -42,6 +42,8 @@ pub trait Components: Send + Sync {
     ) -> anyhow::Result<DeleteVersion>;
     /// How many runs of a namespace are open (`running` or `stuck`).
     async fn open_run_count(&self, namespace: &str) -> anyhow::Result<u64>;
+    /// How many runs of each namespace have each status.
+    async fn status_counts(&self) -> anyhow::Result<Vec<(String, crate::store::RunStatus, u64)>>;
     /// Open runs (`running` or `stuck`) of a namespace's workflow, oldest first.
     async fn open_runs_of(&self, namespace: &str, workflow: &str)
     -> anyhow::Result<Vec<RunRecord>>;
@@ -252,6 +254,20 @@ macro_rules! impl_components {
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(n as u64)
+            }
+
+            async fn status_counts(
+                &self,
+            ) -> anyhow::Result<Vec<(String, $crate::store::RunStatus, u64)>> {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT namespace, status, count(*) FROM runs GROUP BY namespace, status \
+                     ORDER BY namespace, status",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(namespace, status, n)| Ok((namespace, status.parse()?, n as u64)))
+                    .collect()
             }
 
             async fn open_runs_of(

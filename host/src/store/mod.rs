@@ -399,8 +399,6 @@ pub trait Store: Components + Send + Sync + 'static {
         &self,
         shards: Option<&[u32]>,
     ) -> anyhow::Result<Vec<(String, Option<i64>)>>;
-    /// How many runs of each namespace have each status.
-    async fn status_counts(&self) -> anyhow::Result<Vec<(String, RunStatus, u64)>>;
     /// Signals delivered to a run and not consumed yet, oldest first.
     async fn pending_signals(&self, run_id: &str) -> anyhow::Result<Vec<Signal>>;
     /// The open run holding a workflow id.

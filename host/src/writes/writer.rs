@@ -155,7 +155,13 @@ async fn run(
             .unzip();
         // The transaction stops growing when a namespace with nothing in
         // it has writes waiting: they go in the next, at once.
-        let within: Vec<Option<Arc<str>>> = waiting.iter().map(|(lane, _)| lane.clone()).collect();
+        // The batch's lanes, each once: checked after every op it writes.
+        let mut within: Vec<Option<Arc<str>>> = Vec::new();
+        for (lane, _) in &waiting {
+            if !within.contains(lane) {
+                within.push(lane.clone());
+            }
+        }
         let mut others_waiting = || {
             while let Ok(request) = rx.try_recv() {
                 lanes.extend(std::iter::once(request));

@@ -187,18 +187,6 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().filter_map(resumes).collect())
     }
 
-    async fn status_counts(&self) -> anyhow::Result<Vec<(String, RunStatus, u64)>> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT namespace, status, count(*) FROM runs GROUP BY namespace, status \
-             ORDER BY namespace, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(namespace, status, n)| Ok((namespace, status.parse()?, n as u64)))
-            .collect()
-    }
-
     async fn pending_signals(&self, run_id: &str) -> anyhow::Result<Vec<Signal>> {
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT id, name, payload, at_ms FROM signals \
