@@ -47,10 +47,8 @@ pub struct ServeOptions {
     #[arg(long, default_value_t = 1000)]
     pub max_resident_runs: usize,
     /// Guest executions (workflow steps, activity attempts) running at
-    /// once, given to the namespaces in turn (0: no limit, and no turns).
-    /// With a flooding namespace, the number of cores bounds a quiet
-    /// namespace's worst latency but raises its median (README,
-    /// "Namespaces and tokens").
+    /// once, on threads of their own, given to the namespaces in turn
+    /// (0: one per core).
     #[arg(long, env = "WEFT_GUEST_CORES", default_value_t = 0)]
     pub guest_cores: usize,
     /// This node's name among the nodes sharing a Postgres database

@@ -32,15 +32,19 @@ struct Findings {
     spans: Vec<i64>,
     /// The slowest run's gaps over 50 ms between consecutive events.
     slowest_gaps: Vec<String>,
+    /// Under the flood, the gaps between consecutive events by their
+    /// kinds (an activity's turn, a workflow's), in ms.
+    gaps: std::collections::BTreeMap<String, Vec<i64>>,
 }
 
-async fn read_b_journals(client: &Client) -> anyhow::Result<Findings> {
+async fn read_b_journals(client: &Client, since_ms: i64) -> anyhow::Result<Findings> {
     let runs = client.get("/v1/runs?namespace=b&limit=1000").await?;
     let mut found = Findings {
         failed: 0,
         first_failure: None,
         spans: Vec::new(),
         slowest_gaps: Vec::new(),
+        gaps: Default::default(),
     };
     let at = |e: &serde_json::Value| e["at_ms"].as_i64().unwrap_or(0);
     for run in runs["runs"].as_array().into_iter().flatten() {
@@ -63,6 +67,14 @@ async fn read_b_journals(client: &Client) -> anyhow::Result<Findings> {
                 .collect();
         }
         found.spans.push(span);
+        for w in events.windows(2).filter(|w| at(&w[0]) >= since_ms) {
+            let pair = format!("{}→{}", w[0]["kind"], w[1]["kind"]).replace('"', "");
+            found
+                .gaps
+                .entry(pair)
+                .or_default()
+                .push(at(&w[1]) - at(&w[0]));
+        }
         for e in &events {
             if e["kind"] == "activity-attempt-failed" || e["kind"] == "activity-failed" {
                 found.failed += 1;
@@ -111,6 +123,7 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
     let started = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(AtomicUsize::new(0));
     let flood_began = Instant::now();
+    let flood_began_ms = crate::clock::now_ms();
     let mut flooders = Vec::new();
     for _ in 0..FLOODERS {
         let (client, started, refused) = (client.clone(), started.clone(), refused.clone());
@@ -130,7 +143,7 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
     }
     let flooded = chain10_latencies(&client, opts.sequential).await?;
     let starts = start_latencies(&client, 50).await?;
-    let found = read_b_journals(&client).await?;
+    let mut found = read_b_journals(&client, flood_began_ms).await?;
     let b_done = flood_began.elapsed();
     let backlog = client
         .get("/v1/runs?namespace=a&status=running&limit=1000")
@@ -187,6 +200,16 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
         "  the slowest one's gaps: {}",
         found.slowest_gaps.join("; ")
     );
+    for (pair, gaps) in &mut found.gaps {
+        gaps.sort_unstable();
+        let mean = gaps.iter().sum::<i64>() as f64 / gaps.len() as f64;
+        out!(
+            "  b's {pair} under the flood: mean {mean:.1} ms, p50 {} ms, p99 {} ms ({} steps)",
+            gaps[gaps.len() / 2],
+            gaps[(gaps.len() * 99 / 100).min(gaps.len() - 1)],
+            gaps.len()
+        );
+    }
     out!(
         "  a: {} starts in {:.1} s ({} refused); {}{} of its runs open when b finished ({:.1} s in)",
         opts.flood,

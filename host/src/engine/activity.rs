@@ -218,13 +218,14 @@ impl Engine {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
 
-        let attempt = async {
+        let pre = pre.clone();
+        let attempt = async move {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .call_invoke(&mut store, &function, &input, &key)
                 .await
         };
-        match tokio::time::timeout(timeout, self.cpu.gate(&namespace, attempt)).await {
+        match tokio::time::timeout(timeout, self.cpu.run(&namespace, attempt)).await {
             Err(_) => Err(Failure::TimedOut {
                 message: format!(
                     "the attempt did not finish within its start-to-close timeout of {timeout:?}"

@@ -6,7 +6,9 @@
 //! running one waits again goes to the namespaces with waiters, in turn.
 //! So the executor's run queue never holds more guest work than there are
 //! permits, and a namespace with a backlog of thousands delays another's
-//! next step by one slice of its own, not by the backlog.
+//! next step by one slice of its own, not by the backlog. Guest work runs
+//! on threads of its own (as many as the permits) at a lower priority than
+//! the server's other threads, which every step waits on.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -16,6 +18,11 @@ use std::task::{Context, Poll, Wake, Waker};
 
 pub struct Cpu {
     state: Mutex<State>,
+    /// The threads guest work runs on, apart from the server's runtime:
+    /// there a permit's holder would wait in the run queue behind every
+    /// other task (a flood's requests, reads, commits' replies), and the
+    /// turns would count for little.
+    threads: Option<tokio::runtime::Runtime>,
 }
 
 #[derive(Default)]
@@ -99,13 +106,49 @@ impl State {
 }
 
 impl Cpu {
+    /// `permits` at once (at least one), run where they are awaited.
     pub fn new(permits: usize) -> Arc<Cpu> {
-        Arc::new(Cpu {
+        Arc::new(Cpu::with(permits, None))
+    }
+
+    /// `permits` at once on `threads` threads of their own.
+    pub fn on_threads(permits: usize, threads: usize) -> std::io::Result<Arc<Cpu>> {
+        let threads = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("weft-guest")
+            .on_thread_start(yield_to_the_server)
+            .enable_all()
+            .build()?;
+        Ok(Arc::new(Cpu::with(permits, Some(threads))))
+    }
+
+    fn with(permits: usize, threads: Option<tokio::runtime::Runtime>) -> Cpu {
+        Cpu {
             state: Mutex::new(State {
                 free: permits.max(1),
                 ..State::default()
             }),
-        })
+            threads,
+        }
+    }
+
+    /// `work`, gated (see [`Cpu::gate`]), on the guest threads when there
+    /// are some. Dropping the answer stops the work.
+    pub async fn run<F>(self: &Arc<Self>, namespace: &str, work: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let gated = self.gate(namespace, work);
+        let Some(threads) = &self.threads else {
+            return gated.await;
+        };
+        let mut task = Running(threads.spawn(gated));
+        match (&mut task.0).await {
+            Ok(output) => output,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => panic!("the guest threads stopped while work was running"),
+        }
     }
 
     /// `work`, run only while it holds a permit given in `namespace`'s turn.
@@ -135,6 +178,47 @@ impl Cpu {
             cpu: self.clone(),
             id,
             work: Box::pin(work),
+        }
+    }
+}
+
+/// How much lower the guest threads' priority is than the server's other
+/// threads' (Linux niceness; raising it needs no privilege). The journal
+/// writer, the database's threads and the HTTP handlers run first: every
+/// step of every namespace waits on a commit, and a flood's guests would
+/// otherwise delay each statement of it.
+const GUEST_NICENESS: libc::c_int = 10;
+
+/// The guest threads run at a lower priority than the server's others.
+fn yield_to_the_server() {
+    // SAFETY: setpriority on this thread's id changes only its niceness
+    // (on Linux a thread's own; elsewhere the whole process', so not there).
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            GUEST_NICENESS,
+        );
+    }
+}
+
+/// A task on the guest threads, stopped when its awaiter lets go of it (a
+/// timeout, an aborted run).
+struct Running<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Running<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for Cpu {
+    fn drop(&mut self) {
+        // Possibly inside the server's runtime, where a runtime may not
+        // block to shut down.
+        if let Some(threads) = self.threads.take() {
+            threads.shutdown_background();
         }
     }
 }

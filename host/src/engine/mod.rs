@@ -51,8 +51,8 @@ pub struct EngineConfig {
     pub cache_dir: Option<PathBuf>,
     /// Instances alive at once (workflows resident plus activity attempts).
     pub max_instances: u32,
-    /// Guest executions let onto the executor at once, shared among
-    /// namespaces in turn (see `cpu`); 0 lets every one on.
+    /// Guest executions running at once, on threads of their own, shared
+    /// among namespaces in turn (see `cpu`); 0: one per core.
     pub guest_cores: usize,
 }
 
@@ -122,10 +122,13 @@ impl Engine {
             wasm,
             engine_key,
             loaded: Mutex::new(HashMap::new()),
-            cpu: cpu::Cpu::new(match config.guest_cores {
-                0 => usize::MAX / 2,
-                n => n,
-            }),
+            cpu: {
+                let cores = match config.guest_cores {
+                    0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                    n => n,
+                };
+                cpu::Cpu::on_threads(cores, cores).context("cannot start the guest threads")?
+            },
             config,
         }))
     }

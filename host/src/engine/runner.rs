@@ -84,8 +84,11 @@ pub async fn execute(
     let mut facts = RunFacts::from(&run);
     facts.limits = host.run_limits(&run.namespace).await;
     let state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox);
-    let execution = run_guest(host.engine(), pre, state, &run.input);
-    let (mut store, result) = match host.engine().cpu.gate(&run.namespace, execution).await {
+    let execution = {
+        let (engine, pre, input) = (host.engine().clone(), pre.clone(), run.input.clone());
+        async move { run_guest(&engine, &pre, state, &input).await }
+    };
+    let (mut store, result) = match host.engine().cpu.run(&run.namespace, execution).await {
         Ok(ran) => ran,
         Err(e) => return Ending::Retry(format!("cannot instantiate: {e:#}")),
     };

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 512;
 /// The bound while several namespaces have writes queued: shorter
 /// transactions, so a step of a quiet namespace waits less behind a busy one.
-const SHARED_BATCH: usize = 32;
+const SHARED_BATCH: usize = 8;
 
 /// Called with every committed outcome, in commit order, before anyone is
 /// answered: the runtime tells runs about their signals here, so they see
@@ -67,7 +67,20 @@ impl Writer {
     pub fn spawn(store: Arc<dyn Store>, on_commit: OnCommit) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
-        tokio::spawn(run(store, rx, on_commit, stats.clone()));
+        // Its own thread: on the executor's threads, every statement's
+        // answer would wait in the run queue behind the guests' work (under
+        // a flood, hundreds of tasks), and every step waits for a commit.
+        // Its timers, sockets and the tasks `on_commit` spawns stay the
+        // server's runtime's.
+        let runtime = tokio::runtime::Handle::current();
+        let writing = stats.clone();
+        std::thread::Builder::new()
+            .name("weft-writer".into())
+            .spawn(move || {
+                let _runtime = runtime.enter();
+                futures::executor::block_on(run(store, rx, on_commit, writing));
+            })
+            .expect("a thread for the journal writer");
         Writer { tx, stats }
     }
 

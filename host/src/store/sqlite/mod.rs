@@ -39,6 +39,35 @@ pub enum Durability {
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Checkpoints the write-ahead log while the store is open.
+    checkpointer: tokio::task::JoinHandle<()>,
+}
+
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+/// Copy the write-ahead log into the database file, apart from the commits:
+/// left to SQLite, the commit that fills the log copies it (and syncs the
+/// database file) before it returns, and every step in that commit waits.
+/// A passive checkpoint waits for no one and no one waits for it.
+async fn checkpoints(pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!("checkpointing the SQLite log failed: {e}");
+        }
+    }
 }
 
 impl SqliteStore {
@@ -53,13 +82,18 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sync)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("foreign_keys", "ON");
+            .pragma("foreign_keys", "ON")
+            // Checkpoints are `checkpoints`' work, not a commit's.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            checkpointer: tokio::spawn(checkpoints(pool.clone())),
+            pool,
+        };
         store.migrate().await?;
         Ok(store)
     }
