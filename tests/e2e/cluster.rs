@@ -345,3 +345,45 @@ async fn a_token_revoked_on_one_node_is_refused_by_the_others_at_once() {
         "{ended}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespaces_start_rate_is_shared_by_the_nodes() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &["a", "b"], &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // A burst of 4 for the cluster, and almost no refill.
+    let limits = json!({ "starts_per_second": 0.001, "start_burst": 4 });
+    let (status, body) = a
+        .post("/v1/namespaces", &json!({ "name": "rated", "limits": limits }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = a
+        .put(
+            "/v1/components/steps?namespace=rated",
+            crate::support::wasm("steps"),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let start = json!({ "workflow": "steps", "input": 0, "namespace": "rated" });
+    let mut admitted = Vec::new();
+    for node in [a, b] {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let (status, body) = node.post("/v1/runs", &start).await;
+            if status == 429 {
+                assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+                assert!(
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("through each of 2 nodes"),
+                    "{body}"
+                );
+            }
+            statuses.push(status);
+        }
+        admitted.push(statuses.iter().filter(|s| **s == 201).count());
+    }
+    // Each node admits its half of the burst: 4 in all, not 4 per node.
+    assert_eq!(admitted, vec![2, 2]);
+}

@@ -187,6 +187,11 @@ impl Membership {
         shards
     }
 
+    /// The nodes alive at the last heartbeat (this one alone: 1).
+    pub(super) fn nodes_alive(&self) -> usize {
+        self.nodes.lock().unwrap().len().max(1)
+    }
+
     pub(super) fn shards_held(&self) -> usize {
         self.held.lock().unwrap().len()
     }

@@ -1,5 +1,5 @@
 //! A namespace's limits, applied where its work enters: starts (open runs,
-//! the start rate, the input's size) and signals (the payload's size). The
+//! the start rate, shared by the live nodes; the input's size) and signals (the payload's size). The
 //! limits are read from the store and cached briefly, so a change made on
 //! any node applies everywhere within a few seconds.
 
@@ -85,10 +85,13 @@ impl Runtime {
                 )));
             }
         }
-        if let Some(rate) = limits.starts_per_second.filter(|r| *r > 0.0) {
-            let burst = limits
-                .start_burst
-                .map_or(rate.max(1.0), |b| b.max(1) as f64);
+        if let Some(limit) = limits.starts_per_second.filter(|r| *r > 0.0) {
+            // The rate is the cluster's: each of n nodes admits an n-th
+            // (exact when requests are spread evenly, as a balancer does).
+            let nodes = self.membership.nodes_alive() as f64;
+            let rate = limit / nodes;
+            let burst = limits.start_burst.map_or(limit.max(1.0), |b| b as f64);
+            let burst = (burst / nodes).max(1.0);
             let mut buckets = self.quotas.buckets.lock().unwrap();
             let bucket = buckets.entry(namespace.to_string()).or_insert(Bucket {
                 tokens: burst,
@@ -102,7 +105,12 @@ impl Runtime {
                 let wait = Duration::from_secs_f64((1.0 - bucket.tokens) / rate);
                 return Err(Error::RateLimited {
                     message: format!(
-                        "namespace `{namespace}` starts at most {rate} runs a second (starts_per_second); retry in {} ms",
+                        "namespace `{namespace}` starts at most {limit} runs a second (starts_per_second){}; retry in {} ms",
+                        if nodes > 1.0 {
+                            format!(", {rate:.2} through each of {nodes} nodes")
+                        } else {
+                            String::new()
+                        },
                         wait.as_millis()
                     ),
                     retry_after: wait,
