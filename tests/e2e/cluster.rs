@@ -354,7 +354,10 @@ async fn a_namespaces_start_rate_is_shared_by_the_nodes() {
     // A burst of 4 for the cluster, and almost no refill.
     let limits = json!({ "starts_per_second": 0.001, "start_burst": 4 });
     let (status, body) = a
-        .post("/v1/namespaces", &json!({ "name": "rated", "limits": limits }))
+        .post(
+            "/v1/namespaces",
+            &json!({ "name": "rated", "limits": limits }),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let (status, body) = a

@@ -239,3 +239,44 @@ async fn concurrent_activities_memory_and_cpu_per_namespace() {
         took_ms(&failed)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_past_the_open_runs_limit_is_refused_to_its_parent() {
+    let server = Server::start(&[]);
+    for (name, limits) in [("one", json!({ "max_open_runs": 1 })), ("two", json!({}))] {
+        let (status, body) = server
+            .post("/v1/namespaces", &json!({ "name": name, "limits": limits }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        for guest in ["parent", "sleeper", "effects"] {
+            let path = format!("/v1/components/{guest}?namespace={name}");
+            let (status, body) = server.put(&path, crate::support::wasm(guest)).await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    // The parent is `one`'s one open run: its child would be a second.
+    let (status, run) = start(
+        &server,
+        "one",
+        "parent",
+        json!({ "tag": "t", "sleep_ms": 10 }),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let ended = server.wait(run["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let error = ended["error"].to_string();
+    assert!(
+        error.contains("quota-exceeded") && error.contains("max_open_runs 1"),
+        "{ended}"
+    );
+    let (_, run) = start(
+        &server,
+        "two",
+        "parent",
+        json!({ "tag": "t", "sleep_ms": 10 }),
+    )
+    .await;
+    let ended = server.wait(run["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+}

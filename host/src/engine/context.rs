@@ -132,6 +132,14 @@ impl WorkflowState {
             Ok(version) => version,
             Err(e) => return Ok(Err(e)),
         };
+        if let Err(quota) = self
+            .host
+            .admit_child(&self.run.namespace)
+            .await
+            .map_err(storage)?
+        {
+            return Ok(Err(ErrorInfo::new("quota-exceeded", quota)));
+        }
         let mut new = NewRun::of(&version, &self.run.namespace, workflow_id, input.clone());
         new.parent = Some((self.run.run_id.clone(), parent_close));
         let held = self

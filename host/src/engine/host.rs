@@ -72,6 +72,11 @@ pub trait Host: Send + Sync + 'static {
     async fn run_limits(&self, _namespace: &str) -> RunLimits {
         RunLimits::default()
     }
+    /// Whether `namespace` may open one more run (a child): why not, if
+    /// not.
+    async fn admit_child(&self, _namespace: &str) -> anyhow::Result<Result<(), String>> {
+        Ok(Ok(()))
+    }
     /// Execute an activity with its retries; failed attempts go to `sink`.
     fn spawn_activity(self: Arc<Self>, job: ActivityJob, sink: Sink)
     -> JoinHandle<ActivityOutcome>;

@@ -74,8 +74,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// Admit one start in `namespace`: its open runs and its start rate.
-    pub(super) async fn admit_start(&self, limits: &Limits, namespace: &str) -> Result<()> {
+    /// Whether `namespace` may hold one more open run (a start's, a child's).
+    pub(super) async fn open_runs_left(&self, limits: &Limits, namespace: &str) -> Result<()> {
         if let Some(max) = limits.max_open_runs {
             let open = self.store.open_run_count(namespace).await?;
             if open >= max {
@@ -85,6 +85,14 @@ impl Runtime {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Admit one start in `namespace`: its open runs and its start rate.
+    /// (Children count against the open runs only: the rate is of
+    /// requests.)
+    pub(super) async fn admit_start(&self, limits: &Limits, namespace: &str) -> Result<()> {
+        self.open_runs_left(limits, namespace).await?;
         if let Some(limit) = limits.starts_per_second.filter(|r| *r > 0.0) {
             // The rate is the cluster's: each of n nodes admits an n-th
             // (exact when requests are spread evenly, as a balancer does).

@@ -96,6 +96,15 @@ impl Host for Runtime {
         }
     }
 
+    async fn admit_child(&self, namespace: &str) -> anyhow::Result<Result<(), String>> {
+        let limits = self.limits(namespace).await?;
+        match self.open_runs_left(&limits, namespace).await {
+            Ok(()) => Ok(Ok(())),
+            Err(crate::error::Error::QuotaExceeded(message)) => Ok(Err(message)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
         self.store.get_run(run_id).await
     }
