@@ -30,3 +30,10 @@ if [ "$(cargo component --version 2>/dev/null | awk '{print $2}')" != "$CARGO_CO
     echo "installing cargo-component $CARGO_COMPONENT_VERSION (once per machine; ~7 min on 2 cores)" >&2
     cargo install cargo-component --locked --version "$CARGO_COMPONENT_VERSION"
 fi
+# Chromium, for the web UI's tests (Debian's package).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing Chromium (the web UI's tests render it)" >&2
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get install -y chromium || { $sudo apt-get update && $sudo apt-get install -y chromium; }
+fi

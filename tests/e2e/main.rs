@@ -13,5 +13,6 @@ mod proxy;
 mod support;
 mod tenancy;
 mod tls;
+mod ui;
 mod versioning;
 mod workflows;

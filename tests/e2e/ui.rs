@@ -1,0 +1,73 @@
+//! The web UI in a real browser: Debian's Chromium, headless, renders the
+//! page against a real server and prints the DOM it built (the page's
+//! scripts ran, its API calls answered).
+
+use crate::support::Server;
+use serde_json::json;
+use std::process::Command;
+
+/// The DOM Chromium renders at `url`, once the page is idle.
+async fn rendered(url: String) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let dir = profile.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("chromium")
+            .arg("--headless")
+            .arg("--no-sandbox")
+            .arg("--disable-gpu")
+            .arg(format!("--user-data-dir={}", dir.display()))
+            .arg("--virtual-time-budget=5000")
+            .arg("--dump-dom")
+            .arg(&url)
+            .output()
+            .expect("chromium runs (scripts/setup.sh --tests installs it)")
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runs_page_shows_each_namespace_and_switches_between_them() {
+    let server = Server::start(&[]);
+    let (status, body) = server
+        .post("/v1/namespaces", &json!({ "name": "team-a" }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut runs = Vec::new();
+    for ns in ["default", "team-a"] {
+        for guest in ["steps", "step"] {
+            let path = format!("/v1/components/{guest}?namespace={ns}");
+            let (status, body) = server.put(&path, crate::support::wasm(guest)).await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let start = json!({ "workflow": "steps", "input": 2, "namespace": ns });
+        let (status, run) = server.post("/v1/runs", &start).await;
+        assert_eq!(status, 201, "{run}");
+        let id = run["run_id"].as_str().unwrap().to_string();
+        assert_eq!(server.wait(&id, 30).await["status"], "completed");
+        runs.push(id);
+    }
+    let (default_run, team_run) = (&runs[0], &runs[1]);
+
+    let all = rendered(server.url("/")).await;
+    assert!(all.contains(default_run) && all.contains(team_run), "{all}");
+    assert!(
+        all.contains(r#"<option value="team-a">team-a</option>"#),
+        "{all}"
+    );
+
+    let team = rendered(server.url("/#runs?ns=team-a")).await;
+    assert!(team.contains(team_run), "{team}");
+    assert!(!team.contains(default_run), "{team}");
+    assert!(team.contains("1 run(s)"), "{team}");
+    assert!(
+        team.contains(r#"<option selected="" value="team-a">team-a</option>"#),
+        "{team}"
+    );
+
+    let page = rendered(server.url(&format!("/#run={team_run}"))).await;
+    assert!(page.contains("namespace <code>team-a</code>"), "{page}");
+    assert!(page.contains("activity-completed"), "{page}");
+}
