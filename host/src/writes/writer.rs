@@ -2,10 +2,11 @@
 //! whatever is queued into one transaction, so a thousand runs waiting for
 //! their step to be durable share one fsync. Writes queue by namespace (a
 //! lane each) and a transaction takes from the lanes in turn, so one
-//! namespace's backlog does not stand in front of another's steps; and a
-//! transaction stops growing as soon as a namespace it holds nothing of
-//! has writes waiting, so those wait for one op and a commit, not for a
-//! transaction of hundreds.
+//! namespace's backlog does not stand in front of another's steps; and
+//! when a namespace the transaction holds nothing of has writes waiting,
+//! its oldest op joins the transaction, which then ends: that step waits
+//! for one commit already under way, not for a transaction of hundreds
+//! and then its own.
 
 use super::{WriteOp, WriteOutcome, rules};
 use crate::store::Store;
@@ -161,34 +162,32 @@ async fn run(
         } else {
             MAX_BATCH
         };
-        let (mut ops, mut waiting): (Vec<WriteOp>, Vec<_>) = lanes
-            .take(max)
-            .into_iter()
-            .map(|r| (r.op, (r.lane, r.reply)))
-            .unzip();
-        // The transaction stops growing when a namespace with nothing in
-        // it has writes waiting: they go in the next, at once.
-        // The batch's lanes, each once: checked after every op it writes.
+        let mut batch = Batch::of(lanes.take(max));
+        // A namespace with nothing in the transaction that has writes
+        // waiting gets one op into it at once, and the transaction ends
+        // with them: its step waits for this commit only, not for this
+        // one and then its own.
         let mut within: Vec<Option<Arc<str>>> = Vec::new();
-        for (lane, _) in &waiting {
+        for (lane, _) in &batch.waiting {
             if !within.contains(lane) {
                 within.push(lane.clone());
             }
         }
-        let mut others_waiting = || {
+        let mut latecomers = || {
             while let Ok(request) = rx.try_recv() {
                 lanes.extend(std::iter::once(request));
             }
-            lanes.turns.iter().any(|lane| !within.contains(lane))
+            let late: Vec<_> = (lanes.turns.iter())
+                .filter(|lane| !within.contains(lane))
+                .cloned()
+                .collect();
+            late.iter()
+                .filter_map(|lane| lanes.take_one(lane))
+                .collect()
         };
-        let results = write_growing(&*store, &ops, &mut others_waiting).await;
-        let unwritten = ops.split_off(results.len()).into_iter();
-        let requests = unwritten.zip(waiting.split_off(results.len()));
-        lanes.put_back(
-            requests
-                .map(|(op, (lane, reply))| Request { lane, op, reply })
-                .collect(),
-        );
+        let results = write_growing(&*store, &mut batch, &mut latecomers).await;
+        lanes.put_back(std::mem::take(&mut batch.unwritten));
+        let waiting = batch.waiting;
         let replies = waiting.into_iter().map(|(_, reply)| reply);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
@@ -245,6 +244,17 @@ impl Lanes {
         }
     }
 
+    /// The oldest request of `lane`, out of its turn.
+    fn take_one(&mut self, lane: &Option<Arc<str>>) -> Option<Request> {
+        let queue = self.queues.get_mut(lane)?;
+        let request = queue.pop_front();
+        if queue.is_empty() {
+            self.queues.remove(lane);
+            self.turns.retain(|l| l != lane);
+        }
+        request
+    }
+
     /// Up to `max` requests, one from each lane in turn.
     fn take(&mut self, max: usize) -> Vec<Request> {
         let mut batch = Vec::with_capacity(max.min(1024));
@@ -266,13 +276,13 @@ impl Lanes {
 /// Apply `ops` in one transaction when they all succeed; when one fails (a
 /// fenced append), each op is retried on its own so only it fails.
 pub async fn write_batch(store: &dyn Store, ops: &[WriteOp]) -> Vec<anyhow::Result<WriteOutcome>> {
-    match try_batch(store, ops, &mut || false).await {
+    match try_batch(store, ops).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(e) if ops.len() == 1 => vec![Err(e)],
         Err(_) => {
             let mut results = Vec::with_capacity(ops.len());
             for op in ops {
-                let one = try_batch(store, std::slice::from_ref(op), &mut || false).await;
+                let one = try_batch(store, std::slice::from_ref(op)).await;
                 results.push(one.map(|mut v| v.remove(0)));
             }
             results
@@ -280,33 +290,133 @@ pub async fn write_batch(store: &dyn Store, ops: &[WriteOp]) -> Vec<anyhow::Resu
     }
 }
 
-/// [`write_batch`] for the writer: the transaction may stop after any op
-/// (once `stop` says so), answering the outcomes of the ops it wrote, in
-/// order — at least the first.
-async fn write_growing(
-    store: &dyn Store,
-    ops: &[WriteOp],
-    stop: &mut (dyn FnMut() -> bool + Send),
-) -> Vec<anyhow::Result<WriteOutcome>> {
-    match try_batch(store, ops, stop).await {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(_) => write_batch(store, ops).await,
+/// The ops of one transaction, with whom to answer; the ops that made
+/// room for latecomers wait for the next.
+struct Batch {
+    ops: Vec<WriteOp>,
+    waiting: Vec<(Option<Arc<str>>, Option<Reply>)>,
+    unwritten: Vec<Request>,
+}
+
+type Reply = oneshot::Sender<anyhow::Result<WriteOutcome>>;
+
+impl Batch {
+    fn of(requests: Vec<Request>) -> Batch {
+        let (ops, waiting) = requests
+            .into_iter()
+            .map(|r| (r.op, (r.lane, r.reply)))
+            .unzip();
+        Batch {
+            ops,
+            waiting,
+            unwritten: Vec::new(),
+        }
+    }
+
+    /// After `written` ops: `late` next, the rest to the next transaction.
+    fn cut_in(&mut self, written: usize, late: Vec<Request>) {
+        let ops = self.ops.split_off(written);
+        let waiting = self.waiting.split_off(written);
+        self.unwritten = (ops.into_iter().zip(waiting))
+            .map(|(op, (lane, reply))| Request { lane, op, reply })
+            .collect();
+        let (ops, waiting): (Vec<_>, Vec<_>) =
+            late.into_iter().map(|r| (r.op, (r.lane, r.reply))).unzip();
+        self.ops.extend(ops);
+        self.waiting.extend(waiting);
     }
 }
 
-async fn try_batch(
+/// [`write_batch`] for the writer: after any op, requests of namespaces
+/// the transaction holds nothing of (`late`) may take the place of the ops
+/// not yet written; the transaction ends with them. Answers the outcome of
+/// each op in `batch.ops` as it ends, in order.
+async fn write_growing(
     store: &dyn Store,
-    ops: &[WriteOp],
-    stop: &mut (dyn FnMut() -> bool + Send),
+    batch: &mut Batch,
+    late: &mut (dyn FnMut() -> Vec<Request> + Send),
+) -> Vec<anyhow::Result<WriteOutcome>> {
+    match try_growing(store, batch, late).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(_) => write_batch(store, &batch.ops).await,
+    }
+}
+
+async fn try_growing(
+    store: &dyn Store,
+    batch: &mut Batch,
+    late: &mut (dyn FnMut() -> Vec<Request> + Send),
 ) -> anyhow::Result<Vec<WriteOutcome>> {
     let mut tx = store.begin().await?;
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for op in ops {
-        outcomes.push(rules::apply(&mut *tx, op).await?);
-        if outcomes.len() < ops.len() && stop() {
-            break;
+    let mut outcomes = Vec::with_capacity(batch.ops.len());
+    let mut joined = false;
+    while outcomes.len() < batch.ops.len() {
+        outcomes.push(rules::apply(&mut *tx, &batch.ops[outcomes.len()]).await?);
+        if !joined {
+            let latecomers = late();
+            if !latecomers.is_empty() {
+                joined = true;
+                batch.cut_in(outcomes.len(), latecomers);
+            }
         }
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+async fn try_batch(store: &dyn Store, ops: &[WriteOp]) -> anyhow::Result<Vec<WriteOutcome>> {
+    let mut tx = store.begin().await?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        outcomes.push(rules::apply(&mut *tx, op).await?);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(lane: &str, run_id: &str) -> Request {
+        Request {
+            lane: Some(lane.into()),
+            op: WriteOp::RequestCancel {
+                run_id: run_id.to_string(),
+            },
+            reply: None,
+        }
+    }
+
+    fn run_ids(ops: &[WriteOp]) -> Vec<&str> {
+        ops.iter()
+            .map(|op| match op {
+                WriteOp::RequestCancel { run_id } => run_id.as_str(),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_latecomer_takes_the_place_of_the_ops_not_yet_written() {
+        let mut lanes = Lanes::default();
+        lanes.extend(
+            ["a1", "a2", "a3", "a4"]
+                .map(|id| request("a", id))
+                .into_iter(),
+        );
+        let mut batch = Batch::of(lanes.take(MAX_BATCH));
+        assert!(lanes.is_empty());
+        lanes.extend(["b1", "b2"].map(|id| request("b", id)).into_iter());
+        // Two of a's ops are written when b's arrive: b's oldest joins.
+        let late: Vec<Request> = lanes.take_one(&Some("b".into())).into_iter().collect();
+        batch.cut_in(2, late);
+        assert_eq!(run_ids(&batch.ops), ["a1", "a2", "b1"]);
+        assert_eq!(batch.waiting.len(), 3);
+        lanes.put_back(std::mem::take(&mut batch.unwritten));
+        // a's unwritten ops come next, in their order, b's next in turn.
+        let next: Vec<WriteOp> = lanes.take(MAX_BATCH).into_iter().map(|r| r.op).collect();
+        assert_eq!(run_ids(&next), ["a3", "b2", "a4"]);
+        assert!(lanes.is_empty() && lanes.queues.is_empty());
+    }
 }
