@@ -2,6 +2,7 @@
 //! from the guest crates in `examples/` and `fixtures/`, HTTP over a socket, SQLite on disk.
 
 mod bad_input;
+mod batch;
 mod cluster;
 mod component_builds;
 mod controlplane;

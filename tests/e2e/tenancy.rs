@@ -158,6 +158,11 @@ async fn tokens_confine_each_namespace_and_role() {
             ),
             ("POST", format!("/v1/runs/{run_b}/upgrade"), Some(json!({}))),
             ("GET", "/v1/namespaces/b".to_string(), None),
+            (
+                "POST",
+                "/v1/batches".to_string(),
+                Some(json!({ "action": "cancel", "namespace": "b", "dry_run": true })),
+            ),
         ] {
             let (status, body) = call(&server, method, &path, Some(token), body).await;
             assert_eq!(status, 404, "{method} {path}: {body}");
@@ -239,6 +244,12 @@ async fn tokens_confine_each_namespace_and_role() {
             "POST",
             format!("/v1/runs/{cancellable}/cancel"),
             Some(json!({})),
+            [false, true, false, true],
+        ),
+        (
+            "POST",
+            "/v1/batches".into(),
+            Some(json!({ "action": "cancel", "workflow": "entity", "dry_run": true })),
             [false, true, false, true],
         ),
         (

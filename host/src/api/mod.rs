@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod batch;
 mod components;
 mod error;
 mod metrics;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/namespaces/{name}/audit", get(audit::list))
         .route("/v1/runs", get(runs::list).post(runs::start))
+        .route("/v1/batches", post(batch::run))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/journal", get(runs::journal))
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))

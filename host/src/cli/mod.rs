@@ -1,5 +1,9 @@
 //! The client commands of `weft`: thin wrappers over the HTTP API.
 
+mod batch;
+
+pub use batch::{BatchOptions, batch};
+
 use crate::journal::Recorded;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};

@@ -1,0 +1,84 @@
+//! `weft batch cancel|terminate|signal`: one command for every run of a
+//! namespace a filter matches.
+
+use super::{Client, cell};
+use serde_json::{Value, json};
+
+pub struct BatchOptions {
+    /// `cancel`, `terminate` or `signal`.
+    pub action: String,
+    /// The signal's name (`signal`).
+    pub signal: Option<String>,
+    /// The signal's payload, JSON (`signal`).
+    pub payload: Option<String>,
+    pub reason: Option<String>,
+    pub namespace: Option<String>,
+    pub workflow: Option<String>,
+    pub workflow_id: Option<String>,
+    pub status: Option<String>,
+    pub dry_run: bool,
+}
+
+pub async fn batch(client: &Client, opts: BatchOptions) -> anyhow::Result<()> {
+    let payload = match &opts.payload {
+        Some(text) => Some(
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut body = json!({
+        "action": opts.action,
+        "dry_run": opts.dry_run,
+    });
+    for (field, value) in [
+        ("signal", opts.signal.map(Value::String)),
+        ("payload", payload),
+        ("reason", opts.reason.map(Value::String)),
+        ("namespace", opts.namespace.map(Value::String)),
+        ("workflow", opts.workflow.map(Value::String)),
+        ("workflow_id", opts.workflow_id.map(Value::String)),
+        ("status", opts.status.map(Value::String)),
+    ] {
+        if let Some(value) = value {
+            body[field] = value;
+        }
+    }
+    let done = client.post("/v1/batches", &body).await?;
+    let count = |key: &str| done[key].as_array().map_or(0, Vec::len);
+    let more = if done["more"] == true {
+        " (more matched: run it again)"
+    } else {
+        ""
+    };
+    if done["dry_run"] == true {
+        out!(
+            "dry run: {} would {} {} run(s){more}",
+            cell(&done["namespace"]),
+            cell(&done["action"]),
+            count("matched")
+        );
+        for id in done["matched"].as_array().into_iter().flatten() {
+            out!("  {}", cell(id));
+        }
+        return Ok(());
+    }
+    out!(
+        "{}: {} {} of {} run(s){more}",
+        cell(&done["namespace"]),
+        cell(&done["action"]),
+        count("applied"),
+        count("matched")
+    );
+    for failed in done["failed"].as_array().into_iter().flatten() {
+        out!(
+            "  {} failed: {}",
+            cell(&failed["run_id"]),
+            cell(&failed["error"])
+        );
+    }
+    if count("failed") > 0 {
+        anyhow::bail!("{} run(s) could not be changed", count("failed"));
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Batch operations over real HTTP and the CLI: a dry run lists, a signal,
+//! a termination and a cancellation reach every matching run and no other,
+//! and the audit trail records the batch.
+
+use crate::support::{Server, run_cli};
+use serde_json::{Value, json};
+use std::process::Command;
+
+async fn batch(server: &Server, body: Value) -> Value {
+    let (status, answer) = server.post("/v1/batches", &body).await;
+    assert_eq!(status, 200, "{body}: {answer}");
+    answer
+}
+
+fn ids(answer: &Value, key: &str) -> Vec<String> {
+    let mut ids: Vec<String> = answer[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_reaches_every_matching_run_and_no_other() {
+    let server = Server::start(&[]);
+    server.deploy("entity", "entity").await;
+    server.deploy("effects", "effects").await;
+    let mut entities = Vec::new();
+    for id in ["cell-1", "cell-2", "cell-3"] {
+        let start = json!({ "workflow": "entity", "workflow_id": id, "input": { "expect": 1 } });
+        let (status, run) = server.post("/v1/runs", &start).await;
+        assert_eq!(status, 201, "{run}");
+        entities.push(run["run_id"].as_str().unwrap().to_string());
+    }
+    // Another namespace's entity, which no batch of `default` touches.
+    let (status, body) = server
+        .post("/v1/namespaces", &json!({ "name": "other" }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = server
+        .put(
+            "/v1/components/entity?namespace=other",
+            crate::support::wasm("entity"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let start = json!({ "workflow": "entity", "input": { "expect": 1 }, "namespace": "other" });
+    let (_, other) = server.post("/v1/runs", &start).await;
+    let other = other["run_id"].as_str().unwrap().to_string();
+
+    // A dry run lists the matching runs and touches none.
+    let dry = batch(
+        &server,
+        json!({ "action": "terminate", "workflow": "entity", "dry_run": true }),
+    )
+    .await;
+    let mut all = entities.clone();
+    all.sort();
+    assert_eq!(ids(&dry, "matched"), all);
+    assert!(ids(&dry, "applied").is_empty());
+    let (_, run) = server.get(&format!("/v1/runs/{}", entities[0])).await;
+    assert_eq!(run["status"], "running");
+
+    // A signal to one workflow id: that entity gets its item and completes.
+    let signalled = batch(
+        &server,
+        json!({ "action": "signal", "signal": "item", "payload": 7, "workflow_id": "cell-1" }),
+    )
+    .await;
+    assert_eq!(ids(&signalled, "applied"), vec![entities[0].clone()]);
+    assert_eq!(server.wait(&entities[0], 30).await["status"], "completed");
+
+    // The CLI terminates the rest of the running entities.
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cli.args([
+        "batch",
+        "terminate",
+        "--workflow",
+        "entity",
+        "--reason",
+        "incident 42",
+    ])
+    .env("WEFT_SERVER", &server.addr)
+    .env_remove("WEFT_TOKEN");
+    let (ok, out, err) = run_cli(&mut cli);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("default: terminate 2 of 2 run(s)"), "{out}");
+    for run_id in &entities[1..] {
+        let (_, run) = server.get(&format!("/v1/runs/{run_id}")).await;
+        assert_eq!(run["status"], "terminated", "{run}");
+    }
+    let (_, run) = server.get(&format!("/v1/runs/{other}")).await;
+    assert_eq!(run["status"], "running", "another namespace's run: {run}");
+
+    // Nothing is left running in `default`; `other`'s entity is cancelled.
+    let none = batch(&server, json!({ "action": "cancel" })).await;
+    assert!(ids(&none, "matched").is_empty(), "{none}");
+    let cancelled = batch(&server, json!({ "action": "cancel", "namespace": "other" })).await;
+    assert_eq!(ids(&cancelled, "applied"), vec![other.clone()]);
+    assert_eq!(server.wait(&other, 30).await["status"], "cancelled");
+
+    let (_, audit) = server.get("/v1/namespaces/default/audit").await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .take(3)
+        .collect();
+    assert_eq!(
+        actions,
+        ["batch-cancel", "batch-terminate", "batch-signal"],
+        "{audit}"
+    );
+    assert_eq!(audit["entries"][1]["details"]["applied"], 2, "{audit}");
+
+    // Bad batches are refused with the reason.
+    for (body, says) in [
+        (json!({ "action": "pause" }), "unknown batch action"),
+        (json!({ "action": "signal" }), "needs `signal`"),
+        (
+            json!({ "action": "cancel", "reason": "x" }),
+            "`reason` does not apply",
+        ),
+        (
+            json!({ "action": "cancel", "status": "sleeping" }),
+            "sleeping",
+        ),
+    ] {
+        let (status, answer) = server.post("/v1/batches", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+    }
+}
