@@ -190,11 +190,16 @@ enum Command {
         remote: Remote,
     },
     /// Replay an exported journal (`weft show RUN --json`, or
-    /// GET /v1/runs/{id}/journal) against a local .wasm, offline; exits 1
-    /// with the divergence if the code is incompatible.
+    /// GET /v1/runs/{id}/journal), or each journal of a directory, against
+    /// a local .wasm, offline; exits 1, naming each incompatible journal
+    /// and its divergence, if any is.
     Replay {
+        /// An exported journal, or a directory of them (each `.json`).
+        #[arg(required_unless_present = "journal", conflicts_with = "journal")]
+        path: Option<PathBuf>,
+        /// The same as PATH.
         #[arg(long)]
-        journal: PathBuf,
+        journal: Option<PathBuf>,
         #[arg(long)]
         wasm: PathBuf,
     },
@@ -454,7 +459,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Versions { name, remote } => {
             cli::versions(&Client::new(&remote.server)?, &name).await
         }
-        Command::Replay { journal, wasm } => match weft::offline::run(&journal, &wasm).await {
+        Command::Replay {
+            path,
+            journal,
+            wasm,
+        } => match weft::offline::run(&path.or(journal).expect("clap requires one"), &wasm).await {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),
             Err(e) => Err(e),

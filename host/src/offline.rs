@@ -1,14 +1,15 @@
-//! `weft replay`: replay an exported journal against a local `.wasm`, with
-//! no server — the check a workflow author runs before deploying.
+//! `weft replay`: replay an exported journal (or a directory of them, a
+//! team's corpus) against a local `.wasm`, with no server — the check a
+//! workflow author runs before deploying, and in CI.
 
 use crate::engine::check::{Verdict, check, facts_of};
-use crate::engine::{ActivityJob, ActivityOutcome, Engine, EngineConfig, Host, Waits};
+use crate::engine::{ActivityJob, ActivityOutcome, Engine, EngineConfig, Host, Loaded, Waits};
 use crate::journal::{ErrorInfo, Export, Failure};
 use crate::store::{ComponentVersion, RunRecord};
 use crate::writes::Sink;
 use anyhow::Context as _;
 use async_trait::async_trait;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -100,6 +101,23 @@ impl Offline {
         journal: Export,
         wasm: Vec<u8>,
     ) -> anyhow::Result<(Verdict, Duration)> {
+        let loaded = self.compile(wasm).await?;
+        self.replay_on(&loaded, journal).await
+    }
+
+    async fn compile(&self, wasm: Vec<u8>) -> anyhow::Result<Loaded> {
+        let engine = self.engine.clone();
+        let (_, loaded) =
+            tokio::task::spawn_blocking(move || engine.build("offline", &wasm)).await??;
+        Ok(loaded)
+    }
+
+    /// Replay the exported journal on a compiled component.
+    async fn replay_on(
+        &self,
+        loaded: &Loaded,
+        journal: Export,
+    ) -> anyhow::Result<(Verdict, Duration)> {
         let run_id = if journal.run_id.is_empty() {
             "offline"
         } else {
@@ -107,41 +125,85 @@ impl Offline {
         };
         let (facts, input) = facts_of(run_id, &journal.events).map_err(anyhow::Error::msg)?;
         let events = journal.events;
-        let engine = self.engine.clone();
-        let (_, loaded) =
-            tokio::task::spawn_blocking(move || engine.build("offline", &wasm)).await??;
         let host = Arc::new(Standalone {
             engine: self.engine.clone(),
         });
         let started = Instant::now();
-        let verdict = check(host, &loaded, facts, &input, events).await;
+        let verdict = check(host, loaded, facts, &input, events).await;
         Ok((verdict, started.elapsed()))
     }
 }
 
-/// The CLI: prints the verdict; `Ok(false)` when incompatible.
-pub async fn run(journal: &Path, wasm: &Path) -> anyhow::Result<bool> {
-    let text = std::fs::read_to_string(journal)
-        .with_context(|| format!("cannot read {}", journal.display()))?;
-    let doc = Export::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", journal.display()))?;
-    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let offline = Offline::new()?;
-    let (verdict, took) = offline.replay(doc, bytes).await?;
-    match &verdict {
-        Verdict::Compatible { events } => {
-            out!(
-                "compatible: {events} journal events replayed on {} in {took:?}",
-                wasm.display()
-            );
-            Ok(true)
-        }
-        Verdict::Diverged { divergence } => {
-            eprintln!("incompatible: {divergence}");
-            Ok(false)
-        }
-        Verdict::Failed { message } => {
-            eprintln!("incompatible: {message}");
-            Ok(false)
+/// The journals `path` names: itself, or the `.json` files in it (a
+/// corpus of exported journals), in name order.
+fn journals(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?
+    {
+        let file = entry?.path();
+        if file.extension().is_some_and(|e| e == "json") && file.is_file() {
+            files.push(file);
         }
     }
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("{} holds no .json journal", path.display());
+    }
+    Ok(files)
+}
+
+/// The CLI: replays the journal at `path` (or each in the directory) on
+/// `wasm`, printing a verdict per journal; `Ok(false)` when any is
+/// incompatible or unreadable.
+pub async fn run(path: &Path, wasm: &Path) -> anyhow::Result<bool> {
+    let files = journals(path)?;
+    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let offline = Offline::new()?;
+    let loaded = offline.compile(bytes).await?;
+    let corpus = path.is_dir();
+    let mut passed = 0;
+    for file in &files {
+        let name = if corpus {
+            format!("{}: ", file.display())
+        } else {
+            String::new()
+        };
+        let verdict = match read_export(file) {
+            Ok(doc) => offline.replay_on(&loaded, doc).await,
+            Err(e) => Err(e),
+        };
+        match verdict {
+            Ok((Verdict::Compatible { events }, took)) => {
+                passed += 1;
+                out!(
+                    "{name}compatible: {events} journal events replayed on {} in {took:?}",
+                    wasm.display()
+                );
+            }
+            Ok((Verdict::Diverged { divergence }, _)) => {
+                eprintln!("{name}incompatible: {divergence}")
+            }
+            Ok((Verdict::Failed { message }, _)) => eprintln!("{name}incompatible: {message}"),
+            Err(e) if corpus => eprintln!("{name}unreadable: {e:#}"),
+            Err(e) => return Err(e),
+        }
+    }
+    if corpus {
+        out!(
+            "{passed} of {} journals replay on {}",
+            files.len(),
+            wasm.display()
+        );
+    }
+    Ok(passed == files.len())
+}
+
+fn read_export(file: &Path) -> anyhow::Result<Export> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Export::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }

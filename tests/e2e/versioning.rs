@@ -477,3 +477,56 @@ async fn weft_replay_needs_no_database_and_leaves_no_task_behind() {
     assert!(verdict.is_compatible(), "{verdict:?}");
     assert_eq!(alive, 0);
 }
+
+/// A team's corpus of exported journals, checked in one command: 0 when
+/// every journal replays, 1 naming each one that does not and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn weft_replay_checks_a_directory_of_journals() {
+    let server = server().await;
+    let corpus = server.dir.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    for (name, sleep) in [("first.json", 0), ("second.json", 10)] {
+        let run = start(&server, sleep, 0).await;
+        finished(&server, &run).await;
+        let (_, doc) = server.get(&format!("/v1/runs/{run}/journal")).await;
+        std::fs::write(corpus.join(name), doc.to_string()).unwrap();
+    }
+    std::fs::write(corpus.join("notes.txt"), "not a journal").unwrap();
+    let replay = |wasm: &str| {
+        let wasm = crate::support::guests().join(format!("{wasm}.wasm"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("replay")
+            .arg(&corpus)
+            .arg("--wasm")
+            .arg(&wasm)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = replay("versioned");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("first.json: compatible: "), "{out}");
+    assert!(out.contains("2 of 2 journals replay on "), "{out}");
+
+    let (code, out, err) = replay("versioned_reorder");
+    assert_eq!(code, Some(1), "{out}{err}");
+    for name in ["first.json", "second.json"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(name) && l.contains("incompatible: event ")),
+            "{err}"
+        );
+    }
+    assert!(out.contains("0 of 2 journals replay on "), "{out}");
+
+    // A file that is no journal is named, and fails the check.
+    std::fs::write(corpus.join("broken.json"), "{").unwrap();
+    let (code, out, err) = replay("versioned");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("broken.json: unreadable: "), "{err}");
+    assert!(out.contains("2 of 3 journals replay on "), "{out}");
+}
