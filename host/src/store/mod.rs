@@ -415,4 +415,11 @@ pub trait Store: Components + Send + Sync + 'static {
     fn coordination(&self) -> Option<&dyn Coordination> {
         None
     }
+    /// Whether its statements run on threads of its own (SQLite's), so a
+    /// writer polled off the server's runtime answers each at once; a
+    /// store whose statements are sockets the runtime drives (Postgres)
+    /// would make such a writer wait for the runtime instead.
+    fn runs_off_the_runtime(&self) -> bool {
+        false
+    }
 }

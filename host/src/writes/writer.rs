@@ -68,11 +68,14 @@ impl Writer {
     pub fn spawn(store: Arc<dyn Store>, on_commit: OnCommit) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
+        if !store.runs_off_the_runtime() {
+            tokio::spawn(run(store, rx, on_commit, stats.clone()));
+            return Writer { tx, stats };
+        }
         // Its own thread: on the executor's threads, every statement's
-        // answer would wait in the run queue behind the guests' work (under
-        // a flood, hundreds of tasks), and every step waits for a commit.
-        // Its timers, sockets and the tasks `on_commit` spawns stay the
-        // server's runtime's.
+        // answer would wait in the run queue behind other tasks (under a
+        // flood, hundreds), and every step waits for a commit. Its timers
+        // and the tasks `on_commit` spawns stay the server's runtime's.
         let runtime = tokio::runtime::Handle::current();
         let writing = stats.clone();
         std::thread::Builder::new()

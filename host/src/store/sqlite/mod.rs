@@ -143,6 +143,10 @@ pub(super) async fn open_run_in<'e>(
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn runs_off_the_runtime(&self) -> bool {
+        true
+    }
+
     async fn begin(&self) -> anyhow::Result<Box<dyn Tx>> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(Box::new(SqliteTx {
