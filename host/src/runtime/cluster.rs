@@ -419,7 +419,14 @@ impl Runtime {
         if let Err(e) = self.coordination().leave(&node_id).await {
             tracing::warn!("cannot leave the cluster cleanly: {e:#}");
         }
-        // Let the publisher send what is queued (the hand-over's `free`).
+        // The others take the shards when they hear `free`: said here and
+        // waited for, since the process ends next (the publisher may not
+        // get to its copy on a loaded machine; a second one is harmless).
+        let free = format!("{node_id}\t{}\t", Kind::Free.as_str());
+        if let Err(e) = self.coordination().publish(&[free]).await {
+            tracing::warn!("cannot tell the other nodes the shards are free: {e:#}");
+        }
+        // Let the publisher send what else is queued.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
