@@ -137,29 +137,8 @@ enum Command {
     /// Cancel, terminate or signal every run of a namespace that matches
     /// (by default every running one; --dry-run lists them).
     Batch {
-        #[arg(value_parser = ["cancel", "terminate", "signal"])]
-        action: String,
-        /// The signal's name (signal).
-        #[arg(long)]
-        signal: Option<String>,
-        /// The signal's payload, JSON (signal).
-        #[arg(long)]
-        payload: Option<String>,
-        /// Why (terminate).
-        #[arg(long)]
-        reason: Option<String>,
-        #[arg(long, env = "WEFT_NAMESPACE")]
-        namespace: Option<String>,
-        #[arg(long)]
-        workflow: Option<String>,
-        #[arg(long)]
-        workflow_id: Option<String>,
-        /// Runs of this status (default: running).
-        #[arg(long)]
-        status: Option<String>,
-        /// List what would be touched; touch nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        opts: cli::BatchOptions,
         #[command(flatten)]
         remote: Remote,
     },
@@ -420,31 +399,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             reason,
             remote,
         } => cli::terminate(&Client::new(&remote.server)?, &run_id, reason).await,
-        Command::Batch {
-            action,
-            signal,
-            payload,
-            reason,
-            namespace,
-            workflow,
-            workflow_id,
-            status,
-            dry_run,
-            remote,
-        } => {
-            let opts = cli::BatchOptions {
-                action,
-                signal,
-                payload,
-                reason,
-                namespace,
-                workflow,
-                workflow_id,
-                status,
-                dry_run,
-            };
-            cli::batch(&Client::new(&remote.server)?, opts).await
-        }
+        Command::Batch { opts, remote } => cli::batch(&Client::new(&remote.server)?, opts).await,
         Command::Upgrade {
             run_id,
             workflow,

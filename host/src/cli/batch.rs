@@ -1,30 +1,39 @@
 //! `weft batch cancel|terminate|signal`: one command for every run of a
 //! namespace a filter matches.
 
-use super::{Client, cell};
+use super::{Client, cell, json_arg};
 use serde_json::{Value, json};
 
+#[derive(clap::Args)]
 pub struct BatchOptions {
-    /// `cancel`, `terminate` or `signal`.
+    #[arg(value_parser = ["cancel", "terminate", "signal"])]
     pub action: String,
-    /// The signal's name (`signal`).
+    /// The signal's name (signal).
+    #[arg(long)]
     pub signal: Option<String>,
-    /// The signal's payload, JSON (`signal`).
+    /// The signal's payload, JSON (signal).
+    #[arg(long)]
     pub payload: Option<String>,
+    /// Why (terminate).
+    #[arg(long)]
     pub reason: Option<String>,
+    #[arg(long, env = "WEFT_NAMESPACE")]
     pub namespace: Option<String>,
+    #[arg(long)]
     pub workflow: Option<String>,
+    #[arg(long)]
     pub workflow_id: Option<String>,
+    /// Runs of this status (default: running).
+    #[arg(long)]
     pub status: Option<String>,
+    /// List what would be touched; touch nothing.
+    #[arg(long)]
     pub dry_run: bool,
 }
 
 pub async fn batch(client: &Client, opts: BatchOptions) -> anyhow::Result<()> {
-    let payload = match &opts.payload {
-        Some(text) => Some(
-            serde_json::from_str::<Value>(text)
-                .map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"))?,
-        ),
+    let payload = match opts.payload {
+        Some(text) => Some(json_arg("--payload", Some(text))?),
         None => None,
     };
     let mut body = json!({
