@@ -21,7 +21,8 @@ pub struct Cpu {
     /// The threads guest work runs on, apart from the server's runtime:
     /// there a permit's holder would wait in the run queue behind every
     /// other task (a flood's requests, reads, commits' replies), and the
-    /// turns would count for little.
+    /// turns would count for little. (An option only to be shut down
+    /// without blocking when dropped.)
     threads: Option<tokio::runtime::Runtime>,
 }
 
@@ -106,43 +107,36 @@ impl State {
 }
 
 impl Cpu {
-    /// `permits` at once (at least one), run where they are awaited.
-    pub fn new(permits: usize) -> Arc<Cpu> {
-        Arc::new(Cpu::with(permits, None))
-    }
-
-    /// `permits` at once on `threads` threads of their own.
-    pub fn on_threads(permits: usize, threads: usize) -> std::io::Result<Arc<Cpu>> {
+    /// `cores` permits (at least one), and as many threads of their own.
+    pub fn new(cores: usize) -> std::io::Result<Arc<Cpu>> {
+        let cores = cores.max(1);
         let threads = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
+            .worker_threads(cores)
             .thread_name("weft-guest")
             .on_thread_start(yield_to_the_server)
             .enable_all()
             .build()?;
-        Ok(Arc::new(Cpu::with(permits, Some(threads))))
-    }
-
-    fn with(permits: usize, threads: Option<tokio::runtime::Runtime>) -> Cpu {
-        Cpu {
+        Ok(Arc::new(Cpu {
             state: Mutex::new(State {
-                free: permits.max(1),
+                free: cores,
                 ..State::default()
             }),
-            threads,
-        }
+            threads: Some(threads),
+        }))
     }
 
-    /// `work`, gated (see [`Cpu::gate`]), on the guest threads when there
-    /// are some. Dropping the answer stops the work.
+    /// `work`, gated (see [`Cpu::gate`]), on the guest threads. Dropping
+    /// the answer stops the work.
     pub async fn run<F>(self: &Arc<Self>, namespace: &str, work: F) -> F::Output
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let gated = self.gate(namespace, work);
-        let Some(threads) = &self.threads else {
-            return gated.await;
-        };
+        let threads = self
+            .threads
+            .as_ref()
+            .expect("the guest threads live until dropped");
         let mut task = Running(threads.spawn(gated));
         match (&mut task.0).await {
             Ok(output) => output,
@@ -340,7 +334,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_namespace_with_a_backlog_delays_another_by_a_slice() {
-        let cpu = Cpu::new(1);
+        let cpu = Cpu::new(1).unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for _ in 0..20 {
@@ -380,7 +374,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_future_hands_its_permit_and_its_place_on() {
-        let cpu = Cpu::new(1);
+        let cpu = Cpu::new(1).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let holder = tokio::spawn(cpu.gate("a", rx));
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -127,7 +127,7 @@ impl Engine {
                     0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
                     n => n,
                 };
-                cpu::Cpu::on_threads(cores, cores).context("cannot start the guest threads")?
+                cpu::Cpu::new(cores).context("cannot start the guest threads")?
             },
             config,
         }))
