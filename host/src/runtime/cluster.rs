@@ -157,11 +157,15 @@ impl Membership {
     }
 
     fn publish(&self, kind: Kind, run_id: &str) {
-        if let Some(config) = &self.config {
-            let _ = self
-                .outbox
-                .send(format!("{}\t{}\t{run_id}", config.node_id, kind.as_str()));
+        if let Some(message) = self.message(kind, run_id) {
+            let _ = self.outbox.send(message);
         }
+    }
+
+    /// A message to the other nodes, as they read it (clustered only).
+    fn message(&self, kind: Kind, run_id: &str) -> Option<String> {
+        let node_id = &self.config.as_ref()?.node_id;
+        Some(format!("{node_id}\t{}\t{run_id}", kind.as_str()))
     }
 
     /// What `/healthz` says of this node.
@@ -422,8 +426,9 @@ impl Runtime {
         // The others take the shards when they hear `free`: said here and
         // waited for, since the process ends next (the publisher may not
         // get to its copy on a loaded machine; a second one is harmless).
-        let free = format!("{node_id}\t{}\t", Kind::Free.as_str());
-        if let Err(e) = self.coordination().publish(&[free]).await {
+        if let Some(free) = self.membership.message(Kind::Free, "")
+            && let Err(e) = self.coordination().publish(&[free]).await
+        {
             tracing::warn!("cannot tell the other nodes the shards are free: {e:#}");
         }
         // Let the publisher send what else is queued.
