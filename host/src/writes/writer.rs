@@ -305,14 +305,19 @@ type Reply = oneshot::Sender<anyhow::Result<WriteOutcome>>;
 
 impl Batch {
     fn of(requests: Vec<Request>) -> Batch {
-        let (ops, waiting) = requests
-            .into_iter()
-            .map(|r| (r.op, (r.lane, r.reply)))
-            .unzip();
-        Batch {
-            ops,
-            waiting,
+        let mut batch = Batch {
+            ops: Vec::with_capacity(requests.len()),
+            waiting: Vec::with_capacity(requests.len()),
             unwritten: Vec::new(),
+        };
+        batch.extend(requests);
+        batch
+    }
+
+    fn extend(&mut self, requests: Vec<Request>) {
+        for r in requests {
+            self.ops.push(r.op);
+            self.waiting.push((r.lane, r.reply));
         }
     }
 
@@ -323,10 +328,7 @@ impl Batch {
         self.unwritten = (ops.into_iter().zip(waiting))
             .map(|(op, (lane, reply))| Request { lane, op, reply })
             .collect();
-        let (ops, waiting): (Vec<_>, Vec<_>) =
-            late.into_iter().map(|r| (r.op, (r.lane, r.reply))).unzip();
-        self.ops.extend(ops);
-        self.waiting.extend(waiting);
+        self.extend(late);
     }
 }
 
