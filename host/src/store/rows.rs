@@ -85,6 +85,51 @@ pub(super) const VERSION_COLUMNS: &str = "SELECT v.namespace, v.name, v.version,
      v.created_at_ms, v.allow_http, c.size \
      FROM component_versions v JOIN components c ON c.digest = v.digest";
 
+/// A value to bind: weft's columns are text or 64-bit integers.
+pub(super) enum Param {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// The columns `change` sets, with their values, in one place for every
+/// backend's `UPDATE runs SET …`.
+pub(super) fn run_change_columns(change: &RunChange) -> Vec<(&'static str, Param)> {
+    let json = |v: &Option<Value>| Param::Text(v.as_ref().map(Value::to_string));
+    let mut columns = Vec::new();
+    if let Some(status) = change.status {
+        columns.push(("status", Param::Text(Some(status.as_str().to_string()))));
+    }
+    if let Some(output) = &change.output {
+        columns.push(("output", json(output)));
+    }
+    if let Some(error) = &change.error {
+        columns.push(("error", json(error)));
+    }
+    if let Some(status) = &change.custom_status {
+        columns.push(("custom_status", Param::Text(Some(status.to_string()))));
+    }
+    if let Some(ended) = change.ended_at_ms {
+        columns.push(("ended_at_ms", Param::Int(ended)));
+    }
+    if let Some(wake) = change.wake_at_ms {
+        columns.push(("wake_at_ms", Param::Int(wake)));
+    }
+    if let Some(idle) = change.idle {
+        columns.push(("idle", Param::Int(Some(idle as i64))));
+    }
+    if let Some(cancel) = change.cancel_requested {
+        columns.push(("cancel_requested", Param::Int(Some(cancel as i64))));
+    }
+    if let Some((digest, version)) = &change.pin {
+        columns.push(("digest", Param::Text(Some(digest.clone()))));
+        columns.push(("version", Param::Int(Some(*version as i64))));
+    }
+    if let Some(at) = change.updated_at_ms {
+        columns.push(("updated_at_ms", Param::Int(Some(at))));
+    }
+    columns
+}
+
 /// `UPDATE runs SET …` for `change` (after the caller's `UPDATE runs SET`);
 /// false when it changes nothing.
 pub(super) fn push_run_change<'a, DB: Database>(
@@ -92,61 +137,20 @@ pub(super) fn push_run_change<'a, DB: Database>(
     change: &RunChange,
 ) -> bool
 where
-    String: Encode<'a, DB> + Type<DB>,
     Option<String>: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
     Option<i64>: Encode<'a, DB> + Type<DB>,
 {
-    let mut first = true;
-    let mut sep = |qb: &mut QueryBuilder<'a, DB>, column: &str| {
-        qb.push(if first { " " } else { ", " });
-        first = false;
-        qb.push(column).push(" = ");
-    };
-    let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-    if let Some(status) = change.status {
-        sep(qb, "status");
-        qb.push_bind(status.as_str().to_string());
+    let columns = run_change_columns(change);
+    for (i, (column, value)) in columns.iter().enumerate() {
+        qb.push(if i == 0 { " " } else { ", " })
+            .push(column)
+            .push(" = ");
+        match value {
+            Param::Text(v) => qb.push_bind(v.clone()),
+            Param::Int(v) => qb.push_bind(*v),
+        };
     }
-    if let Some(output) = &change.output {
-        sep(qb, "output");
-        qb.push_bind(json(output));
-    }
-    if let Some(error) = &change.error {
-        sep(qb, "error");
-        qb.push_bind(json(error));
-    }
-    if let Some(status) = &change.custom_status {
-        sep(qb, "custom_status");
-        qb.push_bind(status.to_string());
-    }
-    if let Some(ended) = change.ended_at_ms {
-        sep(qb, "ended_at_ms");
-        qb.push_bind(ended);
-    }
-    if let Some(wake) = change.wake_at_ms {
-        sep(qb, "wake_at_ms");
-        qb.push_bind(wake);
-    }
-    if let Some(idle) = change.idle {
-        sep(qb, "idle");
-        qb.push_bind(idle as i64);
-    }
-    if let Some(cancel) = change.cancel_requested {
-        sep(qb, "cancel_requested");
-        qb.push_bind(cancel as i64);
-    }
-    if let Some((digest, version)) = &change.pin {
-        sep(qb, "digest");
-        qb.push_bind(digest.clone());
-        sep(qb, "version");
-        qb.push_bind(*version as i64);
-    }
-    if let Some(at) = change.updated_at_ms {
-        sep(qb, "updated_at_ms");
-        qb.push_bind(at);
-    }
-    !first
+    !columns.is_empty()
 }
 
 /// A child's parent-close policy as stored.

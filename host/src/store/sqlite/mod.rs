@@ -10,8 +10,9 @@ use anyhow::{Context as _, bail};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
-use tx::SqliteTx;
+use tx::WriterConnections;
 
 /// The schema, in order: migration N is `MIGRATIONS[N - 1]`.
 const MIGRATIONS: &[&str] = &[
@@ -39,6 +40,8 @@ pub enum Durability {
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The journal writer's connections (statements on its own thread).
+    writer: Arc<WriterConnections>,
     /// Checkpoints the write-ahead log while the store is open.
     checkpointer: tokio::task::JoinHandle<()>,
 }
@@ -93,6 +96,7 @@ impl SqliteStore {
         let store = SqliteStore {
             checkpointer: tokio::spawn(checkpoints(pool.clone())),
             pool,
+            writer: WriterConnections::new(path.to_path_buf(), durability),
         };
         store.migrate().await?;
         Ok(store)
@@ -123,23 +127,11 @@ impl SqliteStore {
     }
 }
 
-/// The open run holding a workflow id, read through `db` (the pool, or a
-/// transaction's connection).
-pub(super) async fn open_run_in<'e>(
-    db: impl sqlx::SqliteExecutor<'e>,
-    namespace: &str,
-    workflow_id: &str,
-) -> anyhow::Result<Option<RunRecord>> {
-    let row = sqlx::query(
-        "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? \
-         AND status IN ('running', 'stuck')",
-    )
-    .bind(namespace)
-    .bind(workflow_id)
-    .fetch_optional(db)
-    .await?;
-    row.as_ref().map(run_from_row).transpose()
-}
+/// A run by its id.
+const RUN_BY_ID: &str = "SELECT * FROM runs WHERE run_id = ?";
+/// The open run holding a workflow id (namespace, workflow id).
+const OPEN_RUN: &str = "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? \
+     AND status IN ('running', 'stuck')";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -148,15 +140,11 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> anyhow::Result<Box<dyn Tx>> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx {
-            tx,
-            events: Vec::new(),
-        }))
+        Ok(Box::new(self.writer.begin()?))
     }
 
     async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
-        let row = sqlx::query("SELECT * FROM runs WHERE run_id = ?")
+        let row = sqlx::query(RUN_BY_ID)
             .bind(run_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -252,7 +240,12 @@ impl Store for SqliteStore {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>> {
-        open_run_in(&self.pool, namespace, workflow_id).await
+        let row = sqlx::query(OPEN_RUN)
+            .bind(namespace)
+            .bind(workflow_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
     }
 
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>> {

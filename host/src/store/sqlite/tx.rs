@@ -1,30 +1,135 @@
-//! A write transaction on SQLite: the storage primitives of [`Tx`], with
-//! journal events buffered and inserted in a few statements at commit.
+//! A write transaction on SQLite: the storage primitives of [`Tx`] on a
+//! synchronous connection, so its statements run on the caller's thread
+//! (the journal writer's own) instead of crossing to a connection's worker
+//! thread and back for each; under load every such crossing waits for a
+//! core, and every step of every run waits for the commit.
 
 use super::super::*;
-use super::open_run_in;
-use crate::store::rows::{push_run_change, run_from_row};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use super::{OPEN_RUN, RUN_BY_ID};
+use crate::store::rows::{Param, SqlRow, run_change_columns, run_from_row};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-pub(super) struct SqliteTx {
-    pub(super) tx: Transaction<'static, Sqlite>,
-    /// Appended rows with their run, inserted at commit (one statement per
-    /// 5000 rows).
-    pub(super) events: Vec<(String, EventRow)>,
+/// The writer's connections: opened on first use, kept between
+/// transactions (their prepared statements with them).
+pub(super) struct WriterConnections {
+    path: PathBuf,
+    durability: Durability,
+    idle: Mutex<Vec<Connection>>,
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+impl WriterConnections {
+    pub(super) fn new(path: PathBuf, durability: Durability) -> Arc<Self> {
+        Arc::new(WriterConnections {
+            path,
+            durability,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn take(&self) -> anyhow::Result<Connection> {
+        if let Some(conn) = self.idle.lock().expect("connections").pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let sync = match self.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        // The pool's settings (the log mode is the file's, set by the pool).
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; \
+             PRAGMA wal_autocheckpoint = 0;"
+        ))?;
+        Ok(conn)
+    }
+
+    /// Begin a write transaction (waits for other writers, up to the busy
+    /// timeout).
+    pub(super) fn begin(self: &Arc<Self>) -> anyhow::Result<SqliteTx> {
+        let conn = self.take()?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteTx {
+            conn: Some(conn),
+            home: self.clone(),
+        })
+    }
+}
+
+pub(super) struct SqliteTx {
+    /// Taken until commit or drop, then given back.
+    conn: Option<Connection>,
+    home: Arc<WriterConnections>,
+}
+
+impl WriterConnections {
+    /// Keep `conn` for the next transaction, rolled back if one is still
+    /// open; one whose rollback failed is closed (its state is unknown).
+    fn give_back(&self, conn: Connection) {
+        if conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok() {
+            self.idle.lock().expect("connections").push(conn);
+        }
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.home.give_back(conn);
+        }
+    }
+}
+
+impl SqlRow for rusqlite::Row<'_> {
+    fn text(&self, name: &str) -> anyhow::Result<String> {
+        Ok(self.get(name)?)
+    }
+    fn text_opt(&self, name: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.get(name)?)
+    }
+    fn int(&self, name: &str) -> anyhow::Result<i64> {
+        Ok(self.get(name)?)
+    }
+    fn int_opt(&self, name: &str) -> anyhow::Result<Option<i64>> {
+        Ok(self.get(name)?)
+    }
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Param::Text(v) => v.to_sql(),
+            Param::Int(v) => v.to_sql(),
+        }
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+impl SqliteTx {
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("an open transaction")
+    }
+
+    /// The first run `sql` selects with `params`.
+    fn run_where(&self, sql: &str, params: &[&dyn ToSql]) -> anyhow::Result<Option<RunRecord>> {
+        let mut stmt = self.conn().prepare_cached(sql)?;
+        let mut rows = stmt.query(params)?;
+        rows.next()?.map(run_from_row).transpose()
+    }
 }
 
 #[async_trait]
 impl Tx for SqliteTx {
     async fn run(&mut self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
-        let row = sqlx::query("SELECT * FROM runs WHERE run_id = ?")
-            .bind(run_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.as_ref().map(run_from_row).transpose()
+        self.run_where(RUN_BY_ID, params![run_id])
     }
 
     async fn open_run(
@@ -32,7 +137,7 @@ impl Tx for SqliteTx {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>> {
-        open_run_in(&mut *self.tx, namespace, workflow_id).await
+        self.run_where(OPEN_RUN, params![namespace, workflow_id])
     }
 
     async fn last_run(
@@ -40,15 +145,11 @@ impl Tx for SqliteTx {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>> {
-        let row = sqlx::query(
+        self.run_where(
             "SELECT * FROM runs WHERE namespace = ? AND workflow_id = ? \
              ORDER BY created_at_ms DESC, run_id DESC LIMIT 1",
+            params![namespace, workflow_id],
         )
-        .bind(namespace)
-        .bind(workflow_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.as_ref().map(run_from_row).transpose()
     }
 
     async fn insert_run(&mut self, new: &NewRun) -> anyhow::Result<()> {
@@ -56,31 +157,54 @@ impl Tx for SqliteTx {
             Some((run, close)) => (Some(run.as_str()), Some(close.as_str())),
             None => (None, None),
         };
-        sqlx::query(
-            "INSERT INTO runs (run_id, namespace, workflow_id, workflow, version, digest, input, \
-             status, created_at_ms, updated_at_ms, parent_run_id, parent_close, deadline_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-        )
-        .bind(&new.run_id)
-        .bind(&new.namespace)
-        .bind(&new.workflow_id)
-        .bind(&new.workflow)
-        .bind(new.version as i64)
-        .bind(&new.digest)
-        .bind(new.input.to_string())
-        .bind(new.at_ms)
-        .bind(new.at_ms)
-        .bind(parent)
-        .bind(parent_close)
-        .bind(new.deadline_at_ms)
-        .execute(&mut *self.tx)
-        .await?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO runs (run_id, namespace, workflow_id, workflow, version, digest, \
+                 input, status, created_at_ms, updated_at_ms, parent_run_id, parent_close, \
+                 deadline_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                new.run_id,
+                new.namespace,
+                new.workflow_id,
+                new.workflow,
+                new.version as i64,
+                new.digest,
+                new.input.to_string(),
+                new.at_ms,
+                new.at_ms,
+                parent,
+                parent_close,
+                new.deadline_at_ms,
+            ])?;
         Ok(())
     }
 
     async fn append(&mut self, run_id: &str, rows: Vec<EventRow>) -> anyhow::Result<()> {
-        self.events
-            .extend(rows.into_iter().map(|row| (run_id.to_string(), row)));
+        let mut stmt = self.conn().prepare_cached(
+            "INSERT INTO events (run_id, seq, kind, digest, body, at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )?;
+        for row in &rows {
+            stmt.execute(params![
+                run_id,
+                row.seq as i64,
+                row.kind,
+                row.digest,
+                row.body,
+                row.at_ms
+            ])
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    anyhow::anyhow!(
+                        "journal append refused: an event with that sequence number exists \
+                         (another writer advanced this run)"
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
+        }
         Ok(())
     }
 
@@ -90,20 +214,23 @@ impl Tx for SqliteTx {
         change: &RunChange,
         only_open: bool,
     ) -> anyhow::Result<bool> {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE runs SET");
-        if !push_run_change(&mut qb, change) {
+        let columns = run_change_columns(change);
+        if columns.is_empty() {
             // Nothing to change: answer whether the row is there.
             return Ok(self
                 .run(run_id)
                 .await?
                 .is_some_and(|r| !only_open || r.status.is_open()));
         }
-        qb.push(" WHERE run_id = ").push_bind(run_id);
+        let set: Vec<String> = columns.iter().map(|(c, _)| format!("{c} = ?")).collect();
+        let mut sql = format!("UPDATE runs SET {} WHERE run_id = ?", set.join(", "));
         if only_open {
-            qb.push(" AND status IN ('running', 'stuck')");
+            sql.push_str(" AND status IN ('running', 'stuck')");
         }
-        let done = qb.build().execute(&mut *self.tx).await?;
-        Ok(done.rows_affected() == 1)
+        let mut values: Vec<&dyn ToSql> = columns.iter().map(|(_, v)| v as &dyn ToSql).collect();
+        values.push(&run_id);
+        let changed = self.conn().prepare_cached(&sql)?.execute(&values[..])?;
+        Ok(changed == 1)
     }
 
     async fn insert_signal(
@@ -114,26 +241,34 @@ impl Tx for SqliteTx {
         request_id: Option<&str>,
         at_ms: i64,
     ) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO signals (run_id, name, payload, at_ms, request_id) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(run_id)
-        .bind(name)
-        .bind(payload.to_string())
-        .bind(at_ms)
-        .bind(request_id)
-        .fetch_one(&mut *self.tx)
-        .await?)
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO signals (run_id, name, payload, at_ms, request_id) \
+                 VALUES (?, ?, ?, ?, ?) RETURNING id",
+            )?
+            .query_row(
+                params![run_id, name, payload.to_string(), at_ms, request_id],
+                |row| row.get(0),
+            )?)
     }
 
     async fn signal_by_request(&mut self, request_id: &str) -> anyhow::Result<Option<Signal>> {
-        let sent: Option<(i64, String, String, String, i64)> = sqlx::query_as(
-            "SELECT id, run_id, name, payload, at_ms FROM signals WHERE request_id = ?",
-        )
-        .bind(request_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let sent: Option<(i64, String, String, String, i64)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, run_id, name, payload, at_ms FROM signals WHERE request_id = ?",
+            )?
+            .query_row(params![request_id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .optional()?;
         sent.map(|(id, run_id, name, payload, at_ms)| {
             Ok(Signal {
                 id,
@@ -152,24 +287,22 @@ impl Tx for SqliteTx {
         signal_id: i64,
         seq: u64,
     ) -> anyhow::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE signals SET consumed_seq = ? \
-             WHERE id = ? AND run_id = ? AND consumed_seq IS NULL",
-        )
-        .bind(seq as i64)
-        .bind(signal_id)
-        .bind(run_id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = self
+            .conn()
+            .prepare_cached(
+                "UPDATE signals SET consumed_seq = ? \
+                 WHERE id = ? AND run_id = ? AND consumed_seq IS NULL",
+            )?
+            .execute(params![seq as i64, signal_id, run_id])?;
+        Ok(changed == 1)
     }
 
     async fn move_pending_signals(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE signals SET run_id = ? WHERE run_id = ? AND consumed_seq IS NULL")
-            .bind(to)
-            .bind(from)
-            .execute(&mut *self.tx)
-            .await?;
+        self.conn()
+            .prepare_cached(
+                "UPDATE signals SET run_id = ? WHERE run_id = ? AND consumed_seq IS NULL",
+            )?
+            .execute(params![to, from])?;
         Ok(())
     }
 
@@ -179,30 +312,9 @@ impl Tx for SqliteTx {
     }
 
     async fn commit(mut self: Box<Self>) -> anyhow::Result<()> {
-        // 6 parameters a row, SQLite allows 32766 a statement.
-        for chunk in self.events.chunks(5000) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO events (run_id, seq, kind, digest, body, at_ms) ");
-            qb.push_values(chunk, |mut b, (run_id, row)| {
-                b.push_bind(run_id.as_str())
-                    .push_bind(row.seq as i64)
-                    .push_bind(row.kind)
-                    .push_bind(row.digest.as_deref())
-                    .push_bind(row.body.as_str())
-                    .push_bind(row.at_ms);
-            });
-            qb.build().execute(&mut *self.tx).await.map_err(|e| {
-                if is_unique_violation(&e) {
-                    anyhow::anyhow!(
-                        "journal append refused: an event with that sequence number exists \
-                         (another writer advanced this run)"
-                    )
-                } else {
-                    e.into()
-                }
-            })?;
-        }
-        self.tx.commit().await?;
-        Ok(())
+        let conn = self.conn.take().expect("an open transaction");
+        let committed = conn.execute_batch("COMMIT");
+        self.home.give_back(conn);
+        Ok(committed?)
     }
 }
