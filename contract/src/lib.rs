@@ -22,8 +22,6 @@ pub mod kind {
     pub const BAD_OUTPUT: &str = "bad-output";
     /// The activity component has no function of that name.
     pub const UNKNOWN_FUNCTION: &str = "unknown-function";
-    /// No activity component of that name is deployed.
-    pub const UNKNOWN_ACTIVITY: &str = "unknown-activity";
     /// The name is a workflow's.
     pub const NOT_AN_ACTIVITY: &str = "not-an-activity";
     /// Outbound HTTP to a host the deployment did not allow.
@@ -36,11 +34,5 @@ pub mod kind {
     pub const TERMINATED: &str = "terminated";
 
     /// Kinds no retry can fix: an attempt failing with one is the last.
-    pub const NEVER_RETRY: &[&str] = &[
-        UNKNOWN_ACTIVITY,
-        UNKNOWN_FUNCTION,
-        NOT_AN_ACTIVITY,
-        BAD_INPUT,
-        HTTP_DENIED,
-    ];
+    pub const NEVER_RETRY: &[&str] = &[UNKNOWN_FUNCTION, NOT_AN_ACTIVITY, BAD_INPUT, HTTP_DENIED];
 }

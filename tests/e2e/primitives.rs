@@ -477,3 +477,56 @@ async fn activities_reach_allowed_hosts_only() {
     assert!(of_kind(&events, "activity-attempt-failed").is_empty());
     assert!(server.log().contains("refused outbound HTTP"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workflows_and_activities_deploy_in_any_order() {
+    let mut server = Server::start(&["--resident-timer-ms", "100"]);
+    // `steps` calls `step/add-one`, not deployed yet: the run waits.
+    server.deploy("steps", "steps").await;
+    let run_id = server.start_run("steps", json!(3)).await;
+    let awaiting = |events: &[Value]| !of_kind(events, "activity-awaiting-deployment").is_empty();
+    server
+        .until_journal(&run_id, "the wait for a deployment", awaiting)
+        .await;
+    let (_, run) = server.get(&format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["status"], "running", "{run}");
+    let events = server.journal(&run_id).await;
+    assert_eq!(
+        of_kind(&events, "activity-awaiting-deployment")[0]["component"],
+        "step"
+    );
+    let (ok, shown, err) = server.cli(&["show", &run_id]);
+    assert!(ok, "{err}");
+    assert!(
+        shown.contains("waits for a deployment of activity component `step`"),
+        "{shown}"
+    );
+
+    // The wait survives a crash, and the deploy ends it.
+    server.kill9();
+    server.restart();
+    server
+        .until_journal(&run_id, "the wait again after the restart", |events| {
+            of_kind(events, "activity-awaiting-deployment").len() == 2
+        })
+        .await;
+    server.deploy("step", "step").await;
+    let run = server.wait(&run_id, 30).await;
+    assert_eq!(
+        (run["status"].as_str(), &run["output"]),
+        (Some("completed"), &json!(3)),
+        "{run}"
+    );
+
+    // Bounded by the call's schedule-to-close timeout.
+    server.deploy("deadline", "deadline").await;
+    let absent = server.start_run("deadline", json!("absent")).await;
+    let run = server.wait(&absent, 30).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"]["err"], "timed-out", "{run}");
+    let message = run["output"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no activity component named `absent` was deployed"),
+        "{message}"
+    );
+}

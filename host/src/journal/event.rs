@@ -156,6 +156,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_in_ms: Option<u64>,
     },
+    /// Informational: no activity component of that name is deployed; the
+    /// activity waits for one (within its schedule-to-close timeout and the
+    /// run's deadline), so workflows and activities deploy in any order.
+    ActivityAwaitingDeployment {
+        handle: u32,
+        component: String,
+    },
     ActivityCompleted {
         handle: u32,
         attempts: u32,
@@ -338,6 +345,7 @@ impl Event {
             Event::Random { .. } => "random",
             Event::ActivityScheduled { .. } => "activity-scheduled",
             Event::ActivityAttemptFailed { .. } => "activity-attempt-failed",
+            Event::ActivityAwaitingDeployment { .. } => "activity-awaiting-deployment",
             Event::ActivityCompleted { .. } => "activity-completed",
             Event::ActivityFailed { .. } => "activity-failed",
             Event::TimerStarted { .. } => "timer-started",

@@ -39,6 +39,9 @@ impl Event {
                     failure.message()
                 )
             }
+            Event::ActivityAwaitingDeployment { handle, component } => {
+                format!("#{handle} waits for a deployment of activity component `{component}`")
+            }
             Event::ActivityCompleted {
                 handle,
                 attempts,

@@ -11,6 +11,7 @@ use crate::store::ComponentKind;
 use crate::writes::Sink;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use weft_contract::kind;
 
 /// `cloud/create-record` → (`cloud`, `create-record`); a bare name calls the
@@ -28,24 +29,26 @@ fn backoff(policy: &RetryPolicy, failed_attempt: u32) -> u64 {
     ms.max(0.0) as u64
 }
 
+/// How often an activity waiting for its component looks again, for a
+/// deploy made on another node (a deploy here wakes it at once).
+const DEPLOY_POLL: Duration = Duration::from_secs(2);
+
+/// The newest deployed version of activity component `name`, compiled, with
+/// the hosts it may reach; `None` while none is deployed.
 async fn component(
     rt: &Runtime,
     namespace: &str,
     name: &str,
-) -> Result<(Arc<Loaded>, Arc<Vec<String>>), Failure> {
-    let unknown = || {
-        Failure::Application(ErrorInfo::new(
-            kind::UNKNOWN_ACTIVITY,
-            format!("no activity component named `{name}` is deployed"),
-        ))
-    };
+) -> Result<Option<(Arc<Loaded>, Arc<Vec<String>>)>, Failure> {
     let internal =
         |e: anyhow::Error| Failure::Application(ErrorInfo::new("internal", format!("{e:#}")));
-    let version = rt
+    let Some(version) = rt
         .latest_activity(namespace, name)
         .await
         .map_err(internal)?
-        .ok_or_else(unknown)?;
+    else {
+        return Ok(None);
+    };
     if version.kind != ComponentKind::Activity {
         return Err(Failure::Application(ErrorInfo::new(
             kind::NOT_AN_ACTIVITY,
@@ -56,7 +59,17 @@ async fn component(
         .component(&version.digest, ComponentKind::Activity)
         .await
         .map_err(internal)?;
-    Ok((loaded, Arc::new(version.allow_http)))
+    Ok(Some((loaded, Arc::new(version.allow_http))))
+}
+
+/// Wait for a deploy (here, or on another node within [`DEPLOY_POLL`]),
+/// up to `deadline`. A run whose deadline passes aborts this task.
+async fn await_deploy(deploys: &mut watch::Receiver<u64>, deadline: Option<i64>) {
+    let mut wait = DEPLOY_POLL;
+    if let Some(deadline) = deadline {
+        wait = wait.min(Duration::from_millis((deadline - now_ms()).max(0) as u64));
+    }
+    let _ = tokio::time::timeout(wait, deploys.changed()).await;
 }
 
 pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> ActivityOutcome {
@@ -80,6 +93,9 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
     }
+    // Subscribed before the first look, so a deploy in between is seen.
+    let mut deploys = rt.deploys.subscribe();
+    let mut announced = false;
     loop {
         let mut timeout = start_to_close;
         if let Some(deadline) = deadline {
@@ -87,7 +103,30 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             timeout = timeout.min(Duration::from_millis(left));
         }
         let result = match component(&rt, &job.namespace, component_name).await {
-            Ok((loaded, allow_http)) => {
+            Ok(None) => {
+                if deadline.is_some_and(|d| now_ms() >= d) {
+                    return ActivityOutcome {
+                        attempts: attempt - 1,
+                        result: Err(Failure::TimedOut {
+                            message: format!(
+                                "the schedule-to-close timeout of {} ms passed while no \
+                                 activity component named `{component_name}` was deployed",
+                                job.options.schedule_to_close_ms.unwrap_or_default()
+                            ),
+                        }),
+                    };
+                }
+                if !announced {
+                    announced = true;
+                    sink.record_and_send(Event::ActivityAwaitingDeployment {
+                        handle: job.handle,
+                        component: component_name.to_string(),
+                    });
+                }
+                await_deploy(&mut deploys, deadline).await;
+                continue;
+            }
+            Ok(Some((loaded, allow_http))) => {
                 let limits = rt.limits(&job.namespace).await.unwrap_or_default();
                 let most = limits.max_concurrent_activities.map(|n| n as usize);
                 let _slot = rt.activity_slots.acquire_within(&job.namespace, most).await;

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use timers::Timers;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -92,6 +92,9 @@ pub struct Runtime {
     failures: Mutex<HashMap<String, u32>>,
     /// The newest version of each (namespace, activity name), as last read.
     activities: Mutex<HashMap<(String, String), ComponentVersion>>,
+    /// Bumped by every deploy or deletion here: activities waiting for
+    /// their component to be deployed look again.
+    deploys: watch::Sender<u64>,
     timers: Timers,
     ended: broadcast::Sender<String>,
     run_slots: Arc<fair::FairSlots>,
@@ -119,6 +122,7 @@ impl Runtime {
             resident: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             activities: Mutex::new(HashMap::new()),
+            deploys: watch::Sender::new(0),
             timers: Timers::default(),
             ended: broadcast::channel(4096).0,
             run_slots: fair::FairSlots::new(config.max_resident_runs),
@@ -388,6 +392,7 @@ impl Runtime {
     fn forget_version(&self, namespace: &str, name: &str) {
         let key = (namespace.to_string(), name.to_string());
         self.activities.lock().unwrap().remove(&key);
+        self.deploys.send_modify(|n| *n += 1);
     }
 
     /// The workflow component a run is pinned to.
