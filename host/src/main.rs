@@ -142,6 +142,15 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Schedules that start a workflow at fixed intervals: `create ID
+    /// --workflow W --every 30s`, `list`, `show ID`, `pause ID`, `unpause ID`,
+    /// `trigger ID` (start it now), `delete ID`.
+    Schedule {
+        #[command(flatten)]
+        opts: cli::ScheduleOptions,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Move an open run (or, with --workflow, every open run of a workflow)
     /// to another version, if its journal replays on it.
     Upgrade {
@@ -400,6 +409,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             remote,
         } => cli::terminate(&Client::new(&remote.server)?, &run_id, reason).await,
         Command::Batch { opts, remote } => cli::batch(&Client::new(&remote.server)?, opts).await,
+        Command::Schedule { opts, remote } => {
+            cli::schedule(&Client::new(&remote.server)?, opts).await
+        }
         Command::Upgrade {
             run_id,
             workflow,

@@ -390,3 +390,53 @@ async fn a_namespaces_start_rate_is_shared_by_the_nodes() {
     // Each node admits its half of the burst: 4 in all, not 4 per node.
     assert_eq!(admitted, vec![2, 2]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_fires_once_per_due_time_however_many_nodes_look() {
+    let db = TestDatabase::create().await;
+    let mut nodes = cluster(&db, &["s1", "s2"], &[]).await;
+    nodes[0].deploy("steps", "steps").await;
+    let schedule = json!({
+        "id": "beat", "workflow": "steps", "input": 0, "every": "1s", "overlap": "allow-all"
+    });
+    let (status, body) = nodes[1].post("/v1/schedules", &schedule).await;
+    assert_eq!(status, 201, "{body}");
+    let due_times = async |node: &Server| -> Vec<i64> {
+        let (_, listed) = node.get("/v1/runs?workflow=steps&limit=1000").await;
+        let mut due: Vec<i64> = listed["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                r["workflow_id"]
+                    .as_str()?
+                    .strip_prefix("beat-")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        due.sort();
+        due
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while due_times(&nodes[0]).await.len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the schedule never fired 4 times"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One node dies; the other goes on alone.
+    nodes[0].kill9();
+    let before = due_times(&nodes[1]).await.len();
+    while due_times(&nodes[1]).await.len() < before + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the schedule stopped with its node"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let due = due_times(&nodes[1]).await;
+    let span = ((due[due.len() - 1] - due[0]) / 1000 + 1) as usize;
+    assert_eq!(due.len(), span, "one run per due time: {due:?}");
+}

@@ -167,6 +167,13 @@ async fn tokens_confine_each_namespace_and_role() {
             let (status, body) = call(&server, method, &path, Some(token), body).await;
             assert_eq!(status, 404, "{method} {path}: {body}");
         }
+        for (method, path) in [
+            ("GET", "/v1/schedules?namespace=b"),
+            ("GET", "/v1/schedules/x?namespace=b"),
+        ] {
+            let (status, body) = call(&server, method, path, Some(token), None).await;
+            assert_eq!(status, 403, "{method} {path}: {body}");
+        }
         let (status, _) = start(&server, token, Some("b")).await;
         assert_eq!(status, 403);
         let (status, _) = call(&server, "GET", "/v1/runs?namespace=b", Some(token), None).await;
@@ -250,6 +257,30 @@ async fn tokens_confine_each_namespace_and_role() {
             "POST",
             "/v1/batches".into(),
             Some(json!({ "action": "cancel", "workflow": "entity", "dry_run": true })),
+            [false, true, false, true],
+        ),
+        (
+            "POST",
+            "/v1/schedules".into(),
+            Some(json!({ "id": "nightly", "workflow": "entity", "every": "1d" })),
+            [false, true, false, true],
+        ),
+        (
+            "GET",
+            "/v1/schedules".into(),
+            None,
+            [true, true, true, true],
+        ),
+        (
+            "GET",
+            "/v1/schedules/nightly".into(),
+            None,
+            [true, true, true, true],
+        ),
+        (
+            "POST",
+            "/v1/schedules/nightly/pause".into(),
+            Some(json!({})),
             [false, true, false, true],
         ),
         (

@@ -8,6 +8,7 @@ mod error;
 mod metrics;
 mod namespaces;
 mod runs;
+mod schedules;
 mod signals;
 mod versions;
 
@@ -81,6 +82,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/namespaces/{name}/audit", get(audit::list))
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/batches", post(batch::run))
+        .route(
+            "/v1/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/v1/schedules/{id}",
+            get(schedules::get).delete(schedules::delete),
+        )
+        .route("/v1/schedules/{id}/pause", post(schedules::pause))
+        .route("/v1/schedules/{id}/unpause", post(schedules::unpause))
+        .route("/v1/schedules/{id}/trigger", post(schedules::trigger))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/journal", get(runs::journal))
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))

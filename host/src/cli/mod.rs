@@ -1,8 +1,10 @@
 //! The client commands of `weft`: thin wrappers over the HTTP API.
 
 mod batch;
+mod schedule;
 
 pub use batch::{BatchOptions, batch};
+pub use schedule::{ScheduleOptions, schedule};
 
 use crate::journal::Recorded;
 use anyhow::{Context as _, bail};

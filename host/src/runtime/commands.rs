@@ -193,7 +193,7 @@ impl Runtime {
     }
 
     /// A namespace, which must exist before anything is put in it.
-    async fn namespace(&self, namespace: &str) -> Result<Namespace> {
+    pub(super) async fn namespace(&self, namespace: &str) -> Result<Namespace> {
         match self.store.access().namespace(namespace).await? {
             Some(ns) => Ok(ns),
             None => Err(Error::NotFound(format!(

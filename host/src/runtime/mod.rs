@@ -9,12 +9,14 @@ mod fair;
 mod peers;
 mod quotas;
 mod resume;
+mod schedules;
 mod timers;
 mod versions;
 
 pub use cluster::ClusterConfig;
 pub use commands::{SignalRequest, Signalled, StartRun};
 pub use peers::{FORWARDED, Route};
+pub use schedules::{NewSchedule, next_times};
 pub use versions::{Exclusive, Report, Target};
 
 use crate::clock::now_ms;
@@ -141,6 +143,7 @@ impl Runtime {
     /// (`url` is where this node's API answers) and resume the runs of the
     /// shards this node takes.
     pub async fn start(self: &Arc<Self>, url: String) -> anyhow::Result<usize> {
+        tokio::spawn(schedules::run(Arc::downgrade(self)));
         if self.membership.clustered() {
             self.join(url).await?;
             return Ok(self.resident_count());

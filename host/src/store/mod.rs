@@ -10,6 +10,7 @@ mod components;
 mod coordination;
 mod postgres;
 mod rows;
+mod schedules;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_database;
@@ -18,6 +19,7 @@ pub use access::{Access, AuditEntry, DeleteNamespace, Limits, Namespace, Role, T
 pub use components::Components;
 pub use coordination::{Coordination, Lease, NodeInfo, SHARDS, shard_of};
 pub use postgres::PostgresStore;
+pub use schedules::{Overlap, Schedule, ScheduleAction, ScheduleSpec, ScheduleState, Schedules};
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::clock::now_ms;
@@ -411,6 +413,7 @@ pub trait Store: Components + Send + Sync + 'static {
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>>;
     /// Namespaces and tokens.
     fn access(&self) -> &dyn Access;
+    fn schedules(&self) -> &dyn Schedules;
     /// Coordination of several nodes, for a store they can share.
     fn coordination(&self) -> Option<&dyn Coordination> {
         None

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0005_namespace_limits.sql"),
     include_str!("../../../migrations/postgres/0006_audit.sql"),
     include_str!("../../../migrations/postgres/0007_client_certs.sql"),
+    include_str!("../../../migrations/postgres/0008_schedules.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -234,6 +235,10 @@ impl Store for PostgresStore {
         self
     }
 
+    fn schedules(&self) -> &dyn Schedules {
+        self
+    }
+
     fn coordination(&self) -> Option<&dyn Coordination> {
         Some(self)
     }
@@ -241,6 +246,7 @@ impl Store for PostgresStore {
 
 super::access::impl_access!(PostgresStore);
 super::components::impl_components!(PostgresStore);
+super::schedules::impl_schedules!(PostgresStore);
 
 impl PostgresStore {
     /// A deploy's transaction: one deploy of a name at a time, across

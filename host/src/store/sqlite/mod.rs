@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0007_namespace_limits.sql"),
     include_str!("../../../migrations/sqlite/0008_audit.sql"),
     include_str!("../../../migrations/sqlite/0009_client_certs.sql"),
+    include_str!("../../../migrations/sqlite/0010_schedules.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -265,10 +266,15 @@ impl Store for SqliteStore {
     fn access(&self) -> &dyn Access {
         self
     }
+
+    fn schedules(&self) -> &dyn Schedules {
+        self
+    }
 }
 
 super::access::impl_access!(SqliteStore);
 super::components::impl_components!(SqliteStore);
+super::schedules::impl_schedules!(SqliteStore);
 
 impl SqliteStore {
     /// A deploy's transaction: SQLite has one writer at a time.

@@ -1,0 +1,212 @@
+//! Schedules over HTTP: create, list, show (recent and next actions),
+//! pause, unpause, trigger, delete. Reading needs `read`; the rest
+//! `operate` (a schedule starts runs), in the schedule's namespace.
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, JsonBody, QueryParams};
+use super::runs::NamespaceQuery;
+use crate::runtime::{NewSchedule, next_times};
+use crate::store::{Overlap, Role, Schedule};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Due times shown ahead.
+const NEXT_SHOWN: usize = 5;
+
+fn view(schedule: &Schedule) -> Value {
+    let mut v = json!(schedule);
+    v["next_due_ms"] = json!(next_times(schedule, NEXT_SHOWN));
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    id: String,
+    workflow: String,
+    #[serde(default)]
+    input: Value,
+    /// An interval: `30s`, `5m`, `2h`, `1d` (due at its multiples).
+    every: String,
+    #[serde(default)]
+    overlap: Overlap,
+    /// Due times missed by more than this (the server was down) are not
+    /// acted on late; default 1 minute.
+    catchup_window: Option<String>,
+    #[serde(default)]
+    paused: bool,
+    #[serde(default)]
+    note: String,
+    namespace: Option<String>,
+}
+
+/// `POST /v1/schedules`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let namespace = caller.namespace_or(body.namespace.as_deref()).to_string();
+    super::auth::visible(&state, &caller, &namespace).await?;
+    caller.require(Role::Operate, &namespace)?;
+    let schedule = state
+        .rt
+        .create_schedule(NewSchedule {
+            namespace: namespace.clone(),
+            id: body.id,
+            workflow: body.workflow,
+            input: body.input,
+            every: body.every,
+            overlap: body.overlap,
+            catchup_window: body.catchup_window,
+            paused: body.paused,
+            note: body.note,
+        })
+        .await?;
+    let details = json!({ "workflow": schedule.workflow, "spec": schedule.spec });
+    super::audit::record(
+        &state,
+        &caller,
+        &namespace,
+        "schedule-create",
+        &schedule.id,
+        details,
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(view(&schedule))))
+}
+
+/// `GET /v1/schedules?namespace=`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = caller.listing(query.namespace.as_deref())?;
+    let schedules = state
+        .rt
+        .store
+        .schedules()
+        .schedules(namespace.as_deref())
+        .await?;
+    let views: Vec<Value> = schedules.iter().map(view).collect();
+    Ok(Json(json!({ "schedules": views })))
+}
+
+/// The namespace a request on one schedule acts in, checked for `role`.
+fn scope(caller: &Caller, query: &NamespaceQuery, role: Role) -> Result<String, ApiError> {
+    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
+    caller.require(role, &namespace)?;
+    Ok(namespace)
+}
+
+/// `GET /v1/schedules/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = scope(&caller, &query, Role::Read)?;
+    Ok(Json(view(&state.rt.schedule(&namespace, &id).await?)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /v1/schedules/{id}/pause {"note"?}`: no due time is acted on
+/// (nor caught up later) until it is unpaused.
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+    JsonBody(body): JsonBody<NoteBody>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &caller, &id, &query, body.note, true).await
+}
+
+/// `POST /v1/schedules/{id}/unpause {"note"?}`.
+pub async fn unpause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+    JsonBody(body): JsonBody<NoteBody>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &caller, &id, &query, body.note, false).await
+}
+
+async fn set_paused(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    query: &NamespaceQuery,
+    note: String,
+    paused: bool,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = scope(caller, query, Role::Operate)?;
+    let schedule = state
+        .rt
+        .pause_schedule(&namespace, id, paused, &note)
+        .await?;
+    let what = if paused {
+        "schedule-pause"
+    } else {
+        "schedule-unpause"
+    };
+    super::audit::record(state, caller, &namespace, what, id, json!({ "note": note })).await;
+    Ok(Json(view(&schedule)))
+}
+
+/// `POST /v1/schedules/{id}/trigger`: start its workflow now.
+pub async fn trigger(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = scope(&caller, &query, Role::Operate)?;
+    let (schedule, run_id) = state.rt.trigger_schedule(&namespace, &id).await?;
+    super::audit::record(
+        &state,
+        &caller,
+        &namespace,
+        "schedule-trigger",
+        &id,
+        json!({ "run_id": run_id }),
+    )
+    .await;
+    Ok(Json(
+        json!({ "run_id": run_id, "schedule": view(&schedule) }),
+    ))
+}
+
+/// `DELETE /v1/schedules/{id}`: no more runs; those started stay.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = scope(&caller, &query, Role::Operate)?;
+    state.rt.delete_schedule(&namespace, &id).await?;
+    super::audit::record(
+        &state,
+        &caller,
+        &namespace,
+        "schedule-delete",
+        &id,
+        json!(null),
+    )
+    .await;
+    Ok(Json(json!({ "deleted": id, "namespace": namespace })))
+}

@@ -1,0 +1,135 @@
+//! `weft schedule create|list|show|pause|unpause|trigger|delete`.
+
+use super::{Client, cell, json_arg};
+use anyhow::bail;
+use serde_json::{Value, json};
+
+#[derive(clap::Args)]
+pub struct ScheduleOptions {
+    #[arg(value_parser = ["create", "list", "show", "pause", "unpause", "trigger", "delete"])]
+    pub action: String,
+    /// The schedule (every action but list).
+    pub id: Option<String>,
+    /// The workflow it starts (create).
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Its interval, such as 30s, 5m, 2h or 1d (create).
+    #[arg(long)]
+    pub every: Option<String>,
+    /// The workflow's input, JSON (create).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// At a due time while the last run is open: skip (default) or allow-all.
+    #[arg(long, value_parser = ["skip", "allow-all"])]
+    pub overlap: Option<String>,
+    /// Due times missed by more than this are not acted on late (default 1m).
+    #[arg(long)]
+    pub catchup_window: Option<String>,
+    /// Create it paused.
+    #[arg(long)]
+    pub paused: bool,
+    /// Why (create, pause, unpause).
+    #[arg(long)]
+    pub note: Option<String>,
+    #[arg(long, env = "WEFT_NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+/// One line per schedule.
+fn line(s: &Value) -> String {
+    let state = &s["state"];
+    let status = if state["paused"] == true {
+        "paused"
+    } else {
+        "active"
+    };
+    format!(
+        "{}  {}  every {} ms  {status}  next {}  last run {}",
+        cell(&s["id"]),
+        cell(&s["workflow"]),
+        cell(&s["spec"]["every_ms"]),
+        cell(&s["next_due_ms"][0]),
+        cell(&state["last_run_id"]),
+    )
+}
+
+pub async fn schedule(client: &Client, opts: ScheduleOptions) -> anyhow::Result<()> {
+    let query = opts
+        .namespace
+        .as_ref()
+        .map(|ns| format!("?namespace={ns}"))
+        .unwrap_or_default();
+    if opts.action == "list" {
+        let listed = client.get(&format!("/v1/schedules{query}")).await?;
+        for s in listed["schedules"].as_array().into_iter().flatten() {
+            out!("{}", line(s));
+        }
+        return Ok(());
+    }
+    let Some(id) = opts.id.as_deref() else {
+        bail!("`weft schedule {}` needs the schedule's id", opts.action);
+    };
+    let path = format!("/v1/schedules/{id}");
+    let note = json!({ "note": opts.note.clone().unwrap_or_default() });
+    match opts.action.as_str() {
+        "create" => {
+            let (Some(workflow), Some(every)) = (&opts.workflow, &opts.every) else {
+                bail!("`weft schedule create` needs --workflow and --every");
+            };
+            let mut body = json!({
+                "id": id,
+                "workflow": workflow,
+                "every": every,
+                "input": json_arg("--input", opts.input)?,
+                "paused": opts.paused,
+                "note": opts.note.unwrap_or_default(),
+            });
+            for (field, value) in [
+                ("overlap", opts.overlap),
+                ("catchup_window", opts.catchup_window),
+                ("namespace", opts.namespace),
+            ] {
+                if let Some(value) = value {
+                    body[field] = Value::String(value);
+                }
+            }
+            let created = client.post("/v1/schedules", &body).await?;
+            out!("created {}", line(&created));
+        }
+        "show" => {
+            let s = client.get(&format!("{path}{query}")).await?;
+            out!("{}", line(&s));
+            if s["state"]["note"] != "" {
+                out!("note: {}", cell(&s["state"]["note"]));
+            }
+            out!("next due (ms since the epoch): {}", s["next_due_ms"]);
+            for action in s["state"]["recent"].as_array().into_iter().flatten() {
+                out!(
+                    "  due {}  at {}  {}  {}",
+                    cell(&action["due_ms"]),
+                    cell(&action["at_ms"]),
+                    cell(&action["outcome"]),
+                    cell(&action["run_id"]),
+                );
+            }
+        }
+        "pause" | "unpause" => {
+            let s = client
+                .post(&format!("{path}/{}{query}", opts.action), &note)
+                .await?;
+            out!("{}", line(&s));
+        }
+        "trigger" => {
+            let done = client
+                .post(&format!("{path}/trigger{query}"), &json!(null))
+                .await?;
+            out!("started run {}", cell(&done["run_id"]));
+        }
+        "delete" => {
+            client.delete(&format!("{path}{query}")).await?;
+            out!("deleted schedule {id}");
+        }
+        other => bail!("unknown schedule action `{other}`"),
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! Schedules over real HTTP and the CLI: one run per due time across a
+//! kill -9, catch-up within the window and missed past it, the skip
+//! overlap policy, pause, trigger, delete and bad input.
+
+use crate::support::Server;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+async fn create(server: &Server, body: Value) -> Value {
+    let (status, created) = server.post("/v1/schedules", &body).await;
+    assert_eq!(status, 201, "{body}: {created}");
+    created
+}
+
+/// The due times of the runs a schedule started, in order.
+async fn due_times(server: &Server, schedule: &str) -> Vec<i64> {
+    let (status, listed) = server.get("/v1/runs?limit=1000").await;
+    assert_eq!(status, 200, "{listed}");
+    let prefix = format!("{schedule}-");
+    let mut due: Vec<i64> = listed["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            r["workflow_id"]
+                .as_str()?
+                .strip_prefix(&prefix)?
+                .parse()
+                .ok()
+        })
+        .collect();
+    due.sort();
+    due
+}
+
+async fn until_runs(server: &Server, schedule: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while due_times(server, schedule).await.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{schedule} never started {n} runs"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn show(server: &Server, id: &str) -> Value {
+    let (status, schedule) = server.get(&format!("/v1/schedules/{id}")).await;
+    assert_eq!(status, 200, "{schedule}");
+    schedule
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_starts_one_run_per_due_time_across_a_crash() {
+    let mut server = Server::start(&[]);
+    server.deploy("steps", "steps").await;
+    let base = json!({ "workflow": "steps", "input": 0, "every": "1s", "overlap": "allow-all" });
+    let mut tick = base.clone();
+    tick["id"] = json!("tick");
+    tick["catchup_window"] = json!("1m");
+    create(&server, tick).await;
+    let mut short = base.clone();
+    short["id"] = json!("short");
+    short["catchup_window"] = json!("500ms");
+    create(&server, short).await;
+    until_runs(&server, "tick", 2).await;
+
+    // Down for 3 s: `tick` catches the due times up, `short` misses them.
+    server.kill9();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.restart();
+    let before = due_times(&server, "tick").await.len();
+    until_runs(&server, "tick", before + 5).await;
+
+    let due = due_times(&server, "tick").await;
+    let span = ((due[due.len() - 1] - due[0]) / 1000 + 1) as usize;
+    assert_eq!(
+        due.len(),
+        span,
+        "one run per due time, none missed: {due:?}"
+    );
+    assert!(due.iter().all(|d| d % 1000 == 0), "{due:?}");
+    let runs = server.get("/v1/runs?limit=1000").await.1;
+    for run in runs["runs"].as_array().unwrap() {
+        if run["workflow_id"].as_str().unwrap().starts_with("tick-") {
+            let run = server.wait(run["run_id"].as_str().unwrap(), 30).await;
+            assert_eq!(run["status"], "completed", "{run}");
+        }
+    }
+
+    let short = show(&server, "short").await;
+    let missed: Vec<&Value> = short["state"]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["outcome"] == "missed")
+        .collect();
+    assert_eq!(missed.len(), 1, "{short}");
+    assert!(missed[0]["count"].as_u64().unwrap() >= 2, "{short}");
+    let due = due_times(&server, "short").await;
+    assert!(
+        due.windows(2).any(|w| w[1] - w[0] >= 3000),
+        "a gap where the due times were missed: {due:?}"
+    );
+    let mut distinct = due.clone();
+    distinct.dedup();
+    assert_eq!(distinct, due);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_pause_trigger_delete_and_bad_input() {
+    let server = Server::start(&[]);
+    server.deploy("entity", "entity").await;
+    // An entity waits for 1000 signals: its runs stay open.
+    let held =
+        json!({ "id": "held", "workflow": "entity", "input": { "expect": 1000 }, "every": "1s" });
+    let created = create(&server, held.clone()).await;
+    assert_eq!(created["spec"]["overlap"], "skip");
+    assert_eq!(created["next_due_ms"].as_array().unwrap().len(), 5);
+
+    // Skip: the open run holds the next due times.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = show(&server, "held").await;
+        let recent = s["state"]["recent"].as_array().unwrap();
+        if recent.iter().any(|a| a["outcome"] == "skipped") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing skipped: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(due_times(&server, "held").await.len(), 1);
+
+    // Paused: no due time is acted on.
+    let (status, paused) = server
+        .post(
+            "/v1/schedules/held/pause",
+            &json!({ "note": "incident 42" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(
+        (&paused["state"]["paused"], &paused["state"]["note"]),
+        (&json!(true), &json!("incident 42"))
+    );
+    assert_eq!(paused["next_due_ms"], json!([]));
+    let recent = paused["state"]["recent"].as_array().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let after = show(&server, "held").await;
+    assert_eq!(after["state"]["recent"].as_array().unwrap().len(), recent);
+
+    // Trigger starts a run now, paused or not.
+    let (status, triggered) = server
+        .post("/v1/schedules/held/trigger", &json!(null))
+        .await;
+    assert_eq!(status, 200, "{triggered}");
+    let run_id = triggered["run_id"].as_str().unwrap();
+    let (_, run) = server.get(&format!("/v1/runs/{run_id}")).await;
+    assert!(
+        run["workflow_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("held-manual-"),
+        "{run}"
+    );
+
+    // The CLI lists, shows and unpauses.
+    let (ok, out, err) = server.cli(&["schedule", "list"]);
+    assert!(
+        ok && out.contains("held") && out.contains("paused"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = server.cli(&["schedule", "unpause", "held", "--note", "over"]);
+    assert!(ok && out.contains("active"), "{out}{err}");
+    let (ok, out, err) = server.cli(&["schedule", "show", "held"]);
+    assert!(
+        ok && out.contains("skipped") && out.contains("note: over"),
+        "{out}{err}"
+    );
+
+    // Bad input: clear 4xx errors.
+    for (body, status, says) in [
+        (json!({ "every": "0s" }), 400, "invalid interval"),
+        (json!({ "every": "soon" }), 400, "invalid interval"),
+        (
+            json!({ "catchup_window": "a while" }),
+            400,
+            "invalid catch-up window",
+        ),
+        (json!({ "id": "bad id!" }), 400, "invalid schedule name"),
+        (
+            json!({ "workflow": "nowhere" }),
+            404,
+            "no workflow named `nowhere`",
+        ),
+        (json!({}), 409, "already has a schedule `held`"),
+    ] {
+        let mut request = held.clone();
+        for (k, v) in body.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        let (s, answer) = server.post("/v1/schedules", &request).await;
+        assert_eq!(s, status, "{request}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    let (s, answer) = server.post("/v1/schedules", &json!({ "id": "x" })).await;
+    assert_eq!(s, 400, "{answer}");
+    let (s, _) = server.post("/v1/schedules/nope/pause", &json!({})).await;
+    assert_eq!(s, 404);
+
+    let (s, _) = server.delete("/v1/schedules/held").await;
+    assert_eq!(s, 200);
+    let (s, answer) = server.get("/v1/schedules/held").await;
+    assert_eq!(s, 404, "{answer}");
+    let (ok, _, err) = server.cli(&["schedule", "show", "held"]);
+    assert!(!ok && err.contains("no schedule `held`"), "{err}");
+}
