@@ -194,6 +194,27 @@ async fn skip_pause_trigger_delete_and_bad_input() {
             "no workflow named `nowhere`",
         ),
         (json!({}), 409, "already has a schedule `held`"),
+        (
+            json!({ "every": null, "cron": "61 * * * *" }),
+            400,
+            "invalid cron expression `61 * * * *`: field 1 (minute)",
+        ),
+        (
+            json!({ "every": null, "cron": "0 0 30 feb *" }),
+            400,
+            "never due",
+        ),
+        (
+            json!({ "every": null, "cron": "@daily", "time_zone": "Mars/Olympus" }),
+            400,
+            "unknown time zone",
+        ),
+        (json!({ "cron": "@daily" }), 400, "not both"),
+        (
+            json!({ "time_zone": "UTC" }),
+            400,
+            "applies to a cron schedule",
+        ),
     ] {
         let mut request = held.clone();
         for (k, v) in body.as_object().unwrap() {
@@ -204,6 +225,47 @@ async fn skip_pause_trigger_delete_and_bad_input() {
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{message}");
     }
+    // Cron schedules: due times in their time zone.
+    let cron = json!({
+        "id": "standup", "workflow": "entity", "input": { "expect": 1 },
+        "cron": "30 9 * * *", "time_zone": "Asia/Kolkata", "paused": true
+    });
+    let created = create(&server, cron).await;
+    assert_eq!(created["next_due_ms"], json!([]), "paused: {created}");
+    let (_, created) = server
+        .post("/v1/schedules/standup/unpause", &json!({}))
+        .await;
+    let due: Vec<i64> = created["next_due_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect();
+    assert_eq!(due.len(), 5, "{created}");
+    // 09:30 in Kolkata (UTC+05:30) is 04:00 UTC, every day.
+    assert!(
+        due.iter().all(|t| t % 86_400_000 == 4 * 3_600_000),
+        "{due:?}"
+    );
+    assert!(due.windows(2).all(|w| w[1] - w[0] == 86_400_000), "{due:?}");
+    let (ok, out, err) = server.cli(&[
+        "schedule",
+        "create",
+        "quarter",
+        "--workflow",
+        "entity",
+        "--cron",
+        "*/15 * * * *",
+        "--time-zone",
+        "Europe/Berlin",
+        "--input",
+        r#"{"expect": 1}"#,
+    ]);
+    assert!(
+        ok && out.contains("cron '*/15 * * * *' Europe/Berlin"),
+        "{out}{err}"
+    );
+
     let (s, answer) = server.post("/v1/schedules", &json!({ "id": "x" })).await;
     assert_eq!(s, 400, "{answer}");
     let (s, _) = server.post("/v1/schedules/nope/pause", &json!({})).await;

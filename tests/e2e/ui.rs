@@ -71,3 +71,39 @@ async fn the_runs_page_shows_each_namespace_and_switches_between_them() {
     assert!(page.contains("namespace <code>team-a</code>"), "{page}");
     assert!(page.contains("activity-completed"), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schedules_page_shows_when_each_fires_and_why_it_is_paused() {
+    let server = Server::start(&[]);
+    let (status, body) = server
+        .put("/v1/components/steps", crate::support::wasm("steps"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for schedule in [
+        json!({ "id": "nightly", "workflow": "steps", "input": 0, "cron": "0 2 * * *",
+                "time_zone": "Europe/Berlin", "paused": true, "note": "incident 7" }),
+        json!({ "id": "beat", "workflow": "steps", "input": 0, "every": "1s" }),
+    ] {
+        let (status, body) = server.post("/v1/schedules", &schedule).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Let `beat` start a run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.get("/v1/schedules/beat").await.1["state"]["last_run_id"].is_null() {
+        assert!(std::time::Instant::now() < deadline, "beat never fired");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let page = rendered(server.url("/#schedules")).await;
+    assert!(page.contains("2 schedule(s)"), "{page}");
+    assert!(
+        page.contains("cron <code>0 2 * * *</code> Europe/Berlin"),
+        "{page}"
+    );
+    assert!(
+        page.contains("paused <span class=\"muted\">incident 7</span>"),
+        "{page}"
+    );
+    assert!(page.contains("every 1 s"), "{page}");
+    assert!(page.contains("started"), "{page}");
+    assert!(page.contains("href=\"#run="), "{page}");
+}

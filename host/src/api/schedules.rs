@@ -30,8 +30,11 @@ pub struct CreateBody {
     workflow: String,
     #[serde(default)]
     input: Value,
-    /// An interval: `30s`, `5m`, `2h`, `1d` (due at its multiples).
-    every: String,
+    /// An interval: `30s`, `5m`, `2h`, `1d` (due at its multiples)...
+    every: Option<String>,
+    /// ...or a cron expression (`0 9 * * mon-fri`), in `time_zone`.
+    cron: Option<String>,
+    time_zone: Option<String>,
     #[serde(default)]
     overlap: Overlap,
     /// Due times missed by more than this (the server was down) are not
@@ -61,6 +64,8 @@ pub async fn create(
             workflow: body.workflow,
             input: body.input,
             every: body.every,
+            cron: body.cron,
+            time_zone: body.time_zone,
             overlap: body.overlap,
             catchup_window: body.catchup_window,
             paused: body.paused,

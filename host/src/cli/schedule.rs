@@ -13,9 +13,15 @@ pub struct ScheduleOptions {
     /// The workflow it starts (create).
     #[arg(long)]
     pub workflow: Option<String>,
-    /// Its interval, such as 30s, 5m, 2h or 1d (create).
+    /// Its interval, such as 30s, 5m, 2h or 1d (create)...
     #[arg(long)]
     pub every: Option<String>,
+    /// ...or its cron expression, such as "0 9 * * mon-fri" (create).
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// The cron expression's time zone, such as Europe/Berlin (default UTC).
+    #[arg(long)]
+    pub time_zone: Option<String>,
     /// The workflow's input, JSON (create).
     #[arg(long)]
     pub input: Option<String>,
@@ -43,11 +49,19 @@ fn line(s: &Value) -> String {
     } else {
         "active"
     };
+    let spec = &s["spec"];
+    let when = match spec["every_ms"].as_u64() {
+        Some(ms) => format!("every {ms} ms"),
+        None => format!(
+            "cron '{}' {}",
+            cell(&spec["cron"]),
+            spec["time_zone"].as_str().unwrap_or("UTC")
+        ),
+    };
     format!(
-        "{}  {}  every {} ms  {status}  next {}  last run {}",
+        "{}  {}  {when}  {status}  next {}  last run {}",
         cell(&s["id"]),
         cell(&s["workflow"]),
-        cell(&s["spec"]["every_ms"]),
         cell(&s["next_due_ms"][0]),
         cell(&state["last_run_id"]),
     )
@@ -73,18 +87,20 @@ pub async fn schedule(client: &Client, opts: ScheduleOptions) -> anyhow::Result<
     let note = json!({ "note": opts.note.clone().unwrap_or_default() });
     match opts.action.as_str() {
         "create" => {
-            let (Some(workflow), Some(every)) = (&opts.workflow, &opts.every) else {
-                bail!("`weft schedule create` needs --workflow and --every");
+            let Some(workflow) = &opts.workflow else {
+                bail!("`weft schedule create` needs --workflow, and --every or --cron");
             };
             let mut body = json!({
                 "id": id,
                 "workflow": workflow,
-                "every": every,
                 "input": json_arg("--input", opts.input)?,
                 "paused": opts.paused,
                 "note": opts.note.unwrap_or_default(),
             });
             for (field, value) in [
+                ("every", opts.every),
+                ("cron", opts.cron),
+                ("time_zone", opts.time_zone),
                 ("overlap", opts.overlap),
                 ("catchup_window", opts.catchup_window),
                 ("namespace", opts.namespace),

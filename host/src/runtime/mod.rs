@@ -5,6 +5,7 @@
 mod activities;
 mod cluster;
 mod commands;
+mod cron;
 mod fair;
 mod peers;
 mod quotas;

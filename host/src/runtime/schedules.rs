@@ -1,9 +1,11 @@
-//! Schedules: start a workflow at fixed intervals, durably. Every node
+//! Schedules: start a workflow at fixed intervals or at a cron
+//! expression's times in a time zone, durably. Every node
 //! looks for due schedules; a due time is claimed by a compare-and-set of
 //! the schedule's state, and the run it starts has a workflow id made of
 //! the schedule and the due time with duplicates rejected, so a due time
 //! starts one run across crashes and nodes.
 
+use super::cron::Cron;
 use super::{Runtime, StartRun};
 use crate::clock::now_ms;
 use crate::error::{Error, Result, check_name};
@@ -49,13 +51,32 @@ fn next_after(every_ms: u64, now: i64) -> i64 {
     (now.div_euclid(every) + 1) * every
 }
 
+/// "Never": the next due time of a cron expression with none left.
+const NEVER: i64 = i64::MAX;
+
+/// The first due time of `spec` after `after` (checked when the schedule
+/// was created, so a stored spec always parses).
+fn due_after(spec: &ScheduleSpec, after: i64) -> i64 {
+    match (&spec.every_ms, &spec.cron) {
+        (Some(every), _) => next_after(*every, after),
+        (None, Some(expression)) => Cron::parse(expression, spec.time_zone.as_deref())
+            .ok()
+            .and_then(|cron| cron.next_after(after))
+            .unwrap_or(NEVER),
+        (None, None) => NEVER,
+    }
+}
+
 /// What a new schedule is made of.
 pub struct NewSchedule {
     pub namespace: String,
     pub id: String,
     pub workflow: String,
     pub input: Value,
-    pub every: String,
+    /// An interval (`30s`, `5m`, …) or else a cron expression.
+    pub every: Option<String>,
+    pub cron: Option<String>,
+    pub time_zone: Option<String>,
     pub overlap: Overlap,
     pub catchup_window: Option<String>,
     pub paused: bool,
@@ -67,10 +88,12 @@ pub fn next_times(schedule: &Schedule, n: usize) -> Vec<i64> {
     if schedule.state.paused {
         return Vec::new();
     }
-    let every = schedule.spec.every_ms as i64;
-    (0..n as i64)
-        .map(|i| schedule.state.next_due_ms + i * every)
-        .collect()
+    let mut times = vec![schedule.state.next_due_ms];
+    while times.len() < n && times[times.len() - 1] != NEVER {
+        times.push(due_after(&schedule.spec, times[times.len() - 1]));
+    }
+    times.retain(|t| *t != NEVER);
+    times
 }
 
 fn push_recent(state: &mut ScheduleState, action: ScheduleAction) {
@@ -83,14 +106,34 @@ impl Runtime {
     pub async fn create_schedule(&self, new: NewSchedule) -> Result<Schedule> {
         check_name("schedule", &new.id)?;
         self.namespace(&new.namespace).await?;
-        let every_ms = parse_duration(&new.every)
-            .filter(|ms| *ms >= MIN_EVERY_MS)
-            .ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "invalid interval `{}`: use a duration of at least 1s, such as 30s, 5m, 2h or 1d",
-                    new.every
-                ))
-            })?;
+        let (every_ms, cron) = match (&new.every, &new.cron) {
+            (Some(every), None) => {
+                if new.time_zone.is_some() {
+                    return Err(Error::BadRequest(
+                        "a time zone applies to a cron schedule, not an interval".into(),
+                    ));
+                }
+                let ms = parse_duration(every)
+                    .filter(|ms| *ms >= MIN_EVERY_MS)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!(
+                            "invalid interval `{every}`: use a duration of at least 1s, such as 30s, 5m, 2h or 1d"
+                        ))
+                    })?;
+                (Some(ms), None)
+            }
+            (None, Some(expression)) => {
+                Cron::parse(expression, new.time_zone.as_deref()).map_err(|e| {
+                    Error::BadRequest(format!("invalid cron expression `{expression}`: {e}"))
+                })?;
+                (None, Some(expression.trim().to_string()))
+            }
+            _ => {
+                return Err(Error::BadRequest(
+                    "a schedule needs `every` (an interval such as 30s) or `cron` (such as \"0 9 * * mon-fri\"), not both".into(),
+                ));
+            }
+        };
         let catchup_window_ms = match &new.catchup_window {
             None => DEFAULT_CATCHUP_MS,
             Some(text) => parse_duration(text).ok_or_else(|| {
@@ -118,19 +161,23 @@ impl Runtime {
             input: new.input,
             spec: ScheduleSpec {
                 every_ms,
+                cron,
+                time_zone: new.time_zone,
                 overlap: new.overlap,
                 catchup_window_ms,
             },
             state: ScheduleState {
                 paused: new.paused,
                 note: new.note,
-                next_due_ms: next_after(every_ms, now),
+                next_due_ms: NEVER,
                 last_run_id: None,
                 recent: Vec::new(),
             },
             revision: 0,
             created_at_ms: now,
         };
+        let mut schedule = schedule;
+        schedule.state.next_due_ms = due_after(&schedule.spec, now);
         if !self.store.schedules().create_schedule(&schedule).await? {
             return Err(Error::Conflict(format!(
                 "namespace `{}` already has a schedule `{}`",
@@ -186,7 +233,7 @@ impl Runtime {
     ) -> Result<Schedule> {
         self.change_schedule(namespace, id, |schedule, state| {
             if state.paused && !paused {
-                state.next_due_ms = next_after(schedule.spec.every_ms, now_ms());
+                state.next_due_ms = due_after(&schedule.spec, now_ms());
             }
             state.paused = paused;
             state.note = note.to_string();
@@ -274,7 +321,6 @@ impl Runtime {
     /// Act on the due times of one schedule up to `now`, each claimed by a
     /// compare-and-set; stops when another node got there first.
     async fn fire(self: &Arc<Self>, mut schedule: Schedule, now: i64) -> Result<()> {
-        let every = schedule.spec.every_ms as i64;
         for _ in 0..MOST_PER_LOOK {
             let due = schedule.state.next_due_ms;
             if due > now {
@@ -284,13 +330,18 @@ impl Runtime {
             let late = now - due;
             if late > schedule.spec.catchup_window_ms as i64 {
                 // Every due time before the window opened is missed.
-                let first_in_window = now - schedule.spec.catchup_window_ms as i64;
-                let count = ((first_in_window - due) / every + 1).max(1);
-                state.next_due_ms = due + count * every;
+                let window_opened = now - schedule.spec.catchup_window_ms as i64;
+                let (mut last_missed, mut count) = (due, 1);
+                let mut next = due_after(&schedule.spec, due);
+                while next < window_opened {
+                    (last_missed, count) = (next, count + 1);
+                    next = due_after(&schedule.spec, next);
+                }
+                state.next_due_ms = next;
                 push_recent(
                     &mut state,
                     ScheduleAction {
-                        due_ms: Some(due + (count - 1) * every),
+                        due_ms: Some(last_missed),
                         at_ms: now,
                         outcome: "missed".into(),
                         run_id: None,
@@ -298,7 +349,7 @@ impl Runtime {
                     },
                 );
             } else if schedule.spec.overlap == Overlap::Skip && self.last_run_open(&state).await? {
-                state.next_due_ms = due + every;
+                state.next_due_ms = due_after(&schedule.spec, due);
                 push_recent(
                     &mut state,
                     ScheduleAction {
@@ -319,7 +370,7 @@ impl Runtime {
                     Err(Error::Conflict(_)) => ("started", None),
                     Err(e) => return Err(e),
                 };
-                state.next_due_ms = due + every;
+                state.next_due_ms = due_after(&schedule.spec, due);
                 if run_id.is_some() {
                     state.last_run_id = run_id.clone();
                 }

@@ -18,11 +18,17 @@ pub enum Overlap {
     AllowAll,
 }
 
-/// What the operator set.
+/// What the operator set: an interval or a cron expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleSpec {
     /// Due times are the multiples of this interval since the epoch.
-    pub every_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
+    /// Due times are this cron expression's, in `time_zone` (UTC if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     #[serde(default)]
     pub overlap: Overlap,
     /// Due times missed (the server was down) by more than this are not
