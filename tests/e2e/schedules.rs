@@ -278,3 +278,167 @@ async fn skip_pause_trigger_delete_and_bad_input() {
     let (ok, _, err) = server.cli(&["schedule", "show", "held"]);
     assert!(!ok && err.contains("no schedule `held`"), "{err}");
 }
+
+/// The runs a schedule started: (due time, run) in due order.
+async fn runs_of(server: &Server, schedule: &str) -> Vec<(i64, Value)> {
+    let (_, listed) = server.get("/v1/runs?limit=1000").await;
+    let prefix = format!("{schedule}-");
+    let mut runs: Vec<(i64, Value)> = listed["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let due = r["workflow_id"]
+                .as_str()?
+                .strip_prefix(&prefix)?
+                .parse()
+                .ok()?;
+            Some((due, r.clone()))
+        })
+        .collect();
+    runs.sort_by_key(|(due, _)| *due);
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buffer_one_cancel_previous_jitter_and_backfill() {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("entity", "entity").await;
+    let entity = |id: &str, overlap: &str| {
+        json!({ "id": id, "workflow": "entity", "input": { "expect": 1 }, "every": "1s",
+                "overlap": overlap })
+    };
+
+    // cancel-previous: each due time cancels the open run.
+    create(&server, entity("fresh", "cancel-previous")).await;
+    until_runs(&server, "fresh", 3).await;
+    server.post("/v1/schedules/fresh/pause", &json!({})).await;
+    let runs = runs_of(&server, "fresh").await;
+    let (_, newest) = runs.last().unwrap();
+    for (_, run) in &runs[..runs.len() - 1] {
+        let run = server.wait(run["run_id"].as_str().unwrap(), 30).await;
+        assert_eq!(run["status"], "cancelled", "{run}");
+    }
+    let (_, newest) = server
+        .get(&format!("/v1/runs/{}", newest["run_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(newest["status"], "running", "{newest}");
+
+    // buffer-one: the newest due time waits for the open run to end.
+    create(&server, entity("queued", "buffer-one")).await;
+    until_runs(&server, "queued", 1).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let runs = runs_of(&server, "queued").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let first = runs[0].1["run_id"].as_str().unwrap().to_string();
+    let signalled_at = now_ms();
+    let (status, _) = server
+        .post(&format!("/v1/runs/{first}/signals/item"), &json!("done"))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(server.wait(&first, 30).await["status"], "completed");
+    until_runs(&server, "queued", 2).await;
+    let runs = runs_of(&server, "queued").await;
+    let (buffered_due, buffered) = &runs[1];
+    assert!(
+        *buffered_due < signalled_at,
+        "the buffered due time passed while the first run was open: {runs:?}"
+    );
+    assert!(
+        buffered["created_at_ms"].as_i64().unwrap() >= signalled_at,
+        "{buffered}"
+    );
+    let queued = show(&server, "queued").await;
+    let skipped = queued["state"]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["outcome"] == "skipped")
+        .count();
+    assert!(
+        skipped >= 1,
+        "older due times were skipped, one buffered: {queued}"
+    );
+    server.post("/v1/schedules/queued/pause", &json!({})).await;
+
+    // Jitter: each start waits its own share of up to 900 ms.
+    let mut spread = entity("spread", "allow-all");
+    spread["jitter"] = json!("900ms");
+    create(&server, spread).await;
+    until_runs(&server, "spread", 4).await;
+    let delays: Vec<i64> = runs_of(&server, "spread")
+        .await
+        .iter()
+        .map(|(due, run)| run["created_at_ms"].as_i64().unwrap() - due)
+        .collect();
+    assert!(delays.iter().all(|d| (0..2000).contains(d)), "{delays:?}");
+    assert!(delays.iter().any(|d| *d > 100), "{delays:?}");
+    server.post("/v1/schedules/spread/pause", &json!({})).await;
+
+    // Backfill: the due times of a past range that had no run, once.
+    let mut daily = entity("daily", "allow-all");
+    daily["every"] = json!("1d");
+    create(&server, daily).await;
+    let day = 86_400_000;
+    let today = now_ms() / day * day;
+    let range = json!({ "from": today - 3 * day, "to": "2099-01-01T00:00:00Z" });
+    let (status, body) = server
+        .post(
+            "/v1/schedules/daily/backfill",
+            &json!({ "from": today - 3 * day, "to": today - 1 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["started"].as_array().unwrap().len(), 3, "{body}");
+    let due: Vec<i64> = runs_of(&server, "daily")
+        .await
+        .iter()
+        .map(|(d, _)| *d)
+        .collect();
+    assert_eq!(due, vec![today - 3 * day, today - 2 * day, today - day]);
+    let (ok, out, err) = server.cli(&[
+        "schedule",
+        "backfill",
+        "daily",
+        "--from",
+        &(today - 3 * day).to_string(),
+        "--to",
+        &(today - 1).to_string(),
+    ]);
+    assert!(ok && out.contains("backfilled 0 run(s)"), "{out}{err}");
+    let (status, body) = server.post("/v1/schedules/daily/backfill", &range).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1000"),
+        "{body}"
+    );
+    assert_eq!(
+        runs_of(&server, "daily").await.len(),
+        3,
+        "a refused backfill starts nothing"
+    );
+    let (status, body) = server
+        .post(
+            "/v1/schedules/daily/backfill",
+            &json!({ "from": "yesterday", "to": 0 }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid `from`"),
+        "{body}"
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/schedules/{id}/pause", post(schedules::pause))
         .route("/v1/schedules/{id}/unpause", post(schedules::unpause))
         .route("/v1/schedules/{id}/trigger", post(schedules::trigger))
+        .route("/v1/schedules/{id}/backfill", post(schedules::backfill))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/journal", get(runs::journal))
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))

@@ -6,7 +6,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, JsonBody, QueryParams};
 use super::runs::NamespaceQuery;
-use crate::runtime::{NewSchedule, next_times};
+use crate::runtime::{NewSchedule, next_times, parse_time};
 use crate::store::{Overlap, Role, Schedule};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -40,6 +40,8 @@ pub struct CreateBody {
     /// Due times missed by more than this (the server was down) are not
     /// acted on late; default 1 minute.
     catchup_window: Option<String>,
+    /// Delay each start by up to this much (`30s`).
+    jitter: Option<String>,
     #[serde(default)]
     paused: bool,
     #[serde(default)]
@@ -68,6 +70,7 @@ pub async fn create(
             time_zone: body.time_zone,
             overlap: body.overlap,
             catchup_window: body.catchup_window,
+            jitter: body.jitter,
             paused: body.paused,
             note: body.note,
         })
@@ -192,6 +195,51 @@ pub async fn trigger(
     .await;
     Ok(Json(
         json!({ "run_id": run_id, "schedule": view(&schedule) }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillBody {
+    /// Milliseconds since the epoch or RFC 3339 (`2026-12-01T00:00:00Z`).
+    from: Value,
+    to: Value,
+}
+
+/// `POST /v1/schedules/{id}/backfill {"from", "to"}`: start the runs of the
+/// due times in that range that had none.
+pub async fn backfill(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+    JsonBody(body): JsonBody<BackfillBody>,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = scope(&caller, &query, Role::Operate)?;
+    let time = |name: &str, value: &Value| {
+        parse_time(value).ok_or_else(|| {
+            crate::error::Error::BadRequest(format!(
+                "invalid `{name}` {value}: use milliseconds since the epoch or RFC 3339 such as 2026-12-01T00:00:00Z"
+            ))
+        })
+    };
+    let (from, to) = (time("from", &body.from)?, time("to", &body.to)?);
+    let (schedule, started) = state
+        .rt
+        .backfill_schedule(&namespace, &id, from, to)
+        .await?;
+    let details = json!({ "from": from, "to": to, "started": started.len() });
+    super::audit::record(
+        &state,
+        &caller,
+        &namespace,
+        "schedule-backfill",
+        &id,
+        details,
+    )
+    .await;
+    Ok(Json(
+        json!({ "started": started, "schedule": view(&schedule) }),
     ))
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub struct ScheduleOptions {
-    #[arg(value_parser = ["create", "list", "show", "pause", "unpause", "trigger", "delete"])]
+    #[arg(value_parser = ["create", "list", "show", "pause", "unpause", "trigger", "backfill", "delete"])]
     pub action: String,
     /// The schedule (every action but list).
     pub id: Option<String>,
@@ -25,9 +25,19 @@ pub struct ScheduleOptions {
     /// The workflow's input, JSON (create).
     #[arg(long)]
     pub input: Option<String>,
-    /// At a due time while the last run is open: skip (default) or allow-all.
-    #[arg(long, value_parser = ["skip", "allow-all"])]
+    /// At a due time while the last run is open: skip (default),
+    /// buffer-one, cancel-previous or allow-all.
+    #[arg(long, value_parser = ["skip", "buffer-one", "cancel-previous", "allow-all"])]
     pub overlap: Option<String>,
+    /// Delay each start by up to this much, such as 30s (create).
+    #[arg(long)]
+    pub jitter: Option<String>,
+    /// The start of the range to backfill: RFC 3339 or ms since the epoch.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The end of the range to backfill (inclusive).
+    #[arg(long)]
+    pub to: Option<String>,
     /// Due times missed by more than this are not acted on late (default 1m).
     #[arg(long)]
     pub catchup_window: Option<String>,
@@ -103,6 +113,7 @@ pub async fn schedule(client: &Client, opts: ScheduleOptions) -> anyhow::Result<
                 ("time_zone", opts.time_zone),
                 ("overlap", opts.overlap),
                 ("catchup_window", opts.catchup_window),
+                ("jitter", opts.jitter),
                 ("namespace", opts.namespace),
             ] {
                 if let Some(value) = value {
@@ -140,6 +151,19 @@ pub async fn schedule(client: &Client, opts: ScheduleOptions) -> anyhow::Result<
                 .post(&format!("{path}/trigger{query}"), &json!(null))
                 .await?;
             out!("started run {}", cell(&done["run_id"]));
+        }
+        "backfill" => {
+            let (Some(from), Some(to)) = (opts.from, opts.to) else {
+                bail!("`weft schedule backfill` needs --from and --to");
+            };
+            // A number is milliseconds, anything else RFC 3339 text.
+            let time = |t: String| t.parse::<i64>().map_or(Value::String(t), |ms| json!(ms));
+            let body = json!({ "from": time(from), "to": time(to) });
+            let done = client
+                .post(&format!("{path}/backfill{query}"), &body)
+                .await?;
+            let started = done["started"].as_array().map_or(0, Vec::len);
+            out!("backfilled {started} run(s)");
         }
         "delete" => {
             client.delete(&format!("{path}{query}")).await?;

@@ -6,6 +6,7 @@ mod activities;
 mod cluster;
 mod commands;
 mod cron;
+mod due;
 mod fair;
 mod peers;
 mod quotas;
@@ -16,6 +17,7 @@ mod versions;
 
 pub use cluster::ClusterConfig;
 pub use commands::{SignalRequest, Signalled, StartRun};
+pub use due::parse_time;
 pub use peers::{FORWARDED, Route};
 pub use schedules::{NewSchedule, next_times};
 pub use versions::{Exclusive, Report, Target};

@@ -6,9 +6,11 @@
 //! starts one run across crashes and nodes.
 
 use super::cron::Cron;
+use super::due::{NEVER, due_after, jitter, parse_duration};
 use super::{Runtime, StartRun};
 use crate::clock::now_ms;
 use crate::error::{Error, Result, check_name};
+use crate::store::RunRecord;
 use crate::store::{ComponentKind, Overlap, Schedule, ScheduleAction, ScheduleSpec, ScheduleState};
 use crate::writes::{IdConflict, IdPolicy, IdReuse};
 use serde_json::Value;
@@ -21,51 +23,12 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
 const RECENT: usize = 10;
 /// Due times acted on per schedule per look (the rest wait for the next).
 const MOST_PER_LOOK: usize = 100;
+/// Due times one backfill request may start.
+const MOST_BACKFILLED: usize = 1000;
 /// Shortest interval.
 const MIN_EVERY_MS: u64 = 1000;
 /// Catch-up window of a schedule that sets none.
 pub const DEFAULT_CATCHUP_MS: u64 = 60_000;
-
-/// `1500`, `1500ms`, `30s`, `5m`, `2h`, `1d` as milliseconds.
-pub fn parse_duration(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let unit_ms = match unit {
-        "" | "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(unit_ms)
-}
-
-/// The first due time after `now` of an interval.
-fn next_after(every_ms: u64, now: i64) -> i64 {
-    let every = every_ms as i64;
-    (now.div_euclid(every) + 1) * every
-}
-
-/// "Never": the next due time of a cron expression with none left.
-const NEVER: i64 = i64::MAX;
-
-/// The first due time of `spec` after `after` (checked when the schedule
-/// was created, so a stored spec always parses).
-fn due_after(spec: &ScheduleSpec, after: i64) -> i64 {
-    match (&spec.every_ms, &spec.cron) {
-        (Some(every), _) => next_after(*every, after),
-        (None, Some(expression)) => Cron::parse(expression, spec.time_zone.as_deref())
-            .ok()
-            .and_then(|cron| cron.next_after(after))
-            .unwrap_or(NEVER),
-        (None, None) => NEVER,
-    }
-}
 
 /// What a new schedule is made of.
 pub struct NewSchedule {
@@ -79,6 +42,7 @@ pub struct NewSchedule {
     pub time_zone: Option<String>,
     pub overlap: Overlap,
     pub catchup_window: Option<String>,
+    pub jitter: Option<String>,
     pub paused: bool,
     pub note: String,
 }
@@ -153,6 +117,14 @@ impl Runtime {
                 new.workflow, new.namespace
             )));
         }
+        let jitter_ms = match &new.jitter {
+            None => 0,
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "invalid jitter `{text}`: use a duration such as 0, 500ms or 30s"
+                ))
+            })?,
+        };
         let now = now_ms();
         let schedule = Schedule {
             namespace: new.namespace,
@@ -165,6 +137,7 @@ impl Runtime {
                 time_zone: new.time_zone,
                 overlap: new.overlap,
                 catchup_window_ms,
+                jitter_ms,
             },
             state: ScheduleState {
                 paused: new.paused,
@@ -249,7 +222,7 @@ impl Runtime {
     ) -> Result<(Schedule, String)> {
         let schedule = self.schedule(namespace, id).await?;
         let at = now_ms();
-        let run_id = self
+        let (run_id, _) = self
             .start_scheduled(&schedule, format!("{id}-manual-{at}"))
             .await?;
         let schedule = self
@@ -285,12 +258,14 @@ impl Runtime {
         }
     }
 
+    /// Start a run of the schedule's workflow: its id, and whether it is
+    /// new (a due time started before answers its open run).
     async fn start_scheduled(
         self: &Arc<Self>,
         schedule: &Schedule,
         workflow_id: String,
-    ) -> Result<String> {
-        let (run, _) = self
+    ) -> Result<(String, bool)> {
+        let (run, created) = self
             .start_run(StartRun {
                 workflow: schedule.workflow.clone(),
                 input: schedule.input.clone(),
@@ -306,36 +281,57 @@ impl Runtime {
                 },
             })
             .await?;
-        Ok(run.run_id)
+        Ok((run.run_id, created))
     }
 
-    /// Whether the schedule's last run is still open.
-    async fn last_run_open(&self, state: &ScheduleState) -> Result<bool> {
-        let Some(run_id) = &state.last_run_id else {
-            return Ok(false);
-        };
-        let run = self.store.get_run(run_id).await?;
-        Ok(run.is_some_and(|r| r.status.is_open()))
+    /// The schedule's last run, if it still exists.
+    async fn last_run(&self, state: &ScheduleState) -> Result<Option<RunRecord>> {
+        Ok(match &state.last_run_id {
+            Some(run_id) => self.store.get_run(run_id).await?,
+            None => None,
+        })
     }
 
     /// Act on the due times of one schedule up to `now`, each claimed by a
     /// compare-and-set; stops when another node got there first.
     async fn fire(self: &Arc<Self>, mut schedule: Schedule, now: i64) -> Result<()> {
         for _ in 0..MOST_PER_LOOK {
+            let spec = &schedule.spec;
             let due = schedule.state.next_due_ms;
-            if due > now {
+            let start_at = due.saturating_add(jitter(&schedule, due));
+            if start_at > now {
                 break;
             }
             let mut state = schedule.state.clone();
-            let late = now - due;
-            if late > schedule.spec.catchup_window_ms as i64 {
+            let last = self.last_run(&state).await?;
+            let open = last.as_ref().filter(|r| r.status.is_open());
+            // A due time buffered behind a run is on time when that run ends.
+            let ready_at = match (&last, spec.overlap) {
+                (Some(run), Overlap::BufferOne) if open.is_none() => {
+                    start_at.max(run.ended_at_ms.unwrap_or(start_at))
+                }
+                _ => start_at,
+            };
+            let record = |state: &mut ScheduleState, outcome: &str, run_id: Option<String>| {
+                push_recent(
+                    state,
+                    ScheduleAction {
+                        due_ms: Some(due),
+                        at_ms: now,
+                        outcome: outcome.into(),
+                        run_id,
+                        count: None,
+                    },
+                )
+            };
+            let next = due_after(spec, due);
+            if now - ready_at > spec.catchup_window_ms as i64 {
                 // Every due time before the window opened is missed.
-                let window_opened = now - schedule.spec.catchup_window_ms as i64;
-                let (mut last_missed, mut count) = (due, 1);
-                let mut next = due_after(&schedule.spec, due);
+                let window_opened = now - spec.catchup_window_ms as i64;
+                let (mut last_missed, mut count, mut next) = (due, 1, next);
                 while next < window_opened {
                     (last_missed, count) = (next, count + 1);
-                    next = due_after(&schedule.spec, next);
+                    next = due_after(spec, next);
                 }
                 state.next_due_ms = next;
                 push_recent(
@@ -348,42 +344,34 @@ impl Runtime {
                         count: Some(count as u64),
                     },
                 );
-            } else if schedule.spec.overlap == Overlap::Skip && self.last_run_open(&state).await? {
-                state.next_due_ms = due_after(&schedule.spec, due);
-                push_recent(
-                    &mut state,
-                    ScheduleAction {
-                        due_ms: Some(due),
-                        at_ms: now,
-                        outcome: "skipped".into(),
-                        run_id: None,
-                        count: None,
-                    },
-                );
+            } else if open.is_some() && matches!(spec.overlap, Overlap::Skip | Overlap::BufferOne) {
+                if spec.overlap == Overlap::BufferOne && next > now {
+                    // The newest due time waits for the open run to end.
+                    break;
+                }
+                state.next_due_ms = next;
+                record(&mut state, "skipped", None);
             } else {
-                let run_id = self
+                if let (Some(open), Overlap::CancelPrevious) = (open, spec.overlap) {
+                    match self.cancel(&open.run_id).await {
+                        Ok(_) | Err(Error::Conflict(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let run_id = match self
                     .start_scheduled(&schedule, format!("{}-{due}", schedule.id))
-                    .await;
-                let (outcome, run_id) = match run_id {
-                    Ok(run_id) => ("started", Some(run_id)),
+                    .await
+                {
+                    Ok((run_id, _)) => Some(run_id),
                     // Started and ended before a crash: acted on already.
-                    Err(Error::Conflict(_)) => ("started", None),
+                    Err(Error::Conflict(_)) => None,
                     Err(e) => return Err(e),
                 };
-                state.next_due_ms = due_after(&schedule.spec, due);
+                state.next_due_ms = next;
                 if run_id.is_some() {
                     state.last_run_id = run_id.clone();
                 }
-                push_recent(
-                    &mut state,
-                    ScheduleAction {
-                        due_ms: Some(due),
-                        at_ms: now,
-                        outcome: outcome.into(),
-                        run_id,
-                        count: None,
-                    },
-                );
+                record(&mut state, "started", run_id);
             }
             if !self
                 .store
@@ -397,6 +385,62 @@ impl Runtime {
             schedule.revision += 1;
         }
         Ok(())
+    }
+
+    /// Start the runs of every due time from `from` to `to` (inclusive;
+    /// at most [`MOST_BACKFILLED`]) that did not have its run: a past range
+    /// the schedule did not cover (it did not exist, or was paused).
+    pub async fn backfill_schedule(
+        self: &Arc<Self>,
+        namespace: &str,
+        id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<(Schedule, Vec<String>)> {
+        if from > to {
+            return Err(Error::BadRequest(
+                "a backfill's `from` must not be after its `to`".into(),
+            ));
+        }
+        let schedule = self.schedule(namespace, id).await?;
+        // The range is counted before anything starts.
+        let mut due_times = Vec::new();
+        let mut due = due_after(&schedule.spec, from - 1);
+        while due <= to {
+            if due_times.len() == MOST_BACKFILLED {
+                return Err(Error::BadRequest(format!(
+                    "the range holds more than {MOST_BACKFILLED} due times: backfill it in parts"
+                )));
+            }
+            due_times.push(due);
+            due = due_after(&schedule.spec, due);
+        }
+        let mut started = Vec::new();
+        for due in due_times {
+            match self.start_scheduled(&schedule, format!("{id}-{due}")).await {
+                Ok((run_id, true)) => started.push(run_id),
+                // That due time had its run.
+                Ok((_, false)) | Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let at = now_ms();
+        let n = started.len() as u64;
+        let schedule = self
+            .change_schedule(namespace, id, |_, state| {
+                push_recent(
+                    state,
+                    ScheduleAction {
+                        due_ms: Some(from),
+                        at_ms: at,
+                        outcome: "backfilled".into(),
+                        run_id: None,
+                        count: Some(n),
+                    },
+                );
+            })
+            .await?;
+        Ok((schedule, started))
     }
 }
 
@@ -421,30 +465,5 @@ pub async fn run(rt: Weak<Runtime>) {
                 tracing::warn!("schedule {name}: {e}");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("1500"), Some(1500));
-        assert_eq!(parse_duration("250ms"), Some(250));
-        assert_eq!(parse_duration("30s"), Some(30_000));
-        assert_eq!(parse_duration("5m"), Some(300_000));
-        assert_eq!(parse_duration("2h"), Some(7_200_000));
-        assert_eq!(parse_duration("1d"), Some(86_400_000));
-        for bad in ["", "s", "1.5s", "-1s", "10 parsecs", "5w"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn due_times_are_multiples_of_the_interval() {
-        assert_eq!(next_after(1000, 12_345), 13_000);
-        assert_eq!(next_after(1000, 13_000), 14_000);
-        assert_eq!(next_after(60_000, 59_999), 60_000);
     }
 }

@@ -16,6 +16,11 @@ pub enum Overlap {
     Skip,
     /// Start another beside it.
     AllowAll,
+    /// Start it once the last run has ended; of several due times that
+    /// pass meanwhile, only the newest waits.
+    BufferOne,
+    /// Cancel the last run and start another.
+    CancelPrevious,
 }
 
 /// What the operator set: an interval or a cron expression.
@@ -34,6 +39,14 @@ pub struct ScheduleSpec {
     /// Due times missed (the server was down) by more than this are not
     /// acted on late.
     pub catchup_window_ms: u64,
+    /// Each due time's start is delayed by up to this much (the same delay
+    /// on every node), so schedules due at once do not start at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub jitter_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One thing the scheduler did.
@@ -42,8 +55,9 @@ pub struct ScheduleAction {
     /// The due time acted on; `None` for a manual trigger.
     pub due_ms: Option<i64>,
     pub at_ms: i64,
-    /// `started`, `skipped` (the last run was open) or `missed` (past the
-    /// catch-up window; `count` due times).
+    /// `started`, `skipped` (the last run was open), `missed` (past the
+    /// catch-up window; `count` due times) or `backfilled` (`count` due
+    /// times of a past range started on request).
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
