@@ -134,6 +134,23 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Pause a run: it takes no step (timers that fall due wait) until
+    /// `weft unpause`.
+    Pause {
+        run_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Let a paused run go on.
+    Unpause {
+        run_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Cancel, terminate or signal every run of a namespace that matches
     /// (by default every running one; --dry-run lists them).
     Batch {
@@ -408,6 +425,16 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             reason,
             remote,
         } => cli::terminate(&Client::new(&remote.server)?, &run_id, reason).await,
+        Command::Pause {
+            run_id,
+            reason,
+            remote,
+        } => cli::pause(&Client::new(&remote.server)?, &run_id, true, reason).await,
+        Command::Unpause {
+            run_id,
+            reason,
+            remote,
+        } => cli::pause(&Client::new(&remote.server)?, &run_id, false, reason).await,
         Command::Batch { opts, remote } => cli::batch(&Client::new(&remote.server)?, opts).await,
         Command::Schedule { opts, remote } => {
             cli::schedule(&Client::new(&remote.server)?, opts).await

@@ -530,3 +530,77 @@ async fn workflows_and_activities_deploy_in_any_order() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_run_holds_its_timer_across_a_crash_until_unpaused() {
+    let mut server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    let run_id = server
+        .start_run("sleeper", json!({ "tag": "p", "sleep_ms": 1500 }))
+        .await;
+    server
+        .until_journal(&run_id, "the timer", |events| {
+            !of_kind(events, "timer-started").is_empty()
+        })
+        .await;
+    let (ok, out, err) = server.cli(&["pause", &run_id, "--reason", "incident 9"]);
+    assert!(ok && out.contains("paused"), "{out}{err}");
+    let (status, again) = server
+        .post(&format!("/v1/runs/{run_id}/pause"), &json!({}))
+        .await;
+    assert_eq!(status, 409, "{again}");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already paused")
+    );
+
+    // The timer falls due while paused, across a kill -9: it waits.
+    server.kill9();
+    server.restart();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, run) = server.get(&format!("/v1/runs/{run_id}")).await;
+    assert_eq!(
+        (&run["status"], &run["paused"]),
+        (&json!("running"), &json!(true)),
+        "{run}"
+    );
+    let events = server.journal(&run_id).await;
+    assert!(of_kind(&events, "timer-fired").is_empty(), "{events:?}");
+    assert_eq!(of_kind(&events, "paused")[0]["reason"], "incident 9");
+
+    // On Postgres the dead node's lease on the run must lapse first: the
+    // verb says so (409) until then.
+    let unpause = async || {
+        server
+            .post(
+                &format!("/v1/runs/{run_id}/unpause"),
+                &json!({ "reason": "all clear" }),
+            )
+            .await
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut status, mut run) = unpause().await;
+    while status == 409 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        (status, run) = unpause().await;
+    }
+    assert_eq!((status, &run["paused"]), (200, &json!(false)), "{run}");
+    let run = server.wait(&run_id, 30).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let events = server.journal(&run_id).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let unpaused = kinds.iter().position(|k| *k == "unpaused").unwrap();
+    let fired = kinds.iter().position(|k| *k == "timer-fired").unwrap();
+    assert!(unpaused < fired, "{kinds:?}");
+
+    // Only open runs pause; unknown ones are 404.
+    let (status, _) = server
+        .post(&format!("/v1/runs/{run_id}/pause"), &json!({}))
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = server.post("/v1/runs/nope/pause", &json!({})).await;
+    assert_eq!(status, 404);
+}

@@ -157,6 +157,7 @@ async fn tokens_confine_each_namespace_and_role() {
                 Some(json!({})),
             ),
             ("POST", format!("/v1/runs/{run_b}/upgrade"), Some(json!({}))),
+            ("POST", format!("/v1/runs/{run_b}/pause"), Some(json!({}))),
             ("GET", "/v1/namespaces/b".to_string(), None),
             (
                 "POST",
@@ -257,6 +258,18 @@ async fn tokens_confine_each_namespace_and_role() {
             "POST",
             "/v1/batches".into(),
             Some(json!({ "action": "cancel", "workflow": "entity", "dry_run": true })),
+            [false, true, false, true],
+        ),
+        (
+            "POST",
+            format!("/v1/runs/{run_a}/pause"),
+            Some(json!({})),
+            [false, true, false, true],
+        ),
+        (
+            "POST",
+            format!("/v1/runs/{run_a}/unpause"),
+            Some(json!({})),
             [false, true, false, true],
         ),
         (

@@ -187,6 +187,7 @@ pub async fn cancel(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TerminateBody {
+    /// Why (terminate, pause, unpause).
     reason: Option<String>,
 }
 
@@ -216,6 +217,51 @@ pub async fn terminate(
             details,
         )
         .await;
+    }
+    Ok(Json(run))
+}
+
+/// `POST /v1/runs/{run_id}/pause {"reason"?}`: the run takes no step
+/// until unpaused.
+pub async fn pause(
+    state: State<AppState>,
+    caller: Caller,
+    run_id: Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<TerminateBody>,
+) -> Result<Json<RunRecord>, ApiError> {
+    set_paused(state, caller, run_id, headers, body, true).await
+}
+
+/// `POST /v1/runs/{run_id}/unpause {"reason"?}`.
+pub async fn unpause(
+    state: State<AppState>,
+    caller: Caller,
+    run_id: Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<TerminateBody>,
+) -> Result<Json<RunRecord>, ApiError> {
+    set_paused(state, caller, run_id, headers, body, false).await
+}
+
+async fn set_paused(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<TerminateBody>,
+    paused: bool,
+) -> Result<Json<RunRecord>, ApiError> {
+    load(&state, &caller, &run_id, Role::Operate).await?;
+    let verb = if paused { "pause" } else { "unpause" };
+    let reason = body
+        .reason
+        .unwrap_or_else(|| format!("{verb}d by an operator"));
+    let route = super::route(&headers);
+    let run = state.rt.pause_run(&run_id, paused, &reason, route).await?;
+    if route == crate::runtime::Route::ToDriver {
+        let details = json!({ "reason": reason });
+        super::audit::record(&state, &caller, &run.namespace, verb, &run_id, details).await;
     }
     Ok(Json(run))
 }

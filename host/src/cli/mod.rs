@@ -487,6 +487,27 @@ pub async fn terminate(
     Ok(())
 }
 
+/// `weft pause RUN` / `weft unpause RUN`.
+pub async fn pause(
+    client: &Client,
+    run_id: &str,
+    paused: bool,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let verb = if paused { "pause" } else { "unpause" };
+    let body = json!({ "reason": reason });
+    let run = client
+        .post(&format!("/v1/runs/{run_id}/{verb}"), &body)
+        .await?;
+    let state = if run["paused"] == true {
+        "paused"
+    } else {
+        "not paused"
+    };
+    out!("run {run_id} is {} and {state}", cell(&run["status"]));
+    Ok(())
+}
+
 pub async fn cancel(client: &Client, run_id: &str) -> anyhow::Result<()> {
     let run = client
         .post(&format!("/v1/runs/{run_id}/cancel"), &Value::Null)

@@ -163,6 +163,15 @@ pub enum Event {
         handle: u32,
         component: String,
     },
+    /// Informational: an operator paused the run; it takes no step until
+    /// `unpaused`.
+    Paused {
+        reason: String,
+    },
+    /// Informational: an operator unpaused the run.
+    Unpaused {
+        reason: String,
+    },
     ActivityCompleted {
         handle: u32,
         attempts: u32,
@@ -346,6 +355,8 @@ impl Event {
             Event::ActivityScheduled { .. } => "activity-scheduled",
             Event::ActivityAttemptFailed { .. } => "activity-attempt-failed",
             Event::ActivityAwaitingDeployment { .. } => "activity-awaiting-deployment",
+            Event::Paused { .. } => "paused",
+            Event::Unpaused { .. } => "unpaused",
             Event::ActivityCompleted { .. } => "activity-completed",
             Event::ActivityFailed { .. } => "activity-failed",
             Event::TimerStarted { .. } => "timer-started",

@@ -39,6 +39,8 @@ impl Event {
                     failure.message()
                 )
             }
+            Event::Paused { reason } => format!("paused: {reason}"),
+            Event::Unpaused { reason } => format!("unpaused: {reason}"),
             Event::ActivityAwaitingDeployment { handle, component } => {
                 format!("#{handle} waits for a deployment of activity component `{component}`")
             }

@@ -356,6 +356,42 @@ impl Runtime {
         Ok(run)
     }
 
+    /// Pause a run (it leaves memory at its next wait and takes no step:
+    /// activities it was running are aborted and run again, with the same
+    /// idempotency key, once it is unpaused; timers that fall due wait) or
+    /// unpause it; the journal records each with its reason.
+    pub async fn pause(
+        self: &Arc<Self>,
+        run_id: &str,
+        paused: bool,
+        reason: &str,
+    ) -> Result<RunRecord> {
+        let held = self.exclusive(run_id).await?;
+        let verb = if paused { "paused" } else { "unpaused" };
+        let run = self.open_run_for(run_id, verb).await?;
+        if run.paused == paused {
+            return Err(Error::Conflict(format!("run {run_id} is already {verb}")));
+        }
+        let next_seq = self
+            .store
+            .journal(run_id)
+            .await?
+            .last()
+            .map_or(0, |r| r.seq + 1);
+        let sink = self.sink(run_id, next_seq);
+        let reason = reason.to_string();
+        sink.record(if paused {
+            Event::Paused { reason }
+        } else {
+            Event::Unpaused { reason }
+        });
+        sink.commit(Some(RunUpdate::Paused(paused))).await?;
+        tracing::info!(run = run_id, "{verb}");
+        // Letting go wakes it: unpaused, it goes on; paused, it stays out.
+        drop(held);
+        Ok(self.store.get_run(run_id).await?.expect("still there"))
+    }
+
     /// The run `run_id`, which must be open to be `what` (upgraded, say).
     pub(super) async fn open_run_for(&self, run_id: &str, what: &str) -> Result<RunRecord> {
         let run = self

@@ -64,6 +64,22 @@ impl Runtime {
         Ok(self.ask_driver(run_id, "terminate", &body).await?)
     }
 
+    /// Pause or unpause a run where it is driven.
+    pub async fn pause_run(
+        self: &Arc<Self>,
+        run_id: &str,
+        paused: bool,
+        reason: &str,
+        route: Route,
+    ) -> Result<RunRecord> {
+        if route == Route::HereOnly || self.membership.drives(run_id) {
+            return self.pause(run_id, paused, reason).await;
+        }
+        let body = json!({ "reason": reason });
+        let action = if paused { "pause" } else { "unpause" };
+        Ok(self.ask_driver(run_id, action, &body).await?)
+    }
+
     /// POST `/v1/runs/{run_id}/{action}` to the node driving the run.
     async fn ask_driver<T: DeserializeOwned>(
         &self,

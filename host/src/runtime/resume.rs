@@ -32,6 +32,13 @@ pub(super) async fn resume(
         }
         None => {
             let run = match rt.store.get_run(&run_id).await {
+                // Paused: nothing to do until unpaused, which wakes it.
+                Ok(Some(run)) if run.paused => {
+                    return Ending::Suspended {
+                        wake_at_ms: None,
+                        notices_seen: u64::MAX,
+                    };
+                }
                 Ok(Some(run)) if run.status == RunStatus::Running => run,
                 Ok(_) => return Ending::Ended { parent: None },
                 Err(e) => return retry(e),

@@ -177,6 +177,8 @@ pub struct RunRecord {
     /// Out of memory, waiting for `wake_at_ms` or an event.
     #[serde(rename = "evicted")]
     pub idle: bool,
+    /// Paused by an operator: it takes no step until unpaused.
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +241,7 @@ impl NewRun {
             ended_at_ms: None,
             wake_at_ms: None,
             idle: false,
+            paused: false,
         }
     }
 
@@ -283,6 +286,7 @@ pub struct RunChange {
     /// Pinned to another component: (digest, version).
     pub pin: Option<(String, u32)>,
     pub updated_at_ms: Option<i64>,
+    pub paused: Option<bool>,
 }
 
 /// A journal event as stored: prepared above the store (which computes no

@@ -64,6 +64,7 @@ pub(super) fn run_from_row(row: &impl SqlRow) -> anyhow::Result<RunRecord> {
         ended_at_ms: row.int_opt("ended_at_ms")?,
         wake_at_ms: row.int_opt("wake_at_ms")?,
         idle: row.int("idle")? != 0,
+        paused: row.int("paused")? != 0,
     })
 }
 
@@ -126,6 +127,9 @@ pub(super) fn run_change_columns(change: &RunChange) -> Vec<(&'static str, Param
     }
     if let Some(at) = change.updated_at_ms {
         columns.push(("updated_at_ms", Param::Int(Some(at))));
+    }
+    if let Some(paused) = change.paused {
+        columns.push(("paused", Param::Int(Some(paused as i64))));
     }
     columns
 }

@@ -62,6 +62,8 @@ pub enum RunUpdate {
     Repin { digest: String, version: u32 },
     /// An evicted run executes again (sent with its first append).
     Awake,
+    /// Paused or unpaused by an operator.
+    Paused(bool),
 }
 
 #[derive(Debug, Clone)]

@@ -326,6 +326,14 @@ async fn apply_update(
             },
             false,
         ),
+        RunUpdate::Paused(paused) => (
+            RunChange {
+                paused: Some(*paused),
+                updated_at_ms: Some(now),
+                ..RunChange::default()
+            },
+            true,
+        ),
         RunUpdate::Repin { digest, version } => (
             RunChange {
                 pin: Some((digest.clone(), *version)),

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0006_audit.sql"),
     include_str!("../../../migrations/postgres/0007_client_certs.sql"),
     include_str!("../../../migrations/postgres/0008_schedules.sql"),
+    include_str!("../../../migrations/postgres/0009_run_pause.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -179,7 +180,7 @@ impl Store for PostgresStore {
                 OR EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id \
                            AND c.status NOT IN ('running', 'stuck') \
                            AND c.ended_at_ms >= r.updated_at_ms)) AS poked \
-             FROM runs r WHERE r.status = 'running' \
+             FROM runs r WHERE r.status = 'running' AND r.paused = 0 \
                AND ($1::BIGINT[] IS NULL OR r.shard = ANY($1))",
         )
         .bind(shards)

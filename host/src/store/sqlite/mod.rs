@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0008_audit.sql"),
     include_str!("../../../migrations/sqlite/0009_client_certs.sql"),
     include_str!("../../../migrations/sqlite/0010_schedules.sql"),
+    include_str!("../../../migrations/sqlite/0011_run_pause.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -204,7 +205,7 @@ impl Store for SqliteStore {
                 OR EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id \
                            AND c.status NOT IN ('running', 'stuck') \
                            AND c.ended_at_ms >= r.updated_at_ms)) AS poked \
-             FROM runs r WHERE r.status = 'running'",
+             FROM runs r WHERE r.status = 'running' AND r.paused = 0",
         )
         .fetch_all(&self.pool)
         .await?;
