@@ -119,7 +119,7 @@ async fn a_batch_reaches_every_matching_run_and_no_other() {
 
     // Bad batches are refused with the reason.
     for (body, says) in [
-        (json!({ "action": "pause" }), "unknown batch action"),
+        (json!({ "action": "explode" }), "unknown batch action"),
         (json!({ "action": "signal" }), "needs `signal`"),
         (
             json!({ "action": "cancel", "reason": "x" }),
@@ -135,4 +135,61 @@ async fn a_batch_reaches_every_matching_run_and_no_other() {
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{body}: {message}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_pauses_and_unpauses_the_matching_runs() {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("entity", "entity").await;
+    let mut rollouts = Vec::new();
+    for id in ["rollout-eu", "rollout-us", "other-1"] {
+        let start = json!({ "workflow": "entity", "workflow_id": id, "input": { "expect": 1 } });
+        let (status, run) = server.post("/v1/runs", &start).await;
+        assert_eq!(status, 201, "{run}");
+        rollouts.push(run["run_id"].as_str().unwrap().to_string());
+    }
+    let paused = |run: &Value| run["paused"] == true;
+    for (id, run_id) in ["rollout-eu", "rollout-us"].iter().zip(&rollouts) {
+        let answer = batch(
+            &server,
+            json!({ "action": "pause", "workflow_id": id, "reason": "incident 7" }),
+        )
+        .await;
+        assert_eq!(ids(&answer, "applied"), vec![run_id.clone()], "{answer}");
+    }
+    for (run_id, expect) in rollouts.iter().zip([true, true, false]) {
+        let (_, run) = server.get(&format!("/v1/runs/{run_id}")).await;
+        assert_eq!(paused(&run), expect, "{run}");
+    }
+    // A signal to a paused run waits; unpaused, the run takes it.
+    let (status, _) = server
+        .post(&format!("/v1/runs/{}/signals/item", rollouts[0]), &json!(1))
+        .await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, run) = server.get(&format!("/v1/runs/{}", rollouts[0])).await;
+    assert_eq!(run["status"], "running", "{run}");
+
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cli.args([
+        "batch",
+        "unpause",
+        "--workflow",
+        "entity",
+        "--reason",
+        "over",
+    ])
+    .env("WEFT_SERVER", &server.addr)
+    .env_remove("WEFT_TOKEN");
+    let (ok, out, err) = run_cli(&mut cli);
+    // The unpaused one among the three is refused (it was not paused).
+    assert!(!ok, "{out}{err}");
+    assert!(out.contains("default: unpause 2 of 3 run(s)"), "{out}");
+    assert!(out.contains("is already unpaused"), "{out}");
+    assert_eq!(server.wait(&rollouts[0], 30).await["status"], "completed");
+    let events = server.journal(&rollouts[0]).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let unpaused = kinds.iter().position(|k| *k == "unpaused").unwrap();
+    let received = kinds.iter().position(|k| *k == "signal-received").unwrap();
+    assert!(unpaused < received, "{kinds:?}");
 }

@@ -22,15 +22,24 @@ const MAX_RUNS: u32 = 1000;
 /// What a batch does to each run.
 enum Action {
     Cancel,
-    Terminate { reason: Option<String> },
-    Signal { name: String, payload: Value },
+    Terminate {
+        reason: Option<String>,
+    },
+    Signal {
+        name: String,
+        payload: Value,
+    },
+    Pause {
+        paused: bool,
+        reason: Option<String>,
+    },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
-    /// `cancel`, `terminate` (with `reason`) or `signal` (with `signal`,
-    /// the signal's name, and `payload`).
+    /// `cancel`, `terminate`, `pause` or `unpause` (with `reason`), or
+    /// `signal` (with `signal`, the signal's name, and `payload`).
     action: String,
     reason: Option<String>,
     signal: Option<String>,
@@ -66,6 +75,13 @@ impl BatchBody {
                     reason: self.reason.clone(),
                 })
             }
+            "pause" | "unpause" => {
+                only(&[("signal", signal)])?;
+                Ok(Action::Pause {
+                    paused: self.action == "pause",
+                    reason: self.reason.clone(),
+                })
+            }
             "signal" => {
                 only(&[("reason", self.reason.is_some())])?;
                 let name = self.signal.clone().unwrap_or_default();
@@ -80,7 +96,7 @@ impl BatchBody {
                 })
             }
             other => Err(Error::BadRequest(format!(
-                "unknown batch action `{other}` (cancel, terminate or signal)"
+                "unknown batch action `{other}` (cancel, terminate, signal, pause or unpause)"
             ))),
         }
     }
@@ -92,6 +108,8 @@ impl Action {
             Action::Cancel => "cancel",
             Action::Terminate { .. } => "terminate",
             Action::Signal { .. } => "signal",
+            Action::Pause { paused: true, .. } => "pause",
+            Action::Pause { paused: false, .. } => "unpause",
         }
     }
 }
@@ -168,6 +186,16 @@ async fn act(
             let reason = reason.as_deref().unwrap_or("terminated by a batch");
             (state.rt)
                 .terminate_run(run_id, reason, Route::ToDriver)
+                .await
+                .map(drop)
+        }
+        Action::Pause { paused, reason } => {
+            let verb = if *paused { "paused" } else { "unpaused" };
+            let reason = reason
+                .clone()
+                .unwrap_or_else(|| format!("{verb} by a batch"));
+            (state.rt)
+                .pause_run(run_id, *paused, &reason, Route::ToDriver)
                 .await
                 .map(drop)
         }

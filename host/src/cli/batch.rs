@@ -1,4 +1,4 @@
-//! `weft batch cancel|terminate|signal`: one command for every run of a
+//! `weft batch cancel|terminate|signal|pause|unpause`: one command for every run of a
 //! namespace a filter matches.
 
 use super::{Client, cell, json_arg};
@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub struct BatchOptions {
-    #[arg(value_parser = ["cancel", "terminate", "signal"])]
+    #[arg(value_parser = ["cancel", "terminate", "signal", "pause", "unpause"])]
     pub action: String,
     /// The signal's name (signal).
     #[arg(long)]
@@ -14,7 +14,7 @@ pub struct BatchOptions {
     /// The signal's payload, JSON (signal).
     #[arg(long)]
     pub payload: Option<String>,
-    /// Why (terminate).
+    /// Why (terminate, pause, unpause).
     #[arg(long)]
     pub reason: Option<String>,
     #[arg(long, env = "WEFT_NAMESPACE")]
