@@ -442,3 +442,36 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_due_time_whose_run_cannot_start_is_recorded_failed() {
+    let server = Server::start(&[]);
+    server.deploy("steps", "steps").await;
+    let orphan = json!({ "id": "orphan", "workflow": "steps", "input": 0, "every": "1s",
+                         "paused": true });
+    create(&server, orphan).await;
+    let (status, body) = server.delete("/v1/workflows/steps/versions/1").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = server
+        .post("/v1/schedules/orphan/unpause", &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = show(&server, "orphan").await;
+        let failed: Vec<&Value> = s["state"]["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["outcome"] == "failed")
+            .collect();
+        if failed.len() >= 2 {
+            let message = failed[0]["message"].as_str().unwrap();
+            assert!(message.contains("steps"), "{message}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed due time: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(due_times(&server, "orphan").await.is_empty());
+}

@@ -236,6 +236,7 @@ impl Runtime {
                         outcome: "started".into(),
                         run_id: Some(run_id.clone()),
                         count: None,
+                        message: None,
                     },
                 );
             })
@@ -321,6 +322,7 @@ impl Runtime {
                         outcome: outcome.into(),
                         run_id,
                         count: None,
+                        message: None,
                     },
                 )
             };
@@ -342,6 +344,7 @@ impl Runtime {
                         outcome: "missed".into(),
                         run_id: None,
                         count: Some(count as u64),
+                        message: None,
                     },
                 );
             } else if open.is_some() && matches!(spec.overlap, Overlap::Skip | Overlap::BufferOne) {
@@ -358,20 +361,34 @@ impl Runtime {
                         Err(e) => return Err(e),
                     }
                 }
-                let run_id = match self
+                let started = self
                     .start_scheduled(&schedule, format!("{}-{due}", schedule.id))
-                    .await
-                {
-                    Ok((run_id, _)) => Some(run_id),
-                    // Started and ended before a crash: acted on already.
-                    Err(Error::Conflict(_)) => None,
-                    Err(e) => return Err(e),
-                };
+                    .await;
                 state.next_due_ms = next;
-                if run_id.is_some() {
-                    state.last_run_id = run_id.clone();
+                match started {
+                    Ok((run_id, _)) => {
+                        state.last_run_id = Some(run_id.clone());
+                        record(&mut state, "started", Some(run_id));
+                    }
+                    // Started and ended before a crash: acted on already.
+                    Err(Error::Conflict(_)) => record(&mut state, "started", None),
+                    // No retry helps (the workflow or namespace is gone, a
+                    // quota or limit refuses it): the due time failed.
+                    Err(
+                        e @ (Error::NotFound(_)
+                        | Error::BadRequest(_)
+                        | Error::QuotaExceeded(_)
+                        | Error::TooLarge(_)),
+                    ) => {
+                        tracing::warn!("schedule {}/{}: {e}", schedule.namespace, schedule.id);
+                        record(&mut state, "failed", None);
+                        if let Some(action) = state.recent.last_mut() {
+                            action.message = Some(e.to_string());
+                        }
+                    }
+                    // Transient (a start rate, the store): the next look retries.
+                    Err(e) => return Err(e),
                 }
-                record(&mut state, "started", run_id);
             }
             if !self
                 .store
@@ -436,6 +453,7 @@ impl Runtime {
                         outcome: "backfilled".into(),
                         run_id: None,
                         count: Some(n),
+                        message: None,
                     },
                 );
             })

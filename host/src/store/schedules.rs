@@ -56,13 +56,17 @@ pub struct ScheduleAction {
     pub due_ms: Option<i64>,
     pub at_ms: i64,
     /// `started`, `skipped` (the last run was open), `missed` (past the
-    /// catch-up window; `count` due times) or `backfilled` (`count` due
-    /// times of a past range started on request).
+    /// catch-up window; `count` due times), `failed` (the run could not
+    /// start: `message`) or `backfilled` (`count` due times of a past range
+    /// started on request).
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// Why a due time `failed` (its run could not start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The state only the scheduler and the verbs on a schedule change.
