@@ -157,6 +157,15 @@ where
     !columns.is_empty()
 }
 
+/// What an append whose (run, seq) is taken fails with, on every backend:
+/// another writer advanced the run (see `Tx::append`).
+pub(super) fn sequence_taken() -> anyhow::Error {
+    anyhow::anyhow!(
+        "journal append refused: an event with that sequence number exists \
+         (another writer advanced this run)"
+    )
+}
+
 /// A child's parent-close policy as stored.
 pub(super) fn parent_close(text: Option<&str>) -> ParentClose {
     match text {

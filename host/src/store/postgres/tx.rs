@@ -3,7 +3,7 @@
 
 use super::super::*;
 use super::open_run_in;
-use crate::store::rows::{push_run_change, run_from_row};
+use crate::store::rows::{push_run_change, run_from_row, sequence_taken};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 pub(super) struct PgTx {
@@ -210,10 +210,7 @@ impl Tx for PgTx {
             });
             qb.build().execute(&mut *self.tx).await.map_err(|e| {
                 if is_unique_violation(&e) {
-                    anyhow::anyhow!(
-                        "journal append refused: an event with that sequence number exists \
-                         (another writer advanced this run)"
-                    )
+                    sequence_taken()
                 } else {
                     e.into()
                 }

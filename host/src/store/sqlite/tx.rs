@@ -6,7 +6,7 @@
 
 use super::super::*;
 use super::{OPEN_RUN, RUN_BY_ID};
-use crate::store::rows::{Param, SqlRow, run_change_columns, run_from_row};
+use crate::store::rows::{Param, SqlRow, run_change_columns, run_from_row, sequence_taken};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -196,10 +196,7 @@ impl Tx for SqliteTx {
             ])
             .map_err(|e| {
                 if is_unique_violation(&e) {
-                    anyhow::anyhow!(
-                        "journal append refused: an event with that sequence number exists \
-                         (another writer advanced this run)"
-                    )
+                    sequence_taken()
                 } else {
                     e.into()
                 }
