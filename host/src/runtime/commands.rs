@@ -11,7 +11,7 @@ use crate::store::{
     RunStatus, Signal,
 };
 use crate::writes::{
-    IdConflict, IdPolicy, Refusal, RunUpdate, SignalTarget, WriteOp, WriteOutcome,
+    IdConflict, IdPolicy, Refusal, RunUpdate, SignalTarget, Sink, WriteOp, WriteOutcome,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -333,15 +333,9 @@ impl Runtime {
     pub async fn terminate(self: &Arc<Self>, run_id: &str, reason: &str) -> Result<RunRecord> {
         let held = self.exclusive(run_id).await?;
         let run = self.open_run_for(run_id, "terminated").await?;
-        let next_seq = self
-            .store
-            .journal(run_id)
-            .await?
-            .last()
-            .map_or(0, |r| r.seq + 1);
         let error = ErrorInfo::new(kind::TERMINATED, reason);
         let value = serde_json::to_value(&error).expect("error info serializes");
-        let sink = self.sink(run_id, next_seq);
+        let sink = self.sink_at_end(run_id).await?;
         sink.record(Event::Failed { error });
         sink.commit(Some(RunUpdate::Ended {
             status: RunStatus::Terminated,
@@ -372,13 +366,7 @@ impl Runtime {
         if run.paused == paused {
             return Err(Error::Conflict(format!("run {run_id} is already {verb}")));
         }
-        let next_seq = self
-            .store
-            .journal(run_id)
-            .await?
-            .last()
-            .map_or(0, |r| r.seq + 1);
-        let sink = self.sink(run_id, next_seq);
+        let sink = self.sink_at_end(run_id).await?;
         let reason = reason.to_string();
         sink.record(if paused {
             Event::Paused { reason }
@@ -390,6 +378,13 @@ impl Runtime {
         // Letting go wakes it: unpaused, it goes on; paused, it stays out.
         drop(held);
         Ok(self.store.get_run(run_id).await?.expect("still there"))
+    }
+
+    /// A sink that appends after the last event of a run held exclusively
+    /// (no execution of it numbers events meanwhile).
+    async fn sink_at_end(&self, run_id: &str) -> Result<Sink> {
+        let journal = self.store.journal(run_id).await?;
+        Ok(self.sink(run_id, journal.last().map_or(0, |r| r.seq + 1)))
     }
 
     /// The run `run_id`, which must be open to be `what` (upgraded, say).
