@@ -35,16 +35,33 @@ pub(super) fn next_after(every_ms: u64, now: i64) -> i64 {
 /// "Never": the next due time of a cron expression with none left.
 pub(super) const NEVER: i64 = i64::MAX;
 
-/// The first due time of `spec` after `after` (checked when the schedule
-/// was created, so a stored spec always parses).
-pub(super) fn due_after(spec: &ScheduleSpec, after: i64) -> i64 {
-    match (&spec.every_ms, &spec.cron) {
-        (Some(every), _) => next_after(*every, after),
-        (None, Some(expression)) => Cron::parse(expression, spec.time_zone.as_deref())
-            .ok()
-            .and_then(|cron| cron.next_after(after))
-            .unwrap_or(NEVER),
-        (None, None) => NEVER,
+/// A spec's due times, to step through: its cron expression parsed (and
+/// its time zone looked up) once, not at every step.
+pub(super) enum Due {
+    Every(u64),
+    Cron(Box<Cron>),
+    /// No due time (a spec that does not parse; checked when the schedule
+    /// was created, so a stored one always does).
+    Never,
+}
+
+impl Due {
+    pub(super) fn of(spec: &ScheduleSpec) -> Due {
+        match (&spec.every_ms, &spec.cron) {
+            (Some(every), _) => Due::Every(*every),
+            (None, Some(expression)) => Cron::parse(expression, spec.time_zone.as_deref())
+                .map_or(Due::Never, |cron| Due::Cron(Box::new(cron))),
+            (None, None) => Due::Never,
+        }
+    }
+
+    /// The first due time after `after` ([`NEVER`] if none).
+    pub(super) fn after(&self, after: i64) -> i64 {
+        match self {
+            Due::Every(every) => next_after(*every, after),
+            Due::Cron(cron) => cron.next_after(after).unwrap_or(NEVER),
+            Due::Never => NEVER,
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! starts one run across crashes and nodes.
 
 use super::cron::Cron;
-use super::due::{NEVER, due_after, jitter, parse_duration};
+use super::due::{Due, NEVER, jitter, parse_duration};
 use super::{Runtime, StartRun};
 use crate::clock::now_ms;
 use crate::error::{Error, Result, check_name};
@@ -52,9 +52,10 @@ pub fn next_times(schedule: &Schedule, n: usize) -> Vec<i64> {
     if schedule.state.paused {
         return Vec::new();
     }
+    let due = Due::of(&schedule.spec);
     let mut times = vec![schedule.state.next_due_ms];
     while times.len() < n && times[times.len() - 1] != NEVER {
-        times.push(due_after(&schedule.spec, times[times.len() - 1]));
+        times.push(due.after(times[times.len() - 1]));
     }
     times.retain(|t| *t != NEVER);
     times
@@ -126,31 +127,31 @@ impl Runtime {
             })?,
         };
         let now = now_ms();
+        let spec = ScheduleSpec {
+            every_ms,
+            cron,
+            time_zone: new.time_zone,
+            overlap: new.overlap,
+            catchup_window_ms,
+            jitter_ms,
+        };
+        let next_due_ms = Due::of(&spec).after(now);
         let schedule = Schedule {
             namespace: new.namespace,
             id: new.id,
             workflow: new.workflow,
             input: new.input,
-            spec: ScheduleSpec {
-                every_ms,
-                cron,
-                time_zone: new.time_zone,
-                overlap: new.overlap,
-                catchup_window_ms,
-                jitter_ms,
-            },
+            spec,
             state: ScheduleState {
                 paused: new.paused,
                 note: new.note,
-                next_due_ms: NEVER,
+                next_due_ms,
                 last_run_id: None,
                 recent: Vec::new(),
             },
             revision: 0,
             created_at_ms: now,
         };
-        let mut schedule = schedule;
-        schedule.state.next_due_ms = due_after(&schedule.spec, now);
         if !self.store.schedules().create_schedule(&schedule).await? {
             return Err(Error::Conflict(format!(
                 "namespace `{}` already has a schedule `{}`",
@@ -206,7 +207,7 @@ impl Runtime {
     ) -> Result<Schedule> {
         self.change_schedule(namespace, id, |schedule, state| {
             if state.paused && !paused {
-                state.next_due_ms = due_after(&schedule.spec, now_ms());
+                state.next_due_ms = Due::of(&schedule.spec).after(now_ms());
             }
             state.paused = paused;
             state.note = note.to_string();
@@ -296,6 +297,7 @@ impl Runtime {
     /// Act on the due times of one schedule up to `now`, each claimed by a
     /// compare-and-set; stops when another node got there first.
     async fn fire(self: &Arc<Self>, mut schedule: Schedule, now: i64) -> Result<()> {
+        let due_of = Due::of(&schedule.spec);
         for _ in 0..MOST_PER_LOOK {
             let spec = &schedule.spec;
             let due = schedule.state.next_due_ms;
@@ -326,14 +328,14 @@ impl Runtime {
                     },
                 )
             };
-            let next = due_after(spec, due);
+            let next = due_of.after(due);
             if now - ready_at > spec.catchup_window_ms as i64 {
                 // Every due time before the window opened is missed.
                 let window_opened = now - spec.catchup_window_ms as i64;
                 let (mut last_missed, mut count, mut next) = (due, 1, next);
                 while next < window_opened {
                     (last_missed, count) = (next, count + 1);
-                    next = due_after(spec, next);
+                    next = due_of.after(next);
                 }
                 state.next_due_ms = next;
                 push_recent(
@@ -422,7 +424,8 @@ impl Runtime {
         let schedule = self.schedule(namespace, id).await?;
         // The range is counted before anything starts.
         let mut due_times = Vec::new();
-        let mut due = due_after(&schedule.spec, from - 1);
+        let due_of = Due::of(&schedule.spec);
+        let mut due = due_of.after(from - 1);
         while due <= to {
             if due_times.len() == MOST_BACKFILLED {
                 return Err(Error::BadRequest(format!(
@@ -430,7 +433,7 @@ impl Runtime {
                 )));
             }
             due_times.push(due);
-            due = due_after(&schedule.spec, due);
+            due = due_of.after(due);
         }
         let mut started = Vec::new();
         for due in due_times {
