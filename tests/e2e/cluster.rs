@@ -2,6 +2,7 @@
 //! own): any node answers any request, a killed or paused node's runs move
 //! to the others, and SIGTERM hands runs over without waiting for a lease.
 
+use crate::schedules::due_times;
 use crate::support::test_database::TestDatabase;
 use crate::support::{Server, of_kind};
 use serde_json::{Value, json};
@@ -401,25 +402,8 @@ async fn a_schedule_fires_once_per_due_time_however_many_nodes_look() {
     });
     let (status, body) = nodes[1].post("/v1/schedules", &schedule).await;
     assert_eq!(status, 201, "{body}");
-    let due_times = async |node: &Server| -> Vec<i64> {
-        let (_, listed) = node.get("/v1/runs?workflow=steps&limit=1000").await;
-        let mut due: Vec<i64> = listed["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|r| {
-                r["workflow_id"]
-                    .as_str()?
-                    .strip_prefix("beat-")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        due.sort();
-        due
-    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while due_times(&nodes[0]).await.len() < 4 {
+    while due_times(&nodes[0], "beat").await.len() < 4 {
         assert!(
             Instant::now() < deadline,
             "the schedule never fired 4 times"
@@ -428,15 +412,15 @@ async fn a_schedule_fires_once_per_due_time_however_many_nodes_look() {
     }
     // One node dies; the other goes on alone.
     nodes[0].kill9();
-    let before = due_times(&nodes[1]).await.len();
-    while due_times(&nodes[1]).await.len() < before + 3 {
+    let before = due_times(&nodes[1], "beat").await.len();
+    while due_times(&nodes[1], "beat").await.len() < before + 3 {
         assert!(
             Instant::now() < deadline,
             "the schedule stopped with its node"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let due = due_times(&nodes[1]).await;
+    let due = due_times(&nodes[1], "beat").await;
     let span = ((due[due.len() - 1] - due[0]) / 1000 + 1) as usize;
     assert_eq!(due.len(), span, "one run per due time: {due:?}");
 }

@@ -12,25 +12,32 @@ async fn create(server: &Server, body: Value) -> Value {
     created
 }
 
-/// The due times of the runs a schedule started, in order.
-async fn due_times(server: &Server, schedule: &str) -> Vec<i64> {
+/// The runs a schedule started: (due time, run) in due order.
+async fn runs_of(server: &Server, schedule: &str) -> Vec<(i64, Value)> {
     let (status, listed) = server.get("/v1/runs?limit=1000").await;
     assert_eq!(status, 200, "{listed}");
     let prefix = format!("{schedule}-");
-    let mut due: Vec<i64> = listed["runs"]
+    let mut runs: Vec<(i64, Value)> = listed["runs"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|r| {
-            r["workflow_id"]
+            let due = r["workflow_id"]
                 .as_str()?
                 .strip_prefix(&prefix)?
                 .parse()
-                .ok()
+                .ok()?;
+            Some((due, r.clone()))
         })
         .collect();
-    due.sort();
-    due
+    runs.sort_by_key(|(due, _)| *due);
+    runs
+}
+
+/// The due times of the runs a schedule started, in order.
+pub async fn due_times(server: &Server, schedule: &str) -> Vec<i64> {
+    let runs = runs_of(server, schedule).await;
+    runs.into_iter().map(|(due, _)| due).collect()
 }
 
 async fn until_runs(server: &Server, schedule: &str, n: usize) {
@@ -277,27 +284,6 @@ async fn skip_pause_trigger_delete_and_bad_input() {
     assert_eq!(s, 404, "{answer}");
     let (ok, _, err) = server.cli(&["schedule", "show", "held"]);
     assert!(!ok && err.contains("no schedule `held`"), "{err}");
-}
-
-/// The runs a schedule started: (due time, run) in due order.
-async fn runs_of(server: &Server, schedule: &str) -> Vec<(i64, Value)> {
-    let (_, listed) = server.get("/v1/runs?limit=1000").await;
-    let prefix = format!("{schedule}-");
-    let mut runs: Vec<(i64, Value)> = listed["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| {
-            let due = r["workflow_id"]
-                .as_str()?
-                .strip_prefix(&prefix)?
-                .parse()
-                .ok()?;
-            Some((due, r.clone()))
-        })
-        .collect();
-    runs.sort_by_key(|(due, _)| *due);
-    runs
 }
 
 #[tokio::test(flavor = "multi_thread")]
