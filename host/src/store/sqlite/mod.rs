@@ -7,7 +7,7 @@ mod tx;
 
 use crate::journal::ParentClose;
 use anyhow::{Context as _, bail};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::path::Path;
 use std::sync::Arc;
@@ -75,21 +75,34 @@ async fn checkpoints(pool: SqlitePool) {
     }
 }
 
+/// How long a connection waits for another one's write transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The settings of every connection, the pool's and the journal writer's
+/// (the log mode is the file's, set once by the pool).
+fn connection_pragmas(durability: Durability) -> [(&'static str, &'static str); 3] {
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    [
+        ("synchronous", sync),
+        ("foreign_keys", "ON"),
+        // Checkpoints are `checkpoints`' work, not a commit's.
+        ("wal_autocheckpoint", "0"),
+    ]
+}
+
 impl SqliteStore {
     pub async fn open(path: &Path, durability: Durability) -> anyhow::Result<Self> {
-        let sync = match durability {
-            Durability::Full => SqliteSynchronous::Full,
-            Durability::Normal => SqliteSynchronous::Normal,
-        };
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sync)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("foreign_keys", "ON")
-            // Checkpoints are `checkpoints`' work, not a commit's.
-            .pragma("wal_autocheckpoint", "0");
+        let options = connection_pragmas(durability).into_iter().fold(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(BUSY_TIMEOUT),
+            |options, (key, value)| options.pragma(key, value),
+        );
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)

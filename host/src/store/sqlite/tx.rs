@@ -5,12 +5,11 @@
 //! core, and every step of every run waits for the commit.
 
 use super::super::*;
-use super::{OPEN_RUN, RUN_BY_ID};
+use super::{BUSY_TIMEOUT, OPEN_RUN, RUN_BY_ID, connection_pragmas};
 use crate::store::rows::{Param, SqlRow, run_change_columns, run_from_row, sequence_taken};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The writer's connections: opened on first use, kept between
 /// transactions (their prepared statements with them).
@@ -34,16 +33,10 @@ impl WriterConnections {
             return Ok(conn);
         }
         let conn = Connection::open(&self.path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        let sync = match self.durability {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        };
-        // The pool's settings (the log mode is the file's, set by the pool).
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; \
-             PRAGMA wal_autocheckpoint = 0;"
-        ))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        for (key, value) in connection_pragmas(self.durability) {
+            conn.pragma_update(None, key, value)?;
+        }
         Ok(conn)
     }
 
@@ -313,5 +306,26 @@ impl Tx for SqliteTx {
         let committed = conn.execute_batch("COMMIT");
         self.home.give_back(conn);
         Ok(committed?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writers_connections_have_the_pools_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = WriterConnections::new(dir.path().join("t.db"), Durability::Normal);
+        let conn = writer.take().unwrap();
+        let read = |pragma: &str| -> i64 {
+            conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        // NORMAL is 1; FULL would be 2.
+        assert_eq!(read("synchronous"), 1);
+        assert_eq!(read("foreign_keys"), 1);
+        assert_eq!(read("wal_autocheckpoint"), 0);
+        assert_eq!(read("busy_timeout"), 10_000);
     }
 }
