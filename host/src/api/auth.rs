@@ -103,6 +103,14 @@ impl Caller {
         named.unwrap_or_else(|| self.namespace())
     }
 
+    /// The namespace a request acts in (the one it names, or the caller's),
+    /// if the caller has `role` there (403 otherwise).
+    pub fn acting_in(&self, named: Option<&str>, role: Role) -> Result<String, ApiError> {
+        let namespace = self.namespace_or(named);
+        self.require(role, namespace)?;
+        Ok(namespace.to_string())
+    }
+
     /// Whether the caller sees every namespace (lists across them).
     fn sees_all(&self) -> bool {
         matches!(self, Caller::Anyone)

@@ -39,8 +39,7 @@ pub async fn upload(
     QueryParams(query): QueryParams<UploadQuery>,
     Body(bytes): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
-    caller.require(Role::Deploy, &namespace)?;
+    let namespace = caller.acting_in(query.namespace.as_deref(), Role::Deploy)?;
     let upgrade = match query.upgrade.as_deref() {
         None | Some("none") => false,
         Some("compatible") => true,
@@ -125,8 +124,7 @@ pub async fn wasm(
     Path((name, version)): Path<(String, u32)>,
     QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let namespace = caller.namespace_or(query.namespace.as_deref());
-    caller.require(Role::Read, namespace)?;
+    let namespace = &caller.acting_in(query.namespace.as_deref(), Role::Read)?;
     let versions = state
         .rt
         .store
@@ -166,8 +164,7 @@ pub async fn get(
     Path(name): Path<String>,
     QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = caller.namespace_or(query.namespace.as_deref());
-    caller.require(Role::Read, namespace)?;
+    let namespace = &caller.acting_in(query.namespace.as_deref(), Role::Read)?;
     let versions = state
         .rt
         .store

@@ -43,8 +43,7 @@ pub async fn start(
     caller: Caller,
     JsonBody(body): JsonBody<StartBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let namespace = caller.namespace_or(body.namespace.as_deref()).to_string();
-    caller.require(Role::Operate, &namespace)?;
+    let namespace = caller.acting_in(body.namespace.as_deref(), Role::Operate)?;
     let (run, created) = state
         .rt
         .start_run(StartRun {
@@ -281,8 +280,7 @@ pub async fn by_workflow_id(
     Path(workflow_id): Path<String>,
     QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<RunRecord>, ApiError> {
-    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
-    caller.require(Role::Read, &namespace)?;
+    let namespace = caller.acting_in(query.namespace.as_deref(), Role::Read)?;
     if let Some(run) = state.rt.store.open_run(&namespace, &workflow_id).await? {
         return Ok(Json(run));
     }

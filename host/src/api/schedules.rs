@@ -105,13 +105,6 @@ pub async fn list(
     Ok(Json(json!({ "schedules": views })))
 }
 
-/// The namespace a request on one schedule acts in, checked for `role`.
-fn scope(caller: &Caller, query: &NamespaceQuery, role: Role) -> Result<String, ApiError> {
-    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
-    caller.require(role, &namespace)?;
-    Ok(namespace)
-}
-
 /// `GET /v1/schedules/{id}`.
 pub async fn get(
     State(state): State<AppState>,
@@ -119,7 +112,7 @@ pub async fn get(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = scope(&caller, &query, Role::Read)?;
+    let namespace = caller.acting_in(query.namespace.as_deref(), Role::Read)?;
     Ok(Json(view(&state.rt.schedule(&namespace, &id).await?)))
 }
 
@@ -161,7 +154,7 @@ async fn set_paused(
     note: String,
     paused: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = scope(caller, query, Role::Operate)?;
+    let namespace = caller.acting_in(query.namespace.as_deref(), Role::Operate)?;
     let schedule = state
         .rt
         .pause_schedule(&namespace, id, paused, &note)
@@ -182,7 +175,7 @@ pub async fn trigger(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = scope(&caller, &query, Role::Operate)?;
+    let namespace = caller.acting_in(query.namespace.as_deref(), Role::Operate)?;
     let (schedule, run_id) = state.rt.trigger_schedule(&namespace, &id).await?;
     super::audit::record(
         &state,
@@ -215,7 +208,7 @@ pub async fn backfill(
     QueryParams(query): QueryParams<NamespaceQuery>,
     JsonBody(body): JsonBody<BackfillBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = scope(&caller, &query, Role::Operate)?;
+    let namespace = caller.acting_in(query.namespace.as_deref(), Role::Operate)?;
     let time = |name: &str, value: &Value| {
         parse_time(value).ok_or_else(|| {
             crate::error::Error::BadRequest(format!(
@@ -250,7 +243,7 @@ pub async fn delete(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = scope(&caller, &query, Role::Operate)?;
+    let namespace = caller.acting_in(query.namespace.as_deref(), Role::Operate)?;
     state.rt.delete_schedule(&namespace, &id).await?;
     super::audit::record(
         &state,

@@ -94,8 +94,7 @@ pub async fn to_workflow(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let namespace = caller.namespace_or(query.namespace.as_deref()).to_string();
-    caller.require(Role::Operate, &namespace)?;
+    let namespace = caller.acting_in(query.namespace.as_deref(), Role::Operate)?;
     let target = SignalTarget::Workflow {
         namespace: namespace.clone(),
         workflow_id,
@@ -126,8 +125,7 @@ pub async fn with_start(
     headers: HeaderMap,
     JsonBody(body): JsonBody<WithStartBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let namespace = caller.namespace_or(body.namespace.as_deref()).to_string();
-    caller.require(Role::Operate, &namespace)?;
+    let namespace = caller.acting_in(body.namespace.as_deref(), Role::Operate)?;
     let target = SignalTarget::Workflow {
         namespace: namespace.clone(),
         workflow_id: workflow_id.clone(),
