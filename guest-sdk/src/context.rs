@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use crate::Error;
 use crate::bindings::workflow::weft::workflow::context as host;
 use crate::bindings::workflow::weft::workflow::types as wit;
+use crate::updates::UpdateReceiver;
 
 pub use wit::{LogLevel, ParentClosePolicy as ParentClose};
 
@@ -114,6 +115,13 @@ impl Context {
         }
     }
 
+    /// Receive updates named `name`: requests whose callers wait for the
+    /// answer (`POST /v1/workflow-ids/{id}/updates/{name}`). See
+    /// [`UpdateReceiver`].
+    pub fn updates<I: DeserializeOwned>(&self, name: &str) -> UpdateReceiver<I> {
+        UpdateReceiver::new(name)
+    }
+
     /// Signal the open run with `workflow_id`.
     pub fn signal_workflow(
         &self,
@@ -217,13 +225,13 @@ pub struct Pending<T> {
 
 /// A pending operation, erased, for [`Context::select`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handle(u32);
+pub struct Handle(pub(crate) u32);
 
 /// What [`Context::select`] picked.
 pub struct Selected {
     /// Position, in the slice given, of the operation that finished.
     pub index: usize,
-    result: Result<String, Error>,
+    pub(crate) result: Result<String, Error>,
 }
 
 impl Selected {
@@ -368,6 +376,12 @@ impl<T: DeserializeOwned> SignalReceiver<T> {
     /// Wait for the next signal (durably: the run may be evicted meanwhile).
     pub fn recv(&self) -> Result<T, Error> {
         Pending::<T>::new(host::receive_signal(&self.name)).wait()
+    }
+
+    /// Start waiting for the next signal without blocking (to select over
+    /// it with other operations).
+    pub fn pending(&self) -> Pending<T> {
+        Pending::new(host::receive_signal(&self.name))
     }
 
     /// Wait at most `timeout`: `Ok(None)` if no signal came.

@@ -97,6 +97,7 @@ mod activity;
 mod context;
 mod error;
 pub mod http;
+mod updates;
 
 pub use activity::{__invoke_activity, __unknown_function, ActivityContext};
 pub use context::{
@@ -104,6 +105,7 @@ pub use context::{
     Selected, SignalReceiver,
 };
 pub use error::Error;
+pub use updates::{PendingUpdate, Update, UpdateReceiver};
 
 /// A workflow: deterministic code from a typed input to a typed output.
 pub trait Workflow {

@@ -168,6 +168,15 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Send an update to the open run of a workflow id and wait for its
+    /// answer (`weft update ID add --input '{"amount": 2}'`); `--attach
+    /// UPDATE_ID` waits for one sent before.
+    Update {
+        #[command(flatten)]
+        opts: cli::UpdateOptions,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Move an open run (or, with --workflow, every open run of a workflow)
     /// to another version, if its journal replays on it.
     Upgrade {
@@ -436,6 +445,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             remote,
         } => cli::pause(&Client::new(&remote.server)?, &run_id, false, reason).await,
         Command::Batch { opts, remote } => cli::batch(&Client::new(&remote.server)?, opts).await,
+        Command::Update { opts, remote } => cli::update(&Client::new(&remote.server)?, opts).await,
         Command::Schedule { opts, remote } => {
             cli::schedule(&Client::new(&remote.server)?, opts).await
         }

@@ -55,6 +55,15 @@ impl Host for Standalone {
         Ok(None)
     }
 
+    async fn reject_update(
+        &self,
+        _key: &crate::store::UpdateKey,
+        _error: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        // Unreachable in a check: it stops where the journal ends.
+        Ok(())
+    }
+
     async fn open_run(
         &self,
         _namespace: &str,

@@ -16,5 +16,6 @@ mod support;
 mod tenancy;
 mod tls;
 mod ui;
+mod updates;
 mod versioning;
 mod workflows;

@@ -19,6 +19,7 @@ const GUESTS: &[&str] = &[
     "provision",
     "cloud",
     "chain10",
+    "counter",
     "steps",
     "step",
     "sleeper",

@@ -250,6 +250,18 @@ async fn tokens_confine_each_namespace_and_role() {
         ),
         (
             "POST",
+            "/v1/workflow-ids/w1/updates/add".into(),
+            Some(json!({ "input": 1, "update_id": "role", "wait_ms": 0 })),
+            [false, true, false, true],
+        ),
+        (
+            "GET",
+            "/v1/workflow-ids/w1/updates/role".into(),
+            None,
+            [true, true, true, true],
+        ),
+        (
+            "POST",
             format!("/v1/runs/{cancellable}/cancel"),
             Some(json!({})),
             [false, true, false, true],

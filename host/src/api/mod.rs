@@ -10,6 +10,7 @@ mod namespaces;
 mod runs;
 mod schedules;
 mod signals;
+mod updates;
 mod versions;
 
 pub use auth::token_hash;
@@ -116,6 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/workflow-ids/{workflow_id}/signal-with-start",
             post(signals::with_start),
+        )
+        .route(
+            "/v1/workflow-ids/{workflow_id}/updates/{name}",
+            post(updates::send).get(updates::attach),
         )
         .layer(Extension(BodyLimit(MAX_JSON_BYTES)))
         .merge(uploads)

@@ -2,9 +2,11 @@
 
 mod batch;
 mod schedule;
+mod update;
 
 pub use batch::{BatchOptions, batch};
 pub use schedule::{ScheduleOptions, schedule};
+pub use update::{UpdateOptions, update};
 
 use crate::journal::Recorded;
 use anyhow::{Context as _, bail};

@@ -263,6 +263,60 @@ impl context::Host for WorkflowState {
         Ok(self.new_handle(Op::Signal { name }))
     }
 
+    async fn receive_update(&mut self, name: String) -> wasmtime::Result<u32> {
+        Ok(self.new_handle(Op::Update { name }))
+    }
+
+    async fn reject_update(&mut self, h: u32, error: types::ErrorInfo) -> wasmtime::Result<()> {
+        self.reject_undecided(h, error.into()).await
+    }
+
+    /// Journaled, and durable before the guest goes on: the caller is
+    /// answered once the answer cannot be lost.
+    async fn complete_update(
+        &mut self,
+        h: u32,
+        result: Result<String, types::ErrorInfo>,
+    ) -> wasmtime::Result<()> {
+        if !self.cursor.replaying() {
+            self.accept_undecided();
+        }
+        let Some(update_id) = self.accepted_updates.get(&h).cloned() else {
+            wasmtime::bail!("complete-update of #{h}, which accepted no update (or was answered)");
+        };
+        let (output, error) = match result {
+            Ok(text) => (Some(payload_value(&text)), None),
+            Err(e) => (None, Some(ErrorInfo::from(e))),
+        };
+        let outcome = match (&output, &error) {
+            (_, Some(e)) => serde_json::json!({ "error": e }),
+            (output, None) => serde_json::json!({ "output": output }),
+        };
+        let key = crate::store::UpdateKey {
+            namespace: self.run.namespace.clone(),
+            workflow_id: self.run.workflow_id.clone(),
+            update_id: update_id.clone(),
+        };
+        let event = Event::UpdateCompleted {
+            handle: h,
+            update_id,
+            output,
+            error,
+        };
+        self.journaled(&calls::update_reply(h), async |_| {
+            let effect = Effect::DecideUpdate {
+                key,
+                from: crate::store::UpdateState::Accepted,
+                to: crate::store::UpdateState::Completed,
+                outcome: Some(outcome),
+            };
+            Ok(Step::new(event, Durable::Now).with_effect(effect))
+        })
+        .await?;
+        self.accepted_updates.remove(&h);
+        Ok(())
+    }
+
     async fn start_child(
         &mut self,
         workflow: String,

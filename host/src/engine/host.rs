@@ -5,7 +5,7 @@
 use super::Engine;
 use super::limits::RunLimits;
 use crate::journal::{ActivityOptions, Failure};
-use crate::store::{ComponentVersion, RunRecord};
+use crate::store::{ComponentVersion, RunRecord, UpdateKey};
 use crate::writes::Sink;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -68,6 +68,8 @@ pub trait Host: Send + Sync + 'static {
         namespace: &str,
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>>;
+    /// Refuse a requested update (its row only: nothing is journaled).
+    async fn reject_update(&self, key: &UpdateKey, error: &Value) -> anyhow::Result<()>;
     /// What a run of `namespace` may use.
     async fn run_limits(&self, _namespace: &str) -> RunLimits {
         RunLimits::default()

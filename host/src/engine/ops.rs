@@ -1,17 +1,19 @@
-//! The operations a workflow starts (activities, timers, signal receives,
-//! children), what a resident run is told, and what the guest gets for a
+//! The operations a workflow starts (activities, timers, signal and update
+//! receives, children), what a resident run is told, and what the guest gets for a
 //! completion. How a live await waits for them is in `waits.rs`.
 
 use super::bindings::WitFailure;
 use super::host::{ActivityJob, ActivityOutcome};
 use crate::journal::{ErrorInfo, Event, Failure};
-use crate::store::Signal;
+use crate::store::{Signal, UpdateRecord};
 use tokio::task::JoinHandle;
 
 /// Something a resident run is told while it executes.
 #[derive(Debug, Clone)]
 pub enum Notice {
     Signal(Signal),
+    /// An update was requested for the run's workflow id.
+    Update(UpdateRecord),
     Cancel,
     /// A child run ended.
     ChildEnded(String),
@@ -35,6 +37,9 @@ pub(super) enum Op {
     Signal {
         name: String,
     },
+    Update {
+        name: String,
+    },
     Child {
         run_id: Option<String>,
         error: Option<ErrorInfo>,
@@ -53,6 +58,7 @@ impl Op {
             Op::Activity { .. } => "an activity",
             Op::Timer { .. } => "a timer",
             Op::Signal { .. } => "a signal",
+            Op::Update { .. } => "an update",
             Op::Child { .. } => "a child workflow",
             Op::Dropped(_) => "a dropped operation",
             Op::Consumed => "a consumed operation",
@@ -73,7 +79,8 @@ pub(super) fn response(event: &Event) -> Result<String, WitFailure> {
         | Event::ChildCompleted { output, .. }
         | Event::SignalReceived {
             payload: output, ..
-        } => Ok(output.to_string()),
+        }
+        | Event::UpdateAccepted { input: output, .. } => Ok(output.to_string()),
         Event::ActivityFailed { failure, .. }
         | Event::ChildFailed { failure, .. }
         | Event::Interrupted { failure, .. } => Err(failure.clone().into()),

@@ -9,7 +9,7 @@ use super::ops::Notice;
 use super::workflow::{RunFacts, WorkflowState};
 use super::{Engine, Loaded, Prepared};
 use crate::journal::{Cursor, ErrorInfo, Event, Recorded, RunEnd};
-use crate::store::{NewRun, RunRecord, RunStatus, Signal};
+use crate::store::{NewRun, RunRecord, RunStatus, Signal, UpdateRecord};
 use crate::writes::{RunUpdate, Sink};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -55,12 +55,13 @@ pub async fn stuck(sink: &Sink, message: String) -> Ending {
 }
 
 /// Execute `run` on `component` (the one it is pinned to): replay its
-/// `journal`, then continue live; `signals` are those pending for it.
+/// `journal`, then continue live; `pending` are the signals and updates
+/// waiting for it.
 pub async fn execute(
     host: Arc<dyn Host>,
     run: RunRecord,
     journal: Vec<Recorded>,
-    signals: Vec<Signal>,
+    pending: (Vec<Signal>, Vec<UpdateRecord>),
     component: Arc<Loaded>,
     inbox: mpsc::UnboundedReceiver<Notice>,
 ) -> Ending {
@@ -83,7 +84,9 @@ pub async fn execute(
 
     let mut facts = RunFacts::from(&run);
     facts.limits = host.run_limits(&run.namespace).await;
-    let state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox);
+    let (signals, updates) = pending;
+    let state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox)
+        .with_updates(updates);
     let execution = {
         let (engine, pre, input) = (host.engine().clone(), pre.clone(), run.input.clone());
         async move { run_guest(&engine, &pre, state, &input).await }
@@ -93,6 +96,8 @@ pub async fn execute(
         Err(e) => return Ending::Retry(format!("cannot instantiate: {e:#}")),
     };
     let state = store.data_mut();
+    // An update handed to the guest just before the end was gone on with.
+    state.accept_undecided();
     let parent = run.parent_run_id.clone();
     let (event, update) = match result {
         Ok(returned) => {

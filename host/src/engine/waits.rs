@@ -86,6 +86,7 @@ impl WorkflowState {
         self.notices_seen += 1;
         match notice {
             Notice::Signal(signal) => self.queue_signal(signal),
+            Notice::Update(update) => self.queue_update(update),
             Notice::Cancel => self.run.cancel_requested = true,
             Notice::ChildEnded(_) => {
                 for op in &mut self.ops {
@@ -155,6 +156,16 @@ impl WorkflowState {
                 name,
                 signal_id: s.id,
                 payload: s.payload,
+                select: None,
+            }));
+        }
+        if let Op::Update { name } = &self.ops[h as usize] {
+            let name = name.clone();
+            return Ok(self.take_update(&name).map(|u| Event::UpdateAccepted {
+                handle: h,
+                name,
+                update_id: u.update_id,
+                input: u.input,
                 select: None,
             }));
         }
@@ -238,7 +249,7 @@ impl WorkflowState {
                 failure: failure.clone(),
                 select: None,
             }),
-            Op::Signal { .. } | Op::Consumed => None,
+            Op::Signal { .. } | Op::Update { .. } | Op::Consumed => None,
         })
     }
 

@@ -6,11 +6,11 @@ use super::bindings::WitFailure;
 use super::host::Host;
 use super::limits::{Interrupt, MemoryLimit, RunLimits, Slice, captured_wasi};
 use super::ops::{Notice, Op, response};
-use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Replay, Source, calls};
-use crate::store::Signal;
-use crate::writes::Sink;
+use crate::journal::{Call, Cursor, Divergence, ErrorInfo, Event, Recorded, Replay, Source, calls};
+use crate::store::{Signal, UpdateKey, UpdateRecord, UpdateState};
+use crate::writes::{Effect, Sink};
 use futures::FutureExt as _;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
@@ -66,6 +66,11 @@ pub(super) struct Step {
     durable: Durable,
     /// The signal the event consumes: committed together, never apart.
     consumes: Option<i64>,
+    /// A side effect committed together with the event, never apart.
+    effect: Option<Effect>,
+    /// Not recorded yet: an update handed to the guest, journaled as
+    /// accepted once the guest goes on with it (see `undecided`).
+    deferred: bool,
 }
 
 impl Step {
@@ -74,11 +79,18 @@ impl Step {
             event,
             durable,
             consumes: None,
+            effect: None,
+            deferred: false,
         }
     }
 
     fn consuming(mut self, signal_id: i64) -> Self {
         self.consumes = Some(signal_id);
+        self
+    }
+
+    pub(super) fn with_effect(mut self, effect: Effect) -> Self {
+        self.effect = Some(effect);
         self
     }
 }
@@ -119,6 +131,16 @@ pub struct WorkflowState {
     /// Delivered, not yet consumed signals, by arrival order.
     signals: BTreeMap<i64, Signal>,
     consumed_signals: HashSet<i64>,
+    /// Requested, not yet taken updates, oldest first.
+    updates: Vec<UpdateRecord>,
+    /// Updates this execution took (accepted or rejected), by id.
+    taken_updates: HashSet<String>,
+    /// The update the last await handed to the guest, not journaled yet:
+    /// the guest either rejects it at once or goes on with it (any other
+    /// journaled call, or the end), which journals it as accepted.
+    undecided: Option<Event>,
+    /// Updates accepted and not answered yet: handle -> update id.
+    pub(super) accepted_updates: HashMap<u32, String>,
     pub(super) cancel_delivered: bool,
     pub(super) deadline_delivered: bool,
     /// Asked to leave memory at the next wait.
@@ -189,6 +211,10 @@ impl WorkflowState {
             notices_seen: 0,
             signals: signals.into_iter().map(|s| (s.id, s)).collect(),
             consumed_signals: HashSet::new(),
+            updates: Vec::new(),
+            taken_updates: HashSet::new(),
+            undecided: None,
+            accepted_updates: HashMap::new(),
             cancel_delivered: false,
             deadline_delivered: false,
             evict: false,
@@ -196,6 +222,14 @@ impl WorkflowState {
             last_monotonic: 0,
             stderr,
         }
+    }
+
+    /// Updates requested for the run's workflow id before it started.
+    pub fn with_updates(mut self, updates: Vec<UpdateRecord>) -> Self {
+        for update in updates {
+            self.queue_update(update);
+        }
+        self
     }
 
     /// Make this execution a compatibility check: it replays the journal
@@ -230,13 +264,26 @@ impl WorkflowState {
             Ok(Replay::Skipped) => Ok(Answer::Skipped),
             Ok(Replay::Live) if self.check => Err(Interrupt::ReplayComplete.into()),
             Ok(Replay::Live) => {
+                self.accept_undecided();
                 if let Some(max) = self.run.limits.max_journal_events
                     && self.sink.next_seq() >= max
                 {
                     return Err(Interrupt::JournalLimit(max).into());
                 }
                 let step = live(self).await?;
-                let recorded = self.sink.record_call(step.event, step.consumes);
+                if step.deferred {
+                    let recorded = Recorded {
+                        seq: self.sink.next_seq(),
+                        at_ms: crate::clock::now_ms(),
+                        event: step.event.clone(),
+                    };
+                    self.undecided = Some(step.event);
+                    return Ok(Answer::Live(recorded));
+                }
+                let recorded = match step.effect {
+                    Some(effect) => self.sink.record_call_with(step.event, effect),
+                    None => self.sink.record_call(step.event, step.consumes),
+                };
                 match step.durable {
                     Durable::Later => {}
                     Durable::Soon => self.sink.send(),
@@ -275,6 +322,93 @@ impl WorkflowState {
         let id = self.signals.values().find(|s| s.name == name)?.id;
         self.consumed_signals.insert(id);
         self.signals.remove(&id)
+    }
+
+    pub(super) fn queue_update(&mut self, update: UpdateRecord) {
+        let known = self.taken_updates.contains(&update.update_id)
+            || self.updates.iter().any(|u| u.update_id == update.update_id);
+        if !known && update.state == UpdateState::Requested {
+            self.updates.push(update);
+        }
+    }
+
+    /// The oldest requested update named `name`, taken.
+    pub(super) fn take_update(&mut self, name: &str) -> Option<UpdateRecord> {
+        let at = self.updates.iter().position(|u| u.name == name)?;
+        let update = self.updates.remove(at);
+        self.taken_updates.insert(update.update_id.clone());
+        Some(update)
+    }
+
+    fn update_key(&self, update_id: &str) -> UpdateKey {
+        UpdateKey {
+            namespace: self.run.namespace.clone(),
+            workflow_id: self.run.workflow_id.clone(),
+            update_id: update_id.to_string(),
+        }
+    }
+
+    /// The guest went on with the update it was handed: journal it as
+    /// accepted, its row beside it, sent to the writer at once. Should the
+    /// server die before that commit, the update is still requested and
+    /// taken again on replay.
+    pub(super) fn accept_undecided(&mut self) {
+        let Some(event) = self.undecided.take() else {
+            return;
+        };
+        let Event::UpdateAccepted {
+            handle, update_id, ..
+        } = &event
+        else {
+            return;
+        };
+        let effect = Effect::DecideUpdate {
+            key: self.update_key(update_id),
+            from: UpdateState::Requested,
+            to: UpdateState::Accepted,
+            outcome: None,
+        };
+        self.accepted_updates.insert(*handle, update_id.clone());
+        self.sink.record_call_with(event, effect);
+        // Sent at once, not waited for: the caller sees it accepted soon.
+        self.sink.send();
+    }
+
+    /// The guest refuses the update awaiting `handle` just handed it: the
+    /// row says so (nothing is journaled) and `handle` waits for the next.
+    pub(super) async fn reject_undecided(
+        &mut self,
+        handle: u32,
+        error: ErrorInfo,
+    ) -> wasmtime::Result<()> {
+        let update = match &self.undecided {
+            Some(Event::UpdateAccepted {
+                handle: h,
+                name,
+                update_id,
+                ..
+            }) if *h == handle => Some((name.clone(), update_id.clone())),
+            _ => None,
+        };
+        let Some((name, update_id)) = update else {
+            if self.accepted_updates.contains_key(&handle) && self.cursor.replaying() {
+                return Err(Interrupt::Diverged(Divergence {
+                    seq: self.cursor.next_seq(),
+                    journal: format!("the update of #{handle} accepted"),
+                    code: format!("the update of #{handle} rejected"),
+                })
+                .into());
+            }
+            wasmtime::bail!("reject-update of #{handle}, which was not just handed an update");
+        };
+        self.undecided = None;
+        let error = serde_json::to_value(&error)?;
+        self.host
+            .reject_update(&self.update_key(&update_id), &error)
+            .await
+            .map_err(super::limits::storage)?;
+        self.ops[handle as usize] = Op::Update { name };
+        Ok(())
     }
 
     pub(super) fn clock(&mut self, source: Source) -> wasmtime::Result<u64> {
@@ -362,6 +496,10 @@ impl WorkflowState {
                         let id = *signal_id;
                         Step::new(event, durable).consuming(id)
                     }
+                    Event::UpdateAccepted { .. } => Step {
+                        deferred: true,
+                        ..Step::new(event, durable)
+                    },
                     _ => Step::new(event, durable),
                 };
                 Ok(step)
@@ -403,6 +541,7 @@ impl WorkflowState {
             }
             (_, Event::Interrupted { .. }) => true,
             (Op::Signal { .. }, Event::SignalReceived { .. }) => true,
+            (Op::Update { name }, Event::UpdateAccepted { name: got, .. }) => name == got,
             (
                 Op::Activity { .. },
                 Event::ActivityCompleted { .. } | Event::ActivityFailed { .. },
@@ -425,6 +564,11 @@ impl WorkflowState {
             Event::SignalReceived { signal_id, .. } => {
                 self.consumed_signals.insert(*signal_id);
                 self.signals.remove(signal_id);
+            }
+            Event::UpdateAccepted { update_id, .. } => {
+                self.taken_updates.insert(update_id.clone());
+                self.updates.retain(|u| &u.update_id != update_id);
+                self.accepted_updates.insert(h, update_id.clone());
             }
             _ => {}
         }

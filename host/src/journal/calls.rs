@@ -108,6 +108,17 @@ pub fn signal_out(
     )
 }
 
+/// The answer to the update accepted through `handle`. Its result is not
+/// part of the digest: code that answers the same update differently after
+/// an upgrade still matches (the caller had the recorded answer).
+pub fn update_reply(handle: u32) -> Call {
+    Call::new(
+        "update-reply",
+        &json!({ "handle": handle }),
+        format!("the answer to the update of #{handle}"),
+    )
+}
+
 impl Event {
     /// The guest call this event answers, or `None` for informational
     /// events (replay skips those) and the run's end.
@@ -148,6 +159,7 @@ impl Event {
                 ..
             } => Some(signal_out(workflow_id, name, payload, start.as_ref())),
             Event::PatchMarker { change_id } => Some(patch(change_id)),
+            Event::UpdateCompleted { handle, .. } => Some(update_reply(*handle)),
             // Informational events and the run's end are not calls.
             _ => None,
         }

@@ -205,6 +205,27 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         select: Option<Vec<u32>>,
     },
+    /// An update consumed by awaiting a `receive-update` handle, and
+    /// accepted: the workflow went on with it (one it refused at once was
+    /// never journaled).
+    UpdateAccepted {
+        handle: u32,
+        name: String,
+        update_id: String,
+        input: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
+    },
+    /// The answer to the update accepted through `handle`: `output`, or
+    /// the handler's `error`.
+    UpdateCompleted {
+        handle: u32,
+        update_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorInfo>,
+    },
     /// A child run started (`child_run_id`), or could not be (`error`).
     ChildStarted {
         handle: u32,
@@ -362,6 +383,8 @@ impl Event {
             Event::TimerStarted { .. } => "timer-started",
             Event::TimerFired { .. } => "timer-fired",
             Event::SignalReceived { .. } => "signal-received",
+            Event::UpdateAccepted { .. } => "update-accepted",
+            Event::UpdateCompleted { .. } => "update-completed",
             Event::ChildStarted { .. } => "child-started",
             Event::ChildCompleted { .. } => "child-completed",
             Event::ChildFailed { .. } => "child-failed",
@@ -384,6 +407,7 @@ impl Event {
             | Event::ActivityFailed { handle, select, .. }
             | Event::TimerFired { handle, select }
             | Event::SignalReceived { handle, select, .. }
+            | Event::UpdateAccepted { handle, select, .. }
             | Event::ChildCompleted { handle, select, .. }
             | Event::ChildFailed { handle, select, .. }
             | Event::Interrupted { handle, select, .. } => Some((*handle, select.as_deref())),
@@ -398,6 +422,7 @@ impl Event {
             | Event::ActivityFailed { select, .. }
             | Event::TimerFired { select, .. }
             | Event::SignalReceived { select, .. }
+            | Event::UpdateAccepted { select, .. }
             | Event::ChildCompleted { select, .. }
             | Event::ChildFailed { select, .. }
             | Event::Interrupted { select, .. } => *select = set,

@@ -82,6 +82,31 @@ impl Event {
                 "#{handle} signal `{name}` received (signal {signal_id}): {}",
                 short(payload)
             ),
+            Event::UpdateAccepted {
+                handle,
+                name,
+                update_id,
+                input,
+                ..
+            } => format!(
+                "#{handle} update `{name}` accepted ({update_id}): {}",
+                short(input)
+            ),
+            Event::UpdateCompleted {
+                handle,
+                update_id,
+                output,
+                error,
+            } => match error {
+                Some(e) => format!(
+                    "#{handle} update {update_id} answered with an error: {}: {}",
+                    e.kind, e.message
+                ),
+                None => format!(
+                    "#{handle} update {update_id} answered: {}",
+                    short(output.as_ref().unwrap_or(&serde_json::Value::Null))
+                ),
+            },
             Event::ChildStarted {
                 handle,
                 workflow,

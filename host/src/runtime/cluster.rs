@@ -55,6 +55,8 @@ pub(super) struct Membership {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Signal,
+    /// An update was requested for the run's workflow id.
+    Update,
     Cancel,
     ChildEnded,
     Wake,
@@ -68,6 +70,7 @@ impl Kind {
     fn as_str(self) -> &'static str {
         match self {
             Kind::Signal => "signal",
+            Kind::Update => "update",
             Kind::Cancel => "cancel",
             Kind::ChildEnded => "child",
             Kind::Wake => "wake",
@@ -79,6 +82,7 @@ impl Kind {
     fn parse(s: &str) -> Option<Kind> {
         Some(match s {
             "signal" => Kind::Signal,
+            "update" => Kind::Update,
             "cancel" => Kind::Cancel,
             "child" => Kind::ChildEnded,
             "wake" => Kind::Wake,
@@ -91,6 +95,7 @@ impl Kind {
     fn of(notice: &Notice) -> Option<Kind> {
         match notice {
             Notice::Signal(_) => Some(Kind::Signal),
+            Notice::Update(_) => Some(Kind::Update),
             Notice::Cancel => Some(Kind::Cancel),
             Notice::ChildEnded(_) => Some(Kind::ChildEnded),
             Notice::Poke => Some(Kind::Wake),
@@ -497,6 +502,30 @@ impl Runtime {
                         Ok(signals) => {
                             for signal in signals {
                                 rt.tell(&run_id, Notice::Signal(signal));
+                            }
+                        }
+                        Err(_) => rt.wake(run_id, None),
+                    }
+                });
+            }
+            Kind::Update => {
+                let rt = self.clone();
+                let run_id = run_id.to_string();
+                tokio::spawn(async move {
+                    let updates = match rt.store.get_run(&run_id).await {
+                        Ok(Some(run)) => {
+                            rt.store
+                                .updates()
+                                .requested_updates(&run.namespace, &run.workflow_id)
+                                .await
+                        }
+                        Ok(None) => return,
+                        Err(e) => Err(e),
+                    };
+                    match updates {
+                        Ok(updates) => {
+                            for update in updates {
+                                rt.tell(&run_id, Notice::Update(update));
                             }
                         }
                         Err(_) => rt.wake(run_id, None),

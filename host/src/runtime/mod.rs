@@ -13,6 +13,7 @@ mod quotas;
 mod resume;
 mod schedules;
 mod timers;
+mod updates;
 mod versions;
 
 pub use cluster::ClusterConfig;
@@ -20,6 +21,7 @@ pub use commands::{SignalRequest, Signalled, StartRun};
 pub use due::parse_time;
 pub use peers::{FORWARDED, Route};
 pub use schedules::{NewSchedule, next_times};
+pub use updates::{MAX_WAIT as MAX_UPDATE_WAIT, UpdateRequest};
 pub use versions::{Exclusive, Report, Target};
 
 use crate::clock::now_ms;
@@ -100,6 +102,9 @@ pub struct Runtime {
     /// Bumped by every deploy or deletion here: activities waiting for
     /// their component to be deployed look again.
     deploys: watch::Sender<u64>,
+    /// Bumped when an update is accepted, answered or rejected here: its
+    /// callers waiting on this node look again.
+    updates_decided: watch::Sender<u64>,
     timers: Timers,
     ended: broadcast::Sender<String>,
     run_slots: Arc<fair::FairSlots>,
@@ -128,6 +133,7 @@ impl Runtime {
             failures: Mutex::new(HashMap::new()),
             activities: Mutex::new(HashMap::new()),
             deploys: watch::Sender::new(0),
+            updates_decided: watch::Sender::new(0),
             timers: Timers::default(),
             ended: broadcast::channel(4096).0,
             run_slots: fair::FairSlots::new(config.max_resident_runs),
@@ -352,6 +358,7 @@ impl Runtime {
                         Touched::Signalled(signal) => {
                             self.tell(&signal.run_id, Notice::Signal(signal.clone()))
                         }
+                        Touched::UpdateDecided(_) => self.update_decided(),
                     }
                 }
             }

@@ -6,9 +6,10 @@ use super::Runtime;
 use crate::engine::runner::{self, Ending, stuck};
 use crate::engine::{ActivityJob, ActivityOutcome, Engine, Host, Notice, RunLimits, Waits};
 use crate::journal::Recorded;
-use crate::store::{ComponentVersion, RunRecord, RunStatus};
+use crate::store::{ComponentVersion, RunRecord, RunStatus, UpdateKey};
 use crate::writes::Sink;
 use async_trait::async_trait;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -66,7 +67,16 @@ pub(super) async fn resume(
             return stuck(&sink, message).await;
         }
     };
-    runner::execute(rt, run, journal, signals, component, inbox).await
+    let updates = match rt
+        .store
+        .updates()
+        .requested_updates(&run.namespace, &run.workflow_id)
+        .await
+    {
+        Ok(updates) => updates,
+        Err(e) => return retry(e),
+    };
+    runner::execute(rt, run, journal, (signals, updates), component, inbox).await
 }
 
 #[async_trait]
@@ -114,6 +124,12 @@ impl Host for Runtime {
 
     async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
         self.store.get_run(run_id).await
+    }
+
+    async fn reject_update(&self, key: &UpdateKey, error: &Value) -> anyhow::Result<()> {
+        self.store.updates().reject_update(key, error).await?;
+        self.update_decided();
+        Ok(())
     }
 
     async fn open_run(

@@ -14,6 +14,7 @@ mod schedules;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_database;
+mod updates;
 
 pub use access::{Access, AuditEntry, DeleteNamespace, Limits, Namespace, Role, TokenRecord};
 pub use components::Components;
@@ -21,6 +22,7 @@ pub use coordination::{Coordination, Lease, NodeInfo, SHARDS, shard_of};
 pub use postgres::PostgresStore;
 pub use schedules::{Overlap, Schedule, ScheduleAction, ScheduleSpec, ScheduleState, Schedules};
 pub use sqlite::{Durability, SqliteStore};
+pub use updates::{UpdateKey, UpdateRecord, UpdateState, Updates};
 
 use crate::clock::now_ms;
 use crate::journal::{Event, ParentClose, Recorded};
@@ -355,6 +357,16 @@ pub trait Tx: Send {
     ) -> anyhow::Result<bool>;
     /// Give the unconsumed signals of `from` to `to`.
     async fn move_pending_signals(&mut self, from: &str, to: &str) -> anyhow::Result<()>;
+    /// Move an update from state `from` to `to`, taken by `run_id`, with
+    /// its answer if it has one; false if it was not in `from`.
+    async fn decide_update(
+        &mut self,
+        key: &UpdateKey,
+        from: UpdateState,
+        to: UpdateState,
+        run_id: &str,
+        outcome: Option<&Value>,
+    ) -> anyhow::Result<bool>;
     /// Fail the transaction unless `lease` is still the current epoch of
     /// its shard, and keep it so until commit: a node that lost a shard
     /// cannot append to its runs. A store with one node always passes.
@@ -418,6 +430,7 @@ pub trait Store: Components + Send + Sync + 'static {
     /// Namespaces and tokens.
     fn access(&self) -> &dyn Access;
     fn schedules(&self) -> &dyn Schedules;
+    fn updates(&self) -> &dyn Updates;
     /// Coordination of several nodes, for a store they can share.
     fn coordination(&self) -> Option<&dyn Coordination> {
         None

@@ -71,6 +71,7 @@ macro_rules! contract {
                 a_workflow_id_names_one_open_run,
                 a_repeated_request_id_answers_the_signal_it_delivered,
                 signals_are_pending_in_arrival_order_and_consumed_once,
+                an_update_is_requested_once_and_taken_once,
                 suspended_runs_resume_at_their_wake_up_time,
                 components_are_content_addressed,
                 an_undecodable_event_leaves_only_its_run_unreadable,
@@ -256,6 +257,127 @@ async fn signals_are_pending_in_arrival_order_and_consumed_once(b: Backend) {
         write(store, signal_op("a", 9, None)).await,
         WriteOutcome::Refused(Refusal::NotOpen(_))
     ));
+}
+
+async fn an_update_is_requested_once_and_taken_once(b: Backend) {
+    use crate::store::{UpdateKey, UpdateRecord, UpdateState};
+    let store = &*b.store;
+    write(store, create(new_run("a", "wa"))).await;
+    let request = |id: &str, input: Value| UpdateRecord {
+        namespace: "default".into(),
+        workflow_id: "wa".into(),
+        update_id: id.into(),
+        name: "add".into(),
+        input,
+        state: UpdateState::Requested,
+        run_id: None,
+        outcome: None,
+        requested_at_ms: 1,
+        decided_at_ms: None,
+    };
+    let updates = store.updates();
+    let (first, created) = updates
+        .request_update(&request("u1", json!(1)))
+        .await
+        .unwrap();
+    assert!(created && first.state == UpdateState::Requested);
+    // The same id again is the same update, input and all.
+    let (again, created) = updates
+        .request_update(&request("u1", json!(2)))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.input, json!(1));
+    updates
+        .request_update(&request("u2", json!(3)))
+        .await
+        .unwrap();
+    let ids: Vec<String> = updates
+        .requested_updates("default", "wa")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.update_id)
+        .collect();
+    assert_eq!(ids, ["u1", "u2"]);
+    let key = |id: &str| UpdateKey {
+        namespace: "default".into(),
+        workflow_id: "wa".into(),
+        update_id: id.into(),
+    };
+    // Accepted beside the event that journals it, once.
+    let decide = |seq: u64, from, to, outcome: Option<Value>| WriteOp::Append {
+        run_id: "a".into(),
+        lease: None,
+        events: vec![clock(seq)],
+        effects: vec![Effect::DecideUpdate {
+            key: key("u1"),
+            from,
+            to,
+            outcome,
+        }],
+        update: None,
+    };
+    write(
+        store,
+        decide(1, UpdateState::Requested, UpdateState::Accepted, None),
+    )
+    .await;
+    let twice = write_batch(
+        store,
+        &[decide(
+            2,
+            UpdateState::Requested,
+            UpdateState::Accepted,
+            None,
+        )],
+    )
+    .await
+    .remove(0);
+    assert!(twice.is_err(), "taken twice");
+    assert_eq!(store.journal("a").await.unwrap().len(), 2);
+    let answer = json!({ "output": 7 });
+    write(
+        store,
+        decide(
+            2,
+            UpdateState::Accepted,
+            UpdateState::Completed,
+            Some(answer.clone()),
+        ),
+    )
+    .await;
+    let done = updates.update(&key("u1")).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.run_id.as_deref(), done.outcome),
+        (UpdateState::Completed, Some("a"), Some(answer))
+    );
+    // A rejection is the row's alone, and only of a requested update.
+    assert!(
+        updates
+            .reject_update(&key("u2"), &json!({ "kind": "no" }))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !updates
+            .reject_update(&key("u2"), &json!({ "kind": "no" }))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !updates
+            .reject_update(&key("u1"), &json!({ "kind": "no" }))
+            .await
+            .unwrap()
+    );
+    assert!(
+        updates
+            .requested_updates("default", "wa")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn suspended_runs_resume_at_their_wake_up_time(b: Backend) {

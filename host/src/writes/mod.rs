@@ -1,7 +1,7 @@
 //! Every write a run or a client makes, and the rules of each, written once
 //! above the store: creating runs (a workflow id names one open run),
 //! appends with their effects (children, signals, signal-with-start,
-//! consumed signals, the published status) and run updates (suspension,
+//! consumed signals, the published status, updates taken) and run updates (suspension,
 //! the end, continue-as-new, re-pinning), client signals with idempotency
 //! keys, cancellation. The group-commit [`Writer`] applies them through the
 //! store's transaction primitives; a run's [`Sink`] feeds it.
@@ -16,7 +16,7 @@ pub use sink::Sink;
 pub use writer::{Writer, write_batch};
 
 use crate::journal::Recorded;
-use crate::store::{Lease, NewRun, RunRecord, RunStatus, Signal};
+use crate::store::{Lease, NewRun, RunRecord, RunStatus, Signal, UpdateKey, UpdateState};
 use serde_json::Value;
 
 /// Side effects a run's journal append carries, in the same transaction.
@@ -41,6 +41,14 @@ pub enum Effect {
     Consume { signal_id: i64, seq: u64 },
     /// Publish the workflow's status.
     SetStatus(Value),
+    /// An update this run took: accepted (beside the event that journals
+    /// it) or answered (`outcome`).
+    DecideUpdate {
+        key: UpdateKey,
+        from: UpdateState,
+        to: UpdateState,
+        outcome: Option<Value>,
+    },
 }
 
 /// A change to a run's row, written atomically with the events beside it.
@@ -145,6 +153,8 @@ pub enum WriteOp {
 pub enum Touched {
     Created(String),
     Signalled(Signal),
+    /// An update was accepted or answered: its caller may be waiting.
+    UpdateDecided(UpdateKey),
 }
 
 #[derive(Debug, Clone)]

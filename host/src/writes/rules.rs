@@ -272,6 +272,25 @@ async fn apply_effect(
                 bail!("signal {signal_id} of run {run_id} is not pending: it was consumed already");
             }
         }
+        Effect::DecideUpdate {
+            key,
+            from,
+            to,
+            outcome,
+        } => {
+            if !tx
+                .decide_update(key, *from, *to, run_id, outcome.as_ref())
+                .await?
+            {
+                bail!(
+                    "update {} of workflow id `{}` is not {}: it was taken already",
+                    key.update_id,
+                    key.workflow_id,
+                    from.as_str()
+                );
+            }
+            touched.push(Touched::UpdateDecided(key.clone()));
+        }
         Effect::SetStatus(status) => {
             let change = RunChange {
                 custom_status: Some(status.clone()),

@@ -47,10 +47,12 @@ impl Inner {
     /// Send what is pending without waiting — unless an effect starts or
     /// signals a run: the workflow waits for those to be committed.
     fn send_quietly(&mut self) {
-        let quiet = self
-            .effects
-            .iter()
-            .all(|e| matches!(e, Effect::Consume { .. } | Effect::SetStatus(_)));
+        let quiet = self.effects.iter().all(|e| {
+            matches!(
+                e,
+                Effect::Consume { .. } | Effect::SetStatus(_) | Effect::DecideUpdate { .. }
+            )
+        });
         if quiet && let Some(writer) = self.writer.clone() {
             let op = self.take(None);
             writer.send_in(self.lane.clone(), op);
@@ -138,6 +140,14 @@ impl Sink {
     /// the consumption is committed in the same transaction, never apart.
     pub fn record_call(&self, event: Event, consumes: Option<i64>) -> Recorded {
         self.push(event, consumes)
+    }
+
+    /// Append the event of a call with a side effect committed in the same
+    /// transaction, never apart (an update accepted or answered).
+    pub fn record_call_with(&self, event: Event, effect: Effect) -> Recorded {
+        let mut inner = self.inner.lock().unwrap();
+        inner.effects.push(effect);
+        inner.push(event)
     }
 
     fn push(&self, event: Event, consumes: Option<i64>) -> Recorded {

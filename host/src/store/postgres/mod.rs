@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0007_client_certs.sql"),
     include_str!("../../../migrations/postgres/0008_schedules.sql"),
     include_str!("../../../migrations/postgres/0009_run_pause.sql"),
+    include_str!("../../../migrations/postgres/0010_updates.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -177,6 +178,8 @@ impl Store for PostgresStore {
                (r.cancel_requested = 1 \
                 OR EXISTS (SELECT 1 FROM signals s \
                            WHERE s.run_id = r.run_id AND s.consumed_seq IS NULL) \
+                OR EXISTS (SELECT 1 FROM updates u WHERE u.namespace = r.namespace \
+                           AND u.workflow_id = r.workflow_id AND u.state = 'requested') \
                 OR EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id \
                            AND c.status NOT IN ('running', 'stuck') \
                            AND c.ended_at_ms >= r.updated_at_ms)) AS poked \
@@ -240,6 +243,10 @@ impl Store for PostgresStore {
         self
     }
 
+    fn updates(&self) -> &dyn Updates {
+        self
+    }
+
     fn coordination(&self) -> Option<&dyn Coordination> {
         Some(self)
     }
@@ -248,6 +255,7 @@ impl Store for PostgresStore {
 super::access::impl_access!(PostgresStore);
 super::components::impl_components!(PostgresStore);
 super::schedules::impl_schedules!(PostgresStore);
+super::updates::impl_updates!(PostgresStore);
 
 impl PostgresStore {
     /// A deploy's transaction: one deploy of a name at a time, across

@@ -166,6 +166,31 @@ impl Tx for PgTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn decide_update(
+        &mut self,
+        key: &UpdateKey,
+        from: UpdateState,
+        to: UpdateState,
+        run_id: &str,
+        outcome: Option<&Value>,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE updates SET state = $1, run_id = $2, outcome = $3, decided_at_ms = $4 \
+             WHERE namespace = $5 AND workflow_id = $6 AND update_id = $7 AND state = $8",
+        )
+        .bind(to.as_str())
+        .bind(run_id)
+        .bind(outcome.map(Value::to_string))
+        .bind(crate::clock::now_ms())
+        .bind(&key.namespace)
+        .bind(&key.workflow_id)
+        .bind(&key.update_id)
+        .bind(from.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn move_pending_signals(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
         sqlx::query("UPDATE signals SET run_id = $1 WHERE run_id = $2 AND consumed_seq IS NULL")
             .bind(to)

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0009_client_certs.sql"),
     include_str!("../../../migrations/sqlite/0010_schedules.sql"),
     include_str!("../../../migrations/sqlite/0011_run_pause.sql"),
+    include_str!("../../../migrations/sqlite/0012_updates.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -215,6 +216,8 @@ impl Store for SqliteStore {
                (r.cancel_requested = 1 \
                 OR EXISTS (SELECT 1 FROM signals s \
                            WHERE s.run_id = r.run_id AND s.consumed_seq IS NULL) \
+                OR EXISTS (SELECT 1 FROM updates u WHERE u.namespace = r.namespace \
+                           AND u.workflow_id = r.workflow_id AND u.state = 'requested') \
                 OR EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id \
                            AND c.status NOT IN ('running', 'stuck') \
                            AND c.ended_at_ms >= r.updated_at_ms)) AS poked \
@@ -284,11 +287,16 @@ impl Store for SqliteStore {
     fn schedules(&self) -> &dyn Schedules {
         self
     }
+
+    fn updates(&self) -> &dyn Updates {
+        self
+    }
 }
 
 super::access::impl_access!(SqliteStore);
 super::components::impl_components!(SqliteStore);
 super::schedules::impl_schedules!(SqliteStore);
+super::updates::impl_updates!(SqliteStore);
 
 impl SqliteStore {
     /// A deploy's transaction: SQLite has one writer at a time.

@@ -296,6 +296,33 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn decide_update(
+        &mut self,
+        key: &UpdateKey,
+        from: UpdateState,
+        to: UpdateState,
+        run_id: &str,
+        outcome: Option<&Value>,
+    ) -> anyhow::Result<bool> {
+        let changed = self
+            .conn()
+            .prepare_cached(
+                "UPDATE updates SET state = ?, run_id = ?, outcome = ?, decided_at_ms = ? \
+                 WHERE namespace = ? AND workflow_id = ? AND update_id = ? AND state = ?",
+            )?
+            .execute(params![
+                to.as_str(),
+                run_id,
+                outcome.map(Value::to_string),
+                crate::clock::now_ms(),
+                key.namespace,
+                key.workflow_id,
+                key.update_id,
+                from.as_str()
+            ])?;
+        Ok(changed == 1)
+    }
+
     async fn fence(&mut self, _lease: Lease) -> anyhow::Result<()> {
         // One node writes a SQLite file: nobody else can hold its shards.
         Ok(())

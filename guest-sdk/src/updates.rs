@@ -1,0 +1,148 @@
+//! Updates: requests into a running workflow whose callers wait for the
+//! answer (`POST /v1/workflow-ids/{id}/updates/{name}`, `weft update`).
+//!
+//! A workflow takes an update, validates it — a rejected update is answered
+//! to its caller at once and leaves nothing in the journal — and handles it
+//! as ordinary durable code (activities, timers, …), then replies:
+//!
+//! ```no_run
+//! use serde::Deserialize;
+//! use weft_sdk::{Context, Error};
+//!
+//! #[derive(Deserialize)]
+//! struct Upgrade { version: String }
+//!
+//! fn serve(ctx: &Context) -> Result<(), Error> {
+//!     let upgrades = ctx.updates::<Upgrade>("upgrade");
+//!     loop {
+//!         let update = upgrades.recv(|u| {
+//!             if u.version.is_empty() {
+//!                 return Err(Error::new("invalid", "no version"));
+//!             }
+//!             Ok(())
+//!         })?;
+//!         let done: String = ctx.activity("cloud/upgrade").input(&update.input().version).call()?;
+//!         update.reply(Ok(done));
+//!     }
+//! }
+//! ```
+//!
+//! The validator must be deterministic and must not call the host: it runs
+//! again when the run replays. To take updates while waiting on something
+//! else, select over [`PendingUpdate::handle`] and decide with
+//! [`PendingUpdate::take`].
+
+use serde::{Serialize, de::DeserializeOwned};
+use std::marker::PhantomData;
+
+use crate::Error;
+use crate::bindings::workflow::weft::workflow::context as host;
+use crate::bindings::workflow::weft::workflow::types as wit;
+use crate::context::{Handle, Selected};
+
+/// Receives updates named `name`, one at a time, in arrival order.
+pub struct UpdateReceiver<I> {
+    name: String,
+    _input: PhantomData<I>,
+}
+
+impl<I: DeserializeOwned> UpdateReceiver<I> {
+    pub(crate) fn new(name: &str) -> Self {
+        UpdateReceiver {
+            name: name.to_string(),
+            _input: PhantomData,
+        }
+    }
+
+    /// Start waiting for the next update without blocking (to select over
+    /// it with other operations).
+    pub fn pending(&self) -> PendingUpdate<I> {
+        PendingUpdate {
+            handle: host::receive_update(&self.name),
+            _input: PhantomData,
+        }
+    }
+
+    /// Wait (durably) for the next update that `validate` accepts; the ones
+    /// it refuses are answered to their callers with its error.
+    pub fn recv(&self, validate: impl Fn(&I) -> Result<(), Error>) -> Result<Update<I>, Error> {
+        let pending = self.pending();
+        loop {
+            let payload = host::await_(pending.handle).map_err(Error::from_failure);
+            if let Some(update) = pending.decide(payload, &validate)? {
+                return Ok(update);
+            }
+        }
+    }
+}
+
+/// An update being waited for.
+#[must_use = "a pending update does nothing until it is awaited"]
+pub struct PendingUpdate<I> {
+    handle: u32,
+    _input: PhantomData<I>,
+}
+
+impl<I: DeserializeOwned> PendingUpdate<I> {
+    /// For [`crate::Context::select`].
+    pub fn handle(&self) -> Handle {
+        Handle(self.handle)
+    }
+
+    /// The select picked this update: validate it. `Ok(None)` if
+    /// `validate` refused it (its caller has the error); this pending
+    /// update then waits for the next one and may be selected again.
+    pub fn take(
+        &self,
+        selected: Selected,
+        validate: impl Fn(&I) -> Result<(), Error>,
+    ) -> Result<Option<Update<I>>, Error> {
+        self.decide(selected.result, &validate)
+    }
+
+    fn decide(
+        &self,
+        payload: Result<String, Error>,
+        validate: &impl Fn(&I) -> Result<(), Error>,
+    ) -> Result<Option<Update<I>>, Error> {
+        let payload = payload?;
+        let refused = match serde_json::from_str::<I>(&payload) {
+            Err(e) => Error::new("invalid-input", format!("cannot decode the update: {e}")),
+            Ok(input) => match validate(&input) {
+                Ok(()) => {
+                    return Ok(Some(Update {
+                        handle: self.handle,
+                        input,
+                    }));
+                }
+                Err(e) => e,
+            },
+        };
+        host::reject_update(self.handle, &wit::ErrorInfo::from(refused));
+        Ok(None)
+    }
+}
+
+/// An accepted update: handle it, then [`Update::reply`]. Until it is
+/// answered its caller waits (an update the run ends without answering is
+/// answered with the error `update-unanswered`).
+#[must_use = "an update's caller waits until it is replied to"]
+pub struct Update<I> {
+    handle: u32,
+    input: I,
+}
+
+impl<I> Update<I> {
+    pub fn input(&self) -> &I {
+        &self.input
+    }
+
+    /// Answer the caller: journaled, and durable before this returns.
+    pub fn reply<O: Serialize>(self, result: Result<O, Error>) {
+        let result = result.and_then(|o| {
+            serde_json::to_string(&o).map_err(|e| Error::decode("the update's answer", e))
+        });
+        let answer = result.map_err(wit::ErrorInfo::from);
+        host::complete_update(self.handle, answer.as_deref());
+    }
+}
