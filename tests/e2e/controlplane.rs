@@ -414,3 +414,69 @@ async fn a_busy_cell_serves_a_second_upgrade_after_the_first() {
     assert_eq!(state["served"], 2, "{state}");
     assert_eq!(state["last"]["ok"], true);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operators_upgrade_update_is_answered_at_once_accepted_or_refused_while_busy() {
+    let p = plane().await;
+    p.cloud.add_cell("op", "global", 100, 0);
+    let entity = json!({
+        "cell": "op", "cloud": p.url, "pause_ms": 300,
+        "canary_window_ms": 1000, "canary_interval_ms": 200, "idle_ms": 60000,
+    });
+    let ask = async |version: &str, start: bool| {
+        let mut body = json!({ "input": { "version": version } });
+        if start {
+            body["start"] = json!({ "workflow": "cell-entity", "input": entity });
+        }
+        p.server
+            .post("/v1/workflow-ids/cell-op/updates/upgrade", &body)
+            .await
+    };
+    // Update-with-start: the entity starts, accepts, and starts upgrading.
+    let (status, accepted) = ask("v7", true).await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(
+        (&accepted["status"], &accepted["output"]["accepted"]),
+        (&json!("completed"), &json!(true)),
+        "{accepted}"
+    );
+    let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    // Busy: refused at once, and the journal never hears of it.
+    let (status, refused) = ask("v8", false).await;
+    assert_eq!(status, 200, "{refused}");
+    assert_eq!(
+        (&refused["status"], &refused["error"]["kind"]),
+        (&json!("rejected"), &json!("upgrade-in-progress")),
+        "{refused}"
+    );
+    let (_, invalid) = ask("", false).await;
+    assert_eq!(invalid["status"], "rejected", "{invalid}");
+    until("the upgrade to v7", 60, async || {
+        by_id(&p, "cell-op").await["custom_status"]["idle"] == true
+    })
+    .await;
+    let journal = p.server.journal(&run_id).await;
+    assert!(
+        journal.iter().all(|e| !e.to_string().contains("v8")),
+        "{journal:?}"
+    );
+    assert_eq!(of_kind(&journal, "update-accepted").len(), 1);
+    let (v7_from, _) = window(&p.cloud, "op", "v7");
+    // Idle again: the next upgrade is accepted, by the same run.
+    let (_, next) = ask("v8", false).await;
+    assert_eq!(
+        (&next["output"]["accepted"], &next["run_id"]),
+        (&json!(true), &json!(run_id)),
+        "{next}"
+    );
+    until("the upgrade to v8", 60, async || {
+        p.cloud
+            .upgrades()
+            .iter()
+            .filter(|u| u.cell == "op" && u.to == "v8")
+            .count()
+            == 4
+    })
+    .await;
+    assert!(window(&p.cloud, "op", "v8").0 > v7_from);
+}

@@ -53,6 +53,13 @@ async fn an_update_runs_an_activity_and_answers_its_caller_once_per_update_id() 
         (&json!("completed"), &json!({ "total": 6 }), &json!(run_id)),
         "{answer}"
     );
+    // The answer is durable before the caller has it; the status the
+    // workflow publishes after it is sent without waiting.
+    server
+        .until_journal(&run_id, "the status", |events| {
+            !of_kind(events, "status-set").is_empty()
+        })
+        .await;
     let events = server.journal(&run_id).await;
     let accepted = of_kind(&events, "update-accepted");
     assert_eq!(accepted.len(), 1, "{events:?}");
