@@ -168,6 +168,15 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Carry a run on from an earlier event: a new run under its workflow
+    /// id replays the journal before EVENT and continues live there (after
+    /// fixing an activity, from the step that failed).
+    Reset {
+        #[command(flatten)]
+        opts: cli::ResetOptions,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Send an update to the open run of a workflow id and wait for its
     /// answer (`weft update ID add --input '{"amount": 2}'`); `--attach
     /// UPDATE_ID` waits for one sent before.
@@ -445,6 +454,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             remote,
         } => cli::pause(&Client::new(&remote.server)?, &run_id, false, reason).await,
         Command::Batch { opts, remote } => cli::batch(&Client::new(&remote.server)?, opts).await,
+        Command::Reset { opts, remote } => cli::reset(&Client::new(&remote.server)?, opts).await,
         Command::Update { opts, remote } => cli::update(&Client::new(&remote.server)?, opts).await,
         Command::Schedule { opts, remote } => {
             cli::schedule(&Client::new(&remote.server)?, opts).await

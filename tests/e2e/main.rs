@@ -11,6 +11,7 @@ mod limits;
 mod postgres;
 mod primitives;
 mod proxy;
+mod reset;
 mod schedules;
 mod support;
 mod tenancy;

@@ -250,6 +250,12 @@ async fn tokens_confine_each_namespace_and_role() {
         ),
         (
             "POST",
+            format!("/v1/runs/{run_a}/reset"),
+            Some(json!({ "event": 999 })),
+            [false, true, false, true],
+        ),
+        (
+            "POST",
             "/v1/workflow-ids/w1/updates/add".into(),
             Some(json!({ "input": 1, "update_id": "role", "wait_ms": 0 })),
             [false, true, false, true],

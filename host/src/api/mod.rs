@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{run_id}/pause", post(runs::pause))
         .route("/v1/runs/{run_id}/unpause", post(runs::unpause))
         .route("/v1/runs/{run_id}/upgrade", post(versions::upgrade_run))
+        .route("/v1/runs/{run_id}/reset", post(runs::reset))
         .route("/v1/workflows/{name}", get(versions::list))
         .route("/v1/workflows/{name}/upgrade", post(versions::upgrade_all))
         .route(

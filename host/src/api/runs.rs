@@ -311,3 +311,39 @@ pub async fn journal(
         events,
     )))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    /// The first event the new run does not keep.
+    event: u64,
+    reason: Option<String>,
+    /// Deliver again the signals consumed from `event` on (default true).
+    reapply_signals: Option<bool>,
+    /// Pin the new run to this version (default: the old run's).
+    version: Option<u32>,
+}
+
+/// `POST /v1/runs/{run_id}/reset {"event", "reason"?, "reapply_signals"?,
+/// "version"?}`: a new run under the same workflow id replays the journal
+/// before `event` and continues live from there; the old run (terminated
+/// first if open) records the reset. 201 with the new run.
+pub async fn reset(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(run_id): Path<String>,
+    JsonBody(body): JsonBody<ResetBody>,
+) -> Result<(StatusCode, Json<RunRecord>), ApiError> {
+    let old = load(&state, &caller, &run_id, Role::Operate).await?;
+    let reason = body.reason.unwrap_or_else(|| "reset by an operator".into());
+    let req = crate::runtime::ResetRequest {
+        event: body.event,
+        reason: reason.clone(),
+        reapply_signals: body.reapply_signals.unwrap_or(true),
+        version: body.version,
+    };
+    let run = state.rt.reset(&run_id, req).await?;
+    let details = json!({ "event": body.event, "reason": reason, "new_run_id": run.run_id });
+    super::audit::record(&state, &caller, &old.namespace, "reset", &run_id, details).await;
+    Ok((StatusCode::CREATED, Json(run)))
+}

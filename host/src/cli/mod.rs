@@ -1,10 +1,12 @@
 //! The client commands of `weft`: thin wrappers over the HTTP API.
 
 mod batch;
+mod reset;
 mod schedule;
 mod update;
 
 pub use batch::{BatchOptions, batch};
+pub use reset::{ResetOptions, reset};
 pub use schedule::{ScheduleOptions, schedule};
 pub use update::{UpdateOptions, update};
 

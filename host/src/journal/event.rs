@@ -172,6 +172,21 @@ pub enum Event {
     Unpaused {
         reason: String,
     },
+    /// Informational, the last event of a run that was reset: run
+    /// `new_run_id` carries on from before its event `event`.
+    Reset {
+        event: u64,
+        new_run_id: String,
+        reason: String,
+    },
+    /// Informational: this run was made by resetting `run_id` to its event
+    /// `event`; the events before this one are that run's (before `event`),
+    /// replayed, and it continues live from here.
+    ResetFrom {
+        run_id: String,
+        event: u64,
+        reason: String,
+    },
     ActivityCompleted {
         handle: u32,
         attempts: u32,
@@ -378,6 +393,8 @@ impl Event {
             Event::ActivityAwaitingDeployment { .. } => "activity-awaiting-deployment",
             Event::Paused { .. } => "paused",
             Event::Unpaused { .. } => "unpaused",
+            Event::Reset { .. } => "reset",
+            Event::ResetFrom { .. } => "reset-from",
             Event::ActivityCompleted { .. } => "activity-completed",
             Event::ActivityFailed { .. } => "activity-failed",
             Event::TimerStarted { .. } => "timer-started",

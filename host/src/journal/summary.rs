@@ -82,6 +82,16 @@ impl Event {
                 "#{handle} signal `{name}` received (signal {signal_id}): {}",
                 short(payload)
             ),
+            Event::Reset {
+                event,
+                new_run_id,
+                reason,
+            } => format!("reset to event {event}: run {new_run_id} carries on ({reason})"),
+            Event::ResetFrom {
+                run_id,
+                event,
+                reason,
+            } => format!("reset from run {run_id} at its event {event} ({reason})"),
             Event::UpdateAccepted {
                 handle,
                 name,

@@ -75,7 +75,7 @@ fn article(kind: ComponentKind) -> &'static str {
     }
 }
 
-fn refused(refusal: Refusal) -> Error {
+pub(super) fn refused(refusal: Refusal) -> Error {
     match refusal {
         Refusal::NotFound(m) => Error::NotFound(m),
         Refusal::NotOpen(m) | Refusal::IdTaken(m) => Error::Conflict(m),

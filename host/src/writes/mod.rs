@@ -145,6 +145,18 @@ pub enum WriteOp {
     RequestCancel {
         run_id: String,
     },
+    /// A run made from an earlier one's journal (a reset): `run` with
+    /// `events` after its `started` (numbered from 1), the `signals` to
+    /// deliver to it, the unconsumed signals of `from` moved to it (with
+    /// `move_pending`), and `from_event` appended to `from`'s journal.
+    Reset {
+        run: NewRun,
+        events: Vec<Recorded>,
+        signals: Vec<(String, Value)>,
+        from: String,
+        from_event: Recorded,
+        move_pending: bool,
+    },
 }
 
 /// Runs an append's effects reached: created ones to start, signalled ones

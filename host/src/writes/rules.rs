@@ -49,6 +49,34 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
             .await
         }
         WriteOp::RequestCancel { run_id } => request_cancel(tx, run_id).await,
+        WriteOp::Reset {
+            run,
+            events,
+            signals,
+            from,
+            from_event,
+            move_pending,
+        } => {
+            let created = match create_run(tx, run).await? {
+                WriteOutcome::Created(created) => created,
+                _ => {
+                    return Ok(WriteOutcome::Refused(Refusal::IdTaken(format!(
+                        "workflow id `{}` is held by an open run",
+                        run.workflow_id
+                    ))));
+                }
+            };
+            tx.append(&run.run_id, rows(events)?).await?;
+            if *move_pending {
+                tx.move_pending_signals(from, &run.run_id).await?;
+            }
+            for (name, payload) in signals {
+                insert_signal(tx, &run.run_id, name, payload, None).await?;
+            }
+            tx.append(from, rows(std::slice::from_ref(from_event))?)
+                .await?;
+            Ok(WriteOutcome::Created(created))
+        }
     }
 }
 
