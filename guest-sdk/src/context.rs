@@ -157,6 +157,16 @@ impl Context {
         }
     }
 
+    /// Set search attributes of this run — strings, numbers, booleans;
+    /// `null` removes one — which list queries filter on:
+    /// `ctx.upsert_search_attributes(&json!({ "region": "eu-west", "ring": 1 }))`,
+    /// then `GET /v1/runs?q=region = 'eu-west' AND ring >= 1`.
+    pub fn upsert_search_attributes(&self, attributes: &impl Serialize) {
+        if let Ok(text) = serde_json::to_string(attributes) {
+            host::upsert_search_attributes(&text);
+        }
+    }
+
     /// End this run and continue as a fresh run (same workflow id, new
     /// journal) with `input`. Unconsumed signals move to the new run.
     pub fn continue_as_new(&self, input: &impl Serialize) -> ! {

@@ -5,7 +5,14 @@
 
 /// Layers from the bottom up.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "journal", "profiles", "server_process", "tls"],
+    &[
+        "clock",
+        "journal",
+        "profiles",
+        "query",
+        "server_process",
+        "tls",
+    ],
     &["store"],
     &["writes"],
     &["engine"],

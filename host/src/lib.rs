@@ -39,6 +39,7 @@ pub mod journal;
 mod layers;
 pub mod offline;
 pub mod profiles;
+pub mod query;
 pub mod runtime;
 pub mod server;
 pub mod server_process;

@@ -84,6 +84,10 @@ enum Command {
         status: Option<String>,
         #[arg(long)]
         workflow: Option<String>,
+        /// A list query over the runs' fields and search attributes:
+        /// "region = 'eu-west' AND (ring > 1 OR workflow IN ('rollout'))".
+        #[arg(long)]
+        query: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[arg(long, env = "WEFT_NAMESPACE")]
@@ -375,18 +379,18 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Runs {
             status,
             workflow,
+            query,
             limit,
             namespace,
             remote,
         } => {
-            cli::runs(
-                &Client::new(&remote.server)?,
+            let filter = cli::RunsFilter {
                 status,
                 workflow,
+                query,
                 namespace,
-                limit,
-            )
-            .await
+            };
+            cli::runs(&Client::new(&remote.server)?, filter, limit).await
         }
         Command::Namespace {
             action,

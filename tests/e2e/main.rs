@@ -13,6 +13,7 @@ mod primitives;
 mod proxy;
 mod reset;
 mod schedules;
+mod search;
 mod support;
 mod tenancy;
 mod tls;

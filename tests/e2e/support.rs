@@ -23,6 +23,7 @@ const GUESTS: &[&str] = &[
     "pipeline",
     "stage",
     "stage-fixed",
+    "tagger",
     "steps",
     "step",
     "sleeper",

@@ -48,6 +48,8 @@ pub struct BatchBody {
     namespace: Option<String>,
     workflow: Option<String>,
     workflow_id: Option<String>,
+    /// A list query over fields and search attributes.
+    query: Option<String>,
     /// Default: `running`.
     status: Option<String>,
     #[serde(default)]
@@ -136,6 +138,7 @@ pub async fn run(
         workflow: body.workflow.clone().filter(|w| !w.is_empty()),
         workflow_id: body.workflow_id.clone().filter(|w| !w.is_empty()),
         namespace: Some(namespace.clone()),
+        query: super::runs::list_query(body.query.as_deref())?,
         limit: MAX_RUNS + 1,
     };
     let mut runs = state.rt.store.list_runs(&filter).await?;
@@ -156,6 +159,7 @@ pub async fn run(
                 "workflow": body.workflow,
                 "workflow_id": body.workflow_id,
                 "status": status.as_str(),
+                "query": body.query,
             },
             "applied": applied.len(),
             "failed": failed.len(),

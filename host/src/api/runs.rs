@@ -136,6 +136,19 @@ pub struct ListQuery {
     workflow_id: Option<String>,
     namespace: Option<String>,
     limit: Option<u32>,
+    /// A list query (see `crate::query`).
+    q: Option<String>,
+}
+
+/// A list query as given (an empty one is none); 400 naming the position
+/// where it stops making sense.
+pub(super) fn list_query(text: Option<&str>) -> Result<Option<crate::query::Expr>, Error> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => crate::query::parse(text)
+            .map(Some)
+            .map_err(|e| Error::BadRequest(format!("the query {text:?}: {e}"))),
+    }
 }
 
 pub async fn list(
@@ -156,6 +169,7 @@ pub async fn list(
         workflow: query.workflow.filter(|w| !w.is_empty()),
         workflow_id: query.workflow_id.filter(|w| !w.is_empty()),
         namespace,
+        query: list_query(query.q.as_deref())?,
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
     let runs = state.rt.store.list_runs(&filter).await?;

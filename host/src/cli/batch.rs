@@ -26,6 +26,9 @@ pub struct BatchOptions {
     /// Runs of this status (default: running).
     #[arg(long)]
     pub status: Option<String>,
+    /// Runs matching this list query (as `weft runs --query`).
+    #[arg(long)]
+    pub query: Option<String>,
     /// List what would be touched; touch nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -48,6 +51,7 @@ pub async fn batch(client: &Client, opts: BatchOptions) -> anyhow::Result<()> {
         ("workflow", opts.workflow.map(Value::String)),
         ("workflow_id", opts.workflow_id.map(Value::String)),
         ("status", opts.status.map(Value::String)),
+        ("query", opts.query.map(Value::String)),
     ] {
         if let Some(value) = value {
             body[field] = value;

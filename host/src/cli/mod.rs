@@ -268,22 +268,37 @@ fn cell(v: &Value) -> String {
     }
 }
 
-pub async fn runs(
-    client: &Client,
-    status: Option<String>,
-    workflow: Option<String>,
-    namespace: Option<String>,
-    limit: u32,
-) -> anyhow::Result<()> {
+/// Which runs `weft runs` lists.
+pub struct RunsFilter {
+    pub status: Option<String>,
+    pub workflow: Option<String>,
+    pub query: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// `text` as a URL query value.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn runs(client: &Client, filter: RunsFilter, limit: u32) -> anyhow::Result<()> {
     let mut path = format!("/v1/runs?limit={limit}");
-    if let Some(ns) = namespace {
-        path.push_str(&format!("&namespace={ns}"));
-    }
-    if let Some(s) = status {
-        path.push_str(&format!("&status={s}"));
-    }
-    if let Some(w) = workflow {
-        path.push_str(&format!("&workflow={w}"));
+    for (name, value) in [
+        ("namespace", filter.namespace),
+        ("status", filter.status),
+        ("workflow", filter.workflow),
+        ("q", filter.query),
+    ] {
+        if let Some(value) = value {
+            path.push_str(&format!("&{name}={}", url_encoded(&value)));
+        }
     }
     let list = client.get(&path).await?;
     out!(

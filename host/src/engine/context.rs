@@ -425,6 +425,42 @@ impl context::Host for WorkflowState {
         Ok(())
     }
 
+    /// Informational like a status: replay skips recorded ones (the store
+    /// has them already).
+    async fn upsert_search_attributes(&mut self, attributes: String) -> wasmtime::Result<()> {
+        let attributes = match payload_value(&attributes) {
+            serde_json::Value::Object(map) => map,
+            other => wasmtime::bail!("search attributes must be a JSON object, not {other}"),
+        };
+        for (key, value) in &attributes {
+            let named = !key.is_empty()
+                && key.len() <= 64
+                && key.starts_with(|c: char| c.is_ascii_alphabetic())
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !named {
+                wasmtime::bail!(
+                    "search attribute `{key}`: names are 1-64 letters, digits, `_`, `-` or `.`, starting with a letter"
+                );
+            }
+            if value.is_array() || value.is_object() {
+                wasmtime::bail!(
+                    "search attribute `{key}`: values are strings, numbers or booleans (null removes)"
+                );
+            }
+        }
+        self.journaled(&calls::search_attributes(), async |s| {
+            s.sink.effect(Effect::SetAttributes(attributes.clone()));
+            let event = Event::SearchAttributesSet {
+                attributes: serde_json::Value::Object(attributes),
+            };
+            Ok(Step::new(event, Durable::Soon))
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn continue_as_new(&mut self, input: String) -> wasmtime::Result<()> {
         Err(Interrupt::ContinueAsNew {
             input: payload_value(&input),

@@ -61,6 +61,15 @@ pub fn status() -> Call {
     Call::new("status", &Value::Null, "a status".into())
 }
 
+/// Search attributes a workflow sets: informational like a status.
+pub fn search_attributes() -> Call {
+    Call::new(
+        "search-attributes",
+        &Value::Null,
+        "search attributes".into(),
+    )
+}
+
 pub fn await_any(handles: &[u32]) -> Call {
     let list: Vec<String> = handles.iter().map(|h| format!("#{h}")).collect();
     Call::new(

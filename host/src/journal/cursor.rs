@@ -236,7 +236,7 @@ impl Cursor {
     pub fn replay(&mut self, call: &Call) -> Result<Replay<'_>, Divergence> {
         match call.kind {
             "patch" => Ok(self.patch(call)),
-            "status" => {
+            "status" | "search-attributes" => {
                 let more = self.replaying() || self.recorded_end().is_some();
                 Ok(if more { Replay::Skipped } else { Replay::Live })
             }

@@ -292,6 +292,10 @@ pub enum Event {
     StatusSet {
         status: Value,
     },
+    /// Informational: search attributes the workflow set (`null` removes).
+    SearchAttributesSet {
+        attributes: Value,
+    },
     Completed {
         output: Value,
     },
@@ -408,6 +412,7 @@ impl Event {
             Event::Interrupted { .. } => "interrupted",
             Event::SignalSent { .. } => "signal-sent",
             Event::StatusSet { .. } => "status-set",
+            Event::SearchAttributesSet { .. } => "search-attributes-set",
             Event::Completed { .. } => "completed",
             Event::Failed { .. } => "failed",
             Event::ContinuedAsNew { .. } => "continued-as-new",

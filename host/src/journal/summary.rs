@@ -166,6 +166,9 @@ impl Event {
                 }
             }
             Event::StatusSet { status } => format!("status {}", short(status)),
+            Event::SearchAttributesSet { attributes } => {
+                format!("search attributes {}", short(attributes))
+            }
             Event::Completed { output } => format!("completed: {}", short(output)),
             Event::Failed { error } => format!("failed: {}: {}", error.kind, error.message),
             Event::ContinuedAsNew { input, next_run_id } => {

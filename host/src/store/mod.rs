@@ -11,6 +11,7 @@ mod coordination;
 mod postgres;
 mod rows;
 mod schedules;
+pub(crate) mod search;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_database;
@@ -357,6 +358,12 @@ pub trait Tx: Send {
     ) -> anyhow::Result<bool>;
     /// Give the unconsumed signals of `from` to `to`.
     async fn move_pending_signals(&mut self, from: &str, to: &str) -> anyhow::Result<()>;
+    /// Set a run's search attributes (a `null` value removes one).
+    async fn set_attributes(
+        &mut self,
+        run_id: &str,
+        attributes: &serde_json::Map<String, Value>,
+    ) -> anyhow::Result<()>;
     /// Move an update from state `from` to `to`, taken by `run_id`, with
     /// its answer if it has one; false if it was not in `from`.
     async fn decide_update(
@@ -380,6 +387,8 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     pub workflow_id: Option<String>,
     pub namespace: Option<String>,
+    /// A list query over the run's fields and search attributes.
+    pub query: Option<crate::query::Expr>,
     pub limit: u32,
 }
 

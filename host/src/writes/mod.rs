@@ -41,6 +41,8 @@ pub enum Effect {
     Consume { signal_id: i64, seq: u64 },
     /// Publish the workflow's status.
     SetStatus(Value),
+    /// Set search attributes of the run (`null` removes one).
+    SetAttributes(serde_json::Map<String, Value>),
     /// An update this run took: accepted (beside the event that journals
     /// it) or answered (`outcome`).
     DecideUpdate {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::clock::now_ms;
+use crate::journal::Event;
 use crate::store::{EventRow, RunChange, Tx};
 use anyhow::bail;
 use serde_json::json;
@@ -67,6 +68,17 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
                 }
             };
             tx.append(&run.run_id, rows(events)?).await?;
+            // Replay skips the attributes the kept events set: set them now.
+            let mut attributes = serde_json::Map::new();
+            for recorded in events {
+                if let Event::SearchAttributesSet {
+                    attributes: Value::Object(set),
+                } = &recorded.event
+                {
+                    attributes.extend(set.clone());
+                }
+            }
+            tx.set_attributes(&run.run_id, &attributes).await?;
             if *move_pending {
                 tx.move_pending_signals(from, &run.run_id).await?;
             }
@@ -319,6 +331,7 @@ async fn apply_effect(
             }
             touched.push(Touched::UpdateDecided(key.clone()));
         }
+        Effect::SetAttributes(attributes) => tx.set_attributes(run_id, attributes).await?,
         Effect::SetStatus(status) => {
             let change = RunChange {
                 custom_status: Some(status.clone()),

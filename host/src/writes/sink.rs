@@ -50,7 +50,10 @@ impl Inner {
         let quiet = self.effects.iter().all(|e| {
             matches!(
                 e,
-                Effect::Consume { .. } | Effect::SetStatus(_) | Effect::DecideUpdate { .. }
+                Effect::Consume { .. }
+                    | Effect::SetStatus(_)
+                    | Effect::SetAttributes(_)
+                    | Effect::DecideUpdate { .. }
             )
         });
         if quiet && let Some(writer) = self.writer.clone() {

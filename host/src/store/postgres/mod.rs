@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0008_schedules.sql"),
     include_str!("../../../migrations/postgres/0009_run_pause.sql"),
     include_str!("../../../migrations/postgres/0010_updates.sql"),
+    include_str!("../../../migrations/postgres/0011_run_attributes.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -142,6 +143,10 @@ impl Store for PostgresStore {
         }
         if let Some(namespace) = &filter.namespace {
             qb.push(" AND namespace = ").push_bind(namespace.clone());
+        }
+        if let Some(query) = &filter.query {
+            qb.push(" AND ");
+            super::search::push_expr(&mut qb, query);
         }
         qb.push(" ORDER BY created_at_ms DESC, run_id DESC LIMIT ")
             .push_bind(filter.limit as i64);

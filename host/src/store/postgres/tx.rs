@@ -166,6 +166,35 @@ impl Tx for PgTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn set_attributes(
+        &mut self,
+        run_id: &str,
+        attributes: &serde_json::Map<String, Value>,
+    ) -> anyhow::Result<()> {
+        for (key, value) in attributes {
+            if value.is_null() {
+                sqlx::query("DELETE FROM run_attributes WHERE run_id = $1 AND key = $2")
+                    .bind(run_id)
+                    .bind(key)
+                    .execute(&mut *self.tx)
+                    .await?;
+                continue;
+            }
+            let (text, num) = crate::store::search::stored(value);
+            sqlx::query(
+                "INSERT INTO run_attributes (run_id, key, value, num) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
+            )
+            .bind(run_id)
+            .bind(key)
+            .bind(text)
+            .bind(num)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn decide_update(
         &mut self,
         key: &UpdateKey,

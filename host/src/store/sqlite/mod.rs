@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0010_schedules.sql"),
     include_str!("../../../migrations/sqlite/0011_run_pause.sql"),
     include_str!("../../../migrations/sqlite/0012_updates.sql"),
+    include_str!("../../../migrations/sqlite/0013_run_attributes.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -181,6 +182,10 @@ impl Store for SqliteStore {
         }
         if let Some(namespace) = &filter.namespace {
             qb.push(" AND namespace = ").push_bind(namespace.clone());
+        }
+        if let Some(query) = &filter.query {
+            qb.push(" AND ");
+            super::search::push_expr(&mut qb, query);
         }
         qb.push(" ORDER BY created_at_ms DESC, run_id DESC LIMIT ")
             .push_bind(filter.limit as i64);

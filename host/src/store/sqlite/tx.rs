@@ -296,6 +296,29 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn set_attributes(
+        &mut self,
+        run_id: &str,
+        attributes: &serde_json::Map<String, Value>,
+    ) -> anyhow::Result<()> {
+        for (key, value) in attributes {
+            if value.is_null() {
+                self.conn()
+                    .prepare_cached("DELETE FROM run_attributes WHERE run_id = ? AND key = ?")?
+                    .execute(params![run_id, key])?;
+                continue;
+            }
+            let (text, num) = crate::store::search::stored(value);
+            self.conn()
+                .prepare_cached(
+                    "INSERT INTO run_attributes (run_id, key, value, num) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
+                )?
+                .execute(params![run_id, key, text, num])?;
+        }
+        Ok(())
+    }
+
     async fn decide_update(
         &mut self,
         key: &UpdateKey,
