@@ -50,9 +50,28 @@ cat <<EOF2
    $weft show $provision --follow          # the provisioning timeline, retries included
    $weft show $rollout --follow
    curl -s http://$WEFT_SERVER/v1/workflow-ids/rollout-v2 | head -c 600   # ring, batch, next wake-up
+   $weft runs --query "workflow = 'rollout' AND cells STARTS_WITH 'eu-'"   # rollouts touching eu cells now
+   $weft pause <rollout-v2's run id> --reason incident; $weft unpause ...   # hold it, then let it go
+   $weft update cell-ap-1 upgrade --input '{"version":"v3"}'   # ask a cell directly: accepted, or refused while busy
    curl -s $cloud/admin/state | head -c 600                                # the cloud: messages, upgrades
    $weft runs
 
 Ctrl-C stops the demo (the server log is demo.log).
 EOF2
+
+# The operator's verbs, once the rollout is under way: find it by query,
+# pause it during an "incident", let it go again.
+for _ in $(seq 100); do
+    rollout_run=$("$weft" runs --query "workflow_id = 'rollout-v2' AND status = 'running'" | awk 'NR == 2 { print $1 }')
+    [ -n "$rollout_run" ] && break
+    sleep 0.2
+done
+if [ -n "${rollout_run:-}" ]; then
+    echo "== the running rollouts (search attributes: ring, cells, state):" >&2
+    "$weft" runs --query "workflow = 'rollout' AND status = 'running'" >&2
+    echo "== an incident: pausing rollout run $rollout_run for 10 s" >&2
+    "$weft" pause "$rollout_run" --reason "incident: demo" >&2
+    sleep 10
+    "$weft" unpause "$rollout_run" --reason "all clear" >&2
+fi
 wait

@@ -215,6 +215,19 @@ async fn a_rollout_goes_ring_by_ring_halts_on_a_failing_canary_and_resumes() {
     .await;
     let halted = by_id(&p, "rollout-v2").await;
     assert_eq!(halted["custom_status"]["at"]["ring"], 1, "{halted}");
+    // An operator finds it by query: the halted rollouts touching ring 1's
+    // cells, and none touching ring 2's.
+    let (ok, out, err) = p.server.cli(&[
+        "runs",
+        "--query",
+        "workflow = 'rollout' AND state = 'halted' AND cells STARTS_WITH 'r1'",
+    ]);
+    assert!(ok && out.contains("rollout-v2"), "{out}{err}");
+    let (_, none) = p
+        .server
+        .get("/v1/runs?q=cells%20STARTS_WITH%20%27r2%27")
+        .await;
+    assert_eq!(none["runs"], json!([]), "{none}");
     let pages = pages(&p.cloud);
     assert_eq!(pages.len(), 1);
     assert!(

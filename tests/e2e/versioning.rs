@@ -530,3 +530,41 @@ async fn weft_replay_checks_a_directory_of_journals() {
     assert!(err.contains("broken.json: unreadable: "), "{err}");
     assert!(out.contains("2 of 3 journals replay on "), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_upgrades_the_runs_a_query_matches_and_reports_those_that_diverge() {
+    let server = server().await;
+    let add = next_version(&server, "versioned-add").await;
+    let reorder = next_version(&server, "versioned-reorder").await;
+    let input = json!({ "sleep1_ms": 3000, "sleep2_ms": 0 });
+    let mut pinned = Vec::new();
+    for _ in 0..3 {
+        let body = json!({ "workflow": "versioned", "version": 1, "input": input });
+        let (status, run) = server.post("/v1/runs", &body).await;
+        assert_eq!(status, 201, "{run}");
+        pinned.push(run["run_id"].as_str().unwrap().to_string());
+    }
+    for run in &pinned {
+        asleep_in(&server, run, 1).await;
+    }
+    let (status, refused) = server
+        .post(
+            "/v1/batches",
+            &json!({ "action": "upgrade", "query": "workflow = 'versioned'", "version": reorder }),
+        )
+        .await;
+    assert_eq!(status, 200, "{refused}");
+    assert_eq!(refused["failed"].as_array().unwrap().len(), 3, "{refused}");
+    let (status, done) = server
+        .post(
+            "/v1/batches",
+            &json!({ "action": "upgrade", "query": "workflow = 'versioned'", "version": add }),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["applied"].as_array().unwrap().len(), 3, "{done}");
+    for run in &pinned {
+        let (_, now) = server.get(&format!("/v1/runs/{run}")).await;
+        assert_eq!(now["version"], json!(add), "{now}");
+    }
+}

@@ -3,7 +3,10 @@
 //! sleeps (waits respect business hours, from the journaled clock); then
 //! ask each cell's entity workflow to upgrade and wait for its answer. On a
 //! failure: halt, page, and wait for an operator's `resume`, `skip` or
-//! `abort` signal. The status says where it is and when it wakes up next.
+//! `abort` signal. The status says where it is and when it wakes up next;
+//! search attributes (`version`, `ring`, `cells`: the batch's, joined by
+//! commas, `state`) let an operator find rollouts with a query:
+//! `weft runs --query "workflow = 'rollout' AND cells STARTS_WITH 'eu-'"`.
 mod business;
 
 use business::Hours;
@@ -56,6 +59,16 @@ fn human(ms: i64) -> String {
 struct Rollout;
 
 impl Rollout {
+    /// Where the rollout is, for list queries.
+    fn mark(ctx: &Context, plan: &Plan, batch: &Batch, state: &str) {
+        ctx.upsert_search_attributes(&json!({
+            "version": plan.version,
+            "ring": batch.ring,
+            "cells": batch.cells.join(","),
+            "state": state,
+        }));
+    }
+
     fn post(ctx: &Context, plan: &Plan, kind: &str, text: String) -> Result<(), Error> {
         let channel = if kind == "page" {
             "oncall"
@@ -140,6 +153,7 @@ impl Workflow for Rollout {
                 ),
             )?;
             ctx.set_status(&json!({ "version": plan.version, "at": place, "state": "waiting", "next_wake_at_ms": wake }));
+            Self::mark(ctx, &plan, batch, "waiting");
             ctx.sleep(Duration::from_millis((wake - now).max(0) as u64))?;
 
             let mut cells = batch.cells.clone();
@@ -147,6 +161,7 @@ impl Workflow for Rollout {
                 ctx.set_status(
                     &json!({ "version": plan.version, "at": place, "state": "upgrading" }),
                 );
+                Self::mark(ctx, &plan, batch, "upgrading");
                 round += 1;
                 let failed = Self::upgrade_cells(ctx, &plan, &cells, round)?;
                 let failed_cells: Vec<String> = failed.iter().map(|(c, _)| c.clone()).collect();
@@ -170,6 +185,7 @@ impl Workflow for Rollout {
                     format!("{text}. Waiting for an operator."),
                 )?;
                 ctx.set_status(&json!({ "version": plan.version, "at": place, "state": "halted", "failed": why }));
+                Self::mark(ctx, &plan, batch, "halted");
                 match operator.recv()?.action.as_str() {
                     "resume" => cells = failed_cells,
                     "skip" => {
@@ -212,6 +228,7 @@ impl Workflow for Rollout {
             format!("rollout {} done: {} cells", plan.version, upgraded.len()),
         )?;
         ctx.set_status(&json!({ "version": plan.version, "state": "done" }));
+        ctx.upsert_search_attributes(&json!({ "state": "done" }));
         Ok(json!({ "version": plan.version, "upgraded": upgraded, "skipped": skipped }))
     }
 }

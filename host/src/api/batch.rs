@@ -1,4 +1,5 @@
-//! Batch operations: one request cancels, terminates or signals every run
+//! Batch operations: one request cancels, terminates, signals, pauses or
+//! upgrades every run
 //! of a namespace that a filter matches ("cancel every running rollout").
 //! Each run goes through the same path as its own request would (a run
 //! driven by another node is handled there); one audit entry records the
@@ -8,7 +9,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, JsonBody};
 use crate::error::Error;
-use crate::runtime::{Route, SignalRequest};
+use crate::runtime::{Route, SignalRequest, Target};
 use crate::store::{Role, RunFilter, RunStatus};
 use crate::writes::SignalTarget;
 use axum::Json;
@@ -33,6 +34,10 @@ enum Action {
         paused: bool,
         reason: Option<String>,
     },
+    /// Move each run to a version, if its journal replays on it.
+    Upgrade {
+        to: Target,
+    },
 }
 
 #[derive(Deserialize)]
@@ -50,6 +55,9 @@ pub struct BatchBody {
     workflow_id: Option<String>,
     /// A list query over fields and search attributes.
     query: Option<String>,
+    /// The version an `upgrade` moves runs to: a number or `latest`
+    /// (default).
+    version: Option<Value>,
     /// Default: `running`.
     status: Option<String>,
     #[serde(default)]
@@ -84,6 +92,17 @@ impl BatchBody {
                     reason: self.reason.clone(),
                 })
             }
+            "upgrade" => {
+                only(&[("reason", self.reason.is_some()), ("signal", signal)])?;
+                let to = match &self.version {
+                    None => Target::Latest,
+                    Some(Value::String(s)) if s == "latest" => Target::Latest,
+                    Some(v) => Target::Version(v.as_u64().map(|n| n as u32).ok_or_else(|| {
+                        Error::BadRequest(format!("a version is a number or `latest`, not {v}"))
+                    })?),
+                };
+                Ok(Action::Upgrade { to })
+            }
             "signal" => {
                 only(&[("reason", self.reason.is_some())])?;
                 let name = self.signal.clone().unwrap_or_default();
@@ -98,7 +117,7 @@ impl BatchBody {
                 })
             }
             other => Err(Error::BadRequest(format!(
-                "unknown batch action `{other}` (cancel, terminate, signal, pause or unpause)"
+                "unknown batch action `{other}` (cancel, terminate, signal, pause, unpause or upgrade)"
             ))),
         }
     }
@@ -112,6 +131,7 @@ impl Action {
             Action::Signal { .. } => "signal",
             Action::Pause { paused: true, .. } => "pause",
             Action::Pause { paused: false, .. } => "unpause",
+            Action::Upgrade { .. } => "upgrade",
         }
     }
 }
@@ -125,14 +145,19 @@ pub async fn run(
 ) -> Result<Json<Value>, ApiError> {
     let namespace = caller.namespace_or(body.namespace.as_deref()).to_string();
     super::auth::visible(&state, &caller, &namespace).await?;
-    caller.require(Role::Operate, &namespace)?;
+    let action = body.action()?;
+    // Upgrades are the deploy role's verb; the others the operate role's.
+    let role = match action {
+        Action::Upgrade { .. } => Role::Deploy,
+        _ => Role::Operate,
+    };
+    caller.require(role, &namespace)?;
     let status = match body.status.as_deref() {
         None | Some("") => RunStatus::Running,
         Some(s) => s
             .parse::<RunStatus>()
             .map_err(|e| Error::BadRequest(e.to_string()))?,
     };
-    let action = body.action()?;
     let filter = RunFilter {
         status: Some(status),
         workflow: body.workflow.clone().filter(|w| !w.is_empty()),
@@ -202,6 +227,19 @@ async fn act(
                 .pause_run(run_id, *paused, &reason, Route::ToDriver)
                 .await
                 .map(drop)
+        }
+        Action::Upgrade { to } => {
+            let report = (state.rt)
+                .upgrade_run(run_id, *to, false, Route::ToDriver)
+                .await?;
+            if report.upgraded || report.from_version == report.to_version {
+                Ok(())
+            } else {
+                Err(Error::Conflict(format!(
+                    "cannot move to v{}: {:?}",
+                    report.to_version, report.verdict
+                )))
+            }
         }
         Action::Signal { name, payload } => {
             let req = SignalRequest {

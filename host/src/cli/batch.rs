@@ -1,4 +1,4 @@
-//! `weft batch cancel|terminate|signal|pause|unpause`: one command for every run of a
+//! `weft batch cancel|terminate|signal|pause|unpause|upgrade`: one command for every run of a
 //! namespace a filter matches.
 
 use super::{Client, cell, json_arg};
@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub struct BatchOptions {
-    #[arg(value_parser = ["cancel", "terminate", "signal", "pause", "unpause"])]
+    #[arg(value_parser = ["cancel", "terminate", "signal", "pause", "unpause", "upgrade"])]
     pub action: String,
     /// The signal's name (signal).
     #[arg(long)]
@@ -29,6 +29,9 @@ pub struct BatchOptions {
     /// Runs matching this list query (as `weft runs --query`).
     #[arg(long)]
     pub query: Option<String>,
+    /// The version an upgrade moves runs to: a number or `latest` (default).
+    #[arg(long)]
+    pub version: Option<String>,
     /// List what would be touched; touch nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -52,6 +55,11 @@ pub async fn batch(client: &Client, opts: BatchOptions) -> anyhow::Result<()> {
         ("workflow_id", opts.workflow_id.map(Value::String)),
         ("status", opts.status.map(Value::String)),
         ("query", opts.query.map(Value::String)),
+        (
+            "version",
+            opts.version
+                .map(|v| v.parse::<u64>().map_or(Value::String(v), Value::from)),
+        ),
     ] {
         if let Some(value) = value {
             body[field] = value;
