@@ -193,3 +193,33 @@ async fn a_batch_pauses_and_unpauses_the_matching_runs() {
     let received = kinds.iter().position(|k| *k == "signal-received").unwrap();
     assert!(unpaused < received, "{kinds:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_cancel_over_500_runs_ends_all_of_them_and_reports_500() {
+    let server = Server::start(&["--resident-timer-ms", "50"]);
+    server.deploy("entity", "entity").await;
+    for i in 0..500 {
+        let start = json!({ "workflow": "entity", "workflow_id": format!("e{i}"), "input": { "expect": 1 } });
+        let (status, run) = server.post("/v1/runs", &start).await;
+        assert_eq!(status, 201, "{run}");
+    }
+    let done = batch(
+        &server,
+        json!({ "action": "cancel", "query": "workflow = 'entity' AND workflow_id STARTS_WITH 'e'" }),
+    )
+    .await;
+    assert_eq!(done["applied"].as_array().unwrap().len(), 500, "{done}");
+    assert_eq!(done["failed"], json!([]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, ended) = server.get("/v1/runs?status=cancelled&limit=1000").await;
+        let n = ended["runs"].as_array().unwrap().len();
+        if n == 500 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{n} of 500 cancelled");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, open) = server.get("/v1/runs?status=running").await;
+    assert_eq!(open["runs"], json!([]), "{open}");
+}
