@@ -223,3 +223,65 @@ async fn a_batch_cancel_over_500_runs_ends_all_of_them_and_reports_500() {
     let (_, open) = server.get("/v1/runs?status=running").await;
     assert_eq!(open["runs"], json!([]), "{open}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_background_batch_job_survives_a_kill_and_reports_its_progress() {
+    let mut server = Server::start(&["--resident-timer-ms", "50"]);
+    server.deploy("entity", "entity").await;
+    for i in 0..300 {
+        let start = json!({ "workflow": "entity", "workflow_id": format!("j{i}"), "input": { "expect": 1 } });
+        let (status, run) = server.post("/v1/runs", &start).await;
+        assert_eq!(status, 201, "{run}");
+    }
+    let (status, job) = server
+        .post(
+            "/v1/batches",
+            &json!({ "action": "cancel", "query": "workflow_id STARTS_WITH 'j'", "background": true }),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["matched"], 300, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    // The server dies while (or after) the job works: it carries on after
+    // the restart, and acts on each run once.
+    server.kill9();
+    server.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let job = loop {
+        let (status, job) = server.get(&format!("/v1/batches/{id}")).await;
+        assert_eq!(status, 200, "{job}");
+        if job["done"] == true {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (&job["applied"], &job["failed"]),
+        (&json!(300), &json!(0)),
+        "{job}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, ended) = server.get("/v1/runs?status=cancelled&limit=1000").await;
+        if ended["runs"].as_array().unwrap().len() == 300 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not all cancelled");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (ok, out, err) = server.cli(&["batch", "status", "--job", &id]);
+    assert!(
+        ok && out.contains("done, 300 of 300 run(s) applied"),
+        "{out}{err}"
+    );
+    let (status, body) = server.get("/v1/batches/nope").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = server
+        .post(
+            "/v1/batches",
+            &json!({ "action": "cancel", "background": true, "dry_run": true }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -9,36 +9,18 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, JsonBody};
 use crate::error::Error;
-use crate::runtime::{Route, SignalRequest, Target};
+use crate::runtime::BatchAction;
 use crate::store::{Role, RunFilter, RunStatus};
-use crate::writes::SignalTarget;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The most runs one batch touches; `more` says when others matched.
 const MAX_RUNS: u32 = 1000;
-
-/// What a batch does to each run.
-enum Action {
-    Cancel,
-    Terminate {
-        reason: Option<String>,
-    },
-    Signal {
-        name: String,
-        payload: Value,
-    },
-    Pause {
-        paused: bool,
-        reason: Option<String>,
-    },
-    /// Move each run to a version, if its journal replays on it.
-    Upgrade {
-        to: Target,
-    },
-}
+/// The most runs one background job takes.
+const MAX_JOB_RUNS: u32 = 1_000_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,10 +44,14 @@ pub struct BatchBody {
     status: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    /// Write the batch down as a job worked off in the background (all
+    /// matching runs, however many): answers the job at once.
+    #[serde(default)]
+    background: bool,
 }
 
 impl BatchBody {
-    fn action(&self) -> Result<Action, Error> {
+    fn action(&self) -> Result<BatchAction, Error> {
         let only = |fields: &[(&str, bool)]| match fields.iter().find(|(_, given)| *given) {
             Some((name, _)) => Err(Error::BadRequest(format!(
                 "`{name}` does not apply to a batch {}",
@@ -77,31 +63,33 @@ impl BatchBody {
         match self.action.as_str() {
             "cancel" => {
                 only(&[("reason", self.reason.is_some()), ("signal", signal)])?;
-                Ok(Action::Cancel)
+                Ok(BatchAction::Cancel)
             }
             "terminate" => {
                 only(&[("signal", signal)])?;
-                Ok(Action::Terminate {
+                Ok(BatchAction::Terminate {
                     reason: self.reason.clone(),
                 })
             }
             "pause" | "unpause" => {
                 only(&[("signal", signal)])?;
-                Ok(Action::Pause {
-                    paused: self.action == "pause",
-                    reason: self.reason.clone(),
+                let reason = self.reason.clone();
+                Ok(if self.action == "pause" {
+                    BatchAction::Pause { reason }
+                } else {
+                    BatchAction::Unpause { reason }
                 })
             }
             "upgrade" => {
                 only(&[("reason", self.reason.is_some()), ("signal", signal)])?;
                 let to = match &self.version {
-                    None => Target::Latest,
-                    Some(Value::String(s)) if s == "latest" => Target::Latest,
-                    Some(v) => Target::Version(v.as_u64().map(|n| n as u32).ok_or_else(|| {
+                    None => None,
+                    Some(Value::String(s)) if s == "latest" => None,
+                    Some(v) => Some(v.as_u64().map(|n| n as u32).ok_or_else(|| {
                         Error::BadRequest(format!("a version is a number or `latest`, not {v}"))
                     })?),
                 };
-                Ok(Action::Upgrade { to })
+                Ok(BatchAction::Upgrade { to })
             }
             "signal" => {
                 only(&[("reason", self.reason.is_some())])?;
@@ -111,7 +99,7 @@ impl BatchBody {
                         "a batch signal needs `signal`, its name (1 to 128 characters)".into(),
                     ));
                 }
-                Ok(Action::Signal {
+                Ok(BatchAction::Signal {
                     name,
                     payload: self.payload.clone().unwrap_or(Value::Null),
                 })
@@ -123,32 +111,19 @@ impl BatchBody {
     }
 }
 
-impl Action {
-    fn name(&self) -> &'static str {
-        match self {
-            Action::Cancel => "cancel",
-            Action::Terminate { .. } => "terminate",
-            Action::Signal { .. } => "signal",
-            Action::Pause { paused: true, .. } => "pause",
-            Action::Pause { paused: false, .. } => "unpause",
-            Action::Upgrade { .. } => "upgrade",
-        }
-    }
-}
-
 /// `POST /v1/batches {"action": "cancel" | "terminate" | "signal", filter…}`:
 /// answers the runs it matched, those it acted on and those it could not.
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<BatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let namespace = caller.namespace_or(body.namespace.as_deref()).to_string();
     super::auth::visible(&state, &caller, &namespace).await?;
     let action = body.action()?;
     // Upgrades are the deploy role's verb; the others the operate role's.
     let role = match action {
-        Action::Upgrade { .. } => Role::Deploy,
+        BatchAction::Upgrade { .. } => Role::Deploy,
         _ => Role::Operate,
     };
     caller.require(role, &namespace)?;
@@ -158,7 +133,7 @@ pub async fn run(
             .parse::<RunStatus>()
             .map_err(|e| Error::BadRequest(e.to_string()))?,
     };
-    let filter = RunFilter {
+    let mut filter = RunFilter {
         status: Some(status),
         workflow: body.workflow.clone().filter(|w| !w.is_empty()),
         workflow_id: body.workflow_id.clone().filter(|w| !w.is_empty()),
@@ -166,6 +141,20 @@ pub async fn run(
         query: super::runs::list_query(body.query.as_deref())?,
         limit: MAX_RUNS + 1,
     };
+    if body.background {
+        if body.dry_run {
+            return Err(Error::BadRequest("a dry run is never a background job".into()).into());
+        }
+        filter.limit = MAX_JOB_RUNS;
+        let job = state
+            .rt
+            .start_batch_job(&namespace, action.clone(), &filter)
+            .await?;
+        let details = json!({ "job": job.id, "matched": job.matched, "query": body.query });
+        let what = format!("batch-job-{}", action.name());
+        super::audit::record(&state, &caller, &namespace, &what, &namespace, details).await;
+        return Ok((StatusCode::ACCEPTED, Json(json!(job))));
+    }
     let mut runs = state.rt.store.list_runs(&filter).await?;
     let more = runs.len() > MAX_RUNS as usize;
     runs.truncate(MAX_RUNS as usize);
@@ -174,7 +163,10 @@ pub async fn run(
     let mut failed = Vec::new();
     if !body.dry_run {
         for run_id in &matched {
-            match act(&state, &namespace, &action, run_id).await {
+            let outcome = (state.rt)
+                .apply_batch_action(&namespace, &action, run_id, None)
+                .await;
+            match outcome {
                 Ok(()) => applied.push(run_id.clone()),
                 Err(e) => failed.push(json!({ "run_id": run_id, "error": e.to_string() })),
             }
@@ -192,7 +184,7 @@ pub async fn run(
         let what = format!("batch-{}", action.name());
         super::audit::record(&state, &caller, &namespace, &what, &namespace, details).await;
     }
-    Ok(Json(json!({
+    let answer = json!({
         "action": action.name(),
         "namespace": namespace,
         "dry_run": body.dry_run,
@@ -200,57 +192,22 @@ pub async fn run(
         "applied": applied,
         "failed": failed,
         "more": more,
-    })))
+    });
+    Ok((StatusCode::OK, Json(answer)))
 }
 
-async fn act(
-    state: &AppState,
-    namespace: &str,
-    action: &Action,
-    run_id: &str,
-) -> crate::error::Result<()> {
-    match action {
-        Action::Cancel => state.rt.cancel(run_id).await.map(drop),
-        Action::Terminate { reason } => {
-            let reason = reason.as_deref().unwrap_or("terminated by a batch");
-            (state.rt)
-                .terminate_run(run_id, reason, Route::ToDriver)
-                .await
-                .map(drop)
-        }
-        Action::Pause { paused, reason } => {
-            let verb = if *paused { "paused" } else { "unpaused" };
-            let reason = reason
-                .clone()
-                .unwrap_or_else(|| format!("{verb} by a batch"));
-            (state.rt)
-                .pause_run(run_id, *paused, &reason, Route::ToDriver)
-                .await
-                .map(drop)
-        }
-        Action::Upgrade { to } => {
-            let report = (state.rt)
-                .upgrade_run(run_id, *to, false, Route::ToDriver)
-                .await?;
-            if report.upgraded || report.from_version == report.to_version {
-                Ok(())
-            } else {
-                Err(Error::Conflict(format!(
-                    "cannot move to v{}: {:?}",
-                    report.to_version, report.verdict
-                )))
-            }
-        }
-        Action::Signal { name, payload } => {
-            let req = SignalRequest {
-                target: SignalTarget::Run(run_id.to_string()),
-                namespace: namespace.to_string(),
-                name: name.clone(),
-                payload: payload.clone(),
-                start: None,
-                request_id: None,
-            };
-            state.rt.signal(req).await.map(drop)
-        }
+/// `GET /v1/batches/{id}`: a background job with its progress (`matched`,
+/// `applied`, `failed`, the first `errors`, `done`).
+pub async fn job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = state.rt.store.batch_jobs().job(&id).await?;
+    let job = job.ok_or_else(|| Error::NotFound(format!("no batch job {id}")))?;
+    // Another namespace's job is not found either.
+    if caller.acting_in(Some(&job.namespace), Role::Read).is_err() {
+        return Err(Error::NotFound(format!("no batch job {id}")).into());
     }
+    Ok(Json(json!(job)))
 }

@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/namespaces/{name}/audit", get(audit::list))
         .route("/v1/runs", get(runs::list).post(runs::start))
         .route("/v1/batches", post(batch::run))
+        .route("/v1/batches/{id}", get(batch::job))
         .route(
             "/v1/schedules",
             get(schedules::list).post(schedules::create),

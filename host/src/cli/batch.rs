@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub struct BatchOptions {
-    #[arg(value_parser = ["cancel", "terminate", "signal", "pause", "unpause", "upgrade"])]
+    #[arg(value_parser = ["cancel", "terminate", "signal", "pause", "unpause", "upgrade", "status"])]
     pub action: String,
     /// The signal's name (signal).
     #[arg(long)]
@@ -35,9 +35,44 @@ pub struct BatchOptions {
     /// List what would be touched; touch nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the batch down as a job worked off in the background (every
+    /// matching run, across restarts); `weft batch status --job ID` follows it.
+    #[arg(long)]
+    pub background: bool,
+    /// The background job `status` shows.
+    #[arg(long)]
+    pub job: Option<String>,
+}
+
+/// A background job's progress, one line.
+fn progress(job: &Value) -> String {
+    let state = if job["done"] == true {
+        "done"
+    } else {
+        "working"
+    };
+    format!(
+        "batch job {} ({}): {state}, {} of {} run(s) applied, {} failed",
+        cell(&job["id"]),
+        cell(&job["spec"]["action"]),
+        job["applied"],
+        job["matched"],
+        job["failed"]
+    )
 }
 
 pub async fn batch(client: &Client, opts: BatchOptions) -> anyhow::Result<()> {
+    if opts.action == "status" {
+        let Some(id) = &opts.job else {
+            anyhow::bail!("`weft batch status` needs --job ID");
+        };
+        let job = client.get(&format!("/v1/batches/{id}")).await?;
+        out!("{}", progress(&job));
+        for error in job["errors"].as_array().into_iter().flatten() {
+            out!("  {}: {}", cell(&error["run_id"]), cell(&error["error"]));
+        }
+        return Ok(());
+    }
     let payload = match opts.payload {
         Some(text) => Some(json_arg("--payload", Some(text))?),
         None => None,
@@ -45,6 +80,7 @@ pub async fn batch(client: &Client, opts: BatchOptions) -> anyhow::Result<()> {
     let mut body = json!({
         "action": opts.action,
         "dry_run": opts.dry_run,
+        "background": opts.background,
     });
     for (field, value) in [
         ("signal", opts.signal.map(Value::String)),
@@ -66,6 +102,11 @@ pub async fn batch(client: &Client, opts: BatchOptions) -> anyhow::Result<()> {
         }
     }
     let done = client.post("/v1/batches", &body).await?;
+    if opts.background {
+        out!("{}", progress(&done));
+        out!("follow it: weft batch status --job {}", cell(&done["id"]));
+        return Ok(());
+    }
     let count = |key: &str| done[key].as_array().map_or(0, Vec::len);
     let more = if done["more"] == true {
         " (more matched: run it again)"

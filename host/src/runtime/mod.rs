@@ -3,6 +3,7 @@
 //! at start-up, and the activity executor.
 
 mod activities;
+mod batches;
 mod cluster;
 mod commands;
 mod cron;
@@ -17,6 +18,7 @@ mod timers;
 mod updates;
 mod versions;
 
+pub use batches::BatchAction;
 pub use cluster::ClusterConfig;
 pub use commands::{SignalRequest, Signalled, StartRun};
 pub use due::parse_time;
@@ -107,6 +109,8 @@ pub struct Runtime {
     /// Bumped when an update is accepted, answered or rejected here: its
     /// callers waiting on this node look again.
     updates_decided: watch::Sender<u64>,
+    /// Look for batch jobs to work off now.
+    batch_kick: tokio::sync::Notify,
     timers: Timers,
     ended: broadcast::Sender<String>,
     run_slots: Arc<fair::FairSlots>,
@@ -136,6 +140,7 @@ impl Runtime {
             activities: Mutex::new(HashMap::new()),
             deploys: watch::Sender::new(0),
             updates_decided: watch::Sender::new(0),
+            batch_kick: tokio::sync::Notify::new(),
             timers: Timers::default(),
             ended: broadcast::channel(4096).0,
             run_slots: fair::FairSlots::new(config.max_resident_runs),
@@ -155,6 +160,7 @@ impl Runtime {
     /// shards this node takes.
     pub async fn start(self: &Arc<Self>, url: String) -> anyhow::Result<usize> {
         tokio::spawn(schedules::run(Arc::downgrade(self)));
+        tokio::spawn(batches::job_loop(Arc::downgrade(self)));
         if self.membership.clustered() {
             self.join(url).await?;
             return Ok(self.resident_count());

@@ -6,6 +6,7 @@
 //! that moment in one transaction, so many runs share one fsync.
 
 mod access;
+pub(crate) mod batch_jobs;
 mod components;
 mod coordination;
 mod postgres;
@@ -18,6 +19,7 @@ pub(crate) mod test_database;
 mod updates;
 
 pub use access::{Access, AuditEntry, DeleteNamespace, Limits, Namespace, Role, TokenRecord};
+pub use batch_jobs::{BatchJob, BatchJobs};
 pub use components::Components;
 pub use coordination::{Coordination, Lease, NodeInfo, SHARDS, shard_of};
 pub use postgres::PostgresStore;
@@ -440,6 +442,7 @@ pub trait Store: Components + Send + Sync + 'static {
     fn access(&self) -> &dyn Access;
     fn schedules(&self) -> &dyn Schedules;
     fn updates(&self) -> &dyn Updates;
+    fn batch_jobs(&self) -> &dyn BatchJobs;
     /// Coordination of several nodes, for a store they can share.
     fn coordination(&self) -> Option<&dyn Coordination> {
         None

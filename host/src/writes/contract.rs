@@ -72,6 +72,7 @@ macro_rules! contract {
                 a_repeated_request_id_answers_the_signal_it_delivered,
                 signals_are_pending_in_arrival_order_and_consumed_once,
                 an_update_is_requested_once_and_taken_once,
+                a_batch_jobs_runs_are_claimed_once_and_again_when_stale,
                 suspended_runs_resume_at_their_wake_up_time,
                 components_are_content_addressed,
                 an_undecodable_event_leaves_only_its_run_unreadable,
@@ -378,6 +379,53 @@ async fn an_update_is_requested_once_and_taken_once(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn a_batch_jobs_runs_are_claimed_once_and_again_when_stale(b: Backend) {
+    use crate::store::BatchJob;
+    let jobs = b.store.batch_jobs();
+    let job = BatchJob {
+        id: "j".into(),
+        namespace: "default".into(),
+        spec: json!({ "action": "cancel" }),
+        done: false,
+        matched: 3,
+        applied: 0,
+        failed: 0,
+        errors: Vec::new(),
+        created_at_ms: 1,
+        finished_at_ms: None,
+    };
+    let runs: Vec<String> = ["a", "b", "c"].map(String::from).into();
+    jobs.create_job(&job, &runs).await.unwrap();
+    // A node claims two and dies; another claims what is left.
+    assert_eq!(jobs.claim_runs("j", 1000, 0, 2).await.unwrap(), ["a", "b"]);
+    assert_eq!(jobs.claim_runs("j", 1001, 0, 10).await.unwrap(), ["c"]);
+    jobs.finish_run("j", "c", Some("not open")).await.unwrap();
+    assert!(!jobs.finish_job_if_done("j", 1002).await.unwrap());
+    assert_eq!(jobs.open_jobs().await.unwrap().len(), 1);
+    // Claims older than the stale mark are taken again, once.
+    assert_eq!(
+        jobs.claim_runs("j", 20_000, 5000, 10).await.unwrap(),
+        ["a", "b"]
+    );
+    assert!(
+        jobs.claim_runs("j", 20_001, 5000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for run in ["a", "b"] {
+        jobs.finish_run("j", run, None).await.unwrap();
+    }
+    assert!(jobs.finish_job_if_done("j", 20_002).await.unwrap());
+    let done = jobs.job("j").await.unwrap().unwrap();
+    assert_eq!(
+        (done.done, done.applied, done.failed, done.finished_at_ms),
+        (true, 2, 1, Some(20_002))
+    );
+    assert_eq!(done.errors, [json!({ "run_id": "c", "error": "not open" })]);
+    assert!(jobs.open_jobs().await.unwrap().is_empty());
 }
 
 async fn suspended_runs_resume_at_their_wake_up_time(b: Backend) {

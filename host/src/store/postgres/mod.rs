@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0009_run_pause.sql"),
     include_str!("../../../migrations/postgres/0010_updates.sql"),
     include_str!("../../../migrations/postgres/0011_run_attributes.sql"),
+    include_str!("../../../migrations/postgres/0012_batch_jobs.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -252,6 +253,10 @@ impl Store for PostgresStore {
         self
     }
 
+    fn batch_jobs(&self) -> &dyn BatchJobs {
+        self
+    }
+
     fn coordination(&self) -> Option<&dyn Coordination> {
         Some(self)
     }
@@ -261,6 +266,7 @@ super::access::impl_access!(PostgresStore);
 super::components::impl_components!(PostgresStore);
 super::schedules::impl_schedules!(PostgresStore);
 super::updates::impl_updates!(PostgresStore);
+super::batch_jobs::impl_batch_jobs!(PostgresStore);
 
 impl PostgresStore {
     /// A deploy's transaction: one deploy of a name at a time, across

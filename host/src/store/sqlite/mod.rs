@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0011_run_pause.sql"),
     include_str!("../../../migrations/sqlite/0012_updates.sql"),
     include_str!("../../../migrations/sqlite/0013_run_attributes.sql"),
+    include_str!("../../../migrations/sqlite/0014_batch_jobs.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -296,12 +297,17 @@ impl Store for SqliteStore {
     fn updates(&self) -> &dyn Updates {
         self
     }
+
+    fn batch_jobs(&self) -> &dyn BatchJobs {
+        self
+    }
 }
 
 super::access::impl_access!(SqliteStore);
 super::components::impl_components!(SqliteStore);
 super::schedules::impl_schedules!(SqliteStore);
 super::updates::impl_updates!(SqliteStore);
+super::batch_jobs::impl_batch_jobs!(SqliteStore);
 
 impl SqliteStore {
     /// A deploy's transaction: SQLite has one writer at a time.
