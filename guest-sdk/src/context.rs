@@ -5,7 +5,6 @@ use std::time::{Duration, SystemTime};
 use crate::Error;
 use crate::bindings::workflow::weft::workflow::context as host;
 use crate::bindings::workflow::weft::workflow::types as wit;
-use crate::updates::UpdateReceiver;
 
 pub use wit::{LogLevel, ParentClosePolicy as ParentClose};
 
@@ -113,13 +112,6 @@ impl Context {
             name: name.to_string(),
             _payload: PhantomData,
         }
-    }
-
-    /// Receive updates named `name`: requests whose callers wait for the
-    /// answer (`POST /v1/workflow-ids/{id}/updates/{name}`). See
-    /// [`UpdateReceiver`].
-    pub fn updates<I: DeserializeOwned>(&self, name: &str) -> UpdateReceiver<I> {
-        UpdateReceiver::new(name)
     }
 
     /// Signal the open run with `workflow_id`.

@@ -38,7 +38,16 @@ use std::marker::PhantomData;
 use crate::Error;
 use crate::bindings::workflow::weft::workflow::context as host;
 use crate::bindings::workflow::weft::workflow::types as wit;
-use crate::context::{Handle, Selected};
+use crate::context::{Context, Handle, Selected};
+
+impl Context {
+    /// Receive updates named `name`: requests whose callers wait for the
+    /// answer (`POST /v1/workflow-ids/{id}/updates/{name}`). See
+    /// [`UpdateReceiver`].
+    pub fn updates<I: DeserializeOwned>(&self, name: &str) -> UpdateReceiver<I> {
+        UpdateReceiver::new(name)
+    }
+}
 
 /// Receives updates named `name`, one at a time, in arrival order.
 pub struct UpdateReceiver<I> {

@@ -159,8 +159,17 @@ async fn a_query_over_search_attributes_returns_exactly_the_matching_runs() {
         .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["applied"].as_array().unwrap().len(), 2, "{done}");
+    // Cancelling is a request: the runs end as they take it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while matching(&server, "status = 'running'").await != ids(&["r1", "r4"]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch's runs did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(
-        matching(&server, "status = 'running'").await,
-        ids(&["r1", "r4"])
+        matching(&server, "status = 'cancelled'").await,
+        ids(&["r2", "r3"])
     );
 }

@@ -15,6 +15,7 @@ mod host;
 mod limits;
 mod ops;
 pub mod runner;
+mod updates;
 mod waits;
 mod wasi;
 pub mod workflow;

@@ -6,8 +6,8 @@ use super::bindings::WitFailure;
 use super::host::Host;
 use super::limits::{Interrupt, MemoryLimit, RunLimits, Slice, captured_wasi};
 use super::ops::{Notice, Op, response};
-use crate::journal::{Call, Cursor, Divergence, ErrorInfo, Event, Recorded, Replay, Source, calls};
-use crate::store::{Signal, UpdateKey, UpdateRecord, UpdateState};
+use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Replay, Source, calls};
+use crate::store::{Signal, UpdateRecord};
 use crate::writes::{Effect, Sink};
 use futures::FutureExt as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -132,13 +132,13 @@ pub struct WorkflowState {
     signals: BTreeMap<i64, Signal>,
     consumed_signals: HashSet<i64>,
     /// Requested, not yet taken updates, oldest first.
-    updates: Vec<UpdateRecord>,
+    pub(super) updates: Vec<UpdateRecord>,
     /// Updates this execution took (accepted or rejected), by id.
-    taken_updates: HashSet<String>,
+    pub(super) taken_updates: HashSet<String>,
     /// The update the last await handed to the guest, not journaled yet:
     /// the guest either rejects it at once or goes on with it (any other
     /// journaled call, or the end), which journals it as accepted.
-    undecided: Option<Event>,
+    pub(super) undecided: Option<Event>,
     /// Updates accepted and not answered yet: handle -> update id.
     pub(super) accepted_updates: HashMap<u32, String>,
     pub(super) cancel_delivered: bool,
@@ -322,93 +322,6 @@ impl WorkflowState {
         let id = self.signals.values().find(|s| s.name == name)?.id;
         self.consumed_signals.insert(id);
         self.signals.remove(&id)
-    }
-
-    pub(super) fn queue_update(&mut self, update: UpdateRecord) {
-        let known = self.taken_updates.contains(&update.update_id)
-            || self.updates.iter().any(|u| u.update_id == update.update_id);
-        if !known && update.state == UpdateState::Requested {
-            self.updates.push(update);
-        }
-    }
-
-    /// The oldest requested update named `name`, taken.
-    pub(super) fn take_update(&mut self, name: &str) -> Option<UpdateRecord> {
-        let at = self.updates.iter().position(|u| u.name == name)?;
-        let update = self.updates.remove(at);
-        self.taken_updates.insert(update.update_id.clone());
-        Some(update)
-    }
-
-    fn update_key(&self, update_id: &str) -> UpdateKey {
-        UpdateKey {
-            namespace: self.run.namespace.clone(),
-            workflow_id: self.run.workflow_id.clone(),
-            update_id: update_id.to_string(),
-        }
-    }
-
-    /// The guest went on with the update it was handed: journal it as
-    /// accepted, its row beside it, sent to the writer at once. Should the
-    /// server die before that commit, the update is still requested and
-    /// taken again on replay.
-    pub(super) fn accept_undecided(&mut self) {
-        let Some(event) = self.undecided.take() else {
-            return;
-        };
-        let Event::UpdateAccepted {
-            handle, update_id, ..
-        } = &event
-        else {
-            return;
-        };
-        let effect = Effect::DecideUpdate {
-            key: self.update_key(update_id),
-            from: UpdateState::Requested,
-            to: UpdateState::Accepted,
-            outcome: None,
-        };
-        self.accepted_updates.insert(*handle, update_id.clone());
-        self.sink.record_call_with(event, effect);
-        // Sent at once, not waited for: the caller sees it accepted soon.
-        self.sink.send();
-    }
-
-    /// The guest refuses the update awaiting `handle` just handed it: the
-    /// row says so (nothing is journaled) and `handle` waits for the next.
-    pub(super) async fn reject_undecided(
-        &mut self,
-        handle: u32,
-        error: ErrorInfo,
-    ) -> wasmtime::Result<()> {
-        let update = match &self.undecided {
-            Some(Event::UpdateAccepted {
-                handle: h,
-                name,
-                update_id,
-                ..
-            }) if *h == handle => Some((name.clone(), update_id.clone())),
-            _ => None,
-        };
-        let Some((name, update_id)) = update else {
-            if self.accepted_updates.contains_key(&handle) && self.cursor.replaying() {
-                return Err(Interrupt::Diverged(Divergence {
-                    seq: self.cursor.next_seq(),
-                    journal: format!("the update of #{handle} accepted"),
-                    code: format!("the update of #{handle} rejected"),
-                })
-                .into());
-            }
-            wasmtime::bail!("reject-update of #{handle}, which was not just handed an update");
-        };
-        self.undecided = None;
-        let error = serde_json::to_value(&error)?;
-        self.host
-            .reject_update(&self.update_key(&update_id), &error)
-            .await
-            .map_err(super::limits::storage)?;
-        self.ops[handle as usize] = Op::Update { name };
-        Ok(())
     }
 
     pub(super) fn clock(&mut self, source: Source) -> wasmtime::Result<u64> {

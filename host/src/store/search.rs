@@ -7,6 +7,14 @@ use crate::query::{Expr, Field, Op};
 use serde_json::Value;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
+/// [`super::Tx::set_attributes`]'s statements, for every backend: run,
+/// key (and text, number).
+pub(super) const SET_ATTRIBUTE: &str = "INSERT INTO run_attributes (run_id, key, value, num) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num";
+pub(super) const REMOVE_ATTRIBUTE: &str =
+    "DELETE FROM run_attributes WHERE run_id = $1 AND key = $2";
+
 /// How a value is kept: (text, number).
 pub fn stored(value: &Value) -> (String, Option<f64>) {
     match value {

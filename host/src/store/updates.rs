@@ -89,6 +89,12 @@ pub trait Updates: Send + Sync {
     async fn reject_update(&self, key: &UpdateKey, error: &Value) -> anyhow::Result<bool>;
 }
 
+/// [`super::Tx::decide_update`]'s statement, for every backend: state,
+/// run, outcome, time; the key; the state it must be in.
+pub(super) const DECIDE_UPDATE: &str = "UPDATE updates SET state = $1, run_id = $2, \
+     outcome = $3, decided_at_ms = $4 \
+     WHERE namespace = $5 AND workflow_id = $6 AND update_id = $7 AND state = $8";
+
 /// The update columns, in [`update_from_row`]'s order.
 pub(super) const UPDATE_COLUMNS: &str = "SELECT namespace, workflow_id, update_id, name, input, \
      state, run_id, outcome, requested_at_ms, decided_at_ms FROM updates";

@@ -173,7 +173,7 @@ impl Tx for PgTx {
     ) -> anyhow::Result<()> {
         for (key, value) in attributes {
             if value.is_null() {
-                sqlx::query("DELETE FROM run_attributes WHERE run_id = $1 AND key = $2")
+                sqlx::query(crate::store::search::REMOVE_ATTRIBUTE)
                     .bind(run_id)
                     .bind(key)
                     .execute(&mut *self.tx)
@@ -181,16 +181,13 @@ impl Tx for PgTx {
                 continue;
             }
             let (text, num) = crate::store::search::stored(value);
-            sqlx::query(
-                "INSERT INTO run_attributes (run_id, key, value, num) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
-            )
-            .bind(run_id)
-            .bind(key)
-            .bind(text)
-            .bind(num)
-            .execute(&mut *self.tx)
-            .await?;
+            sqlx::query(crate::store::search::SET_ATTRIBUTE)
+                .bind(run_id)
+                .bind(key)
+                .bind(text)
+                .bind(num)
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -203,20 +200,17 @@ impl Tx for PgTx {
         run_id: &str,
         outcome: Option<&Value>,
     ) -> anyhow::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE updates SET state = $1, run_id = $2, outcome = $3, decided_at_ms = $4 \
-             WHERE namespace = $5 AND workflow_id = $6 AND update_id = $7 AND state = $8",
-        )
-        .bind(to.as_str())
-        .bind(run_id)
-        .bind(outcome.map(Value::to_string))
-        .bind(crate::clock::now_ms())
-        .bind(&key.namespace)
-        .bind(&key.workflow_id)
-        .bind(&key.update_id)
-        .bind(from.as_str())
-        .execute(&mut *self.tx)
-        .await?;
+        let done = sqlx::query(crate::store::updates::DECIDE_UPDATE)
+            .bind(to.as_str())
+            .bind(run_id)
+            .bind(outcome.map(Value::to_string))
+            .bind(crate::clock::now_ms())
+            .bind(&key.namespace)
+            .bind(&key.workflow_id)
+            .bind(&key.update_id)
+            .bind(from.as_str())
+            .execute(&mut *self.tx)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -304,16 +304,13 @@ impl Tx for SqliteTx {
         for (key, value) in attributes {
             if value.is_null() {
                 self.conn()
-                    .prepare_cached("DELETE FROM run_attributes WHERE run_id = ? AND key = ?")?
+                    .prepare_cached(crate::store::search::REMOVE_ATTRIBUTE)?
                     .execute(params![run_id, key])?;
                 continue;
             }
             let (text, num) = crate::store::search::stored(value);
             self.conn()
-                .prepare_cached(
-                    "INSERT INTO run_attributes (run_id, key, value, num) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
-                )?
+                .prepare_cached(crate::store::search::SET_ATTRIBUTE)?
                 .execute(params![run_id, key, text, num])?;
         }
         Ok(())
@@ -329,10 +326,7 @@ impl Tx for SqliteTx {
     ) -> anyhow::Result<bool> {
         let changed = self
             .conn()
-            .prepare_cached(
-                "UPDATE updates SET state = ?, run_id = ?, outcome = ?, decided_at_ms = ? \
-                 WHERE namespace = ? AND workflow_id = ? AND update_id = ? AND state = ?",
-            )?
+            .prepare_cached(crate::store::updates::DECIDE_UPDATE)?
             .execute(params![
                 to.as_str(),
                 run_id,
