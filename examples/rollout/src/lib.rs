@@ -152,16 +152,18 @@ impl Workflow for Rollout {
                     human(wake - now)
                 ),
             )?;
-            ctx.set_status(&json!({ "version": plan.version, "at": place, "state": "waiting", "next_wake_at_ms": wake }));
+            // Attributes first: once the status says where it is, a query
+            // finds it there too (the writer commits a run's writes in order).
             Self::mark(ctx, &plan, batch, "waiting");
+            ctx.set_status(&json!({ "version": plan.version, "at": place, "state": "waiting", "next_wake_at_ms": wake }));
             ctx.sleep(Duration::from_millis((wake - now).max(0) as u64))?;
 
             let mut cells = batch.cells.clone();
             loop {
+                Self::mark(ctx, &plan, batch, "upgrading");
                 ctx.set_status(
                     &json!({ "version": plan.version, "at": place, "state": "upgrading" }),
                 );
-                Self::mark(ctx, &plan, batch, "upgrading");
                 round += 1;
                 let failed = Self::upgrade_cells(ctx, &plan, &cells, round)?;
                 let failed_cells: Vec<String> = failed.iter().map(|(c, _)| c.clone()).collect();
@@ -184,8 +186,8 @@ impl Workflow for Rollout {
                     "chat",
                     format!("{text}. Waiting for an operator."),
                 )?;
-                ctx.set_status(&json!({ "version": plan.version, "at": place, "state": "halted", "failed": why }));
                 Self::mark(ctx, &plan, batch, "halted");
+                ctx.set_status(&json!({ "version": plan.version, "at": place, "state": "halted", "failed": why }));
                 match operator.recv()?.action.as_str() {
                     "resume" => cells = failed_cells,
                     "skip" => {
@@ -227,8 +229,8 @@ impl Workflow for Rollout {
             "chat",
             format!("rollout {} done: {} cells", plan.version, upgraded.len()),
         )?;
-        ctx.set_status(&json!({ "version": plan.version, "state": "done" }));
         ctx.upsert_search_attributes(&json!({ "state": "done" }));
+        ctx.set_status(&json!({ "version": plan.version, "state": "done" }));
         Ok(json!({ "version": plan.version, "upgraded": upgraded, "skipped": skipped }))
     }
 }
