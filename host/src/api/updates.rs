@@ -6,7 +6,7 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, JsonBody, QueryParams};
-use crate::runtime::{MAX_UPDATE_WAIT, StartRun, UpdateRequest};
+use crate::runtime::{StartRun, UpdateRequest};
 use crate::store::{Role, UpdateKey, UpdateRecord, UpdateState};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -18,10 +18,9 @@ use std::time::Duration;
 /// How long a caller waits for the answer unless it says.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a caller waits (the runtime bounds it).
 fn wait(wait_ms: Option<u64>) -> Duration {
-    wait_ms
-        .map_or(DEFAULT_WAIT, Duration::from_millis)
-        .min(MAX_UPDATE_WAIT)
+    wait_ms.map_or(DEFAULT_WAIT, Duration::from_millis)
 }
 
 #[derive(Deserialize)]
@@ -129,6 +128,6 @@ pub async fn attach(
         workflow_id,
         update_id,
     };
-    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_UPDATE_WAIT);
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0));
     Ok(answer(state.rt.await_update(&key, wait).await?))
 }

@@ -278,9 +278,9 @@ impl context::Host for WorkflowState {
         h: u32,
         result: Result<String, types::ErrorInfo>,
     ) -> wasmtime::Result<()> {
-        if !self.cursor.replaying() {
-            self.accept_undecided();
-        }
+        // An update handed over just before is accepted first (a no-op
+        // while replaying: nothing is undecided then).
+        self.accept_undecided();
         let Some(update_id) = self.accepted_updates.get(&h).cloned() else {
             wasmtime::bail!("complete-update of #{h}, which accepted no update (or was answered)");
         };

@@ -25,7 +25,7 @@ pub use due::parse_time;
 pub use peers::{FORWARDED, Route};
 pub use reset::ResetRequest;
 pub use schedules::{NewSchedule, next_times};
-pub use updates::{MAX_WAIT as MAX_UPDATE_WAIT, UpdateRequest};
+pub use updates::UpdateRequest;
 pub use versions::{Exclusive, Report, Target};
 
 use crate::clock::now_ms;

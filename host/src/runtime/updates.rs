@@ -19,7 +19,7 @@ use std::time::Duration;
 const POLL: Duration = Duration::from_millis(250);
 
 /// The longest a caller may wait in one request.
-pub const MAX_WAIT: Duration = Duration::from_secs(600);
+const MAX_WAIT: Duration = Duration::from_secs(600);
 
 pub struct UpdateRequest {
     pub namespace: String,
