@@ -72,7 +72,7 @@ impl Runtime {
             .get_run(run_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no run {run_id}")))?;
-        let journal = self.store.journal(run_id).await?;
+        let mut journal = self.store.journal(run_id).await?;
         if req.event == 0 || req.event as usize >= journal.len() {
             return Err(Error::BadRequest(format!(
                 "run {run_id} has events 0 to {}; reset to one of 1 to {} (event 0 is its start: start a new run instead)",
@@ -84,8 +84,9 @@ impl Runtime {
         if run.status.is_open() {
             let reason = format!("reset to event {}: {}", req.event, req.reason);
             run = self.terminate_run(run_id, &reason, Route::ToDriver).await?;
+            // Its end was appended: the `reset` event goes after it.
+            journal = self.store.journal(run_id).await?;
         }
-        let journal = self.store.journal(run_id).await?;
         let mut new = NewRun::of(
             &version,
             &run.namespace,
