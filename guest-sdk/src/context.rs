@@ -244,7 +244,7 @@ impl Selected {
 }
 
 impl<T: DeserializeOwned> Pending<T> {
-    fn new(handle: u32) -> Self {
+    pub(crate) fn new(handle: u32) -> Self {
         Pending {
             handle,
             _output: PhantomData,

@@ -97,6 +97,7 @@ mod activity;
 mod context;
 mod error;
 pub mod http;
+mod update_call;
 mod updates;
 
 pub use activity::{__invoke_activity, __unknown_function, ActivityContext};
@@ -105,6 +106,7 @@ pub use context::{
     Selected, SignalReceiver,
 };
 pub use error::Error;
+pub use update_call::UpdateCall;
 pub use updates::{PendingUpdate, Update, UpdateReceiver};
 
 /// A workflow: deterministic code from a typed input to a typed output.

@@ -41,6 +41,24 @@ impl From<crate::engine::DeployError> for Error {
     }
 }
 
+impl Error {
+    /// The failure kind a workflow sees for this error (an update it sent
+    /// that cannot be delivered, say).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) | Error::InvalidComponent(_) | Error::WrongWorld(_) => {
+                "bad-request"
+            }
+            Error::NotFound(_) => "not-found",
+            Error::Conflict(_) => "conflict",
+            Error::RateLimited { .. } => "rate-limited",
+            Error::QuotaExceeded(_) => "quota-exceeded",
+            Error::TooLarge(_) => "payload-too-large",
+            Error::Internal(_) => "internal",
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Names of components: what fits in a URL path segment and a shell.

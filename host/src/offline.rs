@@ -55,8 +55,25 @@ impl Host for Standalone {
         Ok(None)
     }
 
+    async fn ask_update(
+        self: std::sync::Arc<Self>,
+        _key: &crate::store::UpdateKey,
+        _ask: &crate::engine::UpdateAsk,
+        _caller: &str,
+    ) -> anyhow::Result<Result<(), crate::journal::ErrorInfo>> {
+        // Unreachable in a check: it stops where the journal ends.
+        anyhow::bail!("an offline check sends no updates")
+    }
+
+    async fn update_answer(
+        self: std::sync::Arc<Self>,
+        _key: &crate::store::UpdateKey,
+    ) -> anyhow::Result<Option<Result<serde_json::Value, crate::journal::ErrorInfo>>> {
+        Ok(None)
+    }
+
     async fn reject_update(
-        &self,
+        self: std::sync::Arc<Self>,
         _key: &crate::store::UpdateKey,
         _error: &serde_json::Value,
     ) -> anyhow::Result<()> {

@@ -20,6 +20,7 @@ const GUESTS: &[&str] = &[
     "cloud",
     "chain10",
     "counter",
+    "asker",
     "pipeline",
     "stage",
     "stage-fixed",

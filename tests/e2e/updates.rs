@@ -248,3 +248,63 @@ async fn an_update_accepted_before_a_kill_completes_after_the_restart_and_its_ca
     let run = server.wait(&run_id, 30).await;
     assert_eq!(run["output"], json!({ "total": 3 }), "{run}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_asks_entities_for_updates_and_waits_for_their_answers_across_a_kill() {
+    let mut server = deployed().await;
+    server.deploy("asker", "asker").await;
+    let with_start = json!({ "workflow": "counter", "input": { "total": 10 } });
+    let asker = server
+        .start_run(
+            "asker",
+            json!({ "asks": [
+                // Started by the update, answered after a durable sleep.
+                { "workflow_id": "cell-a", "name": "add",
+                  "payload": { "amount": 2, "wait_ms": 1500 }, "start": with_start },
+                // Rejected by the validator.
+                { "workflow_id": "cell-a", "name": "add", "payload": { "amount": -1 } },
+                // No run to take it.
+                { "workflow_id": "nobody", "name": "add", "payload": { "amount": 1 } },
+                // Never taken: the entity ends first.
+                { "workflow_id": "cell-b", "name": "unknown",
+                  "start": { "workflow": "counter", "input": {} } },
+            ] }),
+        )
+        .await;
+    server
+        .until_journal(&asker, "the updates sent", |events| {
+            of_kind(events, "update-sent").len() == 4
+        })
+        .await;
+    // The asker waits (out of memory: nothing of its own is due) while
+    // cell-a's handler sleeps; a kill -9 loses nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill9();
+    server.restart();
+    let (status, body) = server
+        .post("/v1/workflow-ids/cell-b/signals/stop", &json!(null))
+        .await;
+    assert!(status < 300, "{status} {body}");
+
+    let run = server.wait(&asker, 60).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let answers = &run["output"]["answers"];
+    assert_eq!(answers[0], json!({ "ok": { "total": 13 } }), "{run}");
+    assert_eq!(answers[1]["err"], "negative-amount", "{run}");
+    assert_eq!(answers[2]["err"], "not-found", "{run}");
+    assert_eq!(answers[3]["err"], "run-ended", "{run}");
+
+    let events = server.journal(&asker).await;
+    assert_eq!(of_kind(&events, "update-answered").len(), 4, "{events:?}");
+    let sent = of_kind(&events, "update-sent");
+    // Each is an update of the target, readable by its id over HTTP.
+    let id = sent[0]["update_id"].as_str().unwrap();
+    let (status, body) = server
+        .get(&format!("/v1/workflow-ids/cell-a/updates/{id}"))
+        .await;
+    assert_eq!(
+        (status, &body["status"], &body["output"]),
+        (200, &json!("completed"), &json!({ "total": 13 })),
+        "{body}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::bindings::workflow::weft::workflow::{context, types};
 use super::bindings::{WitActivityOptions, WitFailure, log_level};
-use super::host::ActivityJob;
+use super::host::{ActivityJob, ActivityOutcome};
 use super::limits::{Interrupt, storage};
 use super::ops::Op;
 use super::workflow::{Answer, Durable, Step, WorkflowState, corrupt};
@@ -230,10 +230,13 @@ impl context::Host for WorkflowState {
                 .clone()
                 .spawn_activity(job.clone(), self.sink.clone())
         });
+        // Finished while the run was paused: taken as it was, not run again.
+        let held = self.cursor.held_outcome(handle);
         Ok(self.new_handle(Op::Activity {
             job: Box::new(job),
             task,
-            outcome: None,
+            held: held.is_some(),
+            outcome: held.map(|(attempts, result)| ActivityOutcome { attempts, result }),
         }))
     }
 
@@ -410,6 +413,31 @@ impl context::Host for WorkflowState {
             input: payload_value(&input),
         };
         self.send_signal(workflow_id, name, payload, Some(start))
+            .await
+    }
+
+    async fn update_workflow(
+        &mut self,
+        workflow_id: String,
+        name: String,
+        payload: String,
+    ) -> wasmtime::Result<u32> {
+        self.send_update(workflow_id, name, payload, None).await
+    }
+
+    async fn update_with_start(
+        &mut self,
+        workflow: String,
+        workflow_id: String,
+        input: String,
+        name: String,
+        payload: String,
+    ) -> wasmtime::Result<u32> {
+        let start = StartSpec {
+            workflow,
+            input: payload_value(&input),
+        };
+        self.send_update(workflow_id, name, payload, Some(start))
             .await
     }
 

@@ -4,7 +4,8 @@
 
 use super::Engine;
 use super::limits::RunLimits;
-use crate::journal::{ActivityOptions, Failure};
+use super::ops::UpdateAsk;
+use crate::journal::{ActivityOptions, ErrorInfo, Failure};
 use crate::store::{ComponentVersion, RunRecord, UpdateKey};
 use crate::writes::Sink;
 use async_trait::async_trait;
@@ -69,7 +70,22 @@ pub trait Host: Send + Sync + 'static {
         workflow_id: &str,
     ) -> anyhow::Result<Option<RunRecord>>;
     /// Refuse a requested update (its row only: nothing is journaled).
-    async fn reject_update(&self, key: &UpdateKey, error: &Value) -> anyhow::Result<()>;
+    async fn reject_update(self: Arc<Self>, key: &UpdateKey, error: &Value) -> anyhow::Result<()>;
+    /// Ask the open run of `key.workflow_id` for the update `ask` on
+    /// behalf of run `caller`, which is woken once it is answered; a known
+    /// update id is left as it is. The inner error says why no run can
+    /// take it.
+    async fn ask_update(
+        self: Arc<Self>,
+        key: &UpdateKey,
+        ask: &UpdateAsk,
+        caller: &str,
+    ) -> anyhow::Result<Result<(), ErrorInfo>>;
+    /// The answer to an update, once it has one.
+    async fn update_answer(
+        self: Arc<Self>,
+        key: &UpdateKey,
+    ) -> anyhow::Result<Option<Result<Value, ErrorInfo>>>;
     /// What a run of `namespace` may use.
     async fn run_limits(&self, _namespace: &str) -> RunLimits {
         RunLimits::default()

@@ -14,7 +14,9 @@ pub mod cpu;
 mod host;
 mod limits;
 mod ops;
+mod paused;
 pub mod runner;
+mod update_out;
 mod updates;
 mod waits;
 mod wasi;
@@ -24,7 +26,7 @@ pub use components::{DeployError, Loaded, Prepared};
 pub use host::{ActivityJob, ActivityOutcome, Host, Waits};
 pub use limits::Interrupt;
 pub use limits::RunLimits;
-pub use ops::Notice;
+pub use ops::{Notice, PauseRequest, UpdateAsk};
 
 use anyhow::Context as _;
 use std::collections::HashMap;

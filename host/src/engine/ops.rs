@@ -4,12 +4,14 @@
 
 use super::bindings::WitFailure;
 use super::host::{ActivityJob, ActivityOutcome};
-use crate::journal::{ErrorInfo, Event, Failure};
-use crate::store::{Signal, UpdateRecord};
+use crate::journal::{ErrorInfo, Event, Failure, StartSpec};
+use crate::store::{Signal, UpdateKey, UpdateRecord};
+use serde_json::Value;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Something a resident run is told while it executes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Notice {
     Signal(Signal),
     /// An update was requested for the run's workflow id.
@@ -21,6 +23,18 @@ pub enum Notice {
     Poke,
     /// Leave memory at the next wait (an upgrade needs the run to itself).
     Evict,
+    /// An operator pauses or unpauses the run.
+    Pause(PauseRequest),
+}
+
+/// A pause (or unpause) the resident execution journals itself, so the
+/// activities it runs go on and their outcomes are journaled as they end.
+#[derive(Debug)]
+pub struct PauseRequest {
+    pub paused: bool,
+    pub reason: String,
+    /// Answered once the change is committed; an error if it was already so.
+    pub done: oneshot::Sender<Result<(), String>>,
 }
 
 /// An operation the guest started, by handle.
@@ -28,8 +42,10 @@ pub(super) enum Op {
     Activity {
         job: Box<ActivityJob>,
         task: Option<JoinHandle<ActivityOutcome>>,
-        /// The task's outcome once it was joined.
+        /// The task's outcome once it was joined (or held while paused).
         outcome: Option<ActivityOutcome>,
+        /// The outcome is journaled as `activity-held`.
+        held: bool,
     },
     Timer {
         fire_at_ms: i64,
@@ -39,6 +55,17 @@ pub(super) enum Op {
     },
     Update {
         name: String,
+    },
+    /// An update sent to another workflow, waiting for its answer.
+    UpdateOut {
+        key: UpdateKey,
+        /// The request still to make (sent live, or replayed before a
+        /// restart: made again, idempotently, once the run is live).
+        ask: Option<UpdateAsk>,
+        /// Why no run can take it, once the request was refused.
+        refused: Option<ErrorInfo>,
+        /// Whether the store must be asked (again) for the answer.
+        stale: bool,
     },
     Child {
         run_id: Option<String>,
@@ -59,6 +86,7 @@ impl Op {
             Op::Timer { .. } => "a timer",
             Op::Signal { .. } => "a signal",
             Op::Update { .. } => "an update",
+            Op::UpdateOut { .. } => "an update sent",
             Op::Child { .. } => "a child workflow",
             Op::Dropped(_) => "a dropped operation",
             Op::Consumed => "a consumed operation",
@@ -70,6 +98,14 @@ impl Op {
     pub(super) fn pending_task(&self, awaited: bool) -> bool {
         matches!(self, Op::Activity { task: Some(t), outcome: None, .. } if awaited || !t.is_finished())
     }
+}
+
+/// An update request as the workflow made it.
+#[derive(Debug, Clone)]
+pub struct UpdateAsk {
+    pub name: String,
+    pub input: Value,
+    pub start: Option<StartSpec>,
 }
 
 /// What the guest gets for a completion event.
@@ -84,6 +120,13 @@ pub(super) fn response(event: &Event) -> Result<String, WitFailure> {
         Event::ActivityFailed { failure, .. }
         | Event::ChildFailed { failure, .. }
         | Event::Interrupted { failure, .. } => Err(failure.clone().into()),
+        Event::UpdateAnswered {
+            error: Some(error), ..
+        } => Err(Failure::Application(error.clone()).into()),
+        Event::UpdateAnswered {
+            output: Some(output),
+            ..
+        } => Ok(output.to_string()),
         _ => Ok("null".to_string()),
     }
 }

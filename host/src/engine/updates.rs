@@ -90,6 +90,7 @@ impl WorkflowState {
         self.undecided = None;
         let error = serde_json::to_value(&error)?;
         self.host
+            .clone()
             .reject_update(&self.update_key(&update_id), &error)
             .await
             .map_err(storage)?;

@@ -45,6 +45,24 @@ fn child_outcome(handle: u32, status: RunStatus, run: &crate::store::RunRecord) 
     }
 }
 
+/// The completion event of activity `handle`, which ended with `outcome`.
+fn activity_ended(handle: u32, outcome: ActivityOutcome) -> Event {
+    match outcome.result {
+        Ok(output) => Event::ActivityCompleted {
+            handle,
+            attempts: outcome.attempts,
+            output,
+            select: None,
+        },
+        Err(failure) => Event::ActivityFailed {
+            handle,
+            attempts: outcome.attempts,
+            failure,
+            select: None,
+        },
+    }
+}
+
 impl WorkflowState {
     /// Wait, live, until one of `handles` can be consumed; answers its
     /// handle and completion event (not yet journaled).
@@ -62,6 +80,12 @@ impl WorkflowState {
                     wake_at_ms: Some(now_ms()),
                 }
                 .into());
+            }
+            self.make_asks().await?;
+            self.take_pause_requests().await?;
+            if self.paused {
+                self.hold().await?;
+                continue;
             }
             if let Some(event) = self.interrupt_due(handles[0])? {
                 return Ok((handles[0], event));
@@ -82,7 +106,7 @@ impl WorkflowState {
         }
     }
 
-    fn take_notice(&mut self, notice: Notice) {
+    pub(super) fn take_notice(&mut self, notice: Notice) {
         self.notices_seen += 1;
         match notice {
             Notice::Signal(signal) => self.queue_signal(signal),
@@ -96,7 +120,8 @@ impl WorkflowState {
                 }
             }
             Notice::Evict => self.evict = true,
-            Notice::Poke => {}
+            Notice::Pause(request) => self.pause_requests.push(request),
+            Notice::Poke => self.updates_out_stale(),
         }
     }
 
@@ -169,39 +194,29 @@ impl WorkflowState {
                 select: None,
             }));
         }
+        if let Op::UpdateOut { .. } = &self.ops[h as usize] {
+            return self.update_out_ready(h).await;
+        }
         let host = self.host.clone();
         let sink = self.sink.clone();
         let op = &mut self.ops[h as usize];
         Ok(match op {
-            Op::Activity { job, task, outcome } => match (task.as_mut(), outcome.take()) {
-                (None, _) => {
+            Op::Activity {
+                job, task, outcome, ..
+            } => match (task.as_mut(), outcome.take()) {
+                (_, Some(ended)) => Some(activity_ended(h, ended)),
+                (None, None) => {
                     // Scheduled before a restart, not completed: run it now.
                     *task = Some(host.clone().spawn_activity((**job).clone(), sink));
                     None
                 }
-                (Some(t), joined) if joined.is_some() || t.is_finished() => {
-                    let outcome = match joined {
-                        Some(outcome) => outcome,
-                        None => t.await.map_err(|e| {
-                            wasmtime::Error::msg(format!("activity task failed: {e}"))
-                        })?,
-                    };
-                    Some(match outcome.result {
-                        Ok(output) => Event::ActivityCompleted {
-                            handle: h,
-                            attempts: outcome.attempts,
-                            output,
-                            select: None,
-                        },
-                        Err(failure) => Event::ActivityFailed {
-                            handle: h,
-                            attempts: outcome.attempts,
-                            failure,
-                            select: None,
-                        },
-                    })
+                (Some(t), None) if t.is_finished() => {
+                    let ended = t
+                        .await
+                        .map_err(|e| wasmtime::Error::msg(format!("activity task failed: {e}")))?;
+                    Some(activity_ended(h, ended))
                 }
-                (Some(_), _) => None,
+                (Some(_), None) => None,
             },
             Op::Timer { fire_at_ms } => (now_ms() >= *fire_at_ms).then_some(Event::TimerFired {
                 handle: h,
@@ -249,7 +264,7 @@ impl WorkflowState {
                 failure: failure.clone(),
                 select: None,
             }),
-            Op::Signal { .. } | Op::Update { .. } | Op::Consumed => None,
+            Op::Signal { .. } | Op::Update { .. } | Op::UpdateOut { .. } | Op::Consumed => None,
         })
     }
 

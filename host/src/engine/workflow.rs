@@ -145,6 +145,12 @@ pub struct WorkflowState {
     pub(super) deadline_delivered: bool,
     /// Asked to leave memory at the next wait.
     pub(super) evict: bool,
+    /// Some sent update's request is still to be made.
+    pub(super) asks_pending: bool,
+    /// Paused by an operator while resident: no await is answered.
+    pub(super) paused: bool,
+    /// Pause and unpause requests taken from the inbox, to journal.
+    pub(super) pause_requests: Vec<super::ops::PauseRequest>,
     /// A compatibility check: replay only, stop where the journal ends.
     pub(super) check: bool,
     last_monotonic: u64,
@@ -218,6 +224,9 @@ impl WorkflowState {
             cancel_delivered: false,
             deadline_delivered: false,
             evict: false,
+            asks_pending: false,
+            paused: false,
+            pause_requests: Vec::new(),
             check: false,
             last_monotonic: 0,
             stderr,
@@ -460,6 +469,7 @@ impl WorkflowState {
                 Event::ActivityCompleted { .. } | Event::ActivityFailed { .. },
             ) => true,
             (Op::Timer { .. }, Event::TimerFired { .. }) => true,
+            (Op::UpdateOut { .. }, Event::UpdateAnswered { .. }) => true,
             (Op::Child { .. }, Event::ChildCompleted { .. } | Event::ChildFailed { .. }) => true,
             (Op::Dropped(_), _) => false,
             _ => false,

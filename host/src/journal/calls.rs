@@ -117,6 +117,25 @@ pub fn signal_out(
     )
 }
 
+pub fn update_out(
+    workflow_id: &str,
+    name: &str,
+    payload: &Value,
+    start: Option<&StartSpec>,
+) -> Call {
+    let request = json!({
+        "workflow_id": workflow_id,
+        "name": name,
+        "payload": payload,
+        "start": start,
+    });
+    Call::new(
+        "update-out",
+        &request,
+        format!("update `{name}` of `{workflow_id}`"),
+    )
+}
+
 /// The answer to the update accepted through `handle`. Its result is not
 /// part of the digest: code that answers the same update differently after
 /// an upgrade still matches (the caller had the recorded answer).
@@ -169,6 +188,13 @@ impl Event {
             } => Some(signal_out(workflow_id, name, payload, start.as_ref())),
             Event::PatchMarker { change_id } => Some(patch(change_id)),
             Event::UpdateCompleted { handle, .. } => Some(update_reply(*handle)),
+            Event::UpdateSent {
+                workflow_id,
+                name,
+                payload,
+                start,
+                ..
+            } => Some(update_out(workflow_id, name, payload, start.as_ref())),
             // Informational events and the run's end are not calls.
             _ => None,
         }

@@ -1,7 +1,7 @@
 //! The replay cursor: answers guest calls from a loaded journal, in memory,
 //! and detects divergence between the journal and the code.
 
-use super::event::{Call, ErrorInfo, Event, short};
+use super::event::{Call, ErrorInfo, Event, Failure, short};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -287,6 +287,26 @@ impl Cursor {
             }
         }
         (count, due)
+    }
+
+    /// The outcome activity `handle` was recorded finishing with while the
+    /// run was paused (`activity-held`): attempts, then output or failure.
+    pub fn held_outcome(&self, handle: u32) -> Option<(u32, Result<Value, Failure>)> {
+        self.events.iter().find_map(|r| match &r.event {
+            Event::ActivityHeld {
+                handle: h,
+                attempts,
+                output,
+                failure,
+            } if *h == handle => Some((
+                *attempts,
+                match failure {
+                    Some(f) => Err(f.clone()),
+                    None => Ok(output.clone().unwrap_or_default()),
+                },
+            )),
+            _ => None,
+        })
     }
 }
 

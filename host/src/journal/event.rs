@@ -163,6 +163,17 @@ pub enum Event {
         handle: u32,
         component: String,
     },
+    /// Informational: activity `handle` finished while the run was paused.
+    /// Its outcome (`output` or `failure`) is kept for the await that takes
+    /// it once the run goes on: the activity is not run again.
+    ActivityHeld {
+        handle: u32,
+        attempts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<Failure>,
+    },
     /// Informational: an operator paused the run; it takes no step until
     /// `unpaused`.
     Paused {
@@ -240,6 +251,28 @@ pub enum Event {
         output: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<ErrorInfo>,
+    },
+    /// An update asked of the open run of `workflow_id` (with `start`:
+    /// started under that id first if none was open), as `update_id`.
+    UpdateSent {
+        handle: u32,
+        workflow_id: String,
+        name: String,
+        update_id: String,
+        payload: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<StartSpec>,
+    },
+    /// The answer to the update sent through `handle`: the handler's
+    /// `output`, or an `error` (its own, a rejection, or no run to take it).
+    UpdateAnswered {
+        handle: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorInfo>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        select: Option<Vec<u32>>,
     },
     /// A child run started (`child_run_id`), or could not be (`error`).
     ChildStarted {
@@ -395,6 +428,7 @@ impl Event {
             Event::ActivityScheduled { .. } => "activity-scheduled",
             Event::ActivityAttemptFailed { .. } => "activity-attempt-failed",
             Event::ActivityAwaitingDeployment { .. } => "activity-awaiting-deployment",
+            Event::ActivityHeld { .. } => "activity-held",
             Event::Paused { .. } => "paused",
             Event::Unpaused { .. } => "unpaused",
             Event::Reset { .. } => "reset",
@@ -406,6 +440,8 @@ impl Event {
             Event::SignalReceived { .. } => "signal-received",
             Event::UpdateAccepted { .. } => "update-accepted",
             Event::UpdateCompleted { .. } => "update-completed",
+            Event::UpdateSent { .. } => "update-sent",
+            Event::UpdateAnswered { .. } => "update-answered",
             Event::ChildStarted { .. } => "child-started",
             Event::ChildCompleted { .. } => "child-completed",
             Event::ChildFailed { .. } => "child-failed",
@@ -430,6 +466,7 @@ impl Event {
             | Event::TimerFired { handle, select }
             | Event::SignalReceived { handle, select, .. }
             | Event::UpdateAccepted { handle, select, .. }
+            | Event::UpdateAnswered { handle, select, .. }
             | Event::ChildCompleted { handle, select, .. }
             | Event::ChildFailed { handle, select, .. }
             | Event::Interrupted { handle, select, .. } => Some((*handle, select.as_deref())),
@@ -445,6 +482,7 @@ impl Event {
             | Event::TimerFired { select, .. }
             | Event::SignalReceived { select, .. }
             | Event::UpdateAccepted { select, .. }
+            | Event::UpdateAnswered { select, .. }
             | Event::ChildCompleted { select, .. }
             | Event::ChildFailed { select, .. }
             | Event::Interrupted { select, .. } => *select = set,

@@ -39,6 +39,20 @@ impl Event {
                     failure.message()
                 )
             }
+            Event::ActivityHeld {
+                handle,
+                attempts,
+                failure,
+                ..
+            } => match failure {
+                None => format!(
+                    "#{handle} activity finished while paused ({attempts} attempt(s)); held"
+                ),
+                Some(f) => format!(
+                    "#{handle} activity failed while paused ({attempts} attempt(s)): {}; held",
+                    f.kind()
+                ),
+            },
             Event::Paused { reason } => format!("paused: {reason}"),
             Event::Unpaused { reason } => format!("unpaused: {reason}"),
             Event::ActivityAwaitingDeployment { handle, component } => {
@@ -102,6 +116,28 @@ impl Event {
                 "#{handle} update `{name}` accepted ({update_id}): {}",
                 short(input)
             ),
+            Event::UpdateSent {
+                handle,
+                workflow_id,
+                name,
+                payload,
+                ..
+            } => format!(
+                "#{handle} update `{name}` sent to `{workflow_id}` with {}",
+                short(payload)
+            ),
+            Event::UpdateAnswered {
+                handle,
+                output,
+                error,
+                ..
+            } => match error {
+                Some(e) => format!("#{handle} update answered: {}: {}", e.kind, e.message),
+                None => format!(
+                    "#{handle} update answered: {}",
+                    short(output.as_ref().unwrap_or(&serde_json::Value::Null))
+                ),
+            },
             Event::UpdateCompleted {
                 handle,
                 update_id,

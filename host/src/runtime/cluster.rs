@@ -99,8 +99,9 @@ impl Kind {
             Notice::Cancel => Some(Kind::Cancel),
             Notice::ChildEnded(_) => Some(Kind::ChildEnded),
             Notice::Poke => Some(Kind::Wake),
-            // Only an upgrade on this node evicts, and only runs it drives.
-            Notice::Evict => None,
+            // Only a verb on the node that drives the run evicts or pauses
+            // it (requests for it are forwarded there first).
+            Notice::Evict | Notice::Pause(_) => None,
         }
     }
 }

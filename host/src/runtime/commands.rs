@@ -350,39 +350,9 @@ impl Runtime {
         Ok(run)
     }
 
-    /// Pause a run (it leaves memory at its next wait and takes no step:
-    /// activities it was running are aborted and run again, with the same
-    /// idempotency key, once it is unpaused; timers that fall due wait) or
-    /// unpause it; the journal records each with its reason.
-    pub async fn pause(
-        self: &Arc<Self>,
-        run_id: &str,
-        paused: bool,
-        reason: &str,
-    ) -> Result<RunRecord> {
-        let held = self.exclusive(run_id).await?;
-        let verb = if paused { "paused" } else { "unpaused" };
-        let run = self.open_run_for(run_id, verb).await?;
-        if run.paused == paused {
-            return Err(Error::Conflict(format!("run {run_id} is already {verb}")));
-        }
-        let sink = self.sink_at_end(run_id).await?;
-        let reason = reason.to_string();
-        sink.record(if paused {
-            Event::Paused { reason }
-        } else {
-            Event::Unpaused { reason }
-        });
-        sink.commit(Some(RunUpdate::Paused(paused))).await?;
-        tracing::info!(run = run_id, "{verb}");
-        // Letting go wakes it: unpaused, it goes on; paused, it stays out.
-        drop(held);
-        Ok(self.store.get_run(run_id).await?.expect("still there"))
-    }
-
     /// A sink that appends after the last event of a run held exclusively
     /// (no execution of it numbers events meanwhile).
-    async fn sink_at_end(&self, run_id: &str) -> Result<Sink> {
+    pub(super) async fn sink_at_end(&self, run_id: &str) -> Result<Sink> {
         let journal = self.store.journal(run_id).await?;
         Ok(self.sink(run_id, journal.last().map_or(0, |r| r.seq + 1)))
     }

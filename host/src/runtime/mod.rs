@@ -9,6 +9,7 @@ mod commands;
 mod cron;
 mod due;
 mod fair;
+mod pause;
 mod peers;
 mod quotas;
 mod reset;
@@ -334,6 +335,14 @@ impl Runtime {
             self.tell(&parent, Notice::ChildEnded(run_id.to_string()));
         }
         self.close_children(run_id).await;
+        match self.store.get_run(run_id).await {
+            Ok(Some(run)) => {
+                self.sent_updates_orphaned(&run.namespace, &run.workflow_id)
+                    .await
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(run = run_id, "cannot read the ended run: {e:#}"),
+        }
     }
 
     /// A parent ended: ask the children it wants gone to cancel.
@@ -366,7 +375,7 @@ impl Runtime {
                         Touched::Signalled(signal) => {
                             self.tell(&signal.run_id, Notice::Signal(signal.clone()))
                         }
-                        Touched::UpdateDecided(_) => self.update_decided(),
+                        Touched::UpdateDecided(key) => self.update_decided(key),
                     }
                 }
             }

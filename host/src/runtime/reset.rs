@@ -28,7 +28,8 @@ pub struct ResetRequest {
 
 /// The events the new run keeps: the old journal's `1..event`, renumbered
 /// from 1, less the failed attempts of activities not completed before the
-/// cut (an activity that runs again starts with fresh attempts).
+/// cut (an activity that runs again starts with fresh attempts, and an
+/// outcome held while paused is not taken from the old run).
 fn kept_events(journal: &[Recorded], event: u64) -> Vec<Event> {
     let kept = &journal[1..event as usize];
     let completed: HashSet<u32> = kept
@@ -43,7 +44,8 @@ fn kept_events(journal: &[Recorded], event: u64) -> Vec<Event> {
     kept.iter()
         .filter(|r| match &r.event {
             Event::ActivityAttemptFailed { handle, .. }
-            | Event::ActivityAwaitingDeployment { handle, .. } => completed.contains(handle),
+            | Event::ActivityAwaitingDeployment { handle, .. }
+            | Event::ActivityHeld { handle, .. } => completed.contains(handle),
             _ => true,
         })
         .map(|r| r.event.clone())

@@ -4,7 +4,10 @@
 
 use super::Runtime;
 use crate::engine::runner::{self, Ending, stuck};
-use crate::engine::{ActivityJob, ActivityOutcome, Engine, Host, Notice, RunLimits, Waits};
+use crate::engine::{
+    ActivityJob, ActivityOutcome, Engine, Host, Notice, RunLimits, UpdateAsk, Waits,
+};
+use crate::journal::ErrorInfo;
 use crate::journal::Recorded;
 use crate::store::{ComponentVersion, RunRecord, RunStatus, UpdateKey};
 use crate::writes::Sink;
@@ -126,10 +129,26 @@ impl Host for Runtime {
         self.store.get_run(run_id).await
     }
 
-    async fn reject_update(&self, key: &UpdateKey, error: &Value) -> anyhow::Result<()> {
+    async fn reject_update(self: Arc<Self>, key: &UpdateKey, error: &Value) -> anyhow::Result<()> {
         self.store.updates().reject_update(key, error).await?;
-        self.update_decided();
+        self.update_decided(key);
         Ok(())
+    }
+
+    async fn ask_update(
+        self: Arc<Self>,
+        key: &UpdateKey,
+        ask: &UpdateAsk,
+        caller: &str,
+    ) -> anyhow::Result<Result<(), ErrorInfo>> {
+        Runtime::ask_update(&self, key, ask, caller).await
+    }
+
+    async fn update_answer(
+        self: Arc<Self>,
+        key: &UpdateKey,
+    ) -> anyhow::Result<Option<Result<Value, ErrorInfo>>> {
+        Ok(Runtime::update_answer(&self, key).await?)
     }
 
     async fn open_run(

@@ -7,8 +7,9 @@
 
 use super::{Runtime, StartRun};
 use crate::clock::now_ms;
-use crate::engine::Notice;
+use crate::engine::{Notice, UpdateAsk};
 use crate::error::{Error, Result};
+use crate::journal::ErrorInfo;
 use crate::store::{UpdateKey, UpdateRecord, UpdateState};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -39,6 +40,15 @@ impl Runtime {
     /// Deliver an update and wait (up to `wait`) for its answer; a known
     /// update id is answered with that update, however it was asked.
     pub async fn update(self: &Arc<Self>, req: UpdateRequest) -> Result<UpdateRecord> {
+        self.request_update(req, None).await
+    }
+
+    /// [`Runtime::update`], on behalf of run `caller` if a workflow asks.
+    async fn request_update(
+        self: &Arc<Self>,
+        req: UpdateRequest,
+        caller: Option<&str>,
+    ) -> Result<UpdateRecord> {
         if req.name.is_empty() || req.name.len() > 128 {
             return Err(Error::BadRequest(
                 "an update name must be 1 to 128 characters".into(),
@@ -87,6 +97,7 @@ impl Runtime {
             outcome: None,
             requested_at_ms: now_ms(),
             decided_at_ms: None,
+            caller_run_id: caller.map(str::to_string),
         };
         let (stored, created) = self.store.updates().request_update(&request).await?;
         if !created {
@@ -100,7 +111,7 @@ impl Runtime {
     /// A request whose update id is known: it re-attaches to that update,
     /// if it is one of the same name.
     async fn same_update(
-        &self,
+        self: &Arc<Self>,
         known: UpdateRecord,
         name: &str,
         wait: Duration,
@@ -122,7 +133,11 @@ impl Runtime {
     /// The update, once answered or after `wait`, whichever comes first.
     /// An update its run can no longer answer (the run ended first) is
     /// answered with an error saying so.
-    pub async fn await_update(&self, key: &UpdateKey, wait: Duration) -> Result<UpdateRecord> {
+    pub async fn await_update(
+        self: &Arc<Self>,
+        key: &UpdateKey,
+        wait: Duration,
+    ) -> Result<UpdateRecord> {
         let until = tokio::time::Instant::now() + wait.min(MAX_WAIT);
         let mut decided = self.updates_decided.subscribe();
         loop {
@@ -154,7 +169,7 @@ impl Runtime {
     /// What becomes of an update whose run ended before answering it: a
     /// requested one is rejected (no run will take it), an accepted one is
     /// answered with an error (its row stays as the journal left it).
-    async fn orphaned(&self, mut update: UpdateRecord) -> Result<Option<UpdateRecord>> {
+    async fn orphaned(self: &Arc<Self>, mut update: UpdateRecord) -> Result<Option<UpdateRecord>> {
         let error = match (&update.state, &update.run_id) {
             (UpdateState::Requested, _) => {
                 if self
@@ -181,7 +196,7 @@ impl Runtime {
                     // Taken meanwhile: the next look says how.
                     return Ok(None);
                 }
-                self.update_decided();
+                self.update_decided(&key);
                 update.state = UpdateState::Rejected;
                 error
             }
@@ -202,8 +217,104 @@ impl Runtime {
     }
 
     /// An update was accepted, answered or rejected here: callers waiting
-    /// on this node look again at once.
-    pub(super) fn update_decided(&self) {
+    /// on this node look again at once, and a run that sent it is woken.
+    pub(super) fn update_decided(self: &Arc<Self>, key: &UpdateKey) {
         self.updates_decided.send_modify(|n| *n += 1);
+        let (rt, key) = (self.clone(), key.clone());
+        tokio::spawn(async move {
+            match rt.store.updates().update(&key).await {
+                Ok(Some(update)) => {
+                    if let Some(caller) = update.caller_run_id {
+                        rt.tell(&caller, Notice::Poke);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cannot read update {}: {e:#}", key.update_id),
+            }
+        });
+    }
+
+    /// A run of `workflow_id` ended: the updates runs sent it that no run
+    /// will answer now are answered so (waking their senders).
+    pub(super) async fn sent_updates_orphaned(
+        self: &Arc<Self>,
+        namespace: &str,
+        workflow_id: &str,
+    ) {
+        let sent = match self
+            .store
+            .updates()
+            .sent_updates_open(namespace, workflow_id)
+            .await
+        {
+            Ok(sent) => sent,
+            Err(e) => {
+                tracing::warn!("cannot list the updates sent to {workflow_id}: {e:#}");
+                return;
+            }
+        };
+        for update in sent {
+            let id = update.update_id.clone();
+            match self.orphaned(update).await {
+                Ok(Some(update)) if update.state == UpdateState::Accepted => {
+                    // Its row stays as the journal left it: tell the sender.
+                    if let Some(caller) = &update.caller_run_id {
+                        self.tell(caller, Notice::Poke);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot answer update {id}: {e}"),
+            }
+        }
+    }
+
+    /// The answer to an update once it has one (`None` while it waits):
+    /// the handler's output, or the error it was answered with.
+    pub(super) async fn update_answer(
+        self: &Arc<Self>,
+        key: &UpdateKey,
+    ) -> Result<Option<std::result::Result<Value, ErrorInfo>>> {
+        let update = self.await_update(key, Duration::ZERO).await?;
+        let Some(outcome) = update.outcome else {
+            return Ok(None);
+        };
+        Ok(Some(match outcome.get("error").filter(|e| !e.is_null()) {
+            Some(error) => Err(serde_json::from_value(error.clone())
+                .unwrap_or_else(|_| ErrorInfo::new("update-failed", error.to_string()))),
+            None => Ok(outcome.get("output").cloned().unwrap_or_default()),
+        }))
+    }
+
+    /// A workflow (run `caller`) asks for an update: the request is made,
+    /// not waited for. The inner error says why no run can take it.
+    pub(super) async fn ask_update(
+        self: &Arc<Self>,
+        key: &UpdateKey,
+        ask: &UpdateAsk,
+        caller: &str,
+    ) -> anyhow::Result<std::result::Result<(), ErrorInfo>> {
+        let start = ask.start.as_ref().map(|spec| StartRun {
+            workflow: spec.workflow.clone(),
+            input: spec.input.clone(),
+            workflow_id: Some(key.workflow_id.clone()),
+            version: None,
+            namespace: Some(key.namespace.clone()),
+            execution_timeout_ms: None,
+            policy: Default::default(),
+        });
+        let req = UpdateRequest {
+            namespace: key.namespace.clone(),
+            workflow_id: key.workflow_id.clone(),
+            name: ask.name.clone(),
+            input: ask.input.clone(),
+            update_id: Some(key.update_id.clone()),
+            start,
+            wait: Duration::ZERO,
+        };
+        match self.request_update(req, Some(caller)).await {
+            Ok(_) => Ok(Ok(())),
+            Err(Error::Internal(e)) => Err(e),
+            Err(e) => Ok(Err(ErrorInfo::new(e.kind(), e.to_string()))),
+        }
     }
 }

@@ -37,7 +37,7 @@ pub struct Report {
 }
 
 /// How long an upgrade waits for a resident run to reach a wait and leave.
-const LEAVE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const LEAVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// While held, the run executes nowhere (it was evicted if it was
 /// resident) and nothing else starts it; on drop it is handed to the next

@@ -61,6 +61,10 @@ pub struct UpdateRecord {
     pub outcome: Option<Value>,
     pub requested_at_ms: i64,
     pub decided_at_ms: Option<i64>,
+    /// The run that sent it (a workflow asking another), told once it is
+    /// answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_run_id: Option<String>,
 }
 
 /// How an update is named in the store.
@@ -87,6 +91,13 @@ pub trait Updates: Send + Sync {
     /// Refuse a requested update with `error` (outside any journal: a
     /// rejected update leaves none). False if it was not requested.
     async fn reject_update(&self, key: &UpdateKey, error: &Value) -> anyhow::Result<bool>;
+    /// A workflow id's updates sent by runs and not answered yet
+    /// (requested or accepted), oldest first.
+    async fn sent_updates_open(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Vec<UpdateRecord>>;
 }
 
 /// [`super::Tx::decide_update`]'s statement, for every backend: state,
@@ -97,7 +108,7 @@ pub(super) const DECIDE_UPDATE: &str = "UPDATE updates SET state = $1, run_id = 
 
 /// The update columns, in [`update_from_row`]'s order.
 pub(super) const UPDATE_COLUMNS: &str = "SELECT namespace, workflow_id, update_id, name, input, \
-     state, run_id, outcome, requested_at_ms, decided_at_ms FROM updates";
+     state, run_id, outcome, requested_at_ms, decided_at_ms, caller_run_id FROM updates";
 
 pub(super) type UpdateRow = (
     String,
@@ -110,10 +121,23 @@ pub(super) type UpdateRow = (
     Option<String>,
     i64,
     Option<i64>,
+    Option<String>,
 );
 
 pub(super) fn update_from_row(row: UpdateRow) -> anyhow::Result<UpdateRecord> {
-    let (namespace, workflow_id, update_id, name, input, state, run_id, outcome, at, decided) = row;
+    let (
+        namespace,
+        workflow_id,
+        update_id,
+        name,
+        input,
+        state,
+        run_id,
+        outcome,
+        at,
+        decided,
+        caller,
+    ) = row;
     Ok(UpdateRecord {
         namespace,
         workflow_id,
@@ -125,6 +149,7 @@ pub(super) fn update_from_row(row: UpdateRow) -> anyhow::Result<UpdateRecord> {
         outcome: outcome.as_deref().map(serde_json::from_str).transpose()?,
         requested_at_ms: at,
         decided_at_ms: decided,
+        caller_run_id: caller,
     })
 }
 
@@ -140,7 +165,8 @@ macro_rules! impl_updates {
             ) -> anyhow::Result<($crate::store::UpdateRecord, bool)> {
                 let done = sqlx::query(
                     "INSERT INTO updates (namespace, workflow_id, update_id, name, input, \
-                     state, requested_at_ms) VALUES ($1, $2, $3, $4, $5, 'requested', $6) \
+                     state, requested_at_ms, caller_run_id) \
+                     VALUES ($1, $2, $3, $4, $5, 'requested', $6, $7) \
                      ON CONFLICT (namespace, workflow_id, update_id) DO NOTHING",
                 )
                 .bind(&u.namespace)
@@ -149,6 +175,7 @@ macro_rules! impl_updates {
                 .bind(&u.name)
                 .bind(u.input.to_string())
                 .bind(u.requested_at_ms)
+                .bind(&u.caller_run_id)
                 .execute(&self.pool)
                 .await?;
                 let key = $crate::store::UpdateKey {
@@ -188,6 +215,24 @@ macro_rules! impl_updates {
                 let rows: Vec<UpdateRow> = sqlx::query_as(&format!(
                     "{UPDATE_COLUMNS} WHERE namespace = $1 AND workflow_id = $2 \
                      AND state = 'requested' ORDER BY requested_at_ms, update_id"
+                ))
+                .bind(namespace)
+                .bind(workflow_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(update_from_row).collect()
+            }
+
+            async fn sent_updates_open(
+                &self,
+                namespace: &str,
+                workflow_id: &str,
+            ) -> anyhow::Result<Vec<$crate::store::UpdateRecord>> {
+                use $crate::store::updates::{UPDATE_COLUMNS, UpdateRow, update_from_row};
+                let rows: Vec<UpdateRow> = sqlx::query_as(&format!(
+                    "{UPDATE_COLUMNS} WHERE namespace = $1 AND workflow_id = $2 \
+                     AND state IN ('requested', 'accepted') AND caller_run_id IS NOT NULL \
+                     ORDER BY requested_at_ms, update_id"
                 ))
                 .bind(namespace)
                 .bind(workflow_id)

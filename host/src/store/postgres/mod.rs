@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0010_updates.sql"),
     include_str!("../../../migrations/postgres/0011_run_attributes.sql"),
     include_str!("../../../migrations/postgres/0012_batch_jobs.sql"),
+    include_str!("../../../migrations/postgres/0013_update_callers.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0012_updates.sql"),
     include_str!("../../../migrations/sqlite/0013_run_attributes.sql"),
     include_str!("../../../migrations/sqlite/0014_batch_jobs.sql"),
+    include_str!("../../../migrations/sqlite/0015_update_callers.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.

@@ -18,6 +18,7 @@ pub(super) async fn an_update_is_requested_once_and_taken_once(b: Backend) {
         outcome: None,
         requested_at_ms: 1,
         decided_at_ms: None,
+        caller_run_id: None,
     };
     let updates = store.updates();
     let (first, created) = updates
