@@ -412,6 +412,20 @@ async fn a_busy_cell_serves_a_second_upgrade_after_the_first() {
         window(&p.cloud, "solo", "v5"),
         window(&p.cloud, "solo", "v6"),
     );
+    // Each rollout asked the cell by update; the cell, busy with one,
+    // refused the other, which asked again until it was accepted.
+    let mut refused = 0;
+    for run in [&first, &second] {
+        let events = p.server.journal(run).await;
+        let answers = of_kind(&events, "update-answered");
+        assert!(!of_kind(&events, "update-sent").is_empty(), "{events:?}");
+        assert_eq!(answers.last().unwrap()["output"]["accepted"], true);
+        refused += answers
+            .iter()
+            .filter(|a| a["error"]["kind"] == "upgrade-in-progress")
+            .count();
+    }
+    assert!(refused >= 1, "the busy cell refused no request");
     // One request at a time: the later one's upgrades start after the
     // earlier one's canary window.
     let (earlier, later) = if v5.0 < v6.0 { (v5, v6) } else { (v6, v5) };

@@ -3,12 +3,14 @@
 //! the cell's services one by one with a pause between, watches the cell's
 //! canary for a window, and answers. Two ways to ask:
 //!
-//! - a workflow (a rollout) signals `upgrade` with a reply address and is
-//!   answered by signal when the upgrade is done; such requests queue up,
-//!   the entity is the funnel that serialises work on its cell;
-//! - an operator sends the update `upgrade` ({"version"}) and is answered
-//!   at once: accepted (the upgrade starts) or rejected, with
-//!   `upgrade-in-progress` while the cell is busy.
+//! - the update `upgrade` ({"version", "request_id"?, "reply_to"?}), from
+//!   an operator or a rollout, is answered at once: accepted (the upgrade
+//!   starts) or rejected, with `upgrade-in-progress` while the cell is
+//!   busy; with `reply_to`, that workflow is signalled
+//!   `reply-REQUEST_ID` with the outcome when the upgrade is done;
+//! - a workflow signals `upgrade` with a reply address and is answered by
+//!   signal when the upgrade is done; such requests queue up, the entity
+//!   is the funnel that serialises work on its cell.
 //!
 //! Its state lives in the cloud (loaded, acted on, stored); it ends when
 //! idle.
@@ -54,10 +56,16 @@ pub struct Request {
 
 struct CellEntity;
 
-/// An operator's request.
+/// An upgrade asked by update: by an operator, or by a rollout, which
+/// names where the upgrade's end is signalled.
 #[derive(Deserialize)]
 struct OperatorUpgrade {
     version: String,
+    #[serde(default)]
+    request_id: String,
+    /// The workflow id told `reply-REQUEST_ID` once the upgrade ended.
+    #[serde(default)]
+    reply_to: Option<String>,
 }
 
 /// The entity at work on `doing`: every wait also takes operators' upgrade
@@ -211,6 +219,8 @@ impl Workflow for CellEntity {
                         continue;
                     };
                     let version = asked.input().version.clone();
+                    let reply_to = asked.input().reply_to.clone();
+                    let request_id = asked.input().request_id.clone();
                     asked.reply(Ok(
                         json!({ "accepted": true, "cell": cell.cell, "version": version }),
                     ));
@@ -219,10 +229,16 @@ impl Workflow for CellEntity {
                         ctx,
                         cell: &cell,
                         updates: &next,
-                        doing: format!("upgrading to {version} for an operator"),
+                        doing: format!(
+                            "upgrading to {version} for {}",
+                            reply_to.as_deref().unwrap_or("an operator")
+                        ),
                     };
-                    serve(&busy, &version)?;
+                    let reply = serve(&busy, &version)?;
                     update = next;
+                    if let Some(reply_to) = reply_to {
+                        ctx.signal_workflow(&reply_to, &format!("reply-{request_id}"), &reply)?;
+                    }
                 }
                 _ => break,
             }

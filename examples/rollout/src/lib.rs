@@ -1,7 +1,8 @@
 //! Roll a new version across a fleet: batches of cells over rings 0..N.
 //! Before each batch, say in chat what is next and how long the rollout
 //! sleeps (waits respect business hours, from the journaled clock); then
-//! ask each cell's entity workflow to upgrade and wait for its answer. On a
+//! ask each cell's entity workflow to upgrade (an update, accepted or
+//! refused while the cell is busy) and wait for its answer. On a
 //! failure: halt, page, and wait for an operator's `resume`, `skip` or
 //! `abort` signal. The status says where it is and when it wakes up next;
 //! search attributes (`version`, `ring`, `cells`: the batch's, joined by
@@ -27,6 +28,13 @@ struct Plan {
     /// Passed to each cell entity (pause between services, canary window).
     #[serde(default)]
     cell: Value,
+    /// How long to wait before asking a busy cell again, in ms.
+    #[serde(default = "default_busy_retry")]
+    busy_retry_ms: u64,
+}
+
+fn default_busy_retry() -> u64 {
+    500
 }
 
 fn default_channel() -> String {
@@ -81,8 +89,11 @@ impl Rollout {
             .map(|_| ())
     }
 
-    /// Ask every cell to upgrade (in parallel: each is its own entity),
-    /// then collect the answers; answers the cells that failed, with why.
+    /// Ask every cell to upgrade — an update to its entity, started if
+    /// absent, answered at once: accepted, or refused while the cell is
+    /// busy, when it is asked again after a pause — then wait for each
+    /// accepted upgrade's end (the entity signals it). Answers the cells
+    /// that failed, with why.
     fn upgrade_cells(
         ctx: &Context,
         plan: &Plan,
@@ -91,24 +102,38 @@ impl Rollout {
     ) -> Result<Vec<(String, String)>, Error> {
         let me = ctx.info();
         let mut waiting = Vec::new();
-        for cell in cells {
-            let request_id = format!("{}-{cell}-{round}", plan.version);
-            let mut input = plan.cell.clone();
-            if !input.is_object() {
-                input = json!({});
-            }
-            input["cell"] = json!(cell);
-            input["cloud"] = json!(plan.cloud);
-            ctx.signal_with_start(
-                "cell-entity",
-                &format!("cell-{cell}"),
-                &input,
-                "upgrade",
-                &json!({ "request_id": request_id, "reply_to": me.workflow_id, "version": plan.version }),
-            )?;
-            waiting.push((cell.clone(), format!("reply-{request_id}")));
-        }
         let mut failed = Vec::new();
+        let mut to_ask: Vec<&String> = cells.iter().collect();
+        while !to_ask.is_empty() {
+            let mut asked = Vec::new();
+            for cell in to_ask {
+                let request_id = format!("{}-{cell}-{round}", plan.version);
+                let mut input = plan.cell.clone();
+                if !input.is_object() {
+                    input = json!({});
+                }
+                input["cell"] = json!(cell);
+                input["cloud"] = json!(plan.cloud);
+                let pending = ctx
+                    .update_workflow(&format!("cell-{cell}"), "upgrade")
+                    .payload(&json!({ "version": plan.version, "request_id": request_id, "reply_to": me.workflow_id }))
+                    .with_start("cell-entity", &input)
+                    .start::<Value>()?;
+                asked.push((cell, request_id, pending));
+            }
+            let mut busy = Vec::new();
+            for (cell, request_id, pending) in asked {
+                match pending.wait() {
+                    Ok(_) => waiting.push((cell.clone(), format!("reply-{request_id}"))),
+                    Err(e) if e.kind == "upgrade-in-progress" => busy.push(cell),
+                    Err(e) => failed.push((cell.clone(), e.message)),
+                }
+            }
+            if !busy.is_empty() {
+                ctx.sleep(Duration::from_millis(plan.busy_retry_ms))?;
+            }
+            to_ask = busy;
+        }
         for (cell, reply) in waiting {
             let answer: Value = ctx.signal(&reply).recv()?;
             if answer["ok"] != json!(true) {
