@@ -300,7 +300,7 @@ async fn cancelling_a_parent_cancels_its_child() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cancel_during_a_sleep_runs_cleanup_and_the_timer_never_fires() {
+async fn cancel_during_a_sleep_runs_cleanup_and_the_timer_never_fires_terminate_runs_none() {
     let server = Server::start(&["--resident-timer-ms", "100"]);
     server.deploy("effects", "effects").await;
     server.deploy("cancellable", "cancellable").await;
@@ -333,6 +333,30 @@ async fn cancel_during_a_sleep_runs_cleanup_and_the_timer_never_fires() {
         .post(&format!("/v1/runs/{run_id}/cancel"), &json!(null))
         .await;
     assert_eq!((s, b["error"]["code"].as_str()), (409, Some("conflict")));
+
+    // Terminate, unlike cancel, runs no cleanup: the same workflow ends at
+    // once and its cleanup step never runs.
+    let run_id = server.start_run("cancellable", json!(null)).await;
+    server
+        .until_journal(&run_id, "the timer", |e| {
+            !of_kind(e, "timer-started").is_empty()
+        })
+        .await;
+    let (s, run) = server
+        .post(
+            &format!("/v1/runs/{run_id}/terminate"),
+            &json!({ "reason": "no cleanup" }),
+        )
+        .await;
+    assert_eq!((s, &run["status"]), (200, &json!("terminated")), "{run}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = server.journal(&run_id).await;
+    assert!(
+        of_kind(&events, "activity-scheduled").is_empty(),
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap()["error"]["message"], "no cleanup");
+    assert_eq!(log_lines(&server.log(), "effect step n=99"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

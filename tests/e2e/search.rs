@@ -129,6 +129,32 @@ async fn a_query_over_search_attributes_returns_exactly_the_matching_runs() {
         ids(&["r4"])
     );
 
+    // A run reads back with its attributes as set (types kept: the
+    // string "true" is not the boolean).
+    let (_, run) = server.get(&format!("/v1/runs/{r4}")).await;
+    assert_eq!(
+        run["search_attributes"],
+        json!({ "region": "ap-south", "ring": 3, "kind": "reconcile" }),
+        "{run}"
+    );
+    let typed = tagged(
+        &server,
+        "r5",
+        json!({ "flag": "true", "on": true, "ratio": 0.5, "count": 7 }),
+        None,
+    )
+    .await;
+    let (_, run) = server.get(&format!("/v1/runs/{typed}")).await;
+    assert_eq!(
+        run["search_attributes"],
+        json!({ "flag": "true", "on": true, "ratio": 0.5, "count": 7 }),
+        "{run}"
+    );
+    server
+        .post("/v1/workflow-ids/r5/signals/stop", &json!(null))
+        .await;
+    assert_eq!(server.wait(&typed, 30).await["status"], "completed");
+
     // The CLI: the same query.
     let (ok, out, err) = server.cli(&["runs", "--query", "region STARTS_WITH 'eu-'"]);
     assert!(ok, "{err}");

@@ -102,7 +102,7 @@ pub async fn get(
     caller: Caller,
     Path(run_id): Path<String>,
     QueryParams(query): QueryParams<GetQuery>,
-) -> Result<Json<RunRecord>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let wait = query.wait.unwrap_or(0.0);
     if !(0.0..=MAX_WAIT_SECS).contains(&wait) {
         return Err(Error::BadRequest(format!(
@@ -115,7 +115,7 @@ pub async fn get(
     loop {
         let run = load(&state, &caller, &run_id, Role::Read).await?;
         if run.status != RunStatus::Running || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(run));
+            return Ok(Json(with_attributes(&state, run).await?));
         }
         // Wake on this run's end (or a lag, after which we simply re-read).
         loop {
@@ -126,6 +126,14 @@ pub async fn get(
             }
         }
     }
+}
+
+/// A run as stored, with its search attributes (`search_attributes`).
+async fn with_attributes(state: &AppState, run: RunRecord) -> Result<Value, Error> {
+    let attributes = state.rt.store.run_attributes(&run.run_id).await?;
+    let mut body = serde_json::to_value(&run).map_err(anyhow::Error::from)?;
+    body["search_attributes"] = Value::Object(attributes);
+    Ok(body)
 }
 
 #[derive(Deserialize)]

@@ -420,6 +420,8 @@ pub trait Store: Components + Send + Sync + 'static {
 
     async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>>;
+    /// A run's search attributes, as the workflow last set them.
+    async fn run_attributes(&self, run_id: &str) -> anyhow::Result<serde_json::Map<String, Value>>;
     async fn journal(&self, run_id: &str) -> anyhow::Result<Vec<Recorded>>;
     /// Runs that must resume at start-up, with their wake-up time: those in
     /// `running` (not `stuck`) unless evicted idle with nothing new for them;

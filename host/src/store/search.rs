@@ -4,24 +4,49 @@
 //! table, the same for every backend.
 
 use crate::query::{Expr, Field, Op};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 /// [`super::Tx::set_attributes`]'s statements, for every backend: run,
-/// key (and text, number).
-pub(super) const SET_ATTRIBUTE: &str = "INSERT INTO run_attributes (run_id, key, value, num) \
-     VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num";
+/// key (and text, number, JSON).
+pub(super) const SET_ATTRIBUTE: &str = "INSERT INTO run_attributes (run_id, key, value, num, json) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num, \
+     json = excluded.json";
 pub(super) const REMOVE_ATTRIBUTE: &str =
     "DELETE FROM run_attributes WHERE run_id = $1 AND key = $2";
 
-/// How a value is kept: (text, number).
-pub fn stored(value: &Value) -> (String, Option<f64>) {
+/// How a value is kept: (text, number, JSON).
+pub fn stored(value: &Value) -> (String, Option<f64>, String) {
+    let json = value.to_string();
     match value {
-        Value::String(s) => (s.clone(), None),
-        Value::Number(n) => (n.to_string(), n.as_f64()),
-        other => (other.to_string(), None),
+        Value::String(s) => (s.clone(), None, json),
+        Value::Number(n) => (n.to_string(), n.as_f64(), json),
+        _ => (json.clone(), None, json),
     }
+}
+
+/// A run's attributes, for every backend: key, text, number, JSON.
+pub(super) const ATTRIBUTES_OF: &str =
+    "SELECT key, value, num, json FROM run_attributes WHERE run_id = $1 ORDER BY key";
+
+pub(super) type AttributeRow = (String, String, Option<f64>, Option<String>);
+
+/// The attributes as the workflow set them (rows from before the JSON was
+/// kept read as a number or a string).
+pub(super) fn attributes_from_rows(rows: Vec<AttributeRow>) -> Map<String, Value> {
+    rows.into_iter()
+        .map(|(key, text, num, json)| {
+            let value = json
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .or_else(|| {
+                    num.and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                })
+                .unwrap_or(Value::String(text));
+            (key, value)
+        })
+        .collect()
 }
 
 /// Append `expr` to a `… FROM runs WHERE …` query.

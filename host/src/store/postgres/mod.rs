@@ -6,6 +6,7 @@ mod coordination;
 mod tx;
 
 use super::rows::{parent_close, resumes, run_from_row};
+use super::search::{ATTRIBUTES_OF, AttributeRow, attributes_from_rows};
 use super::*;
 use crate::journal::ParentClose;
 use anyhow::{Context as _, bail};
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0011_run_attributes.sql"),
     include_str!("../../../migrations/postgres/0012_batch_jobs.sql"),
     include_str!("../../../migrations/postgres/0013_update_callers.sql"),
+    include_str!("../../../migrations/postgres/0014_attribute_json.sql"),
 ];
 
 /// Serializes schema changes of nodes that start at once.
@@ -129,6 +131,14 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn run_attributes(&self, run_id: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+        let rows: Vec<AttributeRow> = sqlx::query_as(ATTRIBUTES_OF)
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(attributes_from_rows(rows))
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {

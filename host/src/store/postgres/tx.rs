@@ -180,12 +180,13 @@ impl Tx for PgTx {
                     .await?;
                 continue;
             }
-            let (text, num) = crate::store::search::stored(value);
+            let (text, num, json) = crate::store::search::stored(value);
             sqlx::query(crate::store::search::SET_ATTRIBUTE)
                 .bind(run_id)
                 .bind(key)
                 .bind(text)
                 .bind(num)
+                .bind(json)
                 .execute(&mut *self.tx)
                 .await?;
         }

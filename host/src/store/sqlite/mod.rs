@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode.
 
 use super::rows::{parent_close, resumes, run_from_row};
+use super::search::{ATTRIBUTES_OF, AttributeRow, attributes_from_rows};
 use super::*;
 
 mod tx;
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0013_run_attributes.sql"),
     include_str!("../../../migrations/sqlite/0014_batch_jobs.sql"),
     include_str!("../../../migrations/sqlite/0015_update_callers.sql"),
+    include_str!("../../../migrations/sqlite/0016_attribute_json.sql"),
 ];
 
 /// How hard a commit tries to reach the disk.
@@ -168,6 +170,14 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn run_attributes(&self, run_id: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+        let rows: Vec<AttributeRow> = sqlx::query_as(ATTRIBUTES_OF)
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(attributes_from_rows(rows))
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {

@@ -308,10 +308,10 @@ impl Tx for SqliteTx {
                     .execute(params![run_id, key])?;
                 continue;
             }
-            let (text, num) = crate::store::search::stored(value);
+            let (text, num, json) = crate::store::search::stored(value);
             self.conn()
                 .prepare_cached(crate::store::search::SET_ATTRIBUTE)?
-                .execute(params![run_id, key, text, num])?;
+                .execute(params![run_id, key, text, num, json])?;
         }
         Ok(())
     }
