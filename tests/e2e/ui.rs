@@ -107,3 +107,31 @@ async fn the_schedules_page_shows_when_each_fires_and_why_it_is_paused() {
     assert!(page.contains("started"), "{page}");
     assert!(page.contains("href=\"#run="), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_waiting_for_a_deployment_says_which_component() {
+    let server = Server::start(&[]);
+    // `steps` calls `step/add-one`, which is not deployed.
+    server.deploy("steps", "steps").await;
+    let run_id = server.start_run("steps", json!(1)).await;
+    server
+        .until_journal(&run_id, "the wait for a deployment", |events| {
+            !crate::support::of_kind(events, "activity-awaiting-deployment").is_empty()
+        })
+        .await;
+    // What the page shows (the DOM dump holds the script's text too).
+    let shown = async || {
+        let page = rendered(server.url(&format!("/#run={run_id}"))).await;
+        let main = page.split("<main").nth(1).unwrap_or_default();
+        main.split("</main>").next().unwrap_or_default().to_string()
+    };
+    let page = shown().await;
+    assert!(page.contains("waiting for a deployment"), "{page}");
+    assert!(page.contains("<code>step</code>"), "{page}");
+
+    server.deploy("step", "step").await;
+    assert_eq!(server.wait(&run_id, 30).await["status"], "completed");
+    let page = shown().await;
+    assert!(page.contains("activity-completed"), "{page}");
+    assert!(!page.contains("waiting for a deployment"), "{page}");
+}
