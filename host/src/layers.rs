@@ -8,6 +8,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "clock",
         "journal",
+        "metrics",
         "profiles",
         "query",
         "server_process",

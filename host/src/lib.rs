@@ -37,6 +37,7 @@ pub mod error;
 pub mod journal;
 #[cfg(test)]
 mod layers;
+pub mod metrics;
 pub mod offline;
 pub mod profiles;
 pub mod query;

@@ -8,6 +8,7 @@ mod component_builds;
 mod controlplane;
 mod durability;
 mod limits;
+mod metrics;
 mod pause;
 mod postgres;
 mod primitives;

@@ -1,12 +1,28 @@
-//! `GET /metrics`: Prometheus text format.
+//! `GET /metrics`: the server's metrics (`crate::metrics`) in Prometheus'
+//! text format, with the gauges read at scrape time set first.
 
 use super::AppState;
 use super::error::ApiError;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
-use axum::response::IntoResponse;
-use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+
+/// Count every routed request by its route (the pattern, not the path:
+/// run ids stay out of the labels), method and status, and time it.
+pub async fn measured(route: MatchedPath, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let m = crate::metrics::metrics();
+    let (route, method) = (route.as_str(), method.as_str());
+    m.http_requests
+        .with_label_values(&[route, method, response.status().as_str()])
+        .inc();
+    crate::metrics::observe(&m.http_seconds, &[route, method], started.elapsed());
+    response
+}
 
 pub async fn metrics(
     State(state): State<AppState>,
@@ -14,57 +30,22 @@ pub async fn metrics(
 ) -> Result<impl IntoResponse, ApiError> {
     // Figures of every namespace.
     caller.require_cluster_admin()?;
-    let mut out = String::new();
+    let m = crate::metrics::metrics();
     let counts = state.rt.store.status_counts().await?;
-    out.push_str("# HELP weft_runs Runs by namespace and status.\n# TYPE weft_runs gauge\n");
+    m.runs.reset();
     for (namespace, status, n) in counts {
-        let _ = writeln!(
-            out,
-            "weft_runs{{namespace=\"{namespace}\",status=\"{status}\"}} {n}"
-        );
+        m.runs
+            .with_label_values(&[namespace.as_str(), status.as_str()])
+            .set(n as i64);
     }
-    let _ = writeln!(
-        out,
-        "# HELP weft_resident_runs Runs executing (in memory) now.\n\
-         # TYPE weft_resident_runs gauge\nweft_resident_runs {}",
-        state.rt.resident_count()
-    );
+    m.resident_runs.set(state.rt.resident_count() as i64);
+    m.shards_held.set(state.rt.shards_held() as i64);
+    m.node.reset();
     if let Some(node) = state.rt.cluster_status()["node"].as_str() {
-        let _ = writeln!(
-            out,
-            "# HELP weft_node This node's id among the nodes sharing the database.\n\
-             # TYPE weft_node gauge\nweft_node{{node=\"{node}\"}} 1"
-        );
+        m.node.with_label_values(&[node]).set(1);
     }
-    let _ = writeln!(
-        out,
-        "# HELP weft_shards_held Shards this node drives (0 alone: it drives every run).\n\
-         # TYPE weft_shards_held gauge\nweft_shards_held {}",
-        state.rt.shards_held()
-    );
-    let stats = state.rt.writer.stats();
-    for (name, help, value) in [
-        (
-            "weft_commits_total",
-            "Journal transactions committed.",
-            &stats.batches,
-        ),
-        (
-            "weft_writes_total",
-            "Writes (appends, run creations, signals) committed.",
-            &stats.ops,
-        ),
-        (
-            "weft_write_failures_total",
-            "Writes refused (fenced or failed).",
-            &stats.failed,
-        ),
-    ] {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-            value.load(Ordering::Relaxed)
-        );
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render(),
+    ))
 }

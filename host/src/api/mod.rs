@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(Extension(BodyLimit(MAX_JSON_BYTES)))
         .merge(uploads)
+        .route_layer(axum::middleware::from_fn(metrics::measured))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Limits are the `Body` extractor's (it answers 413 gracefully).

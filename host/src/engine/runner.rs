@@ -73,6 +73,7 @@ pub async fn execute(
             "resuming: replaying the journal"
         );
     }
+    let replaying = journal.len() > 1;
     let cursor = Cursor::new(journal);
     let sink = host
         .sink(run_id, cursor.next_seq())
@@ -85,8 +86,11 @@ pub async fn execute(
     let mut facts = RunFacts::from(&run);
     facts.limits = host.run_limits(&run.namespace).await;
     let (signals, updates) = pending;
-    let state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox)
+    let mut state = WorkflowState::new(host.clone(), facts, cursor, sink.clone(), signals, inbox)
         .with_updates(updates);
+    if replaying {
+        state.replaying_since = Some(std::time::Instant::now());
+    }
     let execution = {
         let (engine, pre, input) = (host.engine().clone(), pre.clone(), run.input.clone());
         async move { run_guest(&engine, &pre, state, &input).await }
@@ -182,8 +186,22 @@ pub async fn execute(
     if let Some(event) = event {
         sink.record(event);
     }
+    let status = match &update {
+        RunUpdate::Ended { status, .. } => Some(*status),
+        _ => None,
+    };
     match sink.commit(Some(update)).await {
-        Ok(_) => Ending::Ended { parent },
+        Ok(_) => {
+            if let Some(status) = status {
+                let lived = (crate::clock::now_ms() - run.created_at_ms).max(0) as u64;
+                crate::metrics::observe(
+                    &crate::metrics::metrics().run_durations,
+                    &[&run.namespace, status.as_str()],
+                    std::time::Duration::from_millis(lived),
+                );
+            }
+            Ending::Ended { parent }
+        }
         Err(e) => Ending::Retry(format!("{e:#}")),
     }
 }

@@ -67,6 +67,7 @@ impl WorkflowState {
     /// Wait, live, until one of `handles` can be consumed; answers its
     /// handle and completion event (not yet journaled).
     pub(super) async fn wait_live(&mut self, handles: &[u32]) -> wasmtime::Result<(u32, Event)> {
+        self.went_live();
         loop {
             self.drain_inbox();
             if self.evict {
@@ -218,10 +219,18 @@ impl WorkflowState {
                 }
                 (Some(_), None) => None,
             },
-            Op::Timer { fire_at_ms } => (now_ms() >= *fire_at_ms).then_some(Event::TimerFired {
-                handle: h,
-                select: None,
-            }),
+            Op::Timer { fire_at_ms } => {
+                let late = now_ms() - *fire_at_ms;
+                (late >= 0).then(|| {
+                    let m = crate::metrics::metrics();
+                    let late = std::time::Duration::from_millis(late as u64);
+                    crate::metrics::observe(&m.timer_lag, &[&self.run.namespace], late);
+                    Event::TimerFired {
+                        handle: h,
+                        select: None,
+                    }
+                })
+            }
             Op::Child {
                 run_id: None,
                 error,

@@ -145,6 +145,8 @@ pub struct WorkflowState {
     pub(super) deadline_delivered: bool,
     /// Asked to leave memory at the next wait.
     pub(super) evict: bool,
+    /// When this execution began replaying its journal, until it goes live.
+    pub(super) replaying_since: Option<std::time::Instant>,
     /// Some sent update's request is still to be made.
     pub(super) asks_pending: bool,
     /// Paused by an operator while resident: no await is answered.
@@ -224,6 +226,7 @@ impl WorkflowState {
             cancel_delivered: false,
             deadline_delivered: false,
             evict: false,
+            replaying_since: None,
             asks_pending: false,
             paused: false,
             pause_requests: Vec::new(),
@@ -273,6 +276,7 @@ impl WorkflowState {
             Ok(Replay::Skipped) => Ok(Answer::Skipped),
             Ok(Replay::Live) if self.check => Err(Interrupt::ReplayComplete.into()),
             Ok(Replay::Live) => {
+                self.went_live();
                 self.accept_undecided();
                 if let Some(max) = self.run.limits.max_journal_events
                     && self.sink.next_seq() >= max
@@ -368,6 +372,14 @@ impl WorkflowState {
         match &recorded.event {
             Event::Random { hex, .. } => hex::decode(hex).map_err(|_| corrupt(recorded)),
             _ => Err(corrupt(recorded)),
+        }
+    }
+
+    /// The journal is replayed: how long that took is measured once.
+    pub(super) fn went_live(&mut self) {
+        if let Some(since) = self.replaying_since.take() {
+            let m = crate::metrics::metrics();
+            crate::metrics::observe(&m.replays, &[&self.run.namespace], since.elapsed());
         }
     }
 

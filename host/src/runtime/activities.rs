@@ -147,6 +147,21 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             }
             Err(failure) => Err(failure),
         };
+        let m = crate::metrics::metrics();
+        let outcome = if result.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        };
+        let labels = [job.namespace.as_str(), component_name, function];
+        m.activity_attempts
+            .with_label_values(&[labels[0], labels[1], labels[2], outcome])
+            .inc();
+        if let Err(failure) = &result {
+            m.activity_failures
+                .with_label_values(&[labels[0], labels[1], labels[2], failure.kind()])
+                .inc();
+        }
         let failure = match result {
             Ok(output) => {
                 return ActivityOutcome {

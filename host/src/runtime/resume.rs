@@ -79,7 +79,21 @@ pub(super) async fn resume(
         Ok(updates) => updates,
         Err(e) => return retry(e),
     };
-    runner::execute(rt, run, journal, (signals, updates), component, inbox).await
+    let namespace = run.namespace.clone();
+    let started = std::time::Instant::now();
+    let ending = runner::execute(rt, run, journal, (signals, updates), component, inbox).await;
+    let m = crate::metrics::metrics();
+    let kind = match &ending {
+        Ending::Suspended { .. } => {
+            m.evictions.with_label_values(&[namespace.as_str()]).inc();
+            "suspended"
+        }
+        Ending::Ended { .. } => "ended",
+        Ending::Continued { .. } => "continued",
+        Ending::Retry(_) => "retry",
+    };
+    crate::metrics::observe(&m.executions, &[&namespace, kind], started.elapsed());
+    ending
 }
 
 #[async_trait]

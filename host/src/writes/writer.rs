@@ -188,7 +188,10 @@ async fn run(
                 .filter_map(|lane| lanes.take_one(lane))
                 .collect()
         };
+        let started = std::time::Instant::now();
         let results = write_growing(&*store, &mut batch, &mut latecomers).await;
+        let m = crate::metrics::metrics();
+        m.commit_seconds.observe(started.elapsed().as_secs_f64());
         lanes.put_back(std::mem::take(&mut batch.unwritten));
         let waiting = batch.waiting;
         let replies = waiting.into_iter().map(|(_, reply)| reply);
@@ -196,6 +199,10 @@ async fn run(
         stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
         let failed = results.iter().filter(|r| r.is_err()).count() as u64;
         stats.failed.fetch_add(failed, Ordering::Relaxed);
+        m.commits.inc();
+        m.commit_writes.observe(results.len() as f64);
+        m.writes.inc_by(results.len() as u64 - failed);
+        m.write_failures.inc_by(failed);
         for result in results.iter().flatten() {
             on_commit(result);
         }
