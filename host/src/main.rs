@@ -317,13 +317,17 @@ async fn run() {
         Command::Serve(_) => "info,sqlx=warn,wasmtime=warn,cranelift=warn",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match &args.command {
+        Command::Serve(opts) if opts.log_format == weft::server::LogFormat::Json => {
+            logs.json().init()
+        }
+        _ => logs.init(),
+    }
     if let Err(e) = dispatch(args.command).await {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -11,6 +11,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How the server writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeOptions {
     /// The database: a SQLite file (created if missing; `sqlite:PATH` too),
@@ -24,6 +31,10 @@ pub struct ServeOptions {
     /// lose the last commits on power loss.
     #[arg(long, value_enum, default_value = "full")]
     pub durability: Durability,
+    /// `text` for people, `json` (one object per line, with the run id and
+    /// namespace of the run a line is about) for log shippers.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Compiled-component cache (default: next to a SQLite file; for
     /// Postgres, `weft.cache` in the working directory: each node has its own).
     #[arg(long)]

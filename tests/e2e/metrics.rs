@@ -112,3 +112,40 @@ async fn metrics_count_real_work_and_the_dashboard_queries_only_metrics_that_exi
     );
     assert!(queried(&dashboard).len() >= 15, "{:?}", queried(&dashboard));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_name_the_run_and_namespace_of_the_lines_about_a_run() {
+    let server = Server::start(&["--log-format", "json", "--resident-timer-ms", "100"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    let run_id = server
+        .start_run("sleeper", json!({ "tag": "logs", "sleep_ms": 400 }))
+        .await;
+    assert_eq!(server.wait(&run_id, 30).await["status"], "completed");
+
+    let log = server.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let about = |needle: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(needle))
+            })
+            .collect()
+    };
+    // The activity's own lines, and the engine's replay after the sleep.
+    for needle in ["effect step n=1", "effect step n=2", "resuming: replaying"] {
+        let found = about(needle);
+        assert!(!found.is_empty(), "no line with `{needle}` in:\n{log}");
+        for line in found {
+            assert_eq!(line["span"]["run_id"], json!(run_id), "{line}");
+            assert_eq!(line["span"]["namespace"], "default", "{line}");
+        }
+    }
+}

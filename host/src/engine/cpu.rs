@@ -132,6 +132,8 @@ impl Cpu {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        // The guest threads log within the caller's span (its run).
+        let work = tracing::Instrument::instrument(work, tracing::Span::current());
         let gated = self.gate(namespace, work);
         let threads = self
             .threads

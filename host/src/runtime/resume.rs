@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 /// Execute (or resume) `run_id`: `preloaded` when it was just created.
 pub(super) async fn resume(
@@ -80,8 +81,12 @@ pub(super) async fn resume(
         Err(e) => return retry(e),
     };
     let namespace = run.namespace.clone();
+    // Every line logged while the run executes names it and its namespace.
+    let span = tracing::info_span!("run", run_id = %run.run_id, namespace = %namespace);
     let started = std::time::Instant::now();
-    let ending = runner::execute(rt, run, journal, (signals, updates), component, inbox).await;
+    let ending = runner::execute(rt, run, journal, (signals, updates), component, inbox)
+        .instrument(span)
+        .await;
     let m = crate::metrics::metrics();
     let kind = match &ending {
         Ending::Suspended { .. } => {
@@ -178,6 +183,12 @@ impl Host for Runtime {
         job: ActivityJob,
         sink: Sink,
     ) -> JoinHandle<ActivityOutcome> {
-        tokio::spawn(super::activities::run_activity(self, job, sink))
+        let span = tracing::info_span!(
+            "activity",
+            run_id = %job.run_id,
+            namespace = %job.namespace,
+            activity = %job.name,
+        );
+        tokio::spawn(super::activities::run_activity(self, job, sink).instrument(span))
     }
 }
