@@ -135,3 +135,85 @@ async fn a_run_waiting_for_a_deployment_says_which_component() {
     assert!(page.contains("activity-completed"), "{page}");
     assert!(!page.contains("waiting for a deployment"), "{page}");
 }
+
+/// A screenshot of `url`, kept as a test artifact under the target
+/// directory (`tmp/ui-screenshots/NAME.png`).
+async fn screenshot(url: String, name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&path);
+    let profile = tempfile::tempdir().unwrap();
+    let (shot, profile_dir) = (path.clone(), profile.path().to_path_buf());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile_dir.display()))
+            .arg("--window-size=1280,1000")
+            .arg("--virtual-time-budget=5000")
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(&url)
+            .output()
+            .expect("chromium runs (scripts/setup.sh --tests installs it)")
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let png = std::fs::read(&path).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{path:?}"
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_page_draws_its_timeline_with_failed_attempts_marked() {
+    let server = Server::start(&[]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    server.deploy("retries", "retries").await;
+    let sleeper = server
+        .start_run("sleeper", json!({ "tag": "t", "sleep_ms": 300 }))
+        .await;
+    let retries = server.start_run("retries", json!(null)).await;
+    for run in [&sleeper, &retries] {
+        assert_eq!(server.wait(run, 60).await["status"], "completed");
+    }
+    let main_of = |page: String| {
+        let main = page.split("<main").nth(1).unwrap_or_default();
+        main.split("</main>").next().unwrap_or_default().to_string()
+    };
+
+    // An activity, a timer, an activity: three bars, all ended well.
+    let page = main_of(rendered(server.url(&format!("/#run={sleeper}"))).await);
+    assert!(page.contains("3 operation(s)"), "{page}");
+    assert_eq!(page.matches(r#"class="bar ok""#).count(), 2, "{page}");
+    assert_eq!(page.matches(r#"class="bar timer ok""#).count(), 1, "{page}");
+
+    // Retried activities: each failed attempt is a mark on its bar.
+    let page = main_of(rendered(server.url(&format!("/#run={retries}"))).await);
+    let events = server.journal(&retries).await;
+    let failed_attempts = crate::support::of_kind(&events, "activity-attempt-failed").len();
+    assert!(failed_attempts > 0);
+    assert_eq!(
+        page.matches(r#"class="mark""#).count(),
+        failed_attempts,
+        "{page}"
+    );
+    assert!(page.contains("attempt 1 failed: flaky"), "{page}");
+
+    for (name, url) in [
+        ("runs", server.url("/")),
+        ("run-timeline", server.url(&format!("/#run={retries}"))),
+        ("schedules", server.url("/#schedules")),
+    ] {
+        let path = screenshot(url, name).await;
+        eprintln!("screenshot: {}", path.display());
+    }
+}
