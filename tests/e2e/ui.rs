@@ -217,3 +217,35 @@ async fn a_run_page_draws_its_timeline_with_failed_attempts_marked() {
         eprintln!("screenshot: {}", path.display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_run_page_says_what_the_run_waits_on() {
+    let server = Server::start(&[]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    let run_id = server
+        .start_run("sleeper", json!({ "tag": "w", "sleep_ms": 3_600_000 }))
+        .await;
+    server
+        .until_journal(&run_id, "the timer", |events| {
+            !crate::support::of_kind(events, "timer-started").is_empty()
+        })
+        .await;
+    // A signal the sleeper never takes stays pending.
+    let (status, body) = server
+        .post(&format!("/v1/runs/{run_id}/signals/nudge"), &json!(1))
+        .await;
+    assert!(status < 300, "{status} {body}");
+    let (_, run) = server.get(&format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["pending_signals"][0]["name"], "nudge", "{run}");
+
+    let page = rendered(server.url(&format!("/#run={run_id}"))).await;
+    let main = page.split("<main").nth(1).unwrap_or_default();
+    let main = main.split("</main>").next().unwrap_or_default();
+    assert!(main.contains("next timer fires"), "{main}");
+    assert!(
+        main.contains("signals waiting: <code>nudge</code>"),
+        "{main}"
+    );
+    assert!(!main.contains("activities in flight"), "{main}");
+}

@@ -128,11 +128,20 @@ pub async fn get(
     }
 }
 
-/// A run as stored, with its search attributes (`search_attributes`).
+/// A run as stored, with its search attributes (`search_attributes`)
+/// and, while it is open, the signals delivered and not consumed yet
+/// (`pending_signals`: name, id, arrival time).
 async fn with_attributes(state: &AppState, run: RunRecord) -> Result<Value, Error> {
     let attributes = state.rt.store.run_attributes(&run.run_id).await?;
     let mut body = serde_json::to_value(&run).map_err(anyhow::Error::from)?;
     body["search_attributes"] = Value::Object(attributes);
+    if run.status.is_open() {
+        let pending = state.rt.store.pending_signals(&run.run_id).await?;
+        body["pending_signals"] = pending
+            .iter()
+            .map(|s| json!({ "name": s.name, "id": s.id, "at_ms": s.at_ms }))
+            .collect();
+    }
     Ok(body)
 }
 
