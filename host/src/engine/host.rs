@@ -4,8 +4,7 @@
 
 use super::Engine;
 use super::limits::RunLimits;
-use super::ops::UpdateAsk;
-use crate::journal::{ActivityOptions, ErrorInfo, Failure};
+use crate::journal::{ActivityOptions, ErrorInfo, Failure, StartSpec};
 use crate::store::{ComponentVersion, RunRecord, UpdateKey};
 use crate::writes::Sink;
 use async_trait::async_trait;
@@ -38,6 +37,14 @@ pub struct ActivityJob {
     /// Attempts that failed before a restart.
     pub prior_attempts: u32,
     pub next_attempt_at_ms: Option<i64>,
+}
+
+/// An update a workflow sends another (`update-workflow`), as it asked.
+#[derive(Debug, Clone)]
+pub struct UpdateAsk {
+    pub name: String,
+    pub input: Value,
+    pub start: Option<StartSpec>,
 }
 
 /// How an activity ended, after its retries.

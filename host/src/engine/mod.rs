@@ -23,10 +23,10 @@ mod wasi;
 pub mod workflow;
 
 pub use components::{DeployError, Loaded, Prepared};
-pub use host::{ActivityJob, ActivityOutcome, Host, Waits};
+pub use host::{ActivityJob, ActivityOutcome, Host, UpdateAsk, Waits};
 pub use limits::Interrupt;
 pub use limits::RunLimits;
-pub use ops::{Notice, PauseRequest, UpdateAsk};
+pub use ops::{Notice, PauseRequest};
 
 use anyhow::Context as _;
 use std::collections::HashMap;

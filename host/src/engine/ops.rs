@@ -3,10 +3,9 @@
 //! completion. How a live await waits for them is in `waits.rs`.
 
 use super::bindings::WitFailure;
-use super::host::{ActivityJob, ActivityOutcome};
-use crate::journal::{ErrorInfo, Event, Failure, StartSpec};
+use super::host::{ActivityJob, ActivityOutcome, UpdateAsk};
+use crate::journal::{ErrorInfo, Event, Failure};
 use crate::store::{Signal, UpdateKey, UpdateRecord};
-use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -98,14 +97,6 @@ impl Op {
     pub(super) fn pending_task(&self, awaited: bool) -> bool {
         matches!(self, Op::Activity { task: Some(t), outcome: None, .. } if awaited || !t.is_finished())
     }
-}
-
-/// An update request as the workflow made it.
-#[derive(Debug, Clone)]
-pub struct UpdateAsk {
-    pub name: String,
-    pub input: Value,
-    pub start: Option<StartSpec>,
 }
 
 /// What the guest gets for a completion event.

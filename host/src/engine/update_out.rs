@@ -5,8 +5,9 @@
 //! live, so a crash in between loses nothing. The await answers once the row has an answer; the
 //! runtime wakes the sender then.
 
+use super::host::UpdateAsk;
 use super::limits::storage;
-use super::ops::{Op, UpdateAsk};
+use super::ops::Op;
 use super::workflow::{Answer, Durable, Step, WorkflowState, corrupt};
 use crate::journal::{Event, StartSpec, calls, payload_value};
 use crate::store::UpdateKey;
