@@ -42,36 +42,36 @@ fn latency_buckets() -> Vec<f64> {
     prometheus::exponential_buckets(0.001, 2.0, 17).expect("valid buckets")
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(latency_buckets());
-    let metric = HistogramVec::new(opts, labels).expect("a valid histogram");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
-}
-
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid counter");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid gauge");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
-}
-
+/// `metric`, registered in `registry`.
 fn single<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
     registry
         .register(Box::new(metric.clone()))
         .expect("registered once");
     metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(latency_buckets());
+    single(
+        registry,
+        HistogramVec::new(opts, labels).expect("a valid histogram"),
+    )
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let opts = Opts::new(name, help);
+    single(
+        registry,
+        IntCounterVec::new(opts, labels).expect("a valid counter"),
+    )
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let opts = Opts::new(name, help);
+    single(
+        registry,
+        IntGaugeVec::new(opts, labels).expect("a valid gauge"),
+    )
 }
 
 impl Metrics {

@@ -6,18 +6,17 @@ use crate::support::Server;
 use serde_json::json;
 use std::process::Command;
 
-/// The DOM Chromium renders at `url`, once the page is idle.
-async fn rendered(url: String) -> String {
+/// Headless Chromium on `url` with `args` (its own profile; scripts given
+/// 5 s of virtual time to settle): what it printed.
+async fn chromium(url: String, args: Vec<String>) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
     let dir = profile.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("chromium")
-            .arg("--headless")
-            .arg("--no-sandbox")
-            .arg("--disable-gpu")
+            .args(["--headless", "--no-sandbox", "--disable-gpu"])
             .arg(format!("--user-data-dir={}", dir.display()))
             .arg("--virtual-time-budget=5000")
-            .arg("--dump-dom")
+            .args(args)
             .arg(&url)
             .output()
             .expect("chromium runs (scripts/setup.sh --tests installs it)")
@@ -25,6 +24,12 @@ async fn rendered(url: String) -> String {
     .await
     .unwrap();
     assert!(output.status.success(), "{output:?}");
+    output
+}
+
+/// The DOM Chromium renders at `url`, once the page is idle.
+async fn rendered(url: String) -> String {
+    let output = chromium(url, vec!["--dump-dom".into()]).await;
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -143,27 +148,12 @@ async fn screenshot(url: String, name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.png"));
     let _ = std::fs::remove_file(&path);
-    let profile = tempfile::tempdir().unwrap();
-    let (shot, profile_dir) = (path.clone(), profile.path().to_path_buf());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-            ])
-            .arg(format!("--user-data-dir={}", profile_dir.display()))
-            .arg("--window-size=1280,1000")
-            .arg("--virtual-time-budget=5000")
-            .arg(format!("--screenshot={}", shot.display()))
-            .arg(&url)
-            .output()
-            .expect("chromium runs (scripts/setup.sh --tests installs it)")
-    })
-    .await
-    .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    let args = vec![
+        "--hide-scrollbars".into(),
+        "--window-size=1280,1000".into(),
+        format!("--screenshot={}", path.display()),
+    ];
+    chromium(url, args).await;
     let png = std::fs::read(&path).unwrap();
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,
