@@ -4,6 +4,7 @@
 use super::event::{Call, ErrorInfo, Event, Failure, short};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::fmt;
 
 /// An event as stored: its per-run sequence number and the event itself.
@@ -134,11 +135,56 @@ pub enum Replay<'a> {
 pub struct Cursor {
     events: Vec<Recorded>,
     pos: usize,
+    /// What the informational events say of each activity, by handle, read
+    /// in one pass (an activity's replay asks, and a scan per activity made
+    /// replay quadratic).
+    activities: HashMap<u32, ActivityNotes>,
+}
+
+/// An activity's informational events: failed attempts, when the next
+/// attempt is due, and an outcome held while the run was paused.
+#[derive(Default)]
+struct ActivityNotes {
+    failed: u32,
+    next_due: Option<i64>,
+    held: Option<(u32, Result<Value, Failure>)>,
 }
 
 impl Cursor {
     pub fn new(events: Vec<Recorded>) -> Self {
-        Cursor { events, pos: 0 }
+        let mut activities: HashMap<u32, ActivityNotes> = HashMap::new();
+        for r in &events {
+            match &r.event {
+                Event::ActivityAttemptFailed {
+                    handle,
+                    retry_in_ms,
+                    ..
+                } => {
+                    let notes = activities.entry(*handle).or_default();
+                    notes.failed += 1;
+                    notes.next_due = retry_in_ms.map(|ms| r.at_ms + ms as i64);
+                }
+                Event::ActivityHeld {
+                    handle,
+                    attempts,
+                    output,
+                    failure,
+                } => {
+                    let outcome = match failure {
+                        Some(f) => Err(f.clone()),
+                        None => Ok(output.clone().unwrap_or_default()),
+                    };
+                    let notes = activities.entry(*handle).or_default();
+                    notes.held.get_or_insert((*attempts, outcome));
+                }
+                _ => {}
+            }
+        }
+        Cursor {
+            events,
+            pos: 0,
+            activities,
+        }
     }
 
     /// Sequence number the next appended event gets.
@@ -272,41 +318,15 @@ impl Cursor {
     /// the next attempt is due, so a resumed activity continues its count
     /// and its backoff.
     pub fn failed_attempts(&self, handle: u32) -> (u32, Option<i64>) {
-        let mut count = 0;
-        let mut due = None;
-        for r in &self.events {
-            if let Event::ActivityAttemptFailed {
-                handle: h,
-                retry_in_ms,
-                ..
-            } = &r.event
-                && *h == handle
-            {
-                count += 1;
-                due = retry_in_ms.map(|ms| r.at_ms + ms as i64);
-            }
-        }
-        (count, due)
+        self.activities
+            .get(&handle)
+            .map_or((0, None), |n| (n.failed, n.next_due))
     }
 
     /// The outcome activity `handle` was recorded finishing with while the
     /// run was paused (`activity-held`): attempts, then output or failure.
     pub fn held_outcome(&self, handle: u32) -> Option<(u32, Result<Value, Failure>)> {
-        self.events.iter().find_map(|r| match &r.event {
-            Event::ActivityHeld {
-                handle: h,
-                attempts,
-                output,
-                failure,
-            } if *h == handle => Some((
-                *attempts,
-                match failure {
-                    Some(f) => Err(f.clone()),
-                    None => Ok(output.clone().unwrap_or_default()),
-                },
-            )),
-            _ => None,
-        })
+        self.activities.get(&handle)?.held.clone()
     }
 }
 
