@@ -335,14 +335,7 @@ impl Runtime {
             self.tell(&parent, Notice::ChildEnded(run_id.to_string()));
         }
         self.close_children(run_id).await;
-        match self.store.get_run(run_id).await {
-            Ok(Some(run)) => {
-                self.sent_updates_orphaned(&run.namespace, &run.workflow_id)
-                    .await
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(run = run_id, "cannot read the ended run: {e:#}"),
-        }
+        self.sent_updates_orphaned(run_id).await;
     }
 
     /// A parent ended: ask the children it wants gone to cancel.

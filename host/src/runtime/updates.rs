@@ -234,22 +234,13 @@ impl Runtime {
         });
     }
 
-    /// A run of `workflow_id` ended: the updates runs sent it that no run
-    /// will answer now are answered so (waking their senders).
-    pub(super) async fn sent_updates_orphaned(
-        self: &Arc<Self>,
-        namespace: &str,
-        workflow_id: &str,
-    ) {
-        let sent = match self
-            .store
-            .updates()
-            .sent_updates_open(namespace, workflow_id)
-            .await
-        {
+    /// Run `run_id` ended: the updates runs sent to its workflow id that
+    /// no run will answer now are answered so (waking their senders).
+    pub(super) async fn sent_updates_orphaned(self: &Arc<Self>, run_id: &str) {
+        let sent = match self.store.updates().sent_updates_open(run_id).await {
             Ok(sent) => sent,
             Err(e) => {
-                tracing::warn!("cannot list the updates sent to {workflow_id}: {e:#}");
+                tracing::warn!(run = run_id, "cannot list the updates sent to it: {e:#}");
                 return;
             }
         };

@@ -91,13 +91,9 @@ pub trait Updates: Send + Sync {
     /// Refuse a requested update with `error` (outside any journal: a
     /// rejected update leaves none). False if it was not requested.
     async fn reject_update(&self, key: &UpdateKey, error: &Value) -> anyhow::Result<bool>;
-    /// A workflow id's updates sent by runs and not answered yet
-    /// (requested or accepted), oldest first.
-    async fn sent_updates_open(
-        &self,
-        namespace: &str,
-        workflow_id: &str,
-    ) -> anyhow::Result<Vec<UpdateRecord>>;
+    /// The updates runs sent to the workflow id of run `run_id` that are
+    /// not answered yet (requested or accepted), oldest first.
+    async fn sent_updates_open(&self, run_id: &str) -> anyhow::Result<Vec<UpdateRecord>>;
 }
 
 /// [`super::Tx::decide_update`]'s statement, for every backend: state,
@@ -225,17 +221,16 @@ macro_rules! impl_updates {
 
             async fn sent_updates_open(
                 &self,
-                namespace: &str,
-                workflow_id: &str,
+                run_id: &str,
             ) -> anyhow::Result<Vec<$crate::store::UpdateRecord>> {
                 use $crate::store::updates::{UPDATE_COLUMNS, UpdateRow, update_from_row};
                 let rows: Vec<UpdateRow> = sqlx::query_as(&format!(
-                    "{UPDATE_COLUMNS} WHERE namespace = $1 AND workflow_id = $2 \
+                    "{UPDATE_COLUMNS} WHERE (namespace, workflow_id) IN \
+                     (SELECT namespace, workflow_id FROM runs WHERE run_id = $1) \
                      AND state IN ('requested', 'accepted') AND caller_run_id IS NOT NULL \
                      ORDER BY requested_at_ms, update_id"
                 ))
-                .bind(namespace)
-                .bind(workflow_id)
+                .bind(run_id)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(update_from_row).collect()
