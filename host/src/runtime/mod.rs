@@ -368,7 +368,9 @@ impl Runtime {
                         Touched::Signalled(signal) => {
                             self.tell(&signal.run_id, Notice::Signal(signal.clone()))
                         }
-                        Touched::UpdateDecided(key) => self.update_decided(key),
+                        Touched::UpdateDecided { key, answered } => {
+                            self.update_decided(key, *answered)
+                        }
                     }
                 }
             }

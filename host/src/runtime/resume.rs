@@ -150,7 +150,7 @@ impl Host for Runtime {
 
     async fn reject_update(self: Arc<Self>, key: &UpdateKey, error: &Value) -> anyhow::Result<()> {
         self.store.updates().reject_update(key, error).await?;
-        self.update_decided(key);
+        self.update_decided(key, true);
         Ok(())
     }
 

@@ -196,7 +196,7 @@ impl Runtime {
                     // Taken meanwhile: the next look says how.
                     return Ok(None);
                 }
-                self.update_decided(&key);
+                self.update_decided(&key, true);
                 update.state = UpdateState::Rejected;
                 error
             }
@@ -217,9 +217,13 @@ impl Runtime {
     }
 
     /// An update was accepted, answered or rejected here: callers waiting
-    /// on this node look again at once, and a run that sent it is woken.
-    pub(super) fn update_decided(self: &Arc<Self>, key: &UpdateKey) {
+    /// on this node look again at once, and once it is `answered`, a run
+    /// that sent it is woken.
+    pub(super) fn update_decided(self: &Arc<Self>, key: &UpdateKey, answered: bool) {
         self.updates_decided.send_modify(|n| *n += 1);
+        if !answered {
+            return;
+        }
         let (rt, key) = (self.clone(), key.clone());
         tokio::spawn(async move {
             match rt.store.updates().update(&key).await {

@@ -168,7 +168,12 @@ pub enum Touched {
     Created(String),
     Signalled(Signal),
     /// An update was accepted or answered: its caller may be waiting.
-    UpdateDecided(UpdateKey),
+    UpdateDecided {
+        key: UpdateKey,
+        /// It has its answer now (completed or rejected), not only
+        /// accepted.
+        answered: bool,
+    },
 }
 
 #[derive(Debug, Clone)]

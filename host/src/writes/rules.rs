@@ -329,7 +329,10 @@ async fn apply_effect(
                     from.as_str()
                 );
             }
-            touched.push(Touched::UpdateDecided(key.clone()));
+            touched.push(Touched::UpdateDecided {
+                key: key.clone(),
+                answered: to.decided(),
+            });
         }
         Effect::SetAttributes(attributes) => tx.set_attributes(run_id, attributes).await?,
         Effect::SetStatus(status) => {
