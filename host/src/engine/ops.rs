@@ -78,6 +78,14 @@ pub(super) enum Op {
     Consumed,
 }
 
+/// An activity task's outcome, once joined (a task that panicked or was
+/// aborted is an error of the execution).
+pub(super) fn joined(
+    task: Result<ActivityOutcome, tokio::task::JoinError>,
+) -> wasmtime::Result<ActivityOutcome> {
+    task.map_err(|e| wasmtime::Error::msg(format!("activity task failed: {e}")))
+}
+
 impl Op {
     pub(super) fn describe(&self) -> &'static str {
         match self {

@@ -4,7 +4,7 @@
 //! and taken, without running the activity again, once the run goes on.
 
 use super::limits::{Interrupt, storage};
-use super::ops::Op;
+use super::ops::{Op, joined};
 use super::workflow::WorkflowState;
 use crate::journal::Event;
 use crate::writes::RunUpdate;
@@ -21,12 +21,8 @@ impl WorkflowState {
                 let _ = request.done.send(Err(message));
                 continue;
             }
-            let reason = request.reason;
-            self.sink.record(if request.paused {
-                Event::Paused { reason }
-            } else {
-                Event::Unpaused { reason }
-            });
+            self.sink
+                .record(Event::pause_changed(request.paused, &request.reason));
             self.sink
                 .commit(Some(RunUpdate::Paused(request.paused)))
                 .await
@@ -60,10 +56,7 @@ impl WorkflowState {
                     running.push((h, t));
                     continue;
                 }
-                *outcome = Some(
-                    t.await
-                        .map_err(|e| wasmtime::Error::msg(format!("activity task failed: {e}")))?,
-                );
+                *outcome = Some(joined(t.await)?);
             }
             if let Some(ended) = outcome
                 && !*held
@@ -98,11 +91,10 @@ impl WorkflowState {
             notice = self.inbox.recv() => Err(notice),
         };
         match woke {
-            Ok((h, joined)) => {
-                let joined = joined
-                    .map_err(|e| wasmtime::Error::msg(format!("activity task failed: {e}")))?;
+            Ok((h, task)) => {
+                let ended = joined(task)?;
                 if let Op::Activity { outcome, .. } = &mut self.ops[h] {
-                    *outcome = Some(joined);
+                    *outcome = Some(ended);
                 }
             }
             Err(Some(notice)) => self.take_notice(notice),

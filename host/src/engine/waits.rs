@@ -4,7 +4,7 @@
 
 use super::host::ActivityOutcome;
 use super::limits::{Interrupt, storage};
-use super::ops::{Notice, Op};
+use super::ops::{Notice, Op, joined};
 use super::workflow::WorkflowState;
 use crate::clock::now_ms;
 use crate::journal::{ErrorInfo, Event, Failure};
@@ -211,12 +211,7 @@ impl WorkflowState {
                     *task = Some(host.clone().spawn_activity((**job).clone(), sink));
                     None
                 }
-                (Some(t), None) if t.is_finished() => {
-                    let ended = t
-                        .await
-                        .map_err(|e| wasmtime::Error::msg(format!("activity task failed: {e}")))?;
-                    Some(activity_ended(h, ended))
-                }
+                (Some(t), None) if t.is_finished() => Some(activity_ended(h, joined(t.await)?)),
                 (Some(_), None) => None,
             },
             Op::Timer { fire_at_ms } => {
@@ -363,11 +358,10 @@ impl WorkflowState {
             notice = self.inbox.recv() => notice.map(Err),
         };
         match woke {
-            Some(Ok((i, joined))) => {
-                let joined = joined
-                    .map_err(|e| wasmtime::Error::msg(format!("activity task failed: {e}")))?;
+            Some(Ok((i, task))) => {
+                let ended = joined(task)?;
                 if let Op::Activity { outcome, .. } = &mut self.ops[i] {
-                    *outcome = Some(joined);
+                    *outcome = Some(ended);
                 }
             }
             Some(Err(notice)) => self.take_notice(notice),

@@ -420,6 +420,16 @@ pub fn describe_duration(ms: u64) -> String {
 }
 
 impl Event {
+    /// `paused` or `unpaused`, with the operator's reason.
+    pub fn pause_changed(paused: bool, reason: &str) -> Event {
+        let reason = reason.to_string();
+        if paused {
+            Event::Paused { reason }
+        } else {
+            Event::Unpaused { reason }
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Started { .. } => "started",

@@ -357,13 +357,17 @@ impl Runtime {
         Ok(self.sink(run_id, journal.last().map_or(0, |r| r.seq + 1)))
     }
 
-    /// The run `run_id`, which must be open to be `what` (upgraded, say).
-    pub(super) async fn open_run_for(&self, run_id: &str, what: &str) -> Result<RunRecord> {
-        let run = self
-            .store
+    /// The run `run_id` as stored; 404 if there is none.
+    pub(super) async fn run_record(&self, run_id: &str) -> Result<RunRecord> {
+        self.store
             .get_run(run_id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")))?;
+            .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")))
+    }
+
+    /// The run `run_id`, which must be open to be `what` (upgraded, say).
+    pub(super) async fn open_run_for(&self, run_id: &str, what: &str) -> Result<RunRecord> {
+        let run = self.run_record(run_id).await?;
         if !run.status.is_open() {
             return Err(Error::Conflict(format!(
                 "run {run_id} has ended ({}); only open runs can be {what}",

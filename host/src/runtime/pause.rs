@@ -58,12 +58,7 @@ impl Runtime {
             return Err(Error::Conflict(format!("run {run_id} is already {verb}")));
         }
         let sink = self.sink_at_end(run_id).await?;
-        let reason = reason.to_string();
-        sink.record(if paused {
-            Event::Paused { reason }
-        } else {
-            Event::Unpaused { reason }
-        });
+        sink.record(Event::pause_changed(paused, reason));
         sink.commit(Some(RunUpdate::Paused(paused))).await?;
         tracing::info!(run = run_id, "{verb}");
         // Letting go wakes it: unpaused, it goes on (taking the outcomes
@@ -85,12 +80,5 @@ impl Runtime {
         }
         r.sent.fetch_add(1, Ordering::SeqCst);
         true
-    }
-
-    async fn run_record(&self, run_id: &str) -> Result<RunRecord> {
-        self.store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no run `{run_id}`")))
     }
 }
