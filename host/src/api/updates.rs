@@ -49,8 +49,8 @@ pub struct UpdateBody {
 /// the handler's error, `rejected`: the validator's), 202 while it is still
 /// `requested` or `accepted` (ask again by update id).
 fn answer(update: UpdateRecord) -> (StatusCode, Json<Value>) {
-    let error = update.outcome.as_ref().map(|o| o["error"].clone());
-    let error = error.filter(|e| !e.is_null());
+    let answer = update.answer();
+    let error = answer.as_ref().and_then(|a| a.as_ref().err().cloned());
     let status = match (update.state, &error) {
         (UpdateState::Rejected, _) => "rejected",
         (UpdateState::Requested, None) => "requested",
@@ -66,10 +66,10 @@ fn answer(update: UpdateRecord) -> (StatusCode, Json<Value>) {
         "run_id": update.run_id,
         "status": status,
     });
-    if let Some(error) = error {
-        body["error"] = error;
-    } else if let Some(outcome) = &update.outcome {
-        body["output"] = outcome["output"].clone();
+    match answer {
+        Some(Ok(output)) => body["output"] = output,
+        Some(Err(error)) => body["error"] = error,
+        None => {}
     }
     let code = match status {
         "requested" | "accepted" => StatusCode::ACCEPTED,

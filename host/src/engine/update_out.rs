@@ -2,8 +2,8 @@
 //! (`update-sent`, durable before the guest goes on); the request row is
 //! made right after that commit, and again — idempotently, by its update
 //! id — by an execution that resumes before the answer, as soon as it is
-//! live, so a crash in between loses nothing. The await answers once the row has an answer; the
-//! runtime wakes the sender then.
+//! live, so a crash in between loses nothing. The await answers once the
+//! row has an answer; the runtime wakes the sender then.
 
 use super::host::UpdateAsk;
 use super::limits::storage;

@@ -270,13 +270,11 @@ impl Runtime {
         key: &UpdateKey,
     ) -> Result<Option<std::result::Result<Value, ErrorInfo>>> {
         let update = self.await_update(key, Duration::ZERO).await?;
-        let Some(outcome) = update.outcome else {
-            return Ok(None);
-        };
-        Ok(Some(match outcome.get("error").filter(|e| !e.is_null()) {
-            Some(error) => Err(serde_json::from_value(error.clone())
-                .unwrap_or_else(|_| ErrorInfo::new("update-failed", error.to_string()))),
-            None => Ok(outcome.get("output").cloned().unwrap_or_default()),
+        Ok(update.answer().map(|answer| {
+            answer.map_err(|error| {
+                serde_json::from_value(error.clone())
+                    .unwrap_or_else(|_| ErrorInfo::new("update-failed", error.to_string()))
+            })
         }))
     }
 

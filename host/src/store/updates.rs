@@ -67,6 +67,18 @@ pub struct UpdateRecord {
     pub caller_run_id: Option<String>,
 }
 
+impl UpdateRecord {
+    /// Its answer, once it has one: the handler's output, or the error it
+    /// was answered with (`{"kind", "message", ...}`).
+    pub fn answer(&self) -> Option<Result<Value, Value>> {
+        let outcome = self.outcome.as_ref()?;
+        Some(match outcome.get("error").filter(|e| !e.is_null()) {
+            Some(error) => Err(error.clone()),
+            None => Ok(outcome.get("output").cloned().unwrap_or_default()),
+        })
+    }
+}
+
 /// How an update is named in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UpdateKey {
