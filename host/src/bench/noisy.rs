@@ -23,6 +23,22 @@ async fn chain10_latencies(client: &Client, runs: usize) -> anyhow::Result<Vec<D
     Ok(latencies)
 }
 
+/// [`chain10_latencies`] from a client of its own on a thread of its own:
+/// b's client is another program than a's, and here it would otherwise
+/// wait in this process's run queue behind the 64 flooding clients.
+async fn chain10_latencies_apart(addr: &str, runs: usize) -> anyhow::Result<Vec<Duration>> {
+    let addr = addr.to_string();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async { chain10_latencies(&Client::new(&addr)?, runs).await })
+    });
+    tokio::task::spawn_blocking(move || thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("b's client thread panicked"))?
+}
+
 /// What namespace b's journals show about where its runs waited.
 struct Findings {
     /// Failed (and retried) activity attempts, with the first one.
@@ -37,7 +53,12 @@ struct Findings {
     gaps: std::collections::BTreeMap<String, Vec<i64>>,
 }
 
-async fn read_b_journals(client: &Client, since_ms: i64) -> anyhow::Result<Findings> {
+/// b's journals of the runs that began in `window` (ms): its sequential
+/// runs under the flood, not the idle ones nor the starts timed after.
+async fn read_b_journals(
+    client: &Client,
+    window: std::ops::Range<i64>,
+) -> anyhow::Result<Findings> {
     let runs = client.get("/v1/runs?namespace=b&limit=1000").await?;
     let mut found = Findings {
         failed: 0,
@@ -51,6 +72,9 @@ async fn read_b_journals(client: &Client, since_ms: i64) -> anyhow::Result<Findi
         let id = run["run_id"].as_str().unwrap_or_default();
         let journal = client.get(&format!("/v1/runs/{id}/journal")).await?;
         let events = journal["events"].as_array().cloned().unwrap_or_default();
+        if !events.first().is_some_and(|e| window.contains(&at(e))) {
+            continue;
+        }
         let span = events.last().map_or(0, at) - events.first().map_or(0, at);
         if found.spans.iter().all(|s| *s < span) {
             found.slowest_gaps = events
@@ -67,7 +91,7 @@ async fn read_b_journals(client: &Client, since_ms: i64) -> anyhow::Result<Findi
                 .collect();
         }
         found.spans.push(span);
-        for w in events.windows(2).filter(|w| at(&w[0]) >= since_ms) {
+        for w in events.windows(2) {
             let pair = format!("{}→{}", w[0]["kind"], w[1]["kind"]).replace('"', "");
             found
                 .gaps
@@ -117,7 +141,7 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
         }
     }
     chain10_latencies(&client, 5).await?;
-    let idle = chain10_latencies(&client, opts.sequential).await?;
+    let idle = chain10_latencies_apart(server.addr(), opts.sequential).await?;
 
     // a floods: starts of a 10-activity fan-out, as fast as 64 clients can.
     let started = Arc::new(AtomicUsize::new(0));
@@ -141,9 +165,10 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
     while started.load(Ordering::Relaxed) < opts.flood.min(1000) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let flooded = chain10_latencies(&client, opts.sequential).await?;
+    let flooded = chain10_latencies_apart(server.addr(), opts.sequential).await?;
+    let flooded_ms = flood_began_ms..crate::clock::now_ms();
     let starts = start_latencies(&client, 50).await?;
-    let mut found = read_b_journals(&client, flood_began_ms).await?;
+    let mut found = read_b_journals(&client, flooded_ms).await?;
     let b_done = flood_began.elapsed();
     let backlog = client
         .get("/v1/runs?namespace=a&status=running&limit=1000")
@@ -192,8 +217,15 @@ pub async fn sitting(opts: &super::BenchOptions, postgres: Option<&str>) -> anyh
         found.failed
     );
     let top: Vec<String> = found.spans.iter().take(5).map(i64::to_string).collect();
+    let span_at = |q: f64| {
+        let n = found.spans.len();
+        let i = ((n as f64 * (1.0 - q)) as usize).min(n.saturating_sub(1));
+        found.spans.get(i).copied().unwrap_or(0)
+    };
     out!(
-        "  b's slowest journals, first event to last: {} ms",
+        "  b's journals under the flood (the server's side), first event to last: p50 {} ms, p99 {} ms; slowest {} ms",
+        span_at(0.5),
+        span_at(0.99),
         top.join(", ")
     );
     out!(
