@@ -9,6 +9,7 @@ mod controlplane;
 mod durability;
 mod limits;
 mod metrics;
+mod openapi;
 mod pause;
 mod postgres;
 mod primitives;

@@ -40,13 +40,27 @@ pub async fn record(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// The most entries to answer.
     limit: Option<u32>,
 }
 
-/// `GET /v1/namespaces/{name}/audit[?limit=]`: newest first.
+/// A namespace's audit trail, newest first: who (token id) deployed, upgraded,
+/// cancelled or changed limits.
+#[utoipa::path(
+    get,
+    path = "/v1/namespaces/{name}/audit",
+    operation_id = "listAudit",
+    tag = "namespaces",
+    params(
+        ("name" = String, Path, description = "The namespace"),
+        AuditQuery,
+    ),
+    responses((status = 200, description = "A list: `entries`", body = Object))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

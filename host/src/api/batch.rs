@@ -22,7 +22,7 @@ const MAX_RUNS: u32 = 1000;
 /// The most runs one background job takes.
 const MAX_JOB_RUNS: u32 = 1_000_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
     /// `cancel`, `terminate`, `pause` or `unpause` (with `reason`), or
@@ -111,8 +111,22 @@ impl BatchBody {
     }
 }
 
-/// `POST /v1/batches {"action": "cancel" | "terminate" | "signal", filter…}`:
-/// answers the runs it matched, those it acted on and those it could not.
+/// Act on many runs at once: cancel, terminate, pause, unpause, signal or
+/// upgrade those a filter matches.
+///
+/// Answers the runs it matched, those it acted on and those it could not;
+/// with `background`, a job worked off in the background (202).
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    operation_id = "runBatch",
+    tag = "runs",
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "What the batch did", body = Object),
+        (status = 202, description = "The background job", body = Object),
+    )
+)]
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,
@@ -196,8 +210,16 @@ pub async fn run(
     Ok((StatusCode::OK, Json(answer)))
 }
 
-/// `GET /v1/batches/{id}`: a background job with its progress (`matched`,
-/// `applied`, `failed`, the first `errors`, `done`).
+/// A background batch job with its progress (`matched`, `applied`, `failed`,
+/// the first `errors`, `done`).
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    operation_id = "getBatchJob",
+    tag = "runs",
+    params(("id" = String, Path, description = "The job id")),
+    responses((status = 200, description = "The job", body = Object))
+)]
 pub async fn job(
     State(state): State<AppState>,
     caller: Caller,

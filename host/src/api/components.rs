@@ -1,7 +1,7 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, QueryParams};
-use super::runs::NamespaceQuery;
+use super::openapi::NamespaceQuery;
 use crate::error::Error;
 use crate::store::{ComponentVersion, Role};
 use axum::Json;
@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// Comma-separated hosts the activity may reach over HTTP.
@@ -30,8 +31,26 @@ pub struct UploadQuery {
     namespace: Option<String>,
 }
 
-/// `PUT /v1/components/{name}[?allow_http=host,host:port]`: the raw `.wasm`
-/// as body.
+/// Deploy a component: the raw `.wasm` as the body.
+///
+/// A workflow or an activity, by the world it exports; a new version unless
+/// the bytes are those of the latest. With `check`, the open runs are
+/// replayed on it and the report says which are compatible.
+#[utoipa::path(
+    put,
+    path = "/v1/components/{name}",
+    operation_id = "deployComponent",
+    tag = "components",
+    params(
+        ("name" = String, Path, description = "The component"),
+        UploadQuery,
+    ),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses(
+        (status = 201, description = "A new version, with the compatibility report if asked", body = Object),
+        (status = 200, description = "The same bytes as the latest version, or a dry run", body = Object),
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,7 +136,19 @@ fn grouped(versions: Vec<ComponentVersion>) -> Vec<Value> {
         .collect()
 }
 
-/// `GET /v1/components/{name}/versions/{version}/wasm`: the stored bytes.
+/// A component version's stored bytes.
+#[utoipa::path(
+    get,
+    path = "/v1/components/{name}/versions/{version}/wasm",
+    operation_id = "getComponentWasm",
+    tag = "components",
+    params(
+        ("name" = String, Path, description = "The component"),
+        ("version" = u32, Path, description = "The version"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "The `.wasm`", content_type = "application/wasm", body = Vec<u8>))
+)]
 pub async fn wasm(
     State(state): State<AppState>,
     caller: Caller,
@@ -142,8 +173,16 @@ pub async fn wasm(
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
 }
 
-/// `GET /v1/components[?namespace=]`: a namespace's components (every
-/// namespace's for a caller who sees all and names none).
+/// A namespace's components (every namespace's for a caller who sees all and
+/// names none).
+#[utoipa::path(
+    get,
+    path = "/v1/components",
+    operation_id = "listComponents",
+    tag = "components",
+    params(NamespaceQuery),
+    responses((status = 200, description = "A list: `components`", body = Object))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -158,6 +197,18 @@ pub async fn list(
     Ok(Json(json!({ "components": grouped(versions) })))
 }
 
+/// A component and its versions.
+#[utoipa::path(
+    get,
+    path = "/v1/components/{name}",
+    operation_id = "getComponent",
+    tag = "components",
+    params(
+        ("name" = String, Path, description = "The component"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "The component", body = Object))
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,

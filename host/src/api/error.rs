@@ -7,8 +7,10 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Every error code the API answers, each with its one HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,11 +147,13 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code.as_str(), "message": self.message });
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        let body = json!({ "error": error });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str(),
+                message: self.message,
+                details: self.details,
+            },
+        };
         let mut response = (self.code.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response
@@ -158,6 +162,26 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// What every failed request answers.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-matchable: `bad_request`, `malformed_json`,
+    /// `payload_too_large`, `invalid_component`, `wrong_world`,
+    /// `not_found`, `unauthorized`, `forbidden`, `method_not_allowed`,
+    /// `conflict`, `divergence`, `unavailable`, `rate_limited`,
+    /// `quota_exceeded`, `internal`.
+    pub code: &'static str,
+    pub message: String,
+    /// What the error is about, by kind (a divergence's report, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
 }
 
 /// The largest body a route takes (set per route as an extension).

@@ -24,6 +24,15 @@ pub async fn measured(route: MatchedPath, request: Request, next: Next) -> Respo
     response
 }
 
+/// Prometheus metrics (text exposition format), labelled by namespace where
+/// they concern one.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "server",
+    responses((status = 200, description = "The metrics", content_type = "text/plain", body = String))
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     caller: super::auth::Caller,

@@ -7,6 +7,7 @@ mod components;
 mod error;
 mod metrics;
 mod namespaces;
+mod openapi;
 mod runs;
 mod schedules;
 mod signals;
@@ -21,11 +22,15 @@ use crate::store::Durability;
 use axum::Extension;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
-use axum::routing::{delete, get, post, put};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::{Json, Router};
 use error::{BodyLimit, Code};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest component upload.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
@@ -42,90 +47,66 @@ pub struct AppState {
     pub auth: bool,
 }
 
+/// Every route with its description: each is registered through `routes!`
+/// from its handler's `#[utoipa::path]`, which the OpenAPI document at
+/// `/v1/openapi.json` is generated from (a route added with `.route` would
+/// be missing from it: the `openapi` test refuses that).
 pub fn router(state: AppState) -> Router {
-    let uploads = Router::new()
-        .route(
-            "/v1/components/{name}",
-            put(components::upload).get(components::get),
-        )
-        .route(
-            "/v1/components/{name}/versions/{version}/wasm",
-            get(components::wasm),
-        )
-        .route(
-            "/v1/components/{name}/versions/{version}",
-            delete(versions::delete),
-        )
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(components::upload, components::get))
+        .routes(routes!(components::wasm))
+        .routes(routes!(versions::delete_component_version))
         .layer(Extension(BodyLimit(MAX_COMPONENT_BYTES)));
-    Router::new()
-        .route("/", get(ui))
-        .route("/healthz", get(health))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/components", get(components::list))
-        .route(
-            "/v1/namespaces",
-            get(namespaces::list).post(namespaces::create),
-        )
-        .route(
-            "/v1/namespaces/{name}",
-            get(namespaces::get)
-                .patch(namespaces::update)
-                .delete(namespaces::delete),
-        )
-        .route(
-            "/v1/namespaces/{name}/tokens",
-            get(namespaces::tokens).post(namespaces::create_token),
-        )
-        .route(
-            "/v1/namespaces/{name}/tokens/{id}",
-            delete(namespaces::revoke),
-        )
-        .route("/v1/namespaces/{name}/audit", get(audit::list))
-        .route("/v1/runs", get(runs::list).post(runs::start))
-        .route("/v1/batches", post(batch::run))
-        .route("/v1/batches/{id}", get(batch::job))
-        .route(
-            "/v1/schedules",
-            get(schedules::list).post(schedules::create),
-        )
-        .route(
-            "/v1/schedules/{id}",
-            get(schedules::get).delete(schedules::delete),
-        )
-        .route("/v1/schedules/{id}/pause", post(schedules::pause))
-        .route("/v1/schedules/{id}/unpause", post(schedules::unpause))
-        .route("/v1/schedules/{id}/trigger", post(schedules::trigger))
-        .route("/v1/schedules/{id}/backfill", post(schedules::backfill))
-        .route("/v1/runs/{run_id}", get(runs::get))
-        .route("/v1/runs/{run_id}/journal", get(runs::journal))
-        .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
-        .route("/v1/runs/{run_id}/terminate", post(runs::terminate))
-        .route("/v1/runs/{run_id}/pause", post(runs::pause))
-        .route("/v1/runs/{run_id}/unpause", post(runs::unpause))
-        .route("/v1/runs/{run_id}/upgrade", post(versions::upgrade_run))
-        .route("/v1/runs/{run_id}/reset", post(runs::reset))
-        .route("/v1/workflows/{name}", get(versions::list))
-        .route("/v1/workflows/{name}/upgrade", post(versions::upgrade_all))
-        .route(
-            "/v1/workflows/{name}/versions/{version}",
-            delete(versions::delete),
-        )
-        .route("/v1/runs/{run_id}/signals/{name}", post(signals::to_run))
-        .route("/v1/workflow-ids/{workflow_id}", get(runs::by_workflow_id))
-        .route(
-            "/v1/workflow-ids/{workflow_id}/signals/{name}",
-            post(signals::to_workflow),
-        )
-        .route(
-            "/v1/workflow-ids/{workflow_id}/signal-with-start",
-            post(signals::with_start),
-        )
-        .route(
-            "/v1/workflow-ids/{workflow_id}/updates/{name}",
-            post(updates::send).get(updates::attach),
-        )
+    let (api, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ui))
+        .routes(routes!(health))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(components::list))
+        .routes(routes!(namespaces::list, namespaces::create))
+        .routes(routes!(
+            namespaces::get,
+            namespaces::update,
+            namespaces::delete
+        ))
+        .routes(routes!(namespaces::tokens, namespaces::create_token))
+        .routes(routes!(namespaces::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(runs::list, runs::start))
+        .routes(routes!(batch::run))
+        .routes(routes!(batch::job))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(schedules::get, schedules::delete))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::unpause))
+        .routes(routes!(schedules::trigger))
+        .routes(routes!(schedules::backfill))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::journal))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(runs::terminate))
+        .routes(routes!(runs::pause))
+        .routes(routes!(runs::unpause))
+        .routes(routes!(versions::upgrade_run))
+        .routes(routes!(runs::reset))
+        .routes(routes!(versions::list))
+        .routes(routes!(versions::upgrade_all))
+        .routes(routes!(versions::delete))
+        .routes(routes!(signals::to_run))
+        .routes(routes!(runs::by_workflow_id))
+        .routes(routes!(signals::to_workflow))
+        .routes(routes!(signals::with_start))
+        .routes(routes!(updates::send, updates::attach))
         .layer(Extension(BodyLimit(MAX_JSON_BYTES)))
         .merge(uploads)
+        .split_for_parts();
+    openapi::complete(&mut document);
+    let document = OpenApiJson(
+        serde_json::to_string(&document)
+            .expect("the document serializes")
+            .into(),
+    );
+    api.layer(Extension(document))
         .route_layer(axum::middleware::from_fn(metrics::measured))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -144,6 +125,10 @@ fn route(headers: &HeaderMap) -> Route {
     }
 }
 
+/// The server is up: its version, backend, durability, whether it needs
+/// tokens, its resident runs and its cluster (no token needed).
+#[utoipa::path(get, operation_id = "health", path = "/healthz", tag = "server", security(()),
+    responses((status = 200, description = "The server's state", body = Object)))]
 async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
@@ -156,8 +141,28 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// The web UI: one page over the JSON API (runs, a run's timeline, stuck
-/// runs with their diagnostic).
+/// This document: the API described by OpenAPI 3.1, generated from the
+/// routes and their types (no token needed).
+#[utoipa::path(get, operation_id = "openapi", path = "/v1/openapi.json", tag = "server", security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi_json(Extension(document): Extension<OpenApiJson>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], document.0.to_string())
+}
+
+/// The OpenAPI document, serialized once.
+#[derive(Clone)]
+struct OpenApiJson(Arc<str>);
+
+/// The web UI: one page over this API (runs, a run's timeline, stuck
+/// runs with their diagnostic); it asks for a token when one is needed.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "ui",
+    tag = "server",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
 async fn ui() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("ui.html"))
 }

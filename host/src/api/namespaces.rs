@@ -14,7 +14,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NamespaceCreate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: String,
@@ -22,7 +23,15 @@ pub struct CreateBody {
     limits: Limits,
 }
 
-/// `POST /v1/namespaces {"name"}`.
+/// Create a namespace, with its limits (cluster admin).
+#[utoipa::path(
+    post,
+    path = "/v1/namespaces",
+    operation_id = "createNamespace",
+    tag = "namespaces",
+    request_body = CreateBody,
+    responses((status = 201, description = "The namespace", body = Object))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,14 +65,29 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!(ns))))
 }
 
-/// `GET /v1/namespaces`: those the caller sees.
+/// The namespaces the caller sees.
+#[utoipa::path(
+    get,
+    path = "/v1/namespaces",
+    operation_id = "listNamespaces",
+    tag = "namespaces",
+    responses((status = 200, description = "A list: `namespaces`", body = Object))
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let all = state.rt.store.access().namespaces().await?;
     let seen: Vec<_> = all.into_iter().filter(|n| caller.sees(&n.name)).collect();
     Ok(Json(json!({ "namespaces": seen })))
 }
 
-/// `GET /v1/namespaces/{name}`.
+/// A namespace and its limits.
+#[utoipa::path(
+    get,
+    path = "/v1/namespaces/{name}",
+    operation_id = "getNamespace",
+    tag = "namespaces",
+    params(("name" = String, Path, description = "The namespace")),
+    responses((status = 200, description = "The namespace", body = Object))
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,14 +104,24 @@ fn check_limits(limits: &Limits) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NamespaceLimits)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
     limits: Limits,
 }
 
-/// `PATCH /v1/namespaces/{name} {"limits"}`: replace its limits (the
-/// cluster admin's: a namespace does not raise its own).
+/// Replace a namespace's limits (cluster admin: a namespace does not raise its
+/// own).
+#[utoipa::path(
+    patch,
+    path = "/v1/namespaces/{name}",
+    operation_id = "setNamespaceLimits",
+    tag = "namespaces",
+    params(("name" = String, Path, description = "The namespace")),
+    request_body = UpdateBody,
+    responses((status = 200, description = "The namespace", body = Object))
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,8 +144,17 @@ pub async fn update(
     Ok(Json(json!(access.namespace(&name).await?)))
 }
 
-/// `DELETE /v1/namespaces/{name}`: refused while it holds open runs; its
-/// tokens are revoked with it.
+/// Delete a namespace (cluster admin).
+///
+/// Refused while it holds open runs; its tokens are revoked with it.
+#[utoipa::path(
+    delete,
+    path = "/v1/namespaces/{name}",
+    operation_id = "deleteNamespace",
+    tag = "namespaces",
+    params(("name" = String, Path, description = "The namespace")),
+    responses((status = 200, description = "Deleted", body = Object))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,7 +189,7 @@ pub async fn delete(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     role: String,
@@ -159,9 +202,19 @@ pub struct TokenBody {
     client_cert: Option<String>,
 }
 
-/// `POST /v1/namespaces/{name}/tokens {"role", "description"?,
-/// "client_cert"?}`: the answer holds the token's value, which is never
-/// shown again (a client certificate's credential has none).
+/// Issue a token of a namespace with a role.
+///
+/// The answer holds the token's value, which is never shown again; with
+/// `client_cert`, maps a client certificate instead.
+#[utoipa::path(
+    post,
+    path = "/v1/namespaces/{name}/tokens",
+    operation_id = "createToken",
+    tag = "namespaces",
+    params(("name" = String, Path, description = "The namespace")),
+    request_body = TokenBody,
+    responses((status = 201, description = "The token, with its value (shown once)", body = Object))
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -243,7 +296,16 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-/// `GET /v1/namespaces/{name}/tokens`: ids, roles, last use; no values.
+/// A namespace's tokens: id, role, description, creation and last use (never a
+/// value).
+#[utoipa::path(
+    get,
+    path = "/v1/namespaces/{name}/tokens",
+    operation_id = "listTokens",
+    tag = "namespaces",
+    params(("name" = String, Path, description = "The namespace")),
+    responses((status = 200, description = "A list: `tokens`", body = Object))
+)]
 pub async fn tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -255,8 +317,18 @@ pub async fn tokens(
     Ok(Json(json!({ "tokens": tokens })))
 }
 
-/// `DELETE /v1/namespaces/{name}/tokens/{id}`: refused from the next
-/// request on, on every node.
+/// Revoke a token: refused at once, on every node.
+#[utoipa::path(
+    delete,
+    path = "/v1/namespaces/{name}/tokens/{id}",
+    operation_id = "revokeToken",
+    tag = "namespaces",
+    params(
+        ("name" = String, Path, description = "The namespace"),
+        ("id" = String, Path, description = "The token id"),
+    ),
+    responses((status = 200, description = "Revoked", body = Object))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

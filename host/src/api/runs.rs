@@ -1,6 +1,7 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, JsonBody, QueryParams};
+use super::openapi::NamespaceQuery;
 use crate::error::Error;
 use crate::journal::Export;
 use crate::runtime::StartRun;
@@ -16,7 +17,7 @@ use std::time::Duration;
 /// Longest long-poll a client may ask for.
 const MAX_WAIT_SECS: f64 = 600.0;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     workflow: String,
@@ -36,8 +37,22 @@ pub struct StartBody {
     id_reuse_policy: IdReuse,
 }
 
-/// `POST /v1/runs`: idempotent on `workflow_id` among open runs unless its
-/// policies say otherwise.
+/// Start a run of a workflow.
+///
+/// Idempotent on `workflow_id` among open runs unless its policies say
+/// otherwise (`id_conflict_policy`, `id_reuse_policy`). 201 with the run;
+/// 200 with the open run it joined.
+#[utoipa::path(
+    post,
+    path = "/v1/runs",
+    operation_id = "startRun",
+    tag = "runs",
+    request_body = StartBody,
+    responses(
+        (status = 201, description = "The new run", body = RunRecord),
+        (status = 200, description = "The open run with that workflow id", body = RunRecord),
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
@@ -77,9 +92,11 @@ pub async fn start(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
+    /// Wait up to this many seconds for the run to leave `running`.
     wait: Option<f64>,
 }
 
@@ -95,8 +112,23 @@ pub(super) async fn load(
     caller.on_run(run, run_id, role)
 }
 
-/// `GET /v1/runs/{run_id}?wait=SECONDS`: with `wait`, answers once the run
-/// is no longer `running` or the time is up, whichever comes first.
+/// A run: its status, input, output or error, custom status and search
+/// attributes.
+///
+/// With `wait`, answers once the run is no longer `running` or the time is
+/// up, whichever comes first. An open run lists its undelivered signals
+/// (`pending_signals`).
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}",
+    operation_id = "getRun",
+    tag = "runs",
+    params(
+        ("run_id" = String, Path, description = "The run's id"),
+        GetQuery,
+    ),
+    responses((status = 200, description = "The run, with `search_attributes` and, while open, `pending_signals`", body = RunRecord))
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,15 +177,22 @@ async fn with_attributes(state: &AppState, run: RunRecord) -> Result<Value, Erro
     Ok(body)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// `running`, `completed`, `failed`, `cancelled`, `timed-out`,
+    /// `terminated` or `stuck`.
     status: Option<String>,
+    /// The workflow's name.
     workflow: Option<String>,
     workflow_id: Option<String>,
+    /// Default: the token's, else `default`.
     namespace: Option<String>,
+    /// The most runs to answer.
     limit: Option<u32>,
-    /// A list query (see `crate::query`).
+    /// A list query over the run's fields and its search attributes, e.g.
+    /// `region = 'eu-west' AND (cells > 2 OR workflow IN ('rollout'))`.
     q: Option<String>,
 }
 
@@ -168,6 +207,16 @@ pub(super) fn list_query(text: Option<&str>) -> Result<Option<crate::query::Expr
     }
 }
 
+/// Runs, newest first, filtered by status, workflow, workflow id, namespace or
+/// a query.
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    operation_id = "listRuns",
+    tag = "runs",
+    params(ListQuery),
+    responses((status = 200, description = "A list: `runs`", body = Object))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,8 +242,18 @@ pub async fn list(
     Ok(Json(json!({ "runs": runs })))
 }
 
-/// `POST /v1/runs/{run_id}/cancel`: the run's next await answers
-/// `cancelled`; it may clean up, then ends `cancelled`.
+/// Ask a run to cancel.
+///
+/// The run's next await answers `cancelled`; it may clean up, then ends
+/// `cancelled`.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/cancel",
+    operation_id = "cancelRun",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id")),
+    responses((status = 200, description = "The run", body = RunRecord))
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -214,15 +273,23 @@ pub async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TerminateBody {
     /// Why (terminate, pause, unpause).
     reason: Option<String>,
 }
 
-/// `POST /v1/runs/{run_id}/terminate {"reason"?}`: the run ends at once,
-/// `terminated`, without its cleanup.
+/// End a run at once, `terminated`, without its cleanup.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/terminate",
+    operation_id = "terminateRun",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id")),
+    request_body(content = Option<TerminateBody>, description = "Why"),
+    responses((status = 200, description = "The run", body = RunRecord))
+)]
 pub async fn terminate(
     State(state): State<AppState>,
     caller: Caller,
@@ -251,8 +318,19 @@ pub async fn terminate(
     Ok(Json(run))
 }
 
-/// `POST /v1/runs/{run_id}/pause {"reason"?}`: the run takes no step
-/// until unpaused.
+/// Pause a run: it takes no step until unpaused.
+///
+/// Activities already running finish and their outcomes are held for the
+/// run.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/pause",
+    operation_id = "pauseRun",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id")),
+    request_body(content = Option<TerminateBody>, description = "Why"),
+    responses((status = 200, description = "The run", body = RunRecord))
+)]
 pub async fn pause(
     state: State<AppState>,
     caller: Caller,
@@ -263,7 +341,16 @@ pub async fn pause(
     set_paused(state, caller, run_id, headers, body, true).await
 }
 
-/// `POST /v1/runs/{run_id}/unpause {"reason"?}`.
+/// Unpause a run: it goes on from where it stopped.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/unpause",
+    operation_id = "unpauseRun",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id")),
+    request_body(content = Option<TerminateBody>, description = "Why"),
+    responses((status = 200, description = "The run", body = RunRecord))
+)]
 pub async fn unpause(
     state: State<AppState>,
     caller: Caller,
@@ -296,15 +383,18 @@ async fn set_paused(
     Ok(Json(run))
 }
 
-/// `?namespace=` (default: the token's, else `default`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NamespaceQuery {
-    pub(super) namespace: Option<String>,
-}
-
-/// `GET /v1/workflow-ids/{workflow_id}`: the open run with that workflow id,
-/// or else the latest one.
+/// The open run with a workflow id, or else the latest one.
+#[utoipa::path(
+    get,
+    path = "/v1/workflow-ids/{workflow_id}",
+    operation_id = "getRunByWorkflowId",
+    tag = "runs",
+    params(
+        ("workflow_id" = String, Path, description = "The workflow id"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "The run", body = RunRecord))
+)]
 pub async fn by_workflow_id(
     State(state): State<AppState>,
     caller: Caller,
@@ -327,6 +417,15 @@ pub async fn by_workflow_id(
     }
 }
 
+/// A run's journal: every event, in order, with its time.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}/journal",
+    operation_id = "getJournal",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id")),
+    responses((status = 200, description = "The journal export (`weft replay` reads it)", body = Object))
+)]
 pub async fn journal(
     State(state): State<AppState>,
     caller: Caller,
@@ -343,7 +442,7 @@ pub async fn journal(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
     /// The first event the new run does not keep.
@@ -355,10 +454,20 @@ pub struct ResetBody {
     version: Option<u32>,
 }
 
-/// `POST /v1/runs/{run_id}/reset {"event", "reason"?, "reapply_signals"?,
-/// "version"?}`: a new run under the same workflow id replays the journal
-/// before `event` and continues live from there; the old run (terminated
-/// first if open) records the reset. 201 with the new run.
+/// Reset a run to an event of its journal.
+///
+/// A new run under the same workflow id replays the journal before
+/// `event` and continues live from there; the old run (terminated first if
+/// open) records the reset. 201 with the new run.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/reset",
+    operation_id = "resetRun",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id")),
+    request_body = ResetBody,
+    responses((status = 201, description = "The new run", body = Object))
+)]
 pub async fn reset(
     State(state): State<AppState>,
     caller: Caller,

@@ -5,7 +5,7 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, JsonBody, QueryParams};
-use super::runs::NamespaceQuery;
+use super::openapi::NamespaceQuery;
 use crate::runtime::{NewSchedule, next_times, parse_time};
 use crate::store::{Overlap, Role, Schedule};
 use axum::Json;
@@ -23,7 +23,8 @@ fn view(schedule: &Schedule) -> Value {
     v
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ScheduleCreate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     id: String,
@@ -49,7 +50,15 @@ pub struct CreateBody {
     namespace: Option<String>,
 }
 
-/// `POST /v1/schedules`.
+/// Create a schedule: start a workflow every interval or on a cron expression.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules",
+    operation_id = "createSchedule",
+    tag = "schedules",
+    request_body = CreateBody,
+    responses((status = 201, description = "The schedule", body = Object))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -88,7 +97,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&schedule))))
 }
 
-/// `GET /v1/schedules?namespace=`.
+/// A namespace's schedules.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules",
+    operation_id = "listSchedules",
+    tag = "schedules",
+    params(NamespaceQuery),
+    responses((status = 200, description = "A list: `schedules`", body = Object))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,7 +122,18 @@ pub async fn list(
     Ok(Json(json!({ "schedules": views })))
 }
 
-/// `GET /v1/schedules/{id}`.
+/// A schedule, with its next due time and its recent runs.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules/{id}",
+    operation_id = "getSchedule",
+    tag = "schedules",
+    params(
+        ("id" = String, Path, description = "The schedule's id"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "The schedule", body = Object))
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -116,15 +144,27 @@ pub async fn get(
     Ok(Json(view(&state.rt.schedule(&namespace, &id).await?)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
     #[serde(default)]
     note: String,
 }
 
-/// `POST /v1/schedules/{id}/pause {"note"?}`: no due time is acted on
-/// (nor caught up later) until it is unpaused.
+/// Pause a schedule: no due time is acted on (nor caught up later) until it is
+/// unpaused.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{id}/pause",
+    operation_id = "pauseSchedule",
+    tag = "schedules",
+    params(
+        ("id" = String, Path, description = "The schedule's id"),
+        NamespaceQuery,
+    ),
+    request_body(content = Option<NoteBody>),
+    responses((status = 200, description = "The schedule", body = Object))
+)]
 pub async fn pause(
     State(state): State<AppState>,
     caller: Caller,
@@ -135,7 +175,19 @@ pub async fn pause(
     set_paused(&state, &caller, &id, &query, body.note, true).await
 }
 
-/// `POST /v1/schedules/{id}/unpause {"note"?}`.
+/// Unpause a schedule.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{id}/unpause",
+    operation_id = "unpauseSchedule",
+    tag = "schedules",
+    params(
+        ("id" = String, Path, description = "The schedule's id"),
+        NamespaceQuery,
+    ),
+    request_body(content = Option<NoteBody>),
+    responses((status = 200, description = "The schedule", body = Object))
+)]
 pub async fn unpause(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,7 +220,18 @@ async fn set_paused(
     Ok(Json(view(&schedule)))
 }
 
-/// `POST /v1/schedules/{id}/trigger`: start its workflow now.
+/// Start a schedule's workflow now.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{id}/trigger",
+    operation_id = "triggerSchedule",
+    tag = "schedules",
+    params(
+        ("id" = String, Path, description = "The schedule's id"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "The run started", body = Object))
+)]
 pub async fn trigger(
     State(state): State<AppState>,
     caller: Caller,
@@ -191,7 +254,7 @@ pub async fn trigger(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillBody {
     /// Milliseconds since the epoch or RFC 3339 (`2026-12-01T00:00:00Z`).
@@ -199,8 +262,19 @@ pub struct BackfillBody {
     to: Value,
 }
 
-/// `POST /v1/schedules/{id}/backfill {"from", "to"}`: start the runs of the
-/// due times in that range that had none.
+/// Start the runs of the due times in a range that had none.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{id}/backfill",
+    operation_id = "backfillSchedule",
+    tag = "schedules",
+    params(
+        ("id" = String, Path, description = "The schedule's id"),
+        NamespaceQuery,
+    ),
+    request_body = BackfillBody,
+    responses((status = 200, description = "The runs started", body = Object))
+)]
 pub async fn backfill(
     State(state): State<AppState>,
     caller: Caller,
@@ -236,7 +310,18 @@ pub async fn backfill(
     ))
 }
 
-/// `DELETE /v1/schedules/{id}`: no more runs; those started stay.
+/// Delete a schedule: no more runs; those started stay.
+#[utoipa::path(
+    delete,
+    path = "/v1/schedules/{id}",
+    operation_id = "deleteSchedule",
+    tag = "schedules",
+    params(
+        ("id" = String, Path, description = "The schedule's id"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "Deleted", body = Object))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -6,6 +6,7 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body, Code, JsonBody, QueryParams};
+use super::openapi::NamespaceQuery;
 use crate::runtime::{SignalRequest, StartRun};
 use crate::store::Role;
 use crate::writes::SignalTarget;
@@ -65,7 +66,19 @@ async fn deliver(
     ))
 }
 
-/// `POST /v1/runs/{run_id}/signals/{name}`, body: the payload.
+/// Signal a run; the body is the payload (any JSON).
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/signals/{name}",
+    operation_id = "signalRun",
+    tag = "signals and updates",
+    params(
+        ("run_id" = String, Path, description = "The run's id"),
+        ("name" = String, Path, description = "The signal"),
+    ),
+    request_body(content = Object, description = "The payload"),
+    responses((status = 202, description = "Delivered (the run reads it when it waits)", body = Object))
+)]
 pub async fn to_run(
     State(state): State<AppState>,
     caller: Caller,
@@ -79,13 +92,20 @@ pub async fn to_run(
     deliver(&state, &headers, run.namespace, target, name, payload, None).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NamespaceQuery {
-    namespace: Option<String>,
-}
-
-/// `POST /v1/workflow-ids/{workflow_id}/signals/{name}`: to the open run.
+/// Signal the open run of a workflow id; the body is the payload.
+#[utoipa::path(
+    post,
+    path = "/v1/workflow-ids/{workflow_id}/signals/{name}",
+    operation_id = "signalWorkflow",
+    tag = "signals and updates",
+    params(
+        ("workflow_id" = String, Path, description = "The workflow id"),
+        ("name" = String, Path, description = "The signal"),
+        NamespaceQuery,
+    ),
+    request_body(content = Object, description = "The payload"),
+    responses((status = 202, description = "Delivered", body = Object))
+)]
 pub async fn to_workflow(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,7 +123,7 @@ pub async fn to_workflow(
     deliver(&state, &headers, namespace, target, name, payload, None).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithStartBody {
     workflow: String,
@@ -116,8 +136,17 @@ pub struct WithStartBody {
     execution_timeout_ms: Option<u64>,
 }
 
-/// `POST /v1/workflow-ids/{workflow_id}/signal-with-start`: start the run
-/// if none is open under that id, and deliver the signal either way.
+/// Signal-with-start: start the run if none is open under the workflow id, and
+/// deliver the signal either way.
+#[utoipa::path(
+    post,
+    path = "/v1/workflow-ids/{workflow_id}/signal-with-start",
+    operation_id = "signalWithStart",
+    tag = "signals and updates",
+    params(("workflow_id" = String, Path, description = "The workflow id")),
+    request_body = WithStartBody,
+    responses((status = 202, description = "Delivered, with the run", body = Object))
+)]
 pub async fn with_start(
     State(state): State<AppState>,
     caller: Caller,

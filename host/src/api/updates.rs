@@ -23,7 +23,8 @@ fn wait(wait_ms: Option<u64>) -> Duration {
     wait_ms.map_or(DEFAULT_WAIT, Duration::from_millis)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = UpdateWithStart)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     workflow: String,
@@ -32,7 +33,7 @@ pub struct StartBody {
     execution_timeout_ms: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
     #[serde(default)]
@@ -78,7 +79,26 @@ fn answer(update: UpdateRecord) -> (StatusCode, Json<Value>) {
     (code, Json(body))
 }
 
-/// `POST /v1/workflow-ids/{workflow_id}/updates/{name}`.
+/// Send an update to the open run of a workflow id, and wait for its answer.
+///
+/// 200 once the update is answered (`completed`, `failed`: the handler's
+/// error, `rejected`: the validator's), 202 while it is still `requested`
+/// or `accepted` (ask again by update id). With `start`: update-with-start.
+#[utoipa::path(
+    post,
+    path = "/v1/workflow-ids/{workflow_id}/updates/{name}",
+    operation_id = "sendUpdate",
+    tag = "signals and updates",
+    params(
+        ("workflow_id" = String, Path, description = "The workflow id"),
+        ("name" = String, Path, description = "The update"),
+    ),
+    request_body = UpdateBody,
+    responses(
+        (status = 200, description = "Answered", body = Object),
+        (status = 202, description = "Not answered yet", body = Object),
+    )
+)]
 pub async fn send(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,15 +127,32 @@ pub async fn send(
     Ok(answer(state.rt.update(req).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AttachQuery {
+    /// Default: the token's, else `default`.
     namespace: Option<String>,
+    /// Wait up to this long for the answer (default 0).
     wait_ms: Option<u64>,
 }
 
-/// `GET /v1/workflow-ids/{workflow_id}/updates/{update_id}`: the update,
-/// waiting up to `wait_ms` (default 0) for its answer.
+/// An update by its id, waiting up to `wait_ms` (default 0) for its answer.
+#[utoipa::path(
+    get,
+    path = "/v1/workflow-ids/{workflow_id}/updates/{name}",
+    operation_id = "getUpdate",
+    tag = "signals and updates",
+    params(
+        ("workflow_id" = String, Path, description = "The workflow id"),
+        ("name" = String, Path, description = "The update id"),
+        AttachQuery,
+    ),
+    responses(
+        (status = 200, description = "Answered", body = Object),
+        (status = 202, description = "Not answered yet", body = Object),
+    )
+)]
 pub async fn attach(
     State(state): State<AppState>,
     caller: Caller,

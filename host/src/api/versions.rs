@@ -4,7 +4,7 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Code, JsonBody, QueryParams};
-use super::runs::NamespaceQuery;
+use super::openapi::NamespaceQuery;
 use crate::error::Error;
 use crate::runtime::{Report, Target};
 use crate::store::Role;
@@ -28,7 +28,18 @@ fn target(to: &Option<Value>) -> Result<Target, ApiError> {
     }
 }
 
-/// `GET /v1/workflows/{name}`: versions, each with its count of open runs.
+/// A workflow's versions, each with its count of open runs.
+#[utoipa::path(
+    get,
+    path = "/v1/workflows/{name}",
+    operation_id = "listWorkflowVersions",
+    tag = "components",
+    params(
+        ("name" = String, Path, description = "The workflow"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "The versions", body = Object))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,8 +67,19 @@ pub async fn list(
     })))
 }
 
-/// `DELETE /v1/workflows/{name}/versions/{version}`: refused while open
-/// runs are pinned to it.
+/// Delete a workflow's version: refused while open runs are pinned to it.
+#[utoipa::path(
+    delete,
+    path = "/v1/workflows/{name}/versions/{version}",
+    operation_id = "deleteWorkflowVersion",
+    tag = "components",
+    params(
+        ("name" = String, Path, description = "The workflow"),
+        ("version" = u32, Path, description = "The version"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "Deleted", body = Object))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,7 +104,30 @@ pub async fn delete(
     ))
 }
 
-#[derive(Deserialize)]
+/// Delete a component's version (a workflow's or an activity's): refused
+/// while open runs are pinned to it.
+#[utoipa::path(
+    delete,
+    path = "/v1/components/{name}/versions/{version}",
+    operation_id = "deleteComponentVersion",
+    tag = "components",
+    params(
+        ("name" = String, Path, description = "The component"),
+        ("version" = u32, Path, description = "The version"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "Deleted", body = Object))
+)]
+pub async fn delete_component_version(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<(String, u32)>,
+    query: QueryParams<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    delete(state, caller, path, query).await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeBody {
     /// `"latest"` (default) or a version number.
@@ -110,7 +155,19 @@ fn refused(report: &Report) -> ApiError {
     .with_details(serde_json::to_value(report).expect("reports serialize"))
 }
 
-/// `POST /v1/runs/{run_id}/upgrade {"version": "latest"|N, "force": false}`.
+/// Move a run to another version of its workflow, if its journal replays there.
+///
+/// Refused (409, `divergence`, with the report) when it does not, unless
+/// `force`; a forced answer says so.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/upgrade",
+    operation_id = "upgradeRun",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id")),
+    request_body = UpgradeBody,
+    responses((status = 200, description = "The upgrade report", body = Object))
+)]
 pub async fn upgrade_run(
     State(state): State<AppState>,
     caller: Caller,
@@ -132,7 +189,7 @@ pub async fn upgrade_run(
     Ok(Json(report))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeAllBody {
     #[serde(alias = "version")]
@@ -143,7 +200,19 @@ pub struct UpgradeAllBody {
     force: bool,
 }
 
-/// `POST /v1/workflows/{name}/upgrade`: every open run, reported per run.
+/// Upgrade every open run of a workflow, reported per run.
+#[utoipa::path(
+    post,
+    path = "/v1/workflows/{name}/upgrade",
+    operation_id = "upgradeWorkflow",
+    tag = "components",
+    params(
+        ("name" = String, Path, description = "The workflow"),
+        NamespaceQuery,
+    ),
+    request_body = UpgradeAllBody,
+    responses((status = 200, description = "A report per run", body = Object))
+)]
 pub async fn upgrade_all(
     State(state): State<AppState>,
     caller: Caller,

@@ -76,7 +76,7 @@ pub struct Namespace {
 }
 
 /// What a namespace may use; an absent limit is none.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Open (`running` or `stuck`) runs at once.

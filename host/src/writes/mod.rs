@@ -96,7 +96,7 @@ pub struct IdPolicy {
 }
 
 /// When an open run holds the workflow id.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum IdConflict {
     /// Answer the open run (the start is idempotent on the workflow id).
@@ -110,7 +110,7 @@ pub enum IdConflict {
 }
 
 /// When only closed runs had the workflow id.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum IdReuse {
     #[default]
