@@ -37,3 +37,11 @@ if ! command -v chromium >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get install -y chromium || { $sudo apt-get update && $sudo apt-get install -y chromium; }
 fi
+# playwright-core (pinned in tests/ui/package-lock.json) drives that
+# Chromium through the UI's pages in the browser tests.
+ui_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
+if [ ! -d "$ui_tests/node_modules/playwright-core" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "the browser tests need Node.js and npm" >&2; exit 1; }
+    echo "installing playwright-core for the browser tests" >&2
+    (cd "$ui_tests" && npm ci --no-audit --no-fund --silent)
+fi

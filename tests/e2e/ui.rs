@@ -239,3 +239,114 @@ async fn an_open_run_page_says_what_the_run_waits_on() {
     );
     assert!(!main.contains("activities in flight"), "{main}");
 }
+
+/// Copies of the completed run `like` under the name `bulk`, `n` of them,
+/// written straight to the store: a store with that many runs in it.
+async fn bulk_runs(server: &Server, like: &str, n: u32) {
+    let statement = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+         INSERT INTO runs (run_id, namespace, workflow_id, workflow, version, digest, input,
+                           status, output, created_at_ms, updated_at_ms, ended_at_ms)
+         SELECT 'bulk-' || i, namespace, 'bulk-' || i, 'bulk', version, digest, input,
+                'completed', output, created_at_ms - i, updated_at_ms, ended_at_ms
+         FROM runs, n WHERE run_id = ?"
+    );
+    assert_eq!(server.sql(&statement, &[like]).await, u64::from(n));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_filters_signals_checks_versions_and_upgrades_a_stuck_run_by_clicking() {
+    let server = Server::start(&["--resident-timer-ms", "100"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    assert_eq!(server.deploy("versioned", "versioned").await["version"], 1);
+    let done = server
+        .start_run("versioned", json!({ "sleep1_ms": 0, "sleep2_ms": 0 }))
+        .await;
+    assert_eq!(server.wait(&done, 60).await["status"], "completed");
+    let sleeper = server
+        .start_run("sleeper", json!({ "tag": "ui", "sleep_ms": 3_600_000 }))
+        .await;
+    let stuck = server
+        .start_run(
+            "versioned",
+            json!({ "sleep1_ms": 3_600_000, "sleep2_ms": 0 }),
+        )
+        .await;
+    for run in [&sleeper, &stuck] {
+        server
+            .until_journal(run, "the timer", |events| {
+                !crate::support::of_kind(events, "timer-started").is_empty()
+            })
+            .await;
+    }
+    // Forced onto code that reorders its steps, the run goes stuck; v3
+    // (a step added at the end) replays its journal.
+    assert_eq!(
+        server.deploy("versioned", "versioned-reorder").await["version"],
+        2
+    );
+    let (s, forced) = server
+        .post(
+            &format!("/v1/runs/{stuck}/upgrade"),
+            &json!({ "version": 2, "force": true }),
+        )
+        .await;
+    assert_eq!(s, 200, "{forced}");
+    assert_eq!(server.wait(&stuck, 30).await["status"], "stuck");
+    assert_eq!(
+        server.deploy("versioned", "versioned-add").await["version"],
+        3
+    );
+    bulk_runs(&server, &done, 10_000).await;
+
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = crate::support::workspace().join("tests/ui/operator.mjs");
+    let ids = json!({ "stuck": stuck, "sleeper": sleeper, "fixed": 3 }).to_string();
+    let (url, dir) = (server.url(""), shots.display().to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .args([url.trim_end_matches('/'), &dir, &ids])
+            .output()
+            .expect("node runs (scripts/setup.sh --tests installs playwright-core)")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let walked: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    eprintln!(
+        "the operator's walk: {walked}; screenshots in {}",
+        shots.display()
+    );
+    // 10,003 runs in the store: the list shows its first page.
+    assert_eq!(walked["runs_listed"], 200, "{walked}");
+    assert_eq!(walked["filtered_rows"], 1, "{walked}");
+
+    // What the clicks did, read back over the API.
+    let (_, signalled) = server.get(&format!("/v1/runs/{sleeper}")).await;
+    let signals = signalled["pending_signals"].as_array().unwrap();
+    assert_eq!(
+        signals.len(),
+        1,
+        "a dismissed confirmation sent nothing: {signalled}"
+    );
+    assert_eq!(signals[0]["name"], "nudge");
+    let (_, upgraded) = server.get(&format!("/v1/runs/{stuck}")).await;
+    assert_eq!(upgraded["version"], 3, "{upgraded}");
+    assert_eq!(upgraded["status"], "cancelled", "{upgraded}");
+    let events = server.journal(&stuck).await;
+    let upgrades = crate::support::of_kind(&events, "upgraded");
+    let last = upgrades.last().expect("upgrades in the journal");
+    assert_eq!(
+        (&last["to_version"], &last["forced"]),
+        (&json!(3), &json!(false))
+    );
+    for name in ["runs", "run-signalled", "versions", "stuck-run"] {
+        let png = std::fs::read(shots.join(format!("{name}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}");
+    }
+}

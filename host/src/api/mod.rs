@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(versions::list))
         .routes(routes!(versions::upgrade_all))
         .routes(routes!(versions::delete))
+        .routes(routes!(versions::check))
         .routes(routes!(signals::to_run))
         .routes(routes!(runs::by_workflow_id))
         .routes(routes!(signals::to_workflow))

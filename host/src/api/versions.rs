@@ -67,6 +67,48 @@ pub async fn list(
     })))
 }
 
+/// Check a version against the open runs of its workflow: replay each
+/// open run on another version on it, deploying and upgrading nothing.
+///
+/// The same report as a deploy with `check=true`, as of now: which runs
+/// could be upgraded to this version, and where the others diverge.
+#[utoipa::path(
+    get,
+    path = "/v1/workflows/{name}/versions/{version}/check",
+    operation_id = "checkWorkflowVersion",
+    tag = "components",
+    params(
+        ("name" = String, Path, description = "The workflow"),
+        ("version" = u32, Path, description = "The version"),
+        NamespaceQuery,
+    ),
+    responses((status = 200, description = "`check`: a report per open run", body = Object))
+)]
+pub async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, version)): Path<(String, u32)>,
+    QueryParams(query): QueryParams<NamespaceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = caller.namespace_or(query.namespace.as_deref());
+    caller.require(Role::Read, namespace)?;
+    let (versions, _) = state.rt.versions(namespace, &name).await?;
+    let Some(found) = versions.iter().find(|v| v.version == version) else {
+        return Err(Error::NotFound(format!("no version {version} of `{name}`")).into());
+    };
+    if found.kind != crate::store::ComponentKind::Workflow {
+        return Err(Error::BadRequest(format!("`{name}` is not a workflow")).into());
+    }
+    let loaded = state.rt.workflow_component(&found.digest).await?;
+    let check = state
+        .rt
+        .check_open_runs(namespace, &name, &loaded, version)
+        .await?;
+    Ok(Json(
+        json!({ "name": name, "version": version, "check": check }),
+    ))
+}
+
 /// Delete a workflow's version: refused while open runs are pinned to it.
 #[utoipa::path(
     delete,
