@@ -12,6 +12,7 @@ const LAYERS: &[&[&str]] = &[
         "profiles",
         "query",
         "server_process",
+        "telemetry",
         "tls",
     ],
     &["store"],

@@ -45,6 +45,7 @@ pub mod runtime;
 pub mod server;
 pub mod server_process;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod writes;
 

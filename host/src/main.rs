@@ -1,5 +1,8 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use weft::cli::{self, Client};
 
 /// weft: durable execution for workflows compiled to WebAssembly components.
@@ -319,16 +322,45 @@ async fn run() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match &args.command {
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match &args.command {
         Command::Serve(opts) if opts.log_format == weft::server::LogFormat::Json => {
-            logs.json().init()
+            logs.json().boxed()
         }
-        _ => logs.init(),
+        _ => logs.boxed(),
+    };
+    let traces = match &args.command {
+        Command::Serve(weft::server::ServeOptions {
+            otlp_endpoint: Some(endpoint),
+            ..
+        }) => match weft::telemetry::provider(endpoint) {
+            Ok(provider) => Some(provider),
+            Err(e) => {
+                eprintln!("error: cannot export traces to {endpoint}: {e:#}");
+                std::process::exit(1);
+            }
+        },
+        _ => None,
+    };
+    // weft's spans, down to its host calls, go to the exporter (events only
+    // from info up); the log level does not change what is traced.
+    let traced = tracing_subscriber::filter::filter_fn(|m| {
+        m.target().starts_with("weft") && (m.is_span() || *m.level() <= tracing::Level::INFO)
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(
+            traces
+                .as_ref()
+                .map(|p| weft::telemetry::layer(p).with_filter(traced)),
+        )
+        .init();
+    let outcome = dispatch(args.command).await;
+    if let Some(provider) = traces {
+        // Send the spans still batched.
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
     }
-    if let Err(e) = dispatch(args.command).await {
+    if let Err(e) = outcome {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

@@ -35,6 +35,11 @@ pub struct ServeOptions {
     /// namespace of the run a line is about) for log shippers.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Export traces (a span per run execution, host call and activity
+    /// attempt) to this OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`.
+    /// Off when not given.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Compiled-component cache (default: next to a SQLite file; for
     /// Postgres, `weft.cache` in the working directory: each node has its own).
     #[arg(long)]

@@ -20,6 +20,7 @@ mod search;
 mod support;
 mod tenancy;
 mod tls;
+mod traces;
 mod ui;
 mod updates;
 mod versioning;

@@ -23,7 +23,7 @@ use axum::Extension;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use error::{BodyLimit, Code};
 use serde_json::{Value, json};
@@ -109,11 +109,26 @@ pub fn router(state: AppState) -> Router {
     );
     api.layer(Extension(document))
         .route_layer(axum::middleware::from_fn(metrics::measured))
+        .layer(axum::middleware::from_fn(traced))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Limits are the `Body` extractor's (it answers 413 gracefully).
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Each request in a span of its own (traced only when an exporter is
+/// configured), continuing the caller's trace: a run it starts continues
+/// it in turn.
+async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument as _;
+    let span =
+        tracing::debug_span!("request", method = %request.method(), path = %request.uri().path());
+    let parent = request.headers().get(crate::telemetry::TRACEPARENT);
+    if let Some(parent) = parent.and_then(|v| v.to_str().ok()) {
+        crate::telemetry::continue_trace(&span, parent);
+    }
+    next.run(request).instrument(span).await
 }
 
 /// A per-run request another node forwarded is served here; any other

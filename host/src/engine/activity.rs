@@ -41,10 +41,12 @@ pub struct ActivityState {
     policy: HttpPolicy,
 }
 
-/// Outbound HTTP only to the hosts the activity's deployment allows.
+/// Outbound HTTP only to the hosts the activity's deployment allows, each
+/// request carrying the attempt's trace context.
 struct HttpPolicy {
     allow: Arc<Vec<String>>,
     activity: String,
+    traceparent: Option<String>,
 }
 
 fn split_port(authority: &str) -> (&str, Option<&str>) {
@@ -83,7 +85,7 @@ type Sent = Box<
 impl WasiHttpHooks for HttpPolicy {
     fn send_request(
         &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        mut request: http::Request<wasmtime_wasi_http::WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Sent {
@@ -99,6 +101,14 @@ impl WasiHttpHooks for HttpPolicy {
                 self.allow
             );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        if let Some(parent) = &self.traceparent
+            && let Ok(value) = http::HeaderValue::from_str(parent)
+        {
+            request
+                .headers_mut()
+                .entry(crate::telemetry::TRACEPARENT)
+                .or_insert(value);
         }
         Box::new(async move {
             use http_body_util::BodyExt;
@@ -199,6 +209,7 @@ impl Engine {
         let policy = HttpPolicy {
             allow: info.allow_http.clone(),
             activity: info.activity.clone(),
+            traceparent: crate::telemetry::current_traceparent(),
         };
         let input = input.to_string();
         let key = info.idempotency_key.clone();

@@ -13,6 +13,7 @@ use futures::FutureExt as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -283,7 +284,9 @@ impl WorkflowState {
                 {
                     return Err(Interrupt::JournalLimit(max).into());
                 }
-                let step = live(self).await?;
+                // A span per live host call (traced only when exported).
+                let span = tracing::debug_span!("host-call", kind = call.kind);
+                let step = live(self).instrument(span).await?;
                 if step.deferred {
                     let recorded = Recorded {
                         seq: self.sink.next_seq(),

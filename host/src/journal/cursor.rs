@@ -355,6 +355,7 @@ mod tests {
                     digest: "d".into(),
                     workflow_id: "id".into(),
                     input: json!(null),
+                    traceparent: None,
                 },
             ),
             rec(

@@ -131,6 +131,10 @@ pub enum Event {
         digest: String,
         workflow_id: String,
         input: Value,
+        /// The W3C trace context the run's spans continue (the start
+        /// request's, or its parent run's), when it was traced.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
     /// A clock reading, in nanoseconds (wall: since the Unix epoch).
     Clock {

@@ -12,6 +12,7 @@ use crate::writes::Sink;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 use weft_contract::kind;
 
 /// `cloud/create-record` → (`cloud`, `create-record`); a bare name calls the
@@ -141,8 +142,12 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
                     allow_http,
                     memory_limit: limits.max_memory_bytes(),
                 };
+                // A span per attempt (traced only when exported), inside
+                // the activity's.
+                let span = tracing::debug_span!("attempt", attempt);
                 rt.engine
                     .invoke_activity(&loaded, info, &job.input, timeout)
+                    .instrument(span)
                     .await
             }
             Err(failure) => Err(failure),

@@ -8,7 +8,7 @@ use crate::engine::{
     ActivityJob, ActivityOutcome, Engine, Host, Notice, RunLimits, UpdateAsk, Waits,
 };
 use crate::journal::ErrorInfo;
-use crate::journal::Recorded;
+use crate::journal::{Event, Recorded};
 use crate::store::{ComponentVersion, RunRecord, RunStatus, UpdateKey};
 use crate::writes::Sink;
 use async_trait::async_trait;
@@ -83,6 +83,16 @@ pub(super) async fn resume(
     let namespace = run.namespace.clone();
     // Every line logged while the run executes names it and its namespace.
     let span = tracing::info_span!("run", run_id = %run.run_id, namespace = %namespace);
+    if let Some(Recorded {
+        event: Event::Started {
+            traceparent: Some(parent),
+            ..
+        },
+        ..
+    }) = journal.first()
+    {
+        crate::telemetry::continue_trace(&span, parent);
+    }
     let started = std::time::Instant::now();
     let ending = runner::execute(rt, run, journal, (signals, updates), component, inbox)
         .instrument(span)

@@ -199,11 +199,14 @@ pub struct NewRun {
     /// The parent run and what happens to this one when it ends first.
     pub parent: Option<(String, ParentClose)>,
     pub deadline_at_ms: Option<i64>,
+    /// The trace its spans continue (see [`crate::telemetry`]).
+    pub traceparent: Option<String>,
 }
 
 impl NewRun {
     /// A run of `version`, starting now, with a fresh run id; without a
-    /// `workflow_id`, the run id is its workflow id too.
+    /// `workflow_id`, the run id is its workflow id too. It continues the
+    /// trace of the span it is made in (a start request's, a parent run's).
     pub fn of(
         version: &ComponentVersion,
         namespace: &str,
@@ -222,6 +225,7 @@ impl NewRun {
             at_ms: now_ms(),
             parent: None,
             deadline_at_ms: None,
+            traceparent: crate::telemetry::current_traceparent(),
         }
     }
 
@@ -261,6 +265,7 @@ impl NewRun {
                 digest: self.digest.clone(),
                 workflow_id: self.workflow_id.clone(),
                 input: self.input.clone(),
+                traceparent: self.traceparent.clone(),
             },
         }
     }

@@ -114,6 +114,7 @@ fn new_run(id: &str, workflow_id: &str) -> NewRun {
         at_ms: 1,
         parent: None,
         deadline_at_ms: None,
+        traceparent: None,
     }
 }
 
