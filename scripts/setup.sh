@@ -37,11 +37,13 @@ if ! command -v chromium >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get install -y chromium || { $sudo apt-get update && $sudo apt-get install -y chromium; }
 fi
-# playwright-core (pinned in tests/ui/package-lock.json) drives that
-# Chromium through the UI's pages in the browser tests.
+# From npm, pinned in tests/ui/package-lock.json: playwright-core drives
+# that Chromium through the UI's pages, swagger-parser validates the
+# OpenAPI document.
 ui_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
-if [ ! -d "$ui_tests/node_modules/playwright-core" ]; then
+if ! cmp -s "$ui_tests/package-lock.json" "$ui_tests/node_modules/.package-lock.json.installed"; then
     command -v npm >/dev/null 2>&1 || { echo "the browser tests need Node.js and npm" >&2; exit 1; }
-    echo "installing playwright-core for the browser tests" >&2
-    (cd "$ui_tests" && npm ci --no-audit --no-fund --silent)
+    echo "installing the browser and API tests' npm packages" >&2
+    (cd "$ui_tests" && npm ci --no-audit --no-fund --silent &&
+        cp package-lock.json node_modules/.package-lock.json.installed)
 fi

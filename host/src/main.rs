@@ -320,8 +320,6 @@ async fn run() {
         Command::Serve(_) => "info,sqlx=warn,wasmtime=warn,cranelift=warn",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| default_filter.into());
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match &args.command {
         Command::Serve(opts) if opts.log_format == weft::server::LogFormat::Json => {
@@ -342,18 +340,19 @@ async fn run() {
         },
         _ => None,
     };
-    // weft's spans, down to its host calls, go to the exporter (events only
-    // from info up); the log level does not change what is traced.
-    let traced = tracing_subscriber::filter::filter_fn(|m| {
-        m.target().starts_with("weft") && (m.is_span() || *m.level() <= tracing::Level::INFO)
-    });
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    if traces.is_some() {
+        // Traced: weft's spans down to its host calls (debug), and so its
+        // few debug lines too. One filter for both layers: a filter per
+        // layer can be left a stale answer by `enabled!` checks (sqlx's) on
+        // the thread, and then drops the next span.
+        filter = filter.add_directive("weft=debug".parse().expect("a directive"));
+    }
     tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
-        .with(
-            traces
-                .as_ref()
-                .map(|p| weft::telemetry::layer(p).with_filter(traced)),
-        )
+        .with(filter)
+        .with(logs)
+        .with(traces.as_ref().map(weft::telemetry::layer))
         .init();
     let outcome = dispatch(args.command).await;
     if let Some(provider) = traces {

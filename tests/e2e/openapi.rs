@@ -29,6 +29,26 @@ async fn the_openapi_document_describes_every_route_and_only_routes_that_exist()
     );
     let doc: Value = response.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0", "{}", doc["openapi"]);
+    // Valid against the OpenAPI 3.1 schema, references resolved, as a
+    // client generator reads it.
+    let validator = workspace().join("tests/ui/openapi.mjs");
+    let url = server.url("/v1/openapi.json");
+    let checked = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(validator)
+            .arg(url)
+            .output()
+            .expect("node runs (scripts/setup.sh --tests installs swagger-parser)")
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(said.contains(r#""openapi":"3.1.0""#), "{said}");
     assert_eq!(doc["info"]["title"], "weft");
     assert_eq!(
         doc["components"]["securitySchemes"]["token"]["scheme"],

@@ -260,6 +260,10 @@ async fn an_operator_filters_signals_checks_versions_and_upgrades_a_stuck_run_by
     server.deploy("effects", "effects").await;
     server.deploy("sleeper", "sleeper").await;
     assert_eq!(server.deploy("versioned", "versioned").await["version"], 1);
+    server.deploy("step", "step").await;
+    server.deploy("steps", "steps").await;
+    // A run of 1,000 sequential activities: a 2,002-event journal.
+    let big = server.start_run("steps", json!(1000)).await;
     let done = server
         .start_run("versioned", json!({ "sleep1_ms": 0, "sleep2_ms": 0 }))
         .await;
@@ -298,12 +302,14 @@ async fn an_operator_filters_signals_checks_versions_and_upgrades_a_stuck_run_by
         server.deploy("versioned", "versioned-add").await["version"],
         3
     );
+    assert_eq!(server.wait(&big, 120).await["status"], "completed");
+    assert_eq!(server.journal(&big).await.len(), 2002);
     bulk_runs(&server, &done, 10_000).await;
 
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = crate::support::workspace().join("tests/ui/operator.mjs");
-    let ids = json!({ "stuck": stuck, "sleeper": sleeper, "fixed": 3 }).to_string();
+    let ids = json!({ "stuck": stuck, "sleeper": sleeper, "fixed": 3, "big": big }).to_string();
     let (url, dir) = (server.url(""), shots.display().to_string());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -325,6 +331,7 @@ async fn an_operator_filters_signals_checks_versions_and_upgrades_a_stuck_run_by
     // 10,003 runs in the store: the list shows its first page.
     assert_eq!(walked["runs_listed"], 200, "{walked}");
     assert_eq!(walked["filtered_rows"], 1, "{walked}");
+    assert_eq!(walked["big_run_events_shown"], 2002, "{walked}");
 
     // What the clicks did, read back over the API.
     let (_, signalled) = server.get(&format!("/v1/runs/{sleeper}")).await;

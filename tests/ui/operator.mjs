@@ -1,7 +1,7 @@
 // An operator's walk through the web UI in Debian's Chromium, clicking as a
 // person would; tests/e2e/ui.rs prepares the server and checks the outcome.
 //
-//   node operator.mjs BASE_URL SCREENSHOT_DIR '{"stuck": RUN, "fixed": N, "sleeper": RUN}'
+//   node operator.mjs BASE_URL SCREENSHOT_DIR '{"stuck": RUN, "fixed": N, "sleeper": RUN, "big": RUN}'
 //
 // Prints one JSON object (what it measured) and exits 0, or prints why it
 // stopped and exits 1.
@@ -26,6 +26,16 @@ try {
   measured.runs_list_first_rows_ms = Date.now() - t0;
   measured.runs_listed = await page.locator("tr.run").count();
   await shot("runs");
+
+  // A 2,002-event run's page: first paint of its whole event history,
+  // timed from navigation.
+  const t1 = Date.now();
+  await page.goto(`${base}/#run=${ids.big}`);
+  await page.locator("table.events tr").nth(2002).waitFor();
+  measured.big_run_page_ms = Date.now() - t1;
+  measured.big_run_events_shown = (await page.locator("table.events tr").count()) - 1;
+  await page.goto(base + "/");
+  await page.locator("tr.run").first().waitFor();
 
   // A list query over the run's fields, and a start time: runs started
   // since an hour ago match, none started since an hour ahead.

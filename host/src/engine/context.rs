@@ -224,6 +224,11 @@ impl context::Host for WorkflowState {
             scheduled_at_ms: recorded.at_ms,
             prior_attempts,
             next_attempt_at_ms,
+            scheduled_in: if live && !self.call_span.is_disabled() {
+                self.call_span.clone()
+            } else {
+                tracing::Span::current()
+            },
         };
         let task = live.then(|| {
             self.host

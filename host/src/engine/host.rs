@@ -37,6 +37,9 @@ pub struct ActivityJob {
     /// Attempts that failed before a restart.
     pub prior_attempts: u32,
     pub next_attempt_at_ms: Option<i64>,
+    /// What its span is a child of: the host call that scheduled it when
+    /// traced, else the run's execution.
+    pub scheduled_in: tracing::Span,
 }
 
 /// An update a workflow sends another (`update-workflow`), as it asked.

@@ -148,6 +148,9 @@ pub struct WorkflowState {
     pub(super) evict: bool,
     /// When this execution began replaying its journal, until it goes live.
     pub(super) replaying_since: Option<std::time::Instant>,
+    /// The span of the latest live host call (disabled when not traced):
+    /// what the call starts (an activity) runs under it.
+    pub(super) call_span: tracing::Span,
     /// Some sent update's request is still to be made.
     pub(super) asks_pending: bool,
     /// Paused by an operator while resident: no await is answered.
@@ -228,6 +231,7 @@ impl WorkflowState {
             deadline_delivered: false,
             evict: false,
             replaying_since: None,
+            call_span: tracing::Span::none(),
             asks_pending: false,
             paused: false,
             pause_requests: Vec::new(),
@@ -286,6 +290,7 @@ impl WorkflowState {
                 }
                 // A span per live host call (traced only when exported).
                 let span = tracing::debug_span!("host-call", kind = call.kind);
+                self.call_span = span.clone();
                 let step = live(self).instrument(span).await?;
                 if step.deferred {
                     let recorded = Recorded {

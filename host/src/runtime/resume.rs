@@ -194,6 +194,7 @@ impl Host for Runtime {
         sink: Sink,
     ) -> JoinHandle<ActivityOutcome> {
         let span = tracing::info_span!(
+            parent: &job.scheduled_in,
             "activity",
             run_id = %job.run_id,
             namespace = %job.namespace,
