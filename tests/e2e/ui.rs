@@ -302,6 +302,18 @@ async fn an_operator_filters_signals_checks_versions_and_upgrades_a_stuck_run_by
         server.deploy("versioned", "versioned-add").await["version"],
         3
     );
+    // A version checked against one open run (what the stuck run's page
+    // asks): the stuck one, which v3 takes; another run id, none.
+    let check = async |run_id: &str| {
+        let path = format!("/v1/workflows/versioned/versions/3/check?run_id={run_id}");
+        let (s, checked) = server.get(&path).await;
+        assert_eq!(s, 200, "{checked}");
+        checked["check"].as_array().unwrap().clone()
+    };
+    let one = check(&stuck).await;
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!(one[0]["verdict"], "compatible", "{one:?}");
+    assert!(check(&sleeper).await.is_empty());
     assert_eq!(server.wait(&big, 120).await["status"], "completed");
     assert_eq!(server.journal(&big).await.len(), 2002);
     bulk_runs(&server, &done, 10_000).await;

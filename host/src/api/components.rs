@@ -98,7 +98,7 @@ pub async fn upload(
         let loaded = state.rt.workflow_component(&version.digest).await?;
         let mut check = state
             .rt
-            .check_open_runs(&namespace, &name, &loaded, version.version)
+            .check_open_runs(&namespace, &name, &loaded, version.version, None)
             .await?;
         if upgrade {
             for report in check.iter_mut().filter(|r| r.verdict.is_compatible()) {

@@ -67,6 +67,17 @@ pub async fn list(
     })))
 }
 
+/// `?namespace=&run_id=`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CheckQuery {
+    /// Default: the token's, else `default`.
+    namespace: Option<String>,
+    /// Check only this open run.
+    run_id: Option<String>,
+}
+
 /// Check a version against the open runs of its workflow: replay each
 /// open run on another version on it, deploying and upgrading nothing.
 ///
@@ -80,7 +91,7 @@ pub async fn list(
     params(
         ("name" = String, Path, description = "The workflow"),
         ("version" = u32, Path, description = "The version"),
-        NamespaceQuery,
+        CheckQuery,
     ),
     responses((status = 200, description = "`check`: a report per open run", body = Object))
 )]
@@ -88,7 +99,7 @@ pub async fn check(
     State(state): State<AppState>,
     caller: Caller,
     Path((name, version)): Path<(String, u32)>,
-    QueryParams(query): QueryParams<NamespaceQuery>,
+    QueryParams(query): QueryParams<CheckQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let namespace = caller.namespace_or(query.namespace.as_deref());
     caller.require(Role::Read, namespace)?;
@@ -102,7 +113,7 @@ pub async fn check(
     let loaded = state.rt.workflow_component(&found.digest).await?;
     let check = state
         .rt
-        .check_open_runs(namespace, &name, &loaded, version)
+        .check_open_runs(namespace, &name, &loaded, version, query.run_id.as_deref())
         .await?;
     Ok(Json(
         json!({ "name": name, "version": version, "check": check }),

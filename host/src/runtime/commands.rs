@@ -188,7 +188,9 @@ impl Runtime {
             .latest_version(namespace, name)
             .await?
             .map_or(1, |v| v.version + 1);
-        let reports = self.check_open_runs(namespace, name, &loaded, next).await?;
+        let reports = self
+            .check_open_runs(namespace, name, &loaded, next, None)
+            .await?;
         Ok((digest, reports))
     }
 

@@ -246,20 +246,22 @@ impl Runtime {
         Ok(reports)
     }
 
-    /// Replay every open run of `workflow` not already on `loaded` on it,
-    /// a few at a time.
+    /// Replay every open run of `workflow` not already on `loaded` on it
+    /// (or only the run `only`), a few at a time.
     pub async fn check_open_runs(
         self: &Arc<Self>,
         namespace: &str,
         workflow: &str,
         loaded: &Loaded,
         to_version: u32,
+        only: Option<&str>,
     ) -> Result<Vec<Report>> {
         use futures::StreamExt;
         let runs = self.store.open_runs_of(namespace, workflow).await?;
         let checks = runs
             .into_iter()
             .filter(|run| run.digest != loaded.digest)
+            .filter(|run| only.is_none_or(|id| id == run.run_id))
             .map(|run| async move {
                 let journal = self.store.journal(&run.run_id).await?;
                 let verdict = self.check_run(&run, loaded, journal).await;
