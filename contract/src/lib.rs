@@ -32,7 +32,15 @@ pub mod kind {
     pub const CANCELLED: &str = "cancelled";
     /// The run (a child, say) was terminated: ended without its cleanup.
     pub const TERMINATED: &str = "terminated";
+    /// An output over the namespace's `max_payload_bytes`.
+    pub const PAYLOAD_LIMIT: &str = "payload-limit";
 
     /// Kinds no retry can fix: an attempt failing with one is the last.
-    pub const NEVER_RETRY: &[&str] = &[UNKNOWN_FUNCTION, NOT_AN_ACTIVITY, BAD_INPUT, HTTP_DENIED];
+    pub const NEVER_RETRY: &[&str] = &[
+        UNKNOWN_FUNCTION,
+        NOT_AN_ACTIVITY,
+        BAD_INPUT,
+        HTTP_DENIED,
+        PAYLOAD_LIMIT,
+    ];
 }

@@ -11,6 +11,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod pause;
+mod payloads;
 mod postgres;
 mod primitives;
 mod proxy;

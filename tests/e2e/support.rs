@@ -21,6 +21,7 @@ const GUESTS: &[&str] = &[
     "chain10",
     "counter",
     "asker",
+    "echo",
     "pipeline",
     "stage",
     "stage-fixed",
@@ -354,6 +355,14 @@ impl Server {
             .post("/v1/runs", &json!({ "workflow": workflow, "input": input }))
             .await;
         assert_eq!(status, 201, "start {workflow}: {body}");
+        body["run_id"].as_str().unwrap().to_string()
+    }
+
+    /// [`Server::start_run`] in `namespace`.
+    pub async fn start_run_in(&self, namespace: &str, workflow: &str, input: Value) -> String {
+        let body = json!({ "workflow": workflow, "input": input, "namespace": namespace });
+        let (status, body) = self.post("/v1/runs", &body).await;
+        assert_eq!(status, 201, "start {workflow} in {namespace}: {body}");
         body["run_id"].as_str().unwrap().to_string()
     }
 

@@ -10,6 +10,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunLimits {
     pub max_journal_events: Option<u64>,
+    /// Largest output the run may end with, as JSON bytes.
+    pub max_payload_bytes: Option<u64>,
     /// Linear memory, in bytes; at most the server's.
     pub memory: Option<usize>,
     /// Computing without a host call; at most the server's.

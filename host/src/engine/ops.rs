@@ -60,7 +60,7 @@ pub(super) enum Op {
         key: UpdateKey,
         /// The request still to make (sent live, or replayed before a
         /// restart: made again, idempotently, once the run is live).
-        ask: Option<UpdateAsk>,
+        ask: Option<Box<UpdateAsk>>,
         /// Why no run can take it, once the request was refused.
         refused: Option<ErrorInfo>,
         /// Whether the store must be asked (again) for the answer.

@@ -108,7 +108,17 @@ pub async fn execute(
             if let Err(divergence) = state.cursor.finish(&code_end(&returned)) {
                 diverged(run_id, &divergence)
             } else {
+                let max_output = state.run.limits.max_payload_bytes.unwrap_or(u64::MAX);
                 match returned {
+                    // What a workflow produces is held to the namespace's
+                    // payload limit too, not only what arrives over HTTP.
+                    Ok(text) if text.len() as u64 > max_output => failed(ErrorInfo::new(
+                        weft_contract::kind::PAYLOAD_LIMIT,
+                        format!(
+                            "the output is {} bytes, over the namespace's max_payload_bytes ({max_output})",
+                            text.len()
+                        ),
+                    )),
                     Ok(text) => {
                         let output = crate::journal::payload_value(&text);
                         (

@@ -51,7 +51,7 @@ impl WorkflowState {
         };
         let handle = self.new_handle(Op::UpdateOut {
             key,
-            ask: Some(ask),
+            ask: Some(Box::new(ask)),
             refused: None,
             stale: true,
         });

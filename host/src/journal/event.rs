@@ -392,8 +392,42 @@ pub fn digest_value(kind: &str, request: &Value) -> String {
     let mut h = Sha256::new();
     h.update(kind.as_bytes());
     h.update([0]);
-    h.update(request.to_string().as_bytes());
+    let mut canonical = String::new();
+    write_sorted(request, &mut canonical);
+    h.update(canonical.as_bytes());
     hex::encode(&h.finalize()[..16])
+}
+
+/// Compact JSON with every object's keys sorted. Payloads keep the order
+/// they were written in; a digest must not depend on it.
+fn write_sorted(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(key.as_str()).to_string());
+                out.push(':');
+                write_sorted(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_sorted(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// A guest payload as JSON; text that is not JSON is kept as a JSON string.
@@ -503,5 +537,30 @@ impl Event {
             _ => {}
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call's digest is what journals recorded: it must not change with
+    /// how payloads are kept (key order, number spelling) or it would
+    /// call every open run's journal divergent.
+    #[test]
+    fn a_digest_is_over_sorted_keys_and_stays_what_journals_hold() {
+        let request: Value =
+            serde_json::from_str(r#"{"b":"é\n","a":{"d":[1.0,{"z":1,"y":2}],"c":2}}"#).unwrap();
+        // sha-256 of `activity\0{"a":{"c":2,"d":[1.0,{"y":2,"z":1}]},"b":"é\n"}`.
+        assert_eq!(
+            digest_value("activity", &request),
+            "35a98f8532ab4a4d016e90d8b2c8875f"
+        );
+        let reordered: Value =
+            serde_json::from_str(r#"{"a":{"c":2,"d":[1.0,{"y":2,"z":1}]},"b":"é\n"}"#).unwrap();
+        assert_eq!(
+            digest_value("activity", &reordered),
+            digest_value("activity", &request)
+        );
     }
 }

@@ -145,10 +145,26 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
                 // A span per attempt (traced only when exported), inside
                 // the activity's.
                 let span = tracing::debug_span!("attempt", attempt);
-                rt.engine
+                let result = rt
+                    .engine
                     .invoke_activity(&loaded, info, &job.input, timeout)
                     .instrument(span)
-                    .await
+                    .await;
+                // What an activity produces is held to the namespace's
+                // payload limit too.
+                let size = |output: &serde_json::Value| output.to_string().len() as u64;
+                match (result, limits.max_payload_bytes) {
+                    (Ok(output), Some(max)) if size(&output) > max => {
+                        Err(Failure::Application(ErrorInfo::new(
+                            kind::PAYLOAD_LIMIT,
+                            format!(
+                                "the output is {} bytes, over the namespace's max_payload_bytes ({max})",
+                                size(&output)
+                            ),
+                        )))
+                    }
+                    (result, _) => result,
+                }
             }
             Err(failure) => Err(failure),
         };

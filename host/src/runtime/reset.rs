@@ -132,7 +132,7 @@ impl Runtime {
             Vec::new()
         };
         let op = WriteOp::Reset {
-            run: new,
+            run: Box::new(new),
             events,
             signals,
             from: run_id.to_string(),

@@ -140,6 +140,7 @@ impl Host for Runtime {
         let limits = self.limits(namespace).await.unwrap_or_default();
         RunLimits {
             max_journal_events: limits.max_journal_events,
+            max_payload_bytes: limits.max_payload_bytes,
             memory: limits.max_memory_bytes(),
             spin: limits.spin_limit_ms.map(Duration::from_millis),
         }

@@ -89,7 +89,8 @@ pub struct Limits {
     /// second's worth, at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_burst: Option<u64>,
-    /// Largest run input or signal payload, as JSON bytes.
+    /// Largest run input or signal payload, and largest output a workflow
+    /// or an activity produces, as JSON bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload_bytes: Option<u64>,
     /// Events in one run's journal; past it the run fails `journal-limit`

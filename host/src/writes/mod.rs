@@ -152,7 +152,7 @@ pub enum WriteOp {
     /// deliver to it, the unconsumed signals of `from` moved to it (with
     /// `move_pending`), and `from_event` appended to `from`'s journal.
     Reset {
-        run: NewRun,
+        run: Box<NewRun>,
         events: Vec<Recorded>,
         signals: Vec<(String, Value)>,
         from: String,
