@@ -1,5 +1,5 @@
 //! Payloads come back exactly as sent — key order, `1.0`, integers past
-//! 2^53 — through a run's input, an activity, a signal and the output; and
+//! 2^53 — through a run's input, a signal and the output; and
 //! what a workflow or an activity produces is held to the namespace's
 //! payload limit.
 
@@ -56,7 +56,8 @@ async fn payloads_round_trip_byte_for_byte() {
 
     let shown = text(&server, &format!("/v1/runs/{run_id}")).await;
     assert!(shown.contains(&format!(r#""input":{INPUT}"#)), "{shown}");
-    let output = format!(r#""output":{{"input":{INPUT},"echoed":{INPUT},"signal":{SIGNAL}}}"#);
+    // The workflow hands back the payloads it was given, unparsed.
+    let output = format!(r#""output":{{"input":{INPUT},"signal":{SIGNAL},"echoed":null}}"#);
     assert!(shown.contains(&output), "{shown}");
     let journal = text(&server, &format!("/v1/runs/{run_id}/journal")).await;
     assert!(
@@ -72,8 +73,8 @@ async fn payloads_round_trip_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_output_fails_with_the_payload_limit() {
     let server = Server::start(&[]);
-    // 60 bytes: the input (35) fits, and so does the activity's echo of
-    // it; the run's output, all three payloads, does not.
+    // 60 bytes: the input (37) fits; the run's output, which holds it, does
+    // not.
     let (s, ns) = server
         .post(
             "/v1/namespaces",
@@ -103,7 +104,7 @@ async fn an_oversized_output_fails_with_the_payload_limit() {
     assert!(message.contains("max_payload_bytes (60)"), "{message}");
 
     // An activity whose output is over the limit fails at once, not
-    // retried: `effects/echo` answers 100 x's for an 11-byte input.
+    // retried: `effects/echo` answers 100 x's for a 24-byte input.
     let run_id = server
         .start_run_in("small", "echo", json!({ "pad": 100 }))
         .await;
