@@ -103,17 +103,9 @@ pub async fn check(
 ) -> Result<Json<Value>, ApiError> {
     let namespace = caller.namespace_or(query.namespace.as_deref());
     caller.require(Role::Read, namespace)?;
-    let (versions, _) = state.rt.versions(namespace, &name).await?;
-    let Some(found) = versions.iter().find(|v| v.version == version) else {
-        return Err(Error::NotFound(format!("no version {version} of `{name}`")).into());
-    };
-    if found.kind != crate::store::ComponentKind::Workflow {
-        return Err(Error::BadRequest(format!("`{name}` is not a workflow")).into());
-    }
-    let loaded = state.rt.workflow_component(&found.digest).await?;
     let check = state
         .rt
-        .check_open_runs(namespace, &name, &loaded, version, query.run_id.as_deref())
+        .check_version(namespace, &name, version, query.run_id.as_deref())
         .await?;
     Ok(Json(
         json!({ "name": name, "version": version, "check": check }),

@@ -282,6 +282,25 @@ impl Runtime {
             .collect()
     }
 
+    /// Replay the open runs of `workflow` (or only `only`) on its
+    /// `version`, upgrading nothing: the deploy-time report, as of now.
+    pub async fn check_version(
+        self: &Arc<Self>,
+        namespace: &str,
+        workflow: &str,
+        version: u32,
+        only: Option<&str>,
+    ) -> Result<Vec<Report>> {
+        let versions = self
+            .store
+            .component_versions(Some(namespace), Some(workflow))
+            .await?;
+        let to = self.resolve(workflow, &versions, Target::Version(version))?;
+        let loaded = self.load_version(&to).await?;
+        self.check_open_runs(namespace, workflow, &loaded, version, only)
+            .await
+    }
+
     /// A workflow's versions, each with the count of open runs on it.
     pub async fn versions(
         &self,
