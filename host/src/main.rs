@@ -233,6 +233,22 @@ enum Command {
         #[arg(long)]
         wasm: PathBuf,
     },
+    /// Make a workflow or activity crate that builds for wasm32-wasip2,
+    /// with a test (`cargo test` runs it in-process) and a README.
+    New {
+        #[arg(value_enum)]
+        kind: weft::cli::scaffold::Kind,
+        /// The crate's name (lowercase letters, digits, `-`).
+        name: String,
+        /// Where to make it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A weft checkout to take the SDK and the testing crate from, by
+        /// path (default: the one this weft was built from, if it is still
+        /// there, else crates.io by version).
+        #[arg(long)]
+        weft: Option<PathBuf>,
+    },
     /// Namespaces: `create NAME`, `list`, `show NAME`, `delete NAME`.
     Namespace {
         #[arg(value_parser = ["create", "list", "show", "delete"])]
@@ -511,6 +527,16 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Versions { name, remote } => {
             cli::versions(&Client::new(&remote.server)?, &name).await
+        }
+        Command::New {
+            kind,
+            name,
+            dir,
+            weft,
+        } => {
+            let dir = weft::cli::scaffold::create(kind, &name, dir.as_deref(), weft.as_deref())?;
+            println!("made {}: cd {} && cargo test", dir.display(), dir.display());
+            Ok(())
         }
         Command::Replay {
             path,

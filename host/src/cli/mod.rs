@@ -3,6 +3,7 @@
 mod batch;
 mod namespaces;
 mod reset;
+pub mod scaffold;
 mod schedule;
 mod update;
 

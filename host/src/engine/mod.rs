@@ -67,7 +67,30 @@ pub struct Engine {
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     /// Guest work waits here for a core, namespaces in turn.
     pub cpu: Arc<cpu::Cpu>,
+    /// Executions parked in an await that nothing ready answers.
+    pub parked: std::sync::atomic::AtomicUsize,
     pub config: EngineConfig,
+}
+
+/// An execution parked in an await, counted in [`Engine::parked`] while
+/// it lives.
+pub(crate) struct Parked(Arc<Engine>);
+
+impl Parked {
+    pub(crate) fn new(engine: &Arc<Engine>) -> Parked {
+        engine
+            .parked
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Parked(engine.clone())
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.0
+            .parked
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Engine {
@@ -125,6 +148,7 @@ impl Engine {
             wasm,
             engine_key,
             loaded: Mutex::new(HashMap::new()),
+            parked: Default::default(),
             cpu: {
                 let cores = match config.guest_cores {
                     0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

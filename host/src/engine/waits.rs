@@ -320,10 +320,7 @@ impl WorkflowState {
         }
         let sleep = async {
             match wake_at {
-                Some(at) => {
-                    let wait = (at - now_ms()).max(0) as u64;
-                    tokio::time::sleep(Duration::from_millis(wait)).await
-                }
+                Some(at) => crate::clock::sleep_until_ms(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -352,6 +349,7 @@ impl WorkflowState {
                 joined
             }
         };
+        let _parked = super::Parked::new(self.host.engine());
         let woke = tokio::select! {
             _ = sleep => None,
             joined = finished => Some(Ok(joined)),

@@ -3,6 +3,7 @@
 //! (informational events), so a resumed run continues the count.
 
 use super::Runtime;
+use super::native::{Busy, NativeActivity, NativeCall};
 use crate::clock::now_ms;
 use crate::engine::activity::AttemptInfo;
 use crate::engine::{ActivityJob, ActivityOutcome, Loaded};
@@ -34,13 +35,26 @@ fn backoff(policy: &RetryPolicy, failed_attempt: u32) -> u64 {
 /// deploy made on another node (a deploy here wakes it at once).
 const DEPLOY_POLL: Duration = Duration::from_secs(2);
 
-/// The newest deployed version of activity component `name`, compiled, with
-/// the hosts it may reach; `None` while none is deployed.
-async fn component(
+/// What runs an attempt.
+enum Runner {
+    /// A Rust function registered in this process.
+    Native(NativeActivity),
+    /// A deployed component, compiled, with the hosts it may reach.
+    Component(Arc<Loaded>, Arc<Vec<String>>),
+}
+
+/// What runs activity `scheduled` (component `name`): a native activity
+/// registered under either name, or the newest deployed version of the
+/// component; `None` while neither is there.
+async fn runner(
     rt: &Runtime,
     namespace: &str,
+    scheduled: &str,
     name: &str,
-) -> Result<Option<(Arc<Loaded>, Arc<Vec<String>>)>, Failure> {
+) -> Result<Option<Runner>, Failure> {
+    if let Some(f) = rt.native_activity(scheduled) {
+        return Ok(Some(Runner::Native(f)));
+    }
     let internal =
         |e: anyhow::Error| Failure::Application(ErrorInfo::new("internal", format!("{e:#}")));
     let Some(version) = rt
@@ -60,7 +74,10 @@ async fn component(
         .component(&version.digest, ComponentKind::Activity)
         .await
         .map_err(internal)?;
-    Ok(Some((loaded, Arc::new(version.allow_http))))
+    Ok(Some(Runner::Component(
+        loaded,
+        Arc::new(version.allow_http),
+    )))
 }
 
 /// Wait for a deploy (here, or on another node within [`DEPLOY_POLL`]),
@@ -89,11 +106,10 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
     let (component_name, function) = split_name(&job.name);
     let mut attempt = job.prior_attempts + 1;
     if let Some(due) = job.next_attempt_at_ms {
-        let wait = due - now_ms();
-        if wait > 0 {
-            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-        }
+        crate::clock::sleep_until_ms(due).await;
     }
+    // Busy except while it waits on the clock or for a deploy.
+    let mut busy = Some(Busy::new(&rt.activity_tasks));
     // Subscribed before the first look, so a deploy in between is seen.
     let mut deploys = rt.deploys.subscribe();
     let mut announced = false;
@@ -103,7 +119,7 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             let left = (deadline - now_ms()).max(0) as u64;
             timeout = timeout.min(Duration::from_millis(left));
         }
-        let result = match component(&rt, &job.namespace, component_name).await {
+        let result = match runner(&rt, &job.namespace, &job.name, component_name).await {
             Ok(None) => {
                 if deadline.is_some_and(|d| now_ms() >= d) {
                     return ActivityOutcome {
@@ -124,10 +140,22 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
                         component: component_name.to_string(),
                     });
                 }
+                drop(busy.take());
                 await_deploy(&mut deploys, deadline).await;
+                busy = Some(Busy::new(&rt.activity_tasks));
                 continue;
             }
-            Ok(Some((loaded, allow_http))) => {
+            Ok(Some(Runner::Native(f))) => f(NativeCall {
+                name: job.name.clone(),
+                // The workflow's payload is JSON: the SDK wrote it.
+                input: serde_json::from_str(&job.input).unwrap_or(serde_json::Value::Null),
+                attempt,
+                run_id: job.run_id.clone(),
+                workflow_id: job.workflow_id.clone(),
+                idempotency_key: job.idempotency_key.clone(),
+            })
+            .map_err(Failure::Application),
+            Ok(Some(Runner::Component(loaded, allow_http))) => {
                 let limits = rt.limits(&job.namespace).await.unwrap_or_default();
                 let most = limits.max_concurrent_activities.map(|n| n as usize);
                 let _slot = rt.activity_slots.acquire_within(&job.namespace, most).await;
@@ -225,7 +253,9 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
             failure,
             retry_in_ms: Some(delay),
         });
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        drop(busy.take());
+        crate::clock::sleep(Duration::from_millis(delay)).await;
+        busy = Some(Busy::new(&rt.activity_tasks));
         attempt += 1;
     }
 }

@@ -9,6 +9,7 @@ mod commands;
 mod cron;
 mod due;
 mod fair;
+mod native;
 mod pause;
 mod peers;
 mod quotas;
@@ -23,6 +24,7 @@ pub use batches::BatchAction;
 pub use cluster::ClusterConfig;
 pub use commands::{SignalRequest, Signalled, StartRun};
 pub use due::parse_time;
+pub use native::{NativeActivity, NativeCall, UnderWay};
 pub use peers::{FORWARDED, Route};
 pub use reset::ResetRequest;
 pub use schedules::{NewSchedule, next_times};
@@ -121,6 +123,10 @@ pub struct Runtime {
     /// The HTTP client of requests forwarded to other nodes (one, so its
     /// connections are reused).
     peers: reqwest::Client,
+    /// Activities run by Rust functions in this process, by name.
+    native: Mutex<HashMap<String, NativeActivity>>,
+    /// Activity tasks under way and not waiting on the clock.
+    activity_tasks: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Runtime {
@@ -149,6 +155,8 @@ impl Runtime {
             membership: cluster::Membership::new(config.cluster.clone()),
             quotas: quotas::Quotas::default(),
             peers: config.peer_client.clone(),
+            native: Mutex::default(),
+            activity_tasks: Arc::default(),
             config,
         });
         tokio::spawn(timers::run(rt.clone()));

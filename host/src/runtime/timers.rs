@@ -6,7 +6,6 @@ use crate::clock::now_ms;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::Notify;
 
 #[derive(Default)]
@@ -77,9 +76,8 @@ pub async fn run(rt: Arc<Runtime>) {
         let notified = rt.timers.changed.notified();
         match next {
             Some(at) => {
-                let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = crate::clock::sleep_until_ms(at) => {}
                     _ = notified => {}
                 }
             }

@@ -62,6 +62,8 @@ pub struct Stats {
     pub ops: AtomicU64,
     /// Ops refused (a fenced append, a storage error).
     pub failed: AtomicU64,
+    /// Ops queued (written or not yet).
+    pub queued: AtomicU64,
 }
 
 impl Writer {
@@ -110,6 +112,7 @@ impl Writer {
         op: WriteOp,
     ) -> impl Future<Output = anyhow::Result<WriteOutcome>> + Send + 'static {
         let (reply, done) = oneshot::channel();
+        self.stats.queued.fetch_add(1, Ordering::SeqCst);
         let sent = self
             .tx
             .send(Request {
@@ -130,6 +133,7 @@ impl Writer {
     /// Queue `op` in a lane without waiting; a later write in the same
     /// lane is committed after it.
     pub fn send_in(&self, lane: Option<Arc<str>>, op: WriteOp) {
+        self.stats.queued.fetch_add(1, Ordering::SeqCst);
         let _ = self.tx.send(Request {
             lane,
             op,
@@ -196,7 +200,7 @@ async fn run(
         let waiting = batch.waiting;
         let replies = waiting.into_iter().map(|(_, reply)| reply);
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
+        stats.ops.fetch_add(results.len() as u64, Ordering::SeqCst);
         let failed = results.iter().filter(|r| r.is_err()).count() as u64;
         stats.failed.fetch_add(failed, Ordering::Relaxed);
         m.commits.inc();

@@ -1,0 +1,212 @@
+//! The harness itself, on the fixtures: virtual time, explicit advances,
+//! mocks, signals, cancellation, and replay checks.
+
+use serde_json::json;
+use std::time::{Duration, Instant};
+use weft_testing::{ErrorInfo, RunError, RunStatus, TestEnv, build_guest};
+
+const DAY_MS: u64 = 86_400_000;
+
+/// `effects/echo` answers the label it was given.
+fn echo(env: &TestEnv) -> weft_testing::Mock {
+    env.mock_activity("effects/echo", |call| Ok(call.input["i"].clone()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_weeks_of_sleeps_pass_in_virtual_time() {
+    let wasm = build_guest("versioned").unwrap();
+    let env = TestEnv::new().await.unwrap();
+    env.deploy("versioned", &wasm).await.unwrap();
+    let steps = echo(&env);
+    let began = env.now_ms();
+    let real = Instant::now();
+    let run = env
+        .start(
+            "versioned",
+            json!({ "sleep1_ms": 14 * DAY_MS, "sleep2_ms": 14 * DAY_MS }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap()["steps"], json!(["A", "B", "D"]));
+    let took = real.elapsed();
+    let passed = env.now_ms() - began;
+    println!("28 days of virtual time ({passed} ms) in {took:?} of real time");
+    assert!(passed >= 28 * DAY_MS as i64, "{passed}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    assert_eq!(
+        steps.inputs(),
+        [json!({"i": "A"}), json!({"i": "B"}), json!({"i": "D"})]
+    );
+    let journal = run.journal().await.unwrap();
+    let fired: Vec<i64> = journal
+        .iter()
+        .filter(|e| e.event.kind() == "timer-fired")
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(fired.len(), 2, "{journal:?}");
+    assert!(fired[1] - fired[0] >= 14 * DAY_MS as i64, "{fired:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn advancing_the_clock_shows_the_run_between_its_timers() {
+    let wasm = build_guest("versioned").unwrap();
+    let env = TestEnv::new().await.unwrap();
+    env.deploy("versioned", &wasm).await.unwrap();
+    let steps = echo(&env);
+    let run = env
+        .start(
+            "versioned",
+            json!({ "sleep1_ms": DAY_MS, "sleep2_ms": 7 * DAY_MS }),
+        )
+        .await
+        .unwrap();
+    let began = env.now_ms();
+
+    env.advance(Duration::from_secs(3600)).await;
+    let row = run.record().await.unwrap();
+    assert_eq!(row.status, RunStatus::Running);
+    assert_eq!(steps.count(), 1);
+    let wake = row.wake_at_ms.expect("asleep until its timer");
+    assert!(
+        (wake - began - DAY_MS as i64).abs() < 1000,
+        "{wake} {began}"
+    );
+
+    env.advance(Duration::from_millis(DAY_MS)).await;
+    assert_eq!(steps.count(), 2, "the first sleep is over");
+    assert_eq!(run.record().await.unwrap().status, RunStatus::Running);
+
+    env.advance(Duration::from_millis(7 * DAY_MS)).await;
+    assert_eq!(steps.count(), 3);
+    assert_eq!(run.record().await.unwrap().status, RunStatus::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_waiting_for_a_signal_says_so_and_goes_on_when_it_comes() {
+    let wasm = build_guest("versioned").unwrap();
+    let env = TestEnv::new().await.unwrap();
+    env.deploy("versioned", &wasm).await.unwrap();
+    echo(&env);
+    let run = env
+        .start(
+            "versioned",
+            json!({ "sleep1_ms": 0, "sleep2_ms": DAY_MS, "signal": true }),
+        )
+        .await
+        .unwrap();
+    let waiting = run.result().await.unwrap_err();
+    assert!(
+        matches!(waiting.downcast_ref(), Some(RunError::Waiting { .. })),
+        "{waiting}"
+    );
+    run.signal("go", json!({})).await.unwrap();
+    assert_eq!(run.result().await.unwrap()["steps"], json!(["A", "B", "D"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_mock_is_retried_with_backoff_in_virtual_time() {
+    let wasm = build_guest("versioned").unwrap();
+    let env = TestEnv::new().await.unwrap();
+    env.deploy("versioned", &wasm).await.unwrap();
+    // B fails three times, then works; the default policy backs off
+    // 1 s, 2 s, 4 s (virtual).
+    let steps = env.mock_activity("effects", |call| {
+        if call.input["i"] == "B" && call.attempt <= 3 {
+            return Err(ErrorInfo::new("flaky", format!("attempt {}", call.attempt)));
+        }
+        Ok(call.input["i"].clone())
+    });
+    let run = env
+        .start("versioned", json!({ "sleep1_ms": 0, "sleep2_ms": 0 }))
+        .await
+        .unwrap();
+    let began = env.now_ms();
+    assert_eq!(run.result().await.unwrap()["steps"], json!(["A", "B", "D"]));
+    assert_eq!(steps.count(), 6, "A, B four times, D");
+    assert!(env.now_ms() - began >= 7000, "the backoff passed");
+    let failed = run
+        .journal()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event.kind() == "activity-attempt-failed")
+        .count();
+    assert_eq!(failed, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_retryable_failure_fails_the_run_with_its_kind() {
+    let wasm = build_guest("versioned").unwrap();
+    let env = TestEnv::new().await.unwrap();
+    env.deploy("versioned", &wasm).await.unwrap();
+    env.mock_activity("effects/echo", |_| {
+        Err(ErrorInfo::new(
+            "payload-limit",
+            "too big, and never retried",
+        ))
+    });
+    let run = env
+        .start("versioned", json!({ "sleep1_ms": 0, "sleep2_ms": 0 }))
+        .await
+        .unwrap();
+    let err = run.result().await.unwrap_err();
+    match err.downcast_ref() {
+        Some(RunError::Ended { status, error }) => {
+            assert_eq!(*status, RunStatus::Failed);
+            assert_eq!(error["kind"], "payload-limit", "{error}");
+        }
+        _ => panic!("{err}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_cleans_up() {
+    let wasm = build_guest("cancellable").unwrap();
+    let env = TestEnv::new().await.unwrap();
+    env.deploy("cancellable", &wasm).await.unwrap();
+    let cleanup = env.mock_activity("effects/step", |call| Ok(call.input.clone()));
+    let run = env.start("cancellable", json!({})).await.unwrap();
+    env.settle().await;
+    run.cancel().await.unwrap();
+    let err = run.result().await.unwrap_err();
+    match err.downcast_ref() {
+        Some(RunError::Ended { status, .. }) => assert_eq!(*status, RunStatus::Cancelled),
+        _ => panic!("{err}"),
+    }
+    assert_eq!(cleanup.count(), 1);
+}
+
+/// The divergence a reordered change gives is the server's, word for word
+/// (tests/e2e/versioning.rs checks the same text from an upgrade).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reordered_change_fails_replay_with_the_servers_divergence() {
+    let v1 = build_guest("versioned").unwrap();
+    let reordered = build_guest("versioned-reorder").unwrap();
+    let journal = {
+        let env = TestEnv::new().await.unwrap();
+        env.deploy("versioned", &v1).await.unwrap();
+        echo(&env);
+        let run = env
+            .start(
+                "versioned",
+                json!({ "sleep1_ms": DAY_MS, "sleep2_ms": DAY_MS }),
+            )
+            .await
+            .unwrap();
+        run.result().await.unwrap();
+        run.export().await.unwrap()
+    };
+    let events = TestEnv::replay(&v1, journal.clone()).await.unwrap();
+    assert_eq!(events, journal.events.len());
+    let divergence = TestEnv::replay(&reordered, journal)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        divergence.ends_with(
+            "event 1: journal has activity `effects/echo` with input {\"i\":\"A\"}, \
+             code asked for activity `effects/echo` with input {\"i\":\"B\"}"
+        ),
+        "{divergence}"
+    );
+}
