@@ -36,6 +36,7 @@ impl Host for Standalone {
         Waits {
             resident_timer_ms: 0,
             deadline_grace_ms: 0,
+            send_when_parked: false,
         }
     }
 

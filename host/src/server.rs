@@ -174,6 +174,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             max_resident_runs: opts.max_resident_runs,
             max_concurrent_activities: max_activities,
             deadline_grace_ms: opts.deadline_grace_ms,
+            send_when_parked: false,
             cluster: (backend == "postgres").then(|| ClusterConfig {
                 node_id: opts
                     .node_id

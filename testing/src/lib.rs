@@ -67,7 +67,7 @@ static TURN: LazyLock<Arc<Mutex<()>>> = LazyLock::new(Arc::default);
 /// How long the runtime must stay still, in consecutive readings, before
 /// the clock moves.
 const STILL_READINGS: u32 = 3;
-const READING_EVERY: Duration = Duration::from_millis(2);
+const READING_EVERY: Duration = Duration::from_millis(1);
 
 /// One workflow engine with its own store, on the process's virtual clock.
 pub struct TestEnv {
@@ -133,7 +133,10 @@ impl TestEnv {
             engine,
             RuntimeConfig {
                 // Every wait leaves memory: the clock skips over it.
-                resident_timer_ms: 0,
+                // Runs wait in memory (the clock skips over their timers)
+                // and their journals read complete while they do.
+                resident_timer_ms: 30 * 86_400_000,
+                send_when_parked: true,
                 activity_timeout: Duration::from_secs(300),
                 max_resident_runs: 64,
                 max_concurrent_activities: 64,
@@ -359,7 +362,34 @@ impl TestRun<'_> {
     /// Its journal so far, once the environment has settled.
     pub async fn journal(&self) -> anyhow::Result<Vec<Recorded>> {
         self.env.settle().await;
-        Ok(self.env.rt.store.journal(&self.run_id).await?)
+        self.env.rt.store.journal(&self.run_id).await
+    }
+
+    /// When its timers that have not fired yet are due (ms since the
+    /// epoch, soonest first), once the environment has settled; a timer a
+    /// select left behind counts until the run ends.
+    pub async fn pending_timers(&self) -> anyhow::Result<Vec<i64>> {
+        let journal = self.journal().await?;
+        if !self.record().await?.status.is_open() {
+            return Ok(Vec::new());
+        }
+        let mut pending = std::collections::BTreeMap::new();
+        for recorded in journal {
+            match recorded.event {
+                Event::TimerStarted {
+                    handle, fire_at_ms, ..
+                } => {
+                    pending.insert(handle, fire_at_ms as i64);
+                }
+                Event::TimerFired { handle, .. } => {
+                    pending.remove(&handle);
+                }
+                _ => {}
+            }
+        }
+        let mut due: Vec<i64> = pending.into_values().collect();
+        due.sort();
+        Ok(due)
     }
 
     /// Its journal as `weft show --json` exports it (for [`TestEnv::replay`]

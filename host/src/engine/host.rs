@@ -19,6 +19,11 @@ pub struct Waits {
     pub resident_timer_ms: u64,
     /// After its deadline a run may clean up this long before it is ended.
     pub deadline_grace_ms: u64,
+    /// Send what a run recorded (timers started, clock reads) to the store
+    /// before it parks in memory, so its journal reads complete while it
+    /// waits (a test harness looks); otherwise it rides with the next
+    /// commit.
+    pub send_when_parked: bool,
 }
 
 /// One scheduled activity, as the workflow asked for it.

@@ -302,11 +302,16 @@ impl WorkflowState {
             };
             wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
         }
-        let resident = self.host.waits().resident_timer_ms as i64;
+        let waits = self.host.waits();
+        if waits.send_when_parked {
+            self.sink.send();
+        }
+        let resident = waits.resident_timer_ms as i64;
         if !self.in_flight(handles) && wake_at.is_none_or(|at| at - now > resident) {
             // Idle: linger a little (signals often come in bursts), then
             // give the memory back; the runtime or a notice wakes us.
             let linger = Duration::from_millis(resident.max(0) as u64);
+            let _parked = super::Parked::new(self.host.engine());
             return match tokio::time::timeout(linger, self.inbox.recv()).await {
                 Ok(Some(notice)) => {
                     self.take_notice(notice);

@@ -90,7 +90,15 @@ async fn await_deploy(deploys: &mut watch::Receiver<u64>, deadline: Option<i64>)
     let _ = tokio::time::timeout(wait, deploys.changed()).await;
 }
 
-pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> ActivityOutcome {
+/// Run `job`'s attempts; `busy` counts it as under way (but not while it
+/// waits on the clock or for a deploy).
+pub async fn run_activity(
+    rt: Arc<Runtime>,
+    job: ActivityJob,
+    sink: Sink,
+    busy: Busy,
+) -> ActivityOutcome {
+    let mut busy = Some(busy);
     let policy = job.options.retry.clone().unwrap_or_default();
     let start_to_close = job
         .options
@@ -106,10 +114,10 @@ pub async fn run_activity(rt: Arc<Runtime>, job: ActivityJob, sink: Sink) -> Act
     let (component_name, function) = split_name(&job.name);
     let mut attempt = job.prior_attempts + 1;
     if let Some(due) = job.next_attempt_at_ms {
+        drop(busy.take());
         crate::clock::sleep_until_ms(due).await;
+        busy = Some(Busy::new(&rt.activity_tasks));
     }
-    // Busy except while it waits on the clock or for a deploy.
-    let mut busy = Some(Busy::new(&rt.activity_tasks));
     // Subscribed before the first look, so a deploy in between is seen.
     let mut deploys = rt.deploys.subscribe();
     let mut announced = false;

@@ -57,6 +57,8 @@ pub struct RuntimeConfig {
     pub max_concurrent_activities: usize,
     /// After its deadline a run may clean up this long before it is ended.
     pub deadline_grace_ms: u64,
+    /// See [`crate::engine::Waits::send_when_parked`].
+    pub send_when_parked: bool,
     /// This node's place among others sharing the store; `None` alone.
     pub cluster: Option<ClusterConfig>,
     /// The token a request forwarded to another node carries (the cluster

@@ -121,6 +121,7 @@ impl Host for Runtime {
         Waits {
             resident_timer_ms: self.config.resident_timer_ms,
             deadline_grace_ms: self.config.deadline_grace_ms,
+            send_when_parked: self.config.send_when_parked,
         }
     }
 
@@ -201,6 +202,9 @@ impl Host for Runtime {
             namespace = %job.namespace,
             activity = %job.name,
         );
-        tokio::spawn(super::activities::run_activity(self, job, sink).instrument(span))
+        // Busy from now, not from its first poll: a harness reading what is
+        // under way must not see a gap.
+        let busy = super::native::Busy::new(&self.activity_tasks);
+        tokio::spawn(super::activities::run_activity(self, job, sink, busy).instrument(span))
     }
 }
