@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests (the store contract
-# suite on SQLite and Postgres) and the end-to-end tests (which build every
-# guest in examples/ and fixtures/ from source), on SQLite then Postgres.
+# suite on SQLite and Postgres), weft-testing's tests and the example
+# workflows' own (in-process, virtual time), `weft new` (a new crate's
+# cargo test, then its component on a server), and the end-to-end tests
+# (which build every guest in examples/ and fixtures/ from source), on
+# SQLite then Postgres.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests

@@ -50,8 +50,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use weft::clock;
 use weft::engine::check::Verdict;
 use weft::engine::{Engine, EngineConfig};
-use weft::runtime::{Runtime, RuntimeConfig, SignalRequest, StartRun};
-use weft::store::DEFAULT_NAMESPACE;
+use weft::runtime::{Runtime, RuntimeConfig, SignalRequest, StartRun, UpdateRequest};
+use weft::store::{DEFAULT_NAMESPACE, UpdateKey};
 use weft::store::{Durability, SqliteStore};
 use weft::writes::SignalTarget;
 
@@ -247,7 +247,9 @@ impl TestEnv {
         let mut still = 0;
         while still < STILL_READINGS {
             let now = self.rt.under_way();
-            if now.still() && last == Some(now) {
+            // A wait that has ended is about to wake its task.
+            let due = clock::next_wait_end_ms().is_some_and(|at| at <= clock::now_ms());
+            if now.still() && !due && last == Some(now) {
                 still += 1;
             } else {
                 still = 0;
@@ -303,6 +305,51 @@ impl TestEnv {
     }
 }
 
+/// Read a journal exported by `weft show RUN --json` (or `GET
+/// /v1/runs/{id}/journal`), for [`TestEnv::replay`].
+pub fn read_journal(path: impl AsRef<Path>) -> anyhow::Result<Export> {
+    let path = path.as_ref();
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Export::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Replay every exported journal (`*.json`) in `dir` — a corpus kept from
+/// production — on the component at `wasm`: `Ok` with how many replayed,
+/// or an error naming each journal the code is not compatible with and
+/// its divergence (what `weft replay DIR --wasm FILE` checks, from a test).
+pub async fn replay_corpus(wasm: impl AsRef<Path>, dir: impl AsRef<Path>) -> anyhow::Result<usize> {
+    let dir = dir.as_ref();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{} holds no .json journal", dir.display());
+    }
+    let mut failures = Vec::new();
+    for file in &files {
+        let outcome = match read_journal(file) {
+            Ok(journal) => TestEnv::replay(wasm.as_ref(), journal).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            failures.push(format!("{}: {e:#}", file.display()));
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} journals do not replay:\n{}",
+            failures.len(),
+            files.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(files.len())
+}
+
 /// A run in a [`TestEnv`].
 pub struct TestRun<'a> {
     env: &'a TestEnv,
@@ -351,10 +398,13 @@ impl TestRun<'_> {
                 .into());
             }
             if !self.env.skip_once().await {
-                return Err(RunError::Waiting {
-                    status: run.custom_status,
+                let run = self.record().await?;
+                if run.status.is_open() && run.status != RunStatus::Stuck {
+                    return Err(RunError::Waiting {
+                        status: run.custom_status,
+                    }
+                    .into());
                 }
-                .into());
             }
         }
     }
@@ -420,6 +470,54 @@ impl TestRun<'_> {
             })
             .await?;
         Ok(())
+    }
+
+    /// Ask it for update `name` and wait for the answer, skipping time
+    /// while the run only waits on the clock: the handler's output, or its
+    /// error or rejection.
+    pub async fn update(
+        &self,
+        name: &str,
+        payload: impl Serialize,
+    ) -> anyhow::Result<Result<Value, ErrorInfo>> {
+        let run = self.record().await?;
+        let asked = self
+            .env
+            .rt
+            .update(UpdateRequest {
+                namespace: run.namespace.clone(),
+                workflow_id: run.workflow_id.clone(),
+                name: name.to_string(),
+                input: serde_json::to_value(payload)?,
+                update_id: None,
+                start: None,
+                wait: Duration::ZERO,
+            })
+            .await?;
+        let key = UpdateKey {
+            namespace: asked.namespace,
+            workflow_id: asked.workflow_id,
+            update_id: asked.update_id,
+        };
+        loop {
+            self.env.settle().await;
+            let update = self.env.rt.await_update(&key, Duration::ZERO).await?;
+            if update.state.decided() {
+                let outcome = update.outcome.unwrap_or(Value::Null);
+                return Ok(match outcome.get("error") {
+                    Some(error) => Err(serde_json::from_value(error.clone())?),
+                    None => Ok(outcome.get("output").cloned().unwrap_or(Value::Null)),
+                });
+            }
+            match clock::next_wait_end_ms() {
+                Some(at) => clock::skip_to(at),
+                None => bail!(
+                    "update `{name}` is {} and nothing will answer it: the run waits for \
+                     something no one sends",
+                    update.state.as_str()
+                ),
+            }
+        }
     }
 
     /// Ask it to cancel (it sees `cancelled` at its next await and may

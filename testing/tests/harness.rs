@@ -209,3 +209,84 @@ async fn a_reordered_change_fails_replay_with_the_servers_divergence() {
         "{divergence}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_are_answered_rejected_or_refused_through_the_run() {
+    let wasm = build_guest("counter").unwrap();
+    let env = TestEnv::new().await.unwrap();
+    env.deploy("counter", &wasm).await.unwrap();
+    env.mock_activity("step/add-one", |call| {
+        Ok(json!(call.input.as_u64().unwrap() + 1))
+    });
+    let run = env.start("counter", json!({ "total": 10 })).await.unwrap();
+    // A handler that sleeps a week: the update's answer waits in virtual time.
+    let added = run
+        .update("add", json!({ "amount": 5, "wait_ms": 7 * DAY_MS }))
+        .await
+        .unwrap();
+    assert_eq!(added, Ok(json!({ "total": 16 })));
+    let refused = run.update("add", json!({ "amount": -1 })).await.unwrap();
+    assert_eq!(refused.unwrap_err().kind, "negative-amount");
+    let failed = run
+        .update("add", json!({ "amount": 1, "fail": true }))
+        .await
+        .unwrap();
+    assert_eq!(failed.unwrap_err().kind, "handler-refused");
+    assert_eq!(run.status().await.unwrap(), Some(json!({ "total": 16 })));
+    run.signal("stop", json!({})).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), json!({ "total": 16 }));
+}
+
+/// A corpus of exported journals, as a team keeps from production: the
+/// same code replays them all; a reordered change names each journal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corpus_of_journals_replays_or_names_each_divergence() {
+    let v1 = build_guest("versioned").unwrap();
+    let reordered = build_guest("versioned-reorder").unwrap();
+    let corpus = tempfile_dir();
+    {
+        let env = TestEnv::new().await.unwrap();
+        env.deploy("versioned", &v1).await.unwrap();
+        echo(&env);
+        for (i, sleep) in [DAY_MS, 7 * DAY_MS].into_iter().enumerate() {
+            let run = env
+                .start(
+                    "versioned",
+                    json!({ "sleep1_ms": sleep, "sleep2_ms": sleep }),
+                )
+                .await
+                .unwrap();
+            run.result().await.unwrap();
+            let export = serde_json::to_string(&run.export().await.unwrap()).unwrap();
+            std::fs::write(corpus.join(format!("run{i}.json")), export).unwrap();
+        }
+    }
+    assert_eq!(weft_testing::replay_corpus(&v1, &corpus).await.unwrap(), 2);
+    let report = weft_testing::replay_corpus(&reordered, &corpus)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        report.starts_with("2 of 2 journals do not replay"),
+        "{report}"
+    );
+    for name in ["run0.json", "run1.json"] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains(name) && l.contains("event 1: journal has activity")),
+            "{report}"
+        );
+    }
+    std::fs::remove_dir_all(&corpus).unwrap();
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "weft-corpus-{}-{}",
+        std::process::id(),
+        weft_testing::now_ms()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -125,6 +125,14 @@ impl Cpu {
         }))
     }
 
+    /// Gated futures woken or running: guest work that is not waiting on
+    /// something outside.
+    pub fn busy(&self) -> usize {
+        let state = self.state.lock().unwrap();
+        let waiting = |e: &&Entry| e.stage == Stage::Waiting;
+        state.entries.values().filter(|e| !waiting(e)).count()
+    }
+
     /// `work`, gated (see [`Cpu::gate`]), on the guest threads. Dropping
     /// the answer stops the work.
     pub async fn run<F>(self: &Arc<Self>, namespace: &str, work: F) -> F::Output

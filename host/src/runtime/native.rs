@@ -37,6 +37,9 @@ pub struct UnderWay {
     pub executing: usize,
     /// Activity tasks not waiting for their backoff or a deploy.
     pub activities: usize,
+    /// Guest work woken or running (a parked run its activity's end just
+    /// woke counts here before it leaves its await).
+    pub guests: usize,
     /// Writes queued and not yet committed.
     pub unwritten: u64,
     /// Writes committed so far (it moves while anything progresses).
@@ -46,7 +49,7 @@ pub struct UnderWay {
 impl UnderWay {
     /// Nothing executing, attempting or waiting to be written.
     pub fn still(&self) -> bool {
-        self.executing == 0 && self.activities == 0 && self.unwritten == 0
+        self.executing == 0 && self.activities == 0 && self.guests == 0 && self.unwritten == 0
     }
 }
 
@@ -90,6 +93,7 @@ impl Runtime {
         UnderWay {
             executing: self.resident_count().saturating_sub(parked),
             activities: self.activity_tasks.load(Ordering::SeqCst),
+            guests: self.engine.cpu.busy(),
             unwritten: stats.queued.load(Ordering::SeqCst).saturating_sub(written),
             written,
         }
