@@ -68,6 +68,52 @@
 //! }
 //! ```
 //!
+//! # Determinism: what a workflow may do, and what weft enforces
+//!
+//! This is the one statement of the rules (the README links here). A
+//! workflow's code runs again from the top whenever its run is resumed —
+//! after a crash, an eviction, an upgrade — and every call it makes to the
+//! host must then match the journal.
+//!
+//! A workflow **may**:
+//! - read the clock ([`Context::now_ms`], `std::time::SystemTime::now()`)
+//!   and draw randomness ([`Context::random_bytes`], `getrandom`, `rand`):
+//!   `wasi:clocks` and `wasi:random` are answered from the journal, so
+//!   replay sees the same values. A `std::collections::HashMap` draws its
+//!   seed this way too (one journaled `insecure-seed` event per run): use a
+//!   `BTreeMap` if you would rather not;
+//! - compute freely, keep any state in local variables, and branch on
+//!   anything the host answered (activity results, signals, the clock);
+//! - wait: [`Context::sleep`], timers, signals, updates, children — a long
+//!   wait costs a database row, not memory.
+//!
+//! A workflow **may not** (and weft enforces it):
+//! - touch the filesystem, sockets, environment variables or the network:
+//!   a workflow component that imports them is refused at deploy, naming
+//!   the imports. Side effects belong in activities;
+//! - compute without calling the host for longer than the server's spin
+//!   limit, or grow past its memory limit: the run fails saying which;
+//! - change what it asks of the host for a run already under way: on
+//!   replay, each call is matched by kind and by a digest of its arguments;
+//!   a different activity, input, timer or order is a *divergence* and the
+//!   run stops `stuck` (never retried in a loop) with a diagnostic such as
+//!   ``event 1: journal has activity `effects/echo` with input {"i":"A"},
+//!   code asked for activity `effects/echo` with input {"i":"B"}``, until
+//!   compatible code is deployed. Use [`Context::patched`] or a new version
+//!   for such changes, and check them with `weft replay` or
+//!   `weft_testing::TestEnv::replay` before deploying.
+//!
+//! Threads are not compiled in, and floats give the same results on every
+//! machine (NaNs are canonicalised), so the same code and the same answers
+//! produce the same calls.
+//!
+//! # Testing
+//!
+//! `weft-testing` runs a workflow component in a `cargo test`, with the real
+//! engine, mocked activities and a virtual clock that skips over waits:
+//! see its crate docs, and `weft new workflow NAME` for a crate that has
+//! such a test from the start.
+//!
 //! # Changing a workflow that has runs in flight
 //!
 //! Runs stay on the version they started on. To move them, weft replays

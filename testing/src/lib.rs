@@ -31,16 +31,22 @@
 //! holds the turn while it lives), which costs little as each test takes
 //! milliseconds of real time.
 
+#![warn(missing_docs)]
+
 mod build;
 mod mock;
+mod replay;
+mod run;
 
 pub use build::{build_guest, build_guest_in};
 pub use mock::Mock;
+pub use replay::{read_journal, replay_corpus};
+pub use run::TestRun;
 pub use weft::journal::{ErrorInfo, Event, Export, Recorded};
 pub use weft::runtime::NativeCall;
 pub use weft::store::{RunRecord, RunStatus};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;
@@ -48,12 +54,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use weft::clock;
-use weft::engine::check::Verdict;
 use weft::engine::{Engine, EngineConfig};
-use weft::runtime::{Runtime, RuntimeConfig, SignalRequest, StartRun, UpdateRequest};
-use weft::store::{DEFAULT_NAMESPACE, UpdateKey};
-use weft::store::{Durability, SqliteStore};
-use weft::writes::SignalTarget;
+use weft::runtime::{Runtime, RuntimeConfig, StartRun};
+use weft::store::{DEFAULT_NAMESPACE, Durability, SqliteStore};
 
 /// The virtual clock (the process's), in ms since the Unix epoch: what a
 /// workflow reads as now, and a mock too.
@@ -81,10 +84,19 @@ pub struct TestEnv {
 pub enum RunError {
     /// The run ended `failed`, `cancelled`, `timed-out`, `terminated` or
     /// `stuck` (a divergence): the status and the error it recorded.
-    Ended { status: RunStatus, error: Value },
+    Ended {
+        /// How it ended.
+        status: RunStatus,
+        /// What it recorded: `{"kind", "message", "details"?}`, or a
+        /// divergence's diagnostic.
+        error: Value,
+    },
     /// The run waits for something no one will send (a signal, an update,
     /// a deploy) and no timer is left to fire.
-    Waiting { status: Option<Value> },
+    Waiting {
+        /// What the workflow last published with `set-status`.
+        status: Option<Value>,
+    },
 }
 
 impl std::fmt::Display for RunError {
@@ -285,245 +297,5 @@ impl TestEnv {
             }
             None => false,
         }
-    }
-
-    /// Replay `journal` on the component at `wasm`: `Ok` with the events
-    /// replayed when the code is compatible with it, otherwise the same
-    /// diagnostic the server and `weft replay` give.
-    pub async fn replay(wasm: impl AsRef<Path>, journal: Export) -> anyhow::Result<usize> {
-        let path = wasm.as_ref();
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let (verdict, _) = weft::offline::Offline::new()?
-            .replay(journal, bytes)
-            .await?;
-        match verdict {
-            Verdict::Compatible { events } => Ok(events),
-            Verdict::Diverged { divergence } => bail!("{divergence}"),
-            Verdict::Failed { message } => bail!("{message}"),
-        }
-    }
-}
-
-/// Read a journal exported by `weft show RUN --json` (or `GET
-/// /v1/runs/{id}/journal`), for [`TestEnv::replay`].
-pub fn read_journal(path: impl AsRef<Path>) -> anyhow::Result<Export> {
-    let path = path.as_ref();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Export::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-/// Replay every exported journal (`*.json`) in `dir` — a corpus kept from
-/// production — on the component at `wasm`: `Ok` with how many replayed,
-/// or an error naming each journal the code is not compatible with and
-/// its divergence (what `weft replay DIR --wasm FILE` checks, from a test).
-pub async fn replay_corpus(wasm: impl AsRef<Path>, dir: impl AsRef<Path>) -> anyhow::Result<usize> {
-    let dir = dir.as_ref();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("{} holds no .json journal", dir.display());
-    }
-    let mut failures = Vec::new();
-    for file in &files {
-        let outcome = match read_journal(file) {
-            Ok(journal) => TestEnv::replay(wasm.as_ref(), journal).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
-            failures.push(format!("{}: {e:#}", file.display()));
-        }
-    }
-    if !failures.is_empty() {
-        bail!(
-            "{} of {} journals do not replay:\n{}",
-            failures.len(),
-            files.len(),
-            failures.join("\n")
-        );
-    }
-    Ok(files.len())
-}
-
-/// A run in a [`TestEnv`].
-pub struct TestRun<'a> {
-    env: &'a TestEnv,
-    pub run_id: String,
-}
-
-impl TestRun<'_> {
-    /// Its row: status, output or error, custom status, wake-up time.
-    pub async fn record(&self) -> anyhow::Result<RunRecord> {
-        self.env
-            .rt
-            .store
-            .get_run(&self.run_id)
-            .await?
-            .with_context(|| format!("no run {}", self.run_id))
-    }
-
-    /// The status the workflow last published (`set-status`), once the
-    /// environment has settled.
-    pub async fn status(&self) -> anyhow::Result<Option<Value>> {
-        self.env.settle().await;
-        Ok(self.record().await?.custom_status)
-    }
-
-    /// Run it to its end, skipping time whenever it only waits on the
-    /// clock; its output, or how it ended otherwise.
-    pub async fn result(&self) -> anyhow::Result<Value> {
-        loop {
-            self.env.settle().await;
-            let run = self.record().await?;
-            if !run.status.is_open() {
-                return match run.status {
-                    RunStatus::Completed => Ok(run.output.unwrap_or(Value::Null)),
-                    status => Err(RunError::Ended {
-                        status,
-                        error: run.error.unwrap_or(Value::Null),
-                    }
-                    .into()),
-                };
-            }
-            if run.status == RunStatus::Stuck {
-                return Err(RunError::Ended {
-                    status: run.status,
-                    error: run.error.unwrap_or(Value::Null),
-                }
-                .into());
-            }
-            if !self.env.skip_once().await {
-                let run = self.record().await?;
-                if run.status.is_open() && run.status != RunStatus::Stuck {
-                    return Err(RunError::Waiting {
-                        status: run.custom_status,
-                    }
-                    .into());
-                }
-            }
-        }
-    }
-
-    /// Its journal so far, once the environment has settled.
-    pub async fn journal(&self) -> anyhow::Result<Vec<Recorded>> {
-        self.env.settle().await;
-        self.env.rt.store.journal(&self.run_id).await
-    }
-
-    /// When its timers that have not fired yet are due (ms since the
-    /// epoch, soonest first), once the environment has settled; a timer a
-    /// select left behind counts until the run ends.
-    pub async fn pending_timers(&self) -> anyhow::Result<Vec<i64>> {
-        let journal = self.journal().await?;
-        if !self.record().await?.status.is_open() {
-            return Ok(Vec::new());
-        }
-        let mut pending = std::collections::BTreeMap::new();
-        for recorded in journal {
-            match recorded.event {
-                Event::TimerStarted {
-                    handle, fire_at_ms, ..
-                } => {
-                    pending.insert(handle, fire_at_ms as i64);
-                }
-                Event::TimerFired { handle, .. } => {
-                    pending.remove(&handle);
-                }
-                _ => {}
-            }
-        }
-        let mut due: Vec<i64> = pending.into_values().collect();
-        due.sort();
-        Ok(due)
-    }
-
-    /// Its journal as `weft show --json` exports it (for [`TestEnv::replay`]
-    /// or a corpus for `weft replay`).
-    pub async fn export(&self) -> anyhow::Result<Export> {
-        let events = self.journal().await?;
-        let run = self.record().await?;
-        Ok(Export::new(
-            run.run_id,
-            run.workflow,
-            run.version,
-            run.digest,
-            events,
-        ))
-    }
-
-    /// Send it signal `name`.
-    pub async fn signal(&self, name: &str, payload: impl Serialize) -> anyhow::Result<()> {
-        self.env
-            .rt
-            .signal(SignalRequest {
-                target: SignalTarget::Run(self.run_id.clone()),
-                namespace: DEFAULT_NAMESPACE.to_string(),
-                name: name.to_string(),
-                payload: serde_json::to_value(payload)?,
-                start: None,
-                request_id: None,
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// Ask it for update `name` and wait for the answer, skipping time
-    /// while the run only waits on the clock: the handler's output, or its
-    /// error or rejection.
-    pub async fn update(
-        &self,
-        name: &str,
-        payload: impl Serialize,
-    ) -> anyhow::Result<Result<Value, ErrorInfo>> {
-        let run = self.record().await?;
-        let asked = self
-            .env
-            .rt
-            .update(UpdateRequest {
-                namespace: run.namespace.clone(),
-                workflow_id: run.workflow_id.clone(),
-                name: name.to_string(),
-                input: serde_json::to_value(payload)?,
-                update_id: None,
-                start: None,
-                wait: Duration::ZERO,
-            })
-            .await?;
-        let key = UpdateKey {
-            namespace: asked.namespace,
-            workflow_id: asked.workflow_id,
-            update_id: asked.update_id,
-        };
-        loop {
-            self.env.settle().await;
-            let update = self.env.rt.await_update(&key, Duration::ZERO).await?;
-            if update.state.decided() {
-                let outcome = update.outcome.unwrap_or(Value::Null);
-                return Ok(match outcome.get("error") {
-                    Some(error) => Err(serde_json::from_value(error.clone())?),
-                    None => Ok(outcome.get("output").cloned().unwrap_or(Value::Null)),
-                });
-            }
-            match clock::next_wait_end_ms() {
-                Some(at) => clock::skip_to(at),
-                None => bail!(
-                    "update `{name}` is {} and nothing will answer it: the run waits for \
-                     something no one sends",
-                    update.state.as_str()
-                ),
-            }
-        }
-    }
-
-    /// Ask it to cancel (it sees `cancelled` at its next await and may
-    /// clean up).
-    pub async fn cancel(&self) -> anyhow::Result<()> {
-        self.env.rt.cancel(&self.run_id).await?;
-        Ok(())
     }
 }
