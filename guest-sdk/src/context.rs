@@ -65,6 +65,12 @@ impl Context {
     }
 
     /// Sleep durably: a sleeping run costs a database row, not memory.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// ctx.sleep(std::time::Duration::from_secs(7 * 24 * 3600))?; // a week
+    /// # Ok(()) }
+    /// ```
     pub fn sleep(&self, duration: Duration) -> Result<(), Error> {
         self.timer(duration).wait()
     }
@@ -77,6 +83,16 @@ impl Context {
     /// Wait for the first of several pending operations (see
     /// [`Pending::handle`]); the others stay pending. Which one finished
     /// first is journaled, so replay picks the same one.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// let approval = ctx.signal::<bool>("approve").pending();
+    /// let timeout = ctx.timer(Duration::from_secs(3600));
+    /// let first = ctx.select(&[approval.handle(), timeout.handle()]);
+    /// let approved = first.index == 0 && first.decode::<bool>()?;
+    /// # Ok(()) }
+    /// ```
     pub fn select(&self, handles: &[Handle]) -> Selected {
         let raw: Vec<u32> = handles.iter().map(|h| h.0).collect();
         let (done, result) = host::await_any(&raw);
@@ -90,6 +106,17 @@ impl Context {
     /// Wait for all of `pending`. Results are journaled in the order the
     /// operations finish (so each is recorded as early as possible) and
     /// returned in the order given.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let cells = ["eu-1", "eu-2", "us-1"];
+    /// let pending = cells
+    ///     .iter()
+    ///     .map(|cell| ctx.activity("cloud/drain").input(cell).start::<u32>())
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// let drained: Vec<Result<u32, weft_sdk::Error>> = ctx.join_all(pending);
+    /// # Ok(()) }
+    /// ```
     pub fn join_all<T: DeserializeOwned>(&self, pending: Vec<Pending<T>>) -> Vec<Result<T, Error>> {
         let mut results: Vec<Option<Result<T, Error>>> = pending.iter().map(|_| None).collect();
         let mut waiting: Vec<(usize, Handle)> =
@@ -107,6 +134,18 @@ impl Context {
     }
 
     /// Receive signals named `name` (in arrival order, each exactly once).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Operator { action: String }
+    /// let operator = ctx.signal::<Operator>("operator");
+    /// match operator.recv()?.action.as_str() {
+    ///     "resume" => {}
+    ///     _ => return Err(weft_sdk::Error::new("aborted", "an operator said so")),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn signal<T: DeserializeOwned>(&self, name: &str) -> SignalReceiver<T> {
         SignalReceiver {
             name: name.to_string(),
@@ -115,6 +154,12 @@ impl Context {
     }
 
     /// Signal the open run with `workflow_id`.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// ctx.signal_workflow("cell-eu-1", "upgrade", &serde_json::json!({ "version": "2.0" }))?;
+    /// # Ok(()) }
+    /// ```
     pub fn signal_workflow(
         &self,
         workflow_id: &str,
@@ -143,6 +188,12 @@ impl Context {
     }
 
     /// Publish a small status for queries (`GET /v1/runs/{id}` shows it).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// ctx.set_status(&serde_json::json!({ "state": "waiting", "ring": 1 }));
+    /// # Ok(()) }
+    /// ```
     pub fn set_status(&self, status: &impl Serialize) {
         if let Ok(text) = serde_json::to_string(status) {
             host::set_status(&text);
@@ -161,6 +212,16 @@ impl Context {
 
     /// End this run and continue as a fresh run (same workflow id, new
     /// journal) with `input`. Unconsumed signals move to the new run.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let served = 1000;
+    /// if served >= 1000 {
+    ///     // Keep the journal short: carry the state over instead.
+    ///     ctx.continue_as_new(&serde_json::json!({ "served": served }));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn continue_as_new(&self, input: &impl Serialize) -> ! {
         let input = serde_json::to_string(input).unwrap_or_else(|_| "null".into());
         host::continue_as_new(&input);
@@ -169,10 +230,12 @@ impl Context {
 
     /// Branch between old and new behaviour inside one version:
     ///
-    /// ```ignore
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context, owner: &str) -> Result<(), weft_sdk::Error> {
     /// if ctx.patched("notify-owner") {
     ///     ctx.activity("mail/notify").input(&owner).call::<()>()?; // new behaviour
     /// }
+    /// # Ok(()) }
     /// ```
     ///
     /// True for a run that reaches this point on code with the change (a
@@ -193,6 +256,17 @@ impl Context {
     }
 
     /// Build the start of a child run of `workflow`.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let cert: String = ctx
+    ///     .child("issue-cert")
+    ///     .input(&"acme.example.net")
+    ///     .workflow_id("cert-acme")
+    ///     .parent_close(weft_sdk::ParentClose::Cancel)
+    ///     .call()?;
+    /// # Ok(()) }
+    /// ```
     pub fn child(&self, workflow: impl Into<String>) -> ChildCall {
         ChildCall {
             workflow: workflow.into(),
@@ -205,6 +279,19 @@ impl Context {
     }
 
     /// Build a call to an activity, `"component/function"` or `"component"`.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// use weft_sdk::RetryPolicy;
+    /// let record: String = ctx
+    ///     .activity("cloud/create-record")
+    ///     .input(&("acme", "eu-1"))
+    ///     .retry(RetryPolicy::default().max_attempts(5).non_retryable("quota-exceeded"))
+    ///     .timeout(Duration::from_secs(30))
+    ///     .call()?;
+    /// # Ok(()) }
+    /// ```
     pub fn activity(&self, name: impl Into<String>) -> ActivityCall {
         ActivityCall {
             name: name.into(),

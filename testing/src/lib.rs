@@ -67,9 +67,10 @@ pub fn now_ms() -> i64 {
 /// The process's clock is shared: one environment at a time.
 static TURN: LazyLock<Arc<Mutex<()>>> = LazyLock::new(Arc::default);
 
-/// How long the runtime must stay still, in consecutive readings, before
-/// the clock moves.
-const STILL_READINGS: u32 = 3;
+/// How long the runtime must stay still before the clock moves: readings
+/// equal to the one before, with nothing under way (three readings over at
+/// least two milliseconds).
+const STILL_READINGS: u32 = 2;
 const READING_EVERY: Duration = Duration::from_millis(1);
 
 /// One workflow engine with its own store, on the process's virtual clock.
@@ -286,10 +287,9 @@ impl TestEnv {
         self.settle().await;
     }
 
-    /// Settle, then skip to the next wait's end: false when nothing waits
-    /// on the clock.
-    async fn skip_once(&self) -> bool {
-        self.settle().await;
+    /// Skip to the next wait's end (call it settled): false when nothing
+    /// waits on the clock.
+    fn skip_to_next_wait(&self) -> bool {
         match clock::next_wait_end_ms() {
             Some(at) => {
                 clock::skip_to(at);

@@ -59,7 +59,7 @@ impl TestRun<'_> {
                 }
                 .into());
             }
-            if !self.env.skip_once().await {
+            if !self.env.skip_to_next_wait() {
                 let run = self.record().await?;
                 if run.status.is_open() && run.status != RunStatus::Stuck {
                     return Err(RunError::Waiting {

@@ -290,3 +290,16 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Activities can be the real components too: deployed like workflows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_activity_component_runs_beside_mocks() {
+    let hello = build_guest("hello").unwrap();
+    let greeter = build_guest("greeter").unwrap();
+    let env = TestEnv::new().await.unwrap();
+    env.deploy("hello", &hello).await.unwrap();
+    env.deploy("greeter", &greeter).await.unwrap();
+    let run = env.start("hello", json!({ "name": "Ada" })).await.unwrap();
+    let out = run.result().await.unwrap();
+    assert_eq!(out["greeting"], "Hello, Ada!", "{out}");
+}

@@ -116,7 +116,7 @@ pub async fn run_activity(
     if let Some(due) = job.next_attempt_at_ms {
         drop(busy.take());
         crate::clock::sleep_until_ms(due).await;
-        busy = Some(Busy::new(&rt.activity_tasks));
+        busy = Some(Busy::new(&rt.tasks));
     }
     // Subscribed before the first look, so a deploy in between is seen.
     let mut deploys = rt.deploys.subscribe();
@@ -150,7 +150,7 @@ pub async fn run_activity(
                 }
                 drop(busy.take());
                 await_deploy(&mut deploys, deadline).await;
-                busy = Some(Busy::new(&rt.activity_tasks));
+                busy = Some(Busy::new(&rt.tasks));
                 continue;
             }
             Ok(Some(Runner::Native(f))) => f(NativeCall {
@@ -263,7 +263,7 @@ pub async fn run_activity(
         });
         drop(busy.take());
         crate::clock::sleep(Duration::from_millis(delay)).await;
-        busy = Some(Busy::new(&rt.activity_tasks));
+        busy = Some(Busy::new(&rt.tasks));
         attempt += 1;
     }
 }

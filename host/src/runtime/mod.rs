@@ -127,8 +127,9 @@ pub struct Runtime {
     peers: reqwest::Client,
     /// Activities run by Rust functions in this process, by name.
     native: Mutex<HashMap<String, NativeActivity>>,
-    /// Activity tasks under way and not waiting on the clock.
-    activity_tasks: Arc<std::sync::atomic::AtomicUsize>,
+    /// Tasks under way (see `native::Busy`): activities not waiting on
+    /// the clock, what follows an execution, an update's caller woken.
+    tasks: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Runtime {
@@ -158,7 +159,7 @@ impl Runtime {
             quotas: quotas::Quotas::default(),
             peers: config.peer_client.clone(),
             native: Mutex::default(),
-            activity_tasks: Arc::default(),
+            tasks: Arc::default(),
             config,
         });
         tokio::spawn(timers::run(rt.clone()));
@@ -247,6 +248,9 @@ impl Runtime {
                     .await
                     .unwrap_or_else(|e| Ending::Retry(format!("the execution panicked: {e}")))
             };
+            // Under way until what follows the execution is done (it tells
+            // parents and callers after the run has left `resident`).
+            let _busy = native::Busy::new(&rt.tasks);
             // Handed to an upgrade, the run stays held: what `after` wakes
             // is then a no-op, and the upgrade's release wakes it.
             rt.release(&run_id);

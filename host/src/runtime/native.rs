@@ -35,8 +35,9 @@ pub type NativeActivity = Arc<dyn Fn(NativeCall) -> Result<Value, ErrorInfo> + S
 pub struct UnderWay {
     /// Executions not waiting (resident runs minus those parked in an await).
     pub executing: usize,
-    /// Activity tasks not waiting for their backoff or a deploy.
-    pub activities: usize,
+    /// Runtime tasks under way: activities not waiting for their backoff
+    /// or a deploy, what follows an execution, an update's caller woken.
+    pub tasks: usize,
     /// Guest work woken or running (a parked run its activity's end just
     /// woke counts here before it leaves its await).
     pub guests: usize,
@@ -49,12 +50,12 @@ pub struct UnderWay {
 impl UnderWay {
     /// Nothing executing, attempting or waiting to be written.
     pub fn still(&self) -> bool {
-        self.executing == 0 && self.activities == 0 && self.guests == 0 && self.unwritten == 0
+        self.executing == 0 && self.tasks == 0 && self.guests == 0 && self.unwritten == 0
     }
 }
 
-/// Counts an activity task as busy while it lives (dropped around its
-/// waits on the clock).
+/// Counts a runtime task as under way while it lives (an activity's is
+/// dropped around its waits on the clock).
 pub(super) struct Busy(Arc<AtomicUsize>);
 
 impl Busy {
@@ -92,7 +93,7 @@ impl Runtime {
         let parked = self.engine.parked.load(Ordering::SeqCst);
         UnderWay {
             executing: self.resident_count().saturating_sub(parked),
-            activities: self.activity_tasks.load(Ordering::SeqCst),
+            tasks: self.tasks.load(Ordering::SeqCst),
             guests: self.engine.cpu.busy(),
             unwritten: stats.queued.load(Ordering::SeqCst).saturating_sub(written),
             written,

@@ -204,7 +204,7 @@ impl Host for Runtime {
         );
         // Busy from now, not from its first poll: a harness reading what is
         // under way must not see a gap.
-        let busy = super::native::Busy::new(&self.activity_tasks);
+        let busy = super::native::Busy::new(&self.tasks);
         tokio::spawn(super::activities::run_activity(self, job, sink, busy).instrument(span))
     }
 }

@@ -225,7 +225,9 @@ impl Runtime {
             return;
         }
         let (rt, key) = (self.clone(), key.clone());
+        let busy = super::native::Busy::new(&self.tasks);
         tokio::spawn(async move {
+            let _busy = busy;
             match rt.store.updates().update(&key).await {
                 Ok(Some(update)) => {
                     if let Some(caller) = update.caller_run_id {
