@@ -306,6 +306,14 @@ impl Context {
 }
 
 /// An operation started but not yet awaited.
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// let cert = ctx.activity("cloud/request-cert").input(&"acme").start::<String>()?;
+/// ctx.sleep(std::time::Duration::from_secs(60))?; // the activity runs meanwhile
+/// let id = cert.wait()?;
+/// # Ok(()) }
+/// ```
 #[must_use = "a pending operation does nothing observable until it is awaited"]
 pub struct Pending<T> {
     handle: u32,
@@ -316,7 +324,19 @@ pub struct Pending<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handle(pub(crate) u32);
 
-/// What [`Context::select`] picked.
+/// What [`Context::select`] picked: `index` into the handles given, and
+/// the outcome, decoded with [`Selected::decode`].
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// let stop = ctx.signal::<()>("stop").pending();
+/// let tick = ctx.timer(std::time::Duration::from_secs(60));
+/// let picked = ctx.select(&[stop.handle(), tick.handle()]);
+/// if picked.index == 0 {
+///     picked.decode::<()>()?;
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Selected {
     /// Position, in the slice given, of the operation that finished.
     pub index: usize,
@@ -351,6 +371,24 @@ impl<T: DeserializeOwned> Pending<T> {
 }
 
 /// Retry policy of an activity: exponential backoff between attempts.
+/// The default: 1 s initial interval, coefficient 2, at most 100 s apart,
+/// unlimited attempts.
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// use std::time::Duration;
+/// use weft_sdk::RetryPolicy;
+/// let policy = RetryPolicy::default()
+///     .initial_interval(Duration::from_millis(200))
+///     .backoff(3.0)
+///     .max_interval(Duration::from_secs(30))
+///     .max_attempts(10)
+///     .non_retryable("invalid-request");
+/// let once = RetryPolicy::none(); // a single attempt
+/// ctx.activity("cloud/charge").retry(once).call::<()>()?;
+/// ctx.activity("cloud/place").retry(policy).call::<String>()?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     pub initial_interval: Duration,
@@ -404,6 +442,18 @@ impl RetryPolicy {
 }
 
 /// Builder of one activity call: `ctx.activity("x").input(&v).call()`.
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// use std::time::Duration;
+/// let record: String = ctx
+///     .activity("cloud/create-record")
+///     .input(&serde_json::json!({ "tenant": "acme" }))
+///     .timeout(Duration::from_secs(30))             // each attempt
+///     .schedule_to_close(Duration::from_secs(600))  // all attempts together
+///     .call()?;
+/// # Ok(()) }
+/// ```
 pub struct ActivityCall {
     name: String,
     input: Result<String, Error>,
@@ -456,6 +506,17 @@ impl ActivityCall {
 }
 
 /// Receives one named signal at a time: `ctx.signal::<T>("name").recv()`.
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// use std::time::Duration;
+/// let approvals = ctx.signal::<String>("approve");
+/// match approvals.recv_timeout(Duration::from_secs(24 * 3600))? {
+///     Some(approver) => ctx.set_status(&serde_json::json!({ "approved_by": approver })),
+///     None => return Err(weft_sdk::Error::new("not-approved", "no approval within a day")),
+/// }
+/// # Ok(()) }
+/// ```
 pub struct SignalReceiver<T> {
     name: String,
     _payload: PhantomData<T>,
@@ -489,6 +550,14 @@ impl<T: DeserializeOwned> SignalReceiver<T> {
 }
 
 /// Builder of a child run: `ctx.child("provision").input(&x).call()`.
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// let child = ctx.child("provision").input(&"acme").start::<serde_json::Value>()?;
+/// // ... the parent goes on; the child's output when it is needed:
+/// let provisioned = child.wait()?;
+/// # Ok(()) }
+/// ```
 pub struct ChildCall {
     workflow: String,
     input: Result<String, Error>,

@@ -8,6 +8,12 @@ use crate::bindings::workflow::weft::workflow::types::{ErrorInfo, Failure};
 ///
 /// `kind` is a stable, machine-matchable word (`"not-found"`, `"timed-out"`);
 /// retry policies name the kinds that must not be retried.
+///
+/// ```
+/// use weft_sdk::Error;
+/// let e = Error::new("quota-exceeded", "tenant acme has 10 cells already");
+/// assert_eq!(e.kind, "quota-exceeded");
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Error {
     pub kind: String,
