@@ -183,25 +183,42 @@ fn journals(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The CLI: replays the journal at `path` (or each in the directory) on
-/// `wasm`, printing a verdict per journal; `Ok(false)` when any is
-/// incompatible or unreadable.
-pub async fn run(path: &Path, wasm: &Path) -> anyhow::Result<bool> {
+/// One journal's check: its verdict and how long the replay took, or why
+/// it could not be read or replayed.
+pub type Checked = anyhow::Result<(Verdict, Duration)>;
+
+/// Replay the journal at `path` (or each in the directory, in name order)
+/// on `wasm`, compiled once: each file with its check. Fails only when
+/// `path` holds no journal or `wasm` cannot be read or compiled.
+pub async fn replay_each(path: &Path, wasm: &Path) -> anyhow::Result<Vec<(PathBuf, Checked)>> {
     let files = journals(path)?;
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     let offline = Offline::new()?;
     let loaded = offline.compile(bytes).await?;
+    let mut checked = Vec::with_capacity(files.len());
+    for file in files {
+        let verdict = match read_export(&file) {
+            Ok(doc) => offline.replay_on(&loaded, doc).await,
+            Err(e) => Err(e),
+        };
+        checked.push((file, verdict));
+    }
+    Ok(checked)
+}
+
+/// The CLI: replays the journal at `path` (or each in the directory) on
+/// `wasm`, printing a verdict per journal; `Ok(false)` when any is
+/// incompatible or unreadable.
+pub async fn run(path: &Path, wasm: &Path) -> anyhow::Result<bool> {
+    let checked = replay_each(path, wasm).await?;
     let corpus = path.is_dir();
+    let total = checked.len();
     let mut passed = 0;
-    for file in &files {
+    for (file, verdict) in checked {
         let name = if corpus {
             format!("{}: ", file.display())
         } else {
             String::new()
-        };
-        let verdict = match read_export(file) {
-            Ok(doc) => offline.replay_on(&loaded, doc).await,
-            Err(e) => Err(e),
         };
         match verdict {
             Ok((Verdict::Compatible { events }, took)) => {
@@ -220,16 +237,14 @@ pub async fn run(path: &Path, wasm: &Path) -> anyhow::Result<bool> {
         }
     }
     if corpus {
-        out!(
-            "{passed} of {} journals replay on {}",
-            files.len(),
-            wasm.display()
-        );
+        out!("{passed} of {total} journals replay on {}", wasm.display());
     }
-    Ok(passed == files.len())
+    Ok(passed == total)
 }
 
-fn read_export(file: &Path) -> anyhow::Result<Export> {
+/// Read a journal export (`weft show RUN --json`, `GET
+/// /v1/runs/{id}/journal`), naming the file in any error.
+pub fn read_export(file: &Path) -> anyhow::Result<Export> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     Export::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))

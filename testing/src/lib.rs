@@ -145,7 +145,6 @@ impl TestEnv {
             Arc::new(store),
             engine,
             RuntimeConfig {
-                // Every wait leaves memory: the clock skips over it.
                 // Runs wait in memory (the clock skips over their timers)
                 // and their journals read complete while they do.
                 resident_timer_ms: 30 * 86_400_000,
@@ -249,7 +248,7 @@ impl TestEnv {
 
     /// The virtual clock, in ms since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
-        clock::now_ms()
+        now_ms()
     }
 
     /// Wait (in real time) until nothing runs that could progress without

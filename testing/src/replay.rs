@@ -27,44 +27,35 @@ impl TestEnv {
 /// Read a journal exported by `weft show RUN --json` (or `GET
 /// /v1/runs/{id}/journal`), for [`TestEnv::replay`].
 pub fn read_journal(path: impl AsRef<Path>) -> anyhow::Result<Export> {
-    let path = path.as_ref();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Export::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    weft::offline::read_export(path.as_ref())
 }
 
 /// Replay every exported journal (`*.json`) in `dir` — a corpus kept from
-/// production — on the component at `wasm`: `Ok` with how many replayed,
-/// or an error naming each journal the code is not compatible with and
-/// its divergence (what `weft replay DIR --wasm FILE` checks, from a test).
+/// production — on the component at `wasm`, compiled once: `Ok` with how
+/// many replayed, or an error naming each journal the code is not
+/// compatible with and its divergence (`weft replay DIR --wasm FILE`'s
+/// check, from a test).
 pub async fn replay_corpus(wasm: impl AsRef<Path>, dir: impl AsRef<Path>) -> anyhow::Result<usize> {
-    let dir = dir.as_ref();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    let checked = weft::offline::replay_each(dir.as_ref(), wasm.as_ref()).await?;
+    let total = checked.len();
+    let failures: Vec<String> = checked
+        .into_iter()
+        .filter_map(|(file, verdict)| {
+            let why = match verdict {
+                Ok((Verdict::Compatible { .. }, _)) => return None,
+                Ok((Verdict::Diverged { divergence }, _)) => divergence.to_string(),
+                Ok((Verdict::Failed { message }, _)) => message,
+                Err(e) => format!("{e:#}"),
+            };
+            Some(format!("{}: {why}", file.display()))
+        })
         .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("{} holds no .json journal", dir.display());
-    }
-    let mut failures = Vec::new();
-    for file in &files {
-        let outcome = match read_journal(file) {
-            Ok(journal) => TestEnv::replay(wasm.as_ref(), journal).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
-            failures.push(format!("{}: {e:#}", file.display()));
-        }
-    }
     if !failures.is_empty() {
         bail!(
-            "{} of {} journals do not replay:\n{}",
+            "{} of {total} journals do not replay:\n{}",
             failures.len(),
-            files.len(),
             failures.join("\n")
         );
     }
-    Ok(files.len())
+    Ok(total)
 }
