@@ -4,7 +4,19 @@ use crate::Error;
 use crate::bindings::activity::weft::workflow::activity_context as host;
 use crate::bindings::activity::weft::workflow::types::{ErrorInfo, LogLevel};
 
-/// What an activity attempt knows about itself.
+/// What an activity attempt knows about itself; every activity function
+/// receives it first.
+///
+/// ```no_run
+/// use weft_sdk::{ActivityContext, Error, LogLevel};
+///
+/// fn create_vm(ctx: &ActivityContext, cell: String) -> Result<String, Error> {
+///     ctx.log(LogLevel::Info, format!("attempt {} for {cell}", ctx.attempt()));
+///     Ok(format!("vm-{}", ctx.idempotency_key()))
+/// }
+///
+/// weft_sdk::activities! { "create-vm" => create_vm }
+/// ```
 pub struct ActivityContext {
     idempotency_key: String,
 }
@@ -17,23 +29,59 @@ impl ActivityContext {
 
     /// The same for every attempt of one scheduled activity (run id + event
     /// sequence number): hand it to external systems so they deduplicate.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::ActivityContext) -> Result<(), weft_sdk::Error> {
+    /// let order = serde_json::json!({ "item": "cell", "request_id": ctx.idempotency_key() });
+    /// weft_sdk::http::post_json("http://127.0.0.1:8080/orders", &order)?.error_for_status()?;
+    /// # Ok(()) }
+    /// ```
     pub fn idempotency_key(&self) -> &str {
         &self.idempotency_key
     }
 
     /// 1 for the first attempt.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::ActivityContext) -> Result<(), weft_sdk::Error> {
+    /// if ctx.attempt() > 3 {
+    ///     // Later attempts take the slower, safer path.
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn attempt(&self) -> u32 {
         host::info().attempt
     }
 
+    /// The id of the run that scheduled this activity.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::ActivityContext) {
+    /// let tag = format!("weft-run={}", ctx.run_id());
+    /// # }
+    /// ```
     pub fn run_id(&self) -> String {
         host::info().run_id
     }
 
+    /// The workflow id of the run that scheduled this activity.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::ActivityContext) {
+    /// let owner = format!("managed-by={}", ctx.workflow_id());
+    /// # }
+    /// ```
     pub fn workflow_id(&self) -> String {
         host::info().workflow_id
     }
 
+    /// A log line in the server's log, tagged with the run and activity.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::ActivityContext) {
+    /// ctx.log(weft_sdk::LogLevel::Warn, "quota at 90%");
+    /// # }
+    /// ```
     pub fn log(&self, level: crate::LogLevel, message: impl AsRef<str>) {
         let level = match level {
             crate::LogLevel::Debug => LogLevel::Debug,

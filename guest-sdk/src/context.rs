@@ -1,24 +1,53 @@
+//! The workflow's handle on the host, and the calls on it that need no
+//! builder: clock, randomness, timers, select, status, signals to others.
+
 use serde::{Serialize, de::DeserializeOwned};
-use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
-use crate::Error;
 use crate::bindings::workflow::weft::workflow::context as host;
 use crate::bindings::workflow::weft::workflow::types as wit;
+use crate::{Error, Handle, Pending, Selected};
 
 pub use wit::{LogLevel, ParentClosePolicy as ParentClose};
 
 /// Facts about the current run; fixed for its whole life.
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) {
+/// let info = ctx.info();
+/// let label = format!("{} v{} ({})", info.workflow, info.version, info.workflow_id);
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunInfo {
+    /// This run's id (a new one after continue-as-new).
     pub run_id: String,
+    /// The workflow id: the entity the run serves, kept across
+    /// continue-as-new.
     pub workflow_id: String,
+    /// The deployed component's name.
     pub workflow: String,
+    /// The component version the run executes on (changes on upgrade).
     pub version: u32,
 }
 
 /// The workflow's handle on the host. Every call is journaled (or, for
 /// `log` and `info`, needs no journal), so the code stays replay-safe.
+/// A workflow receives it in [`crate::Workflow::run`]:
+///
+/// ```no_run
+/// use weft_sdk::{Context, Error, Workflow};
+///
+/// struct Hello;
+///
+/// impl Workflow for Hello {
+///     type Input = String;
+///     type Output = String;
+///     fn run(ctx: &Context, name: String) -> Result<String, Error> {
+///         ctx.activity("greeter").input(&name).call()
+///     }
+/// }
+/// ```
 pub struct Context {
     _private: (),
 }
@@ -28,6 +57,15 @@ impl Context {
         Context { _private: () }
     }
 
+    /// Facts about this run (ids, component, version); not journaled: they
+    /// are the same on every replay.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let cell_id = format!("cell-of-{}", ctx.info().workflow_id);
+    /// ctx.child("cell").workflow_id(cell_id).call::<()>()?;
+    /// # Ok(()) }
+    /// ```
     pub fn info(&self) -> RunInfo {
         let info = host::info();
         RunInfo {
@@ -39,19 +77,49 @@ impl Context {
     }
 
     /// The journaled wall-clock time.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) {
+    /// let started = ctx.now();
+    /// // ... later in the same run, replay-safe:
+    /// let took = ctx.now().duration_since(started).unwrap_or_default();
+    /// # }
+    /// ```
     pub fn now(&self) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_millis(host::now_ms())
     }
 
+    /// The journaled wall-clock time in milliseconds since the Unix epoch.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) {
+    /// let hour_utc = (ctx.now_ms() / 3_600_000) % 24;
+    /// let business_hours = (9..17).contains(&hour_utc);
+    /// # }
+    /// ```
     pub fn now_ms(&self) -> u64 {
         host::now_ms()
     }
 
     /// Journaled random bytes.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) {
+    /// let salt: String = ctx.random_bytes(8).iter().map(|b| format!("{b:02x}")).collect();
+    /// # }
+    /// ```
     pub fn random_bytes(&self, len: u32) -> Vec<u8> {
         host::random_bytes(len)
     }
 
+    /// A journaled random number (replay draws the same one).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) {
+    /// let cells = ["eu-1", "eu-2", "us-1"];
+    /// let canary = cells[(ctx.random_u64() % cells.len() as u64) as usize];
+    /// # }
+    /// ```
     pub fn random_u64(&self) -> u64 {
         let bytes = host::random_bytes(8);
         let mut buf = [0u8; 8];
@@ -60,6 +128,13 @@ impl Context {
     }
 
     /// A log line in the server's log; muted while the run replays.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) {
+    /// use weft_sdk::LogLevel;
+    /// ctx.log(LogLevel::Info, format!("ring {} done", 2));
+    /// # }
+    /// ```
     pub fn log(&self, level: LogLevel, message: impl AsRef<str>) {
         host::log(level, message.as_ref());
     }
@@ -76,6 +151,15 @@ impl Context {
     }
 
     /// Start a durable timer without waiting for it.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// let soak = ctx.timer(Duration::from_secs(24 * 3600));
+    /// ctx.activity("cloud/report").input(&"soak started").call::<()>()?;
+    /// soak.wait()?; // a day after the timer was started, not after the report
+    /// # Ok(()) }
+    /// ```
     pub fn timer(&self, duration: Duration) -> Pending<()> {
         Pending::new(host::start_timer(duration.as_millis() as u64))
     }
@@ -133,26 +217,6 @@ impl Context {
             .collect()
     }
 
-    /// Receive signals named `name` (in arrival order, each exactly once).
-    ///
-    /// ```no_run
-    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
-    /// #[derive(serde::Deserialize)]
-    /// struct Operator { action: String }
-    /// let operator = ctx.signal::<Operator>("operator");
-    /// match operator.recv()?.action.as_str() {
-    ///     "resume" => {}
-    ///     _ => return Err(weft_sdk::Error::new("aborted", "an operator said so")),
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn signal<T: DeserializeOwned>(&self, name: &str) -> SignalReceiver<T> {
-        SignalReceiver {
-            name: name.to_string(),
-            _payload: PhantomData,
-        }
-    }
-
     /// Signal the open run with `workflow_id`.
     ///
     /// ```no_run
@@ -173,6 +237,15 @@ impl Context {
 
     /// Signal the open run with `workflow_id`, starting `workflow` with
     /// `input` under that id first if none is open (entity workflows).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use serde_json::json;
+    /// // One entity run per cell: started by the first event, fed by the rest.
+    /// ctx.signal_with_start("cell-entity", "cell-eu-1", &json!({ "cell": "eu-1" }),
+    ///     "drain", &json!({ "reason": "maintenance" }))?;
+    /// # Ok(()) }
+    /// ```
     pub fn signal_with_start(
         &self,
         workflow: &str,
@@ -202,8 +275,15 @@ impl Context {
 
     /// Set search attributes of this run — strings, numbers, booleans;
     /// `null` removes one — which list queries filter on:
-    /// `ctx.upsert_search_attributes(&json!({ "region": "eu-west", "ring": 1 }))`,
-    /// then `GET /v1/runs?q=region = 'eu-west' AND ring >= 1`.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) {
+    /// use serde_json::json;
+    /// ctx.upsert_search_attributes(&json!({ "region": "eu-west", "ring": 1 }));
+    /// // then: GET /v1/runs?q=region = 'eu-west' AND ring >= 1
+    /// ctx.upsert_search_attributes(&json!({ "ring": null })); // removes `ring`
+    /// # }
+    /// ```
     pub fn upsert_search_attributes(&self, attributes: &impl Serialize) {
         if let Ok(text) = serde_json::to_string(attributes) {
             host::upsert_search_attributes(&text);
@@ -251,347 +331,20 @@ impl Context {
     }
 
     /// The run's deadline (its execution timeout), if it has one.
-    pub fn deadline(&self) -> Option<SystemTime> {
-        host::deadline_ms().map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
-    }
-
-    /// Build the start of a child run of `workflow`.
-    ///
-    /// ```no_run
-    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
-    /// let cert: String = ctx
-    ///     .child("issue-cert")
-    ///     .input(&"acme.example.net")
-    ///     .workflow_id("cert-acme")
-    ///     .parent_close(weft_sdk::ParentClose::Cancel)
-    ///     .call()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn child(&self, workflow: impl Into<String>) -> ChildCall {
-        ChildCall {
-            workflow: workflow.into(),
-            input: Ok("null".to_string()),
-            options: wit::ChildOptions {
-                workflow_id: None,
-                parent_close: ParentClose::Abandon,
-            },
-        }
-    }
-
-    /// Build a call to an activity, `"component/function"` or `"component"`.
     ///
     /// ```no_run
     /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
     /// use std::time::Duration;
-    /// use weft_sdk::RetryPolicy;
-    /// let record: String = ctx
-    ///     .activity("cloud/create-record")
-    ///     .input(&("acme", "eu-1"))
-    ///     .retry(RetryPolicy::default().max_attempts(5).non_retryable("quota-exceeded"))
-    ///     .timeout(Duration::from_secs(30))
-    ///     .call()?;
+    /// // Leave an hour before the deadline for the cleanup.
+    /// if let Some(deadline) = ctx.deadline() {
+    ///     let left = deadline.duration_since(ctx.now()).unwrap_or_default();
+    ///     if left < Duration::from_secs(3600) {
+    ///         ctx.activity("cloud/cleanup").call::<()>()?;
+    ///     }
+    /// }
     /// # Ok(()) }
     /// ```
-    pub fn activity(&self, name: impl Into<String>) -> ActivityCall {
-        ActivityCall {
-            name: name.into(),
-            input: Ok("null".to_string()),
-            options: wit::ActivityOptions {
-                retry: None,
-                start_to_close_ms: None,
-                schedule_to_close_ms: None,
-            },
-        }
-    }
-}
-
-/// An operation started but not yet awaited.
-///
-/// ```no_run
-/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
-/// let cert = ctx.activity("cloud/request-cert").input(&"acme").start::<String>()?;
-/// ctx.sleep(std::time::Duration::from_secs(60))?; // the activity runs meanwhile
-/// let id = cert.wait()?;
-/// # Ok(()) }
-/// ```
-#[must_use = "a pending operation does nothing observable until it is awaited"]
-pub struct Pending<T> {
-    handle: u32,
-    _output: PhantomData<T>,
-}
-
-/// A pending operation, erased, for [`Context::select`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handle(pub(crate) u32);
-
-/// What [`Context::select`] picked: `index` into the handles given, and
-/// the outcome, decoded with [`Selected::decode`].
-///
-/// ```no_run
-/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
-/// let stop = ctx.signal::<()>("stop").pending();
-/// let tick = ctx.timer(std::time::Duration::from_secs(60));
-/// let picked = ctx.select(&[stop.handle(), tick.handle()]);
-/// if picked.index == 0 {
-///     picked.decode::<()>()?;
-/// }
-/// # Ok(()) }
-/// ```
-pub struct Selected {
-    /// Position, in the slice given, of the operation that finished.
-    pub index: usize,
-    pub(crate) result: Result<String, Error>,
-}
-
-impl Selected {
-    pub fn decode<T: DeserializeOwned>(self) -> Result<T, Error> {
-        let payload = self.result?;
-        serde_json::from_str(&payload).map_err(|e| Error::decode("the result", e))
-    }
-}
-
-impl<T: DeserializeOwned> Pending<T> {
-    pub(crate) fn new(handle: u32) -> Self {
-        Pending {
-            handle,
-            _output: PhantomData,
-        }
-    }
-
-    /// For [`Context::select`]; once selected, do not wait on it again.
-    pub fn handle(&self) -> Handle {
-        Handle(self.handle)
-    }
-
-    /// Block until the operation ends.
-    pub fn wait(self) -> Result<T, Error> {
-        let payload = host::await_(self.handle).map_err(Error::from_failure)?;
-        serde_json::from_str(&payload).map_err(|e| Error::decode("the result", e))
-    }
-}
-
-/// Retry policy of an activity: exponential backoff between attempts.
-/// The default: 1 s initial interval, coefficient 2, at most 100 s apart,
-/// unlimited attempts.
-///
-/// ```no_run
-/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
-/// use std::time::Duration;
-/// use weft_sdk::RetryPolicy;
-/// let policy = RetryPolicy::default()
-///     .initial_interval(Duration::from_millis(200))
-///     .backoff(3.0)
-///     .max_interval(Duration::from_secs(30))
-///     .max_attempts(10)
-///     .non_retryable("invalid-request");
-/// let once = RetryPolicy::none(); // a single attempt
-/// ctx.activity("cloud/charge").retry(once).call::<()>()?;
-/// ctx.activity("cloud/place").retry(policy).call::<String>()?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    pub initial_interval: Duration,
-    pub backoff_coefficient: f64,
-    pub max_interval: Duration,
-    /// 0 = until the schedule-to-close timeout (or forever).
-    pub max_attempts: u32,
-    pub non_retryable: Vec<String>,
-}
-
-impl Default for RetryPolicy {
-    /// 1 s, doubling, at most 100 s apart, unlimited attempts — the host's
-    /// default too.
-    fn default() -> Self {
-        use weft_contract::retry;
-        RetryPolicy {
-            initial_interval: Duration::from_millis(retry::INITIAL_INTERVAL_MS),
-            backoff_coefficient: retry::BACKOFF_COEFFICIENT,
-            max_interval: Duration::from_millis(retry::MAX_INTERVAL_MS),
-            max_attempts: retry::MAX_ATTEMPTS,
-            non_retryable: Vec::new(),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Never retry.
-    pub fn none() -> Self {
-        RetryPolicy::default().max_attempts(1)
-    }
-    pub fn initial_interval(mut self, d: Duration) -> Self {
-        self.initial_interval = d;
-        self
-    }
-    pub fn backoff(mut self, coefficient: f64) -> Self {
-        self.backoff_coefficient = coefficient;
-        self
-    }
-    pub fn max_interval(mut self, d: Duration) -> Self {
-        self.max_interval = d;
-        self
-    }
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
-        self
-    }
-    pub fn non_retryable(mut self, kind: impl Into<String>) -> Self {
-        self.non_retryable.push(kind.into());
-        self
-    }
-}
-
-/// Builder of one activity call: `ctx.activity("x").input(&v).call()`.
-///
-/// ```no_run
-/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
-/// use std::time::Duration;
-/// let record: String = ctx
-///     .activity("cloud/create-record")
-///     .input(&serde_json::json!({ "tenant": "acme" }))
-///     .timeout(Duration::from_secs(30))             // each attempt
-///     .schedule_to_close(Duration::from_secs(600))  // all attempts together
-///     .call()?;
-/// # Ok(()) }
-/// ```
-pub struct ActivityCall {
-    name: String,
-    input: Result<String, Error>,
-    options: wit::ActivityOptions,
-}
-
-impl ActivityCall {
-    pub fn input(mut self, input: &impl Serialize) -> Self {
-        self.input = serde_json::to_string(input).map_err(|e| Error::decode("the input", e));
-        self
-    }
-
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(wit::RetryPolicy {
-            initial_interval_ms: policy.initial_interval.as_millis() as u64,
-            backoff_coefficient: policy.backoff_coefficient,
-            max_interval_ms: policy.max_interval.as_millis() as u64,
-            max_attempts: policy.max_attempts,
-            non_retryable: policy.non_retryable,
-        });
-        self
-    }
-
-    /// Limit on each attempt (start-to-close).
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.options.start_to_close_ms = Some(d.as_millis() as u64);
-        self
-    }
-
-    /// Limit on all attempts together, backoff included.
-    pub fn schedule_to_close(mut self, d: Duration) -> Self {
-        self.options.schedule_to_close_ms = Some(d.as_millis() as u64);
-        self
-    }
-
-    /// Schedule the activity and wait for its result.
-    pub fn call<T: DeserializeOwned>(self) -> Result<T, Error> {
-        self.start()?.wait()
-    }
-
-    /// Schedule the activity without waiting for it.
-    pub fn start<T: DeserializeOwned>(self) -> Result<Pending<T>, Error> {
-        let input = self.input?;
-        Ok(Pending::new(host::schedule_activity(
-            &self.name,
-            &input,
-            &self.options,
-        )))
-    }
-}
-
-/// Receives one named signal at a time: `ctx.signal::<T>("name").recv()`.
-///
-/// ```no_run
-/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
-/// use std::time::Duration;
-/// let approvals = ctx.signal::<String>("approve");
-/// match approvals.recv_timeout(Duration::from_secs(24 * 3600))? {
-///     Some(approver) => ctx.set_status(&serde_json::json!({ "approved_by": approver })),
-///     None => return Err(weft_sdk::Error::new("not-approved", "no approval within a day")),
-/// }
-/// # Ok(()) }
-/// ```
-pub struct SignalReceiver<T> {
-    name: String,
-    _payload: PhantomData<T>,
-}
-
-impl<T: DeserializeOwned> SignalReceiver<T> {
-    /// Wait for the next signal (durably: the run may be evicted meanwhile).
-    pub fn recv(&self) -> Result<T, Error> {
-        Pending::<T>::new(host::receive_signal(&self.name)).wait()
-    }
-
-    /// Start waiting for the next signal without blocking (to select over
-    /// it with other operations).
-    pub fn pending(&self) -> Pending<T> {
-        Pending::new(host::receive_signal(&self.name))
-    }
-
-    /// Wait at most `timeout`: `Ok(None)` if no signal came.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<T>, Error> {
-        let signal = host::receive_signal(&self.name);
-        let timer = host::start_timer(timeout.as_millis() as u64);
-        let (done, result) = host::await_any(&[signal, timer]);
-        let payload = result.map_err(Error::from_failure)?;
-        if done == timer {
-            return Ok(None);
-        }
-        serde_json::from_str(&payload)
-            .map(Some)
-            .map_err(|e| Error::decode("the signal", e))
-    }
-}
-
-/// Builder of a child run: `ctx.child("provision").input(&x).call()`.
-///
-/// ```no_run
-/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
-/// let child = ctx.child("provision").input(&"acme").start::<serde_json::Value>()?;
-/// // ... the parent goes on; the child's output when it is needed:
-/// let provisioned = child.wait()?;
-/// # Ok(()) }
-/// ```
-pub struct ChildCall {
-    workflow: String,
-    input: Result<String, Error>,
-    options: wit::ChildOptions,
-}
-
-impl ChildCall {
-    pub fn input(mut self, input: &impl Serialize) -> Self {
-        self.input = serde_json::to_string(input).map_err(|e| Error::decode("the input", e));
-        self
-    }
-
-    /// The child's workflow id (default: its run id).
-    pub fn workflow_id(mut self, id: impl Into<String>) -> Self {
-        self.options.workflow_id = Some(id.into());
-        self
-    }
-
-    /// What happens to the child if this run ends first (default: it runs on).
-    pub fn parent_close(mut self, policy: ParentClose) -> Self {
-        self.options.parent_close = policy;
-        self
-    }
-
-    pub fn start<T: DeserializeOwned>(self) -> Result<Pending<T>, Error> {
-        let input = self.input?;
-        Ok(Pending::new(host::start_child(
-            &self.workflow,
-            &input,
-            &self.options,
-        )))
-    }
-
-    pub fn call<T: DeserializeOwned>(self) -> Result<T, Error> {
-        self.start()?.wait()
+    pub fn deadline(&self) -> Option<SystemTime> {
+        host::deadline_ms().map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
     }
 }

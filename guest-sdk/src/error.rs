@@ -16,13 +16,22 @@ use crate::bindings::workflow::weft::workflow::types::{ErrorInfo, Failure};
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Error {
+    /// A stable, machine-matchable word.
     pub kind: String,
+    /// For people.
     pub message: String,
+    /// Anything structured the caller may want (any JSON value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
 }
 
 impl Error {
+    /// An error of `kind` with `message` and no details.
+    ///
+    /// ```
+    /// let e = weft_sdk::Error::new("not-found", "no cell eu-9");
+    /// assert_eq!(e.to_string(), "not-found: no cell eu-9");
+    /// ```
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
         Error {
             kind: kind.into(),
@@ -32,20 +41,53 @@ impl Error {
     }
 
     /// Attach structured details (any serializable value).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// let e = weft_sdk::Error::new("quota-exceeded", "too many cells")
+    ///     .with_details(json!({ "limit": 10, "used": 10 }));
+    /// assert_eq!(e.details, Some(json!({ "limit": 10, "used": 10 })));
+    /// ```
     pub fn with_details(mut self, details: impl Serialize) -> Self {
         self.details = serde_json::to_value(details).ok();
         self
     }
 
+    /// Whether this error is of `kind`.
+    ///
+    /// ```
+    /// let e = weft_sdk::Error::new("not-found", "no cell eu-9");
+    /// assert!(e.is("not-found"));
+    /// ```
     pub fn is(&self, kind: &str) -> bool {
         self.kind == kind
     }
 
     /// The run was cancelled (or the awaited operation was).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// if let Err(e) = ctx.activity("cloud/migrate").call::<()>() {
+    ///     if e.is_cancelled() {
+    ///         ctx.activity("cloud/rollback").call::<()>()?; // clean up, then end
+    ///     }
+    ///     return Err(e);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.kind == weft_contract::kind::CANCELLED
     }
 
+    /// A timeout ended the operation (an activity's, a child's, the run's).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// let probe = ctx.activity("cloud/probe").timeout(Duration::from_secs(2)).call::<()>();
+    /// let reachable = !matches!(&probe, Err(e) if e.is_timed_out());
+    /// # Ok(()) }
+    /// ```
     pub fn is_timed_out(&self) -> bool {
         self.kind == weft_contract::kind::TIMED_OUT
     }

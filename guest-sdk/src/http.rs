@@ -18,18 +18,50 @@ use wasip2::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingReque
 use wasip2::io::streams::StreamError;
 
 /// A complete response: status, headers, body.
+///
+/// ```no_run
+/// # fn activity() -> Result<(), weft_sdk::Error> {
+/// let response = weft_sdk::http::get("http://127.0.0.1:8080/cells")?;
+/// let etag = response.headers.iter().find(|(k, _)| k == "etag").map(|(_, v)| v.clone());
+/// if response.status == 404 {
+///     return Err(weft_sdk::Error::new("not-found", "no cells"));
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// Header names and values, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The whole body.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The body as text (invalid UTF-8 replaced).
+    ///
+    /// ```no_run
+    /// # fn activity() -> Result<(), weft_sdk::Error> {
+    /// let version = weft_sdk::http::get("http://127.0.0.1:8080/version")?.text();
+    /// # Ok(()) }
+    /// ```
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body decoded from JSON (kind `bad-response` if it is not the
+    /// JSON expected).
+    ///
+    /// ```no_run
+    /// # fn activity() -> Result<(), weft_sdk::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Cell { name: String, healthy: bool }
+    /// let cells: Vec<Cell> = weft_sdk::http::get("http://127.0.0.1:8080/cells")?
+    ///     .error_for_status()?
+    ///     .json()?;
+    /// # Ok(()) }
+    /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_slice(&self.body).map_err(|e| {
             Error::new(
@@ -43,6 +75,13 @@ impl Response {
     }
 
     /// An error (kind `http-status`, retryable) unless the status is 2xx.
+    ///
+    /// ```no_run
+    /// # fn activity() -> Result<(), weft_sdk::Error> {
+    /// // A 503 fails this attempt; the activity's retry policy tries again.
+    /// weft_sdk::http::get("http://127.0.0.1:8080/healthz")?.error_for_status()?;
+    /// # Ok(()) }
+    /// ```
     pub fn error_for_status(self) -> Result<Self, Error> {
         if (200..300).contains(&self.status) {
             Ok(self)
@@ -59,10 +98,27 @@ impl Response {
     }
 }
 
+/// `GET url`.
+///
+/// ```no_run
+/// # fn activity() -> Result<(), weft_sdk::Error> {
+/// let page = weft_sdk::http::get("http://127.0.0.1:8080/cells?ring=1")?.text();
+/// # Ok(()) }
+/// ```
 pub fn get(url: &str) -> Result<Response, Error> {
     request("GET", url, &[], None)
 }
 
+/// `POST url` with `body` as JSON.
+///
+/// ```no_run
+/// # fn activity() -> Result<(), weft_sdk::Error> {
+/// let created: serde_json::Value =
+///     weft_sdk::http::post_json("http://127.0.0.1:8080/records", &serde_json::json!({ "name": "acme" }))?
+///         .error_for_status()?
+///         .json()?;
+/// # Ok(()) }
+/// ```
 pub fn post_json(url: &str, body: &impl Serialize) -> Result<Response, Error> {
     let body = serde_json::to_vec(body)?;
     request(
@@ -73,6 +129,14 @@ pub fn post_json(url: &str, body: &impl Serialize) -> Result<Response, Error> {
     )
 }
 
+/// `PUT url` with `body` as JSON.
+///
+/// ```no_run
+/// # fn activity() -> Result<(), weft_sdk::Error> {
+/// weft_sdk::http::put_json("http://127.0.0.1:8080/cells/eu-1", &serde_json::json!({ "drained": true }))?
+///     .error_for_status()?;
+/// # Ok(()) }
+/// ```
 pub fn put_json(url: &str, body: &impl Serialize) -> Result<Response, Error> {
     let body = serde_json::to_vec(body)?;
     request(
@@ -133,6 +197,17 @@ fn parse(url: &str) -> Result<Url<'_>, Error> {
 }
 
 /// Send a request and read the whole response.
+///
+/// ```no_run
+/// # fn activity() -> Result<(), weft_sdk::Error> {
+/// let response = weft_sdk::http::request(
+///     "DELETE",
+///     "http://127.0.0.1:8080/cells/eu-1",
+///     &[("authorization", "Bearer s3cret")],
+///     None,
+/// )?;
+/// # Ok(()) }
+/// ```
 pub fn request(
     method: &str,
     url: &str,

@@ -140,26 +140,53 @@
 pub mod bindings;
 
 mod activity;
+mod activity_call;
+mod child_call;
 mod context;
 mod error;
 pub mod http;
+mod pending;
+mod signals;
 mod update_call;
 mod updates;
 
 pub use activity::{__invoke_activity, __unknown_function, ActivityContext};
-pub use context::{
-    ActivityCall, ChildCall, Context, Handle, LogLevel, ParentClose, Pending, RetryPolicy, RunInfo,
-    Selected, SignalReceiver,
-};
+pub use activity_call::{ActivityCall, RetryPolicy};
+pub use child_call::ChildCall;
+pub use context::{Context, LogLevel, ParentClose, RunInfo};
 pub use error::Error;
+pub use pending::{Handle, Pending, Selected};
+pub use signals::SignalReceiver;
 pub use update_call::UpdateCall;
 pub use updates::{PendingUpdate, Update, UpdateReceiver};
 
 /// A workflow: deterministic code from a typed input to a typed output.
+///
+/// ```no_run
+/// use weft_sdk::{Context, Error, Workflow};
+///
+/// struct Countdown;
+///
+/// impl Workflow for Countdown {
+///     type Input = u32;
+///     type Output = String;
+///     fn run(ctx: &Context, seconds: u32) -> Result<String, Error> {
+///         ctx.sleep(std::time::Duration::from_secs(seconds.into()))?;
+///         Ok("lift-off".to_string())
+///     }
+/// }
+///
+/// weft_sdk::workflow!(Countdown);
+/// ```
 pub trait Workflow {
+    /// What a start gives the run (JSON, decoded; kind `bad-input` if it
+    /// does not decode).
     type Input: serde::de::DeserializeOwned;
+    /// The run's result, encoded as JSON.
     type Output: serde::Serialize;
 
+    /// The workflow's code: run from the top on every resume, so it must
+    /// be deterministic (see the crate docs).
     fn run(ctx: &Context, input: Self::Input) -> Result<Self::Output, Error>;
 }
 
@@ -174,7 +201,20 @@ pub fn __run_workflow<W: Workflow>(
         .map_err(|e| Error::new(weft_contract::kind::BAD_OUTPUT, e.to_string()).into())
 }
 
-/// Export a [`Workflow`] implementation as this component's `run`.
+/// Export a [`Workflow`] implementation as this component's `run` (one
+/// per component).
+///
+/// ```no_run
+/// struct Hello;
+/// impl weft_sdk::Workflow for Hello {
+///     type Input = String;
+///     type Output = String;
+///     fn run(_: &weft_sdk::Context, name: String) -> Result<String, weft_sdk::Error> {
+///         Ok(format!("hello, {name}"))
+///     }
+/// }
+/// weft_sdk::workflow!(Hello);
+/// ```
 #[macro_export]
 macro_rules! workflow {
     ($workflow:ty) => {
@@ -200,6 +240,23 @@ macro_rules! workflow {
 
 /// Export activity functions, each `fn(&ActivityContext, In) -> Result<Out, Error>`
 /// with serde `In`/`Out`, under the names a workflow calls them by.
+///
+/// ```no_run
+/// use weft_sdk::{ActivityContext, Error};
+///
+/// fn create(_: &ActivityContext, name: String) -> Result<String, Error> {
+///     Ok(format!("record-{name}"))
+/// }
+/// fn delete(_: &ActivityContext, id: String) -> Result<(), Error> {
+///     Ok(())
+/// }
+///
+/// // In a component named `dns`: workflows call "dns/create" and "dns/delete".
+/// weft_sdk::activities! {
+///     "create" => create,
+///     "delete" => delete,
+/// }
+/// ```
 #[macro_export]
 macro_rules! activities {
     ($($name:literal => $function:path),+ $(,)?) => {

@@ -38,18 +38,37 @@ use std::marker::PhantomData;
 use crate::Error;
 use crate::bindings::workflow::weft::workflow::context as host;
 use crate::bindings::workflow::weft::workflow::types as wit;
-use crate::context::{Context, Handle, Selected};
+use crate::{Context, Handle, Selected};
 
 impl Context {
     /// Receive updates named `name`: requests whose callers wait for the
     /// answer (`POST /v1/workflow-ids/{id}/updates/{name}`). See
     /// [`UpdateReceiver`].
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let update = ctx.updates::<u32>("resize").recv(|_| Ok(()))?;
+    /// let size = *update.input();
+    /// update.reply(Ok(size));
+    /// # Ok(()) }
+    /// ```
     pub fn updates<I: DeserializeOwned>(&self, name: &str) -> UpdateReceiver<I> {
         UpdateReceiver::new(name)
     }
 }
 
 /// Receives updates named `name`, one at a time, in arrival order.
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// let resizes = ctx.updates::<u32>("resize");
+/// let update = resizes.recv(|n| match n {
+///     1..=64 => Ok(()),
+///     _ => Err(weft_sdk::Error::new("invalid", "between 1 and 64 replicas")),
+/// })?;
+/// update.reply(Ok("resized"));
+/// # Ok(()) }
+/// ```
 pub struct UpdateReceiver<I> {
     name: String,
     _input: PhantomData<I>,
@@ -65,6 +84,19 @@ impl<I: DeserializeOwned> UpdateReceiver<I> {
 
     /// Start waiting for the next update without blocking (to select over
     /// it with other operations).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let next = ctx.updates::<String>("note").pending();
+    /// let tick = ctx.timer(std::time::Duration::from_secs(60));
+    /// let picked = ctx.select(&[next.handle(), tick.handle()]);
+    /// if picked.index == 0 {
+    ///     if let Some(update) = next.take(picked, |_| Ok(()))? {
+    ///         update.reply(Ok(()));
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn pending(&self) -> PendingUpdate<I> {
         PendingUpdate {
             handle: host::receive_update(&self.name),
@@ -74,6 +106,19 @@ impl<I: DeserializeOwned> UpdateReceiver<I> {
 
     /// Wait (durably) for the next update that `validate` accepts; the ones
     /// it refuses are answered to their callers with its error.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let update = ctx.updates::<String>("rename").recv(|name| {
+    ///     if name.is_empty() {
+    ///         return Err(weft_sdk::Error::new("invalid", "an empty name"));
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// let answer = format!("renamed to {}", update.input());
+    /// update.reply(Ok(answer));
+    /// # Ok(()) }
+    /// ```
     pub fn recv(&self, validate: impl Fn(&I) -> Result<(), Error>) -> Result<Update<I>, Error> {
         let pending = self.pending();
         loop {
@@ -85,7 +130,24 @@ impl<I: DeserializeOwned> UpdateReceiver<I> {
     }
 }
 
-/// An update being waited for.
+/// An update being waited for; see [`UpdateReceiver::pending`] for the
+/// select that takes it.
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// let next = ctx.updates::<u32>("resize").pending();
+/// let done = ctx.activity("cloud/migrate").start::<()>()?;
+/// loop {
+///     let picked = ctx.select(&[next.handle(), done.handle()]);
+///     if picked.index == 1 {
+///         break picked.decode::<()>()?;
+///     }
+///     if let Some(update) = next.take(picked, |_| Ok(()))? {
+///         update.reply(Ok("resizing after the migration"));
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[must_use = "a pending update does nothing until it is awaited"]
 pub struct PendingUpdate<I> {
     handle: u32,
@@ -94,6 +156,13 @@ pub struct PendingUpdate<I> {
 
 impl<I: DeserializeOwned> PendingUpdate<I> {
     /// For [`crate::Context::select`].
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) {
+    /// let next = ctx.updates::<u32>("resize").pending();
+    /// let picked = ctx.select(&[next.handle()]);
+    /// # }
+    /// ```
     pub fn handle(&self) -> Handle {
         Handle(self.handle)
     }
@@ -101,6 +170,17 @@ impl<I: DeserializeOwned> PendingUpdate<I> {
     /// The select picked this update: validate it. `Ok(None)` if
     /// `validate` refused it (its caller has the error); this pending
     /// update then waits for the next one and may be selected again.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let next = ctx.updates::<u32>("resize").pending();
+    /// let picked = ctx.select(&[next.handle()]);
+    /// match next.take(picked, |n| if *n > 0 { Ok(()) } else { Err("zero".into()) })? {
+    ///     Some(update) => update.reply(Ok(())),
+    ///     None => { /* refused; `next` waits for the following one */ }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn take(
         &self,
         selected: Selected,
@@ -135,6 +215,14 @@ impl<I: DeserializeOwned> PendingUpdate<I> {
 /// An accepted update: handle it, then [`Update::reply`]. Until it is
 /// answered its caller waits (an update the run ends without answering is
 /// answered with the error `update-unanswered`).
+///
+/// ```no_run
+/// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+/// let update = ctx.updates::<String>("add-cell").recv(|_| Ok(()))?;
+/// let added = ctx.activity("cloud/add-cell").input(update.input()).call::<u32>();
+/// update.reply(added); // the caller sees the activity's result or its error
+/// # Ok(()) }
+/// ```
 #[must_use = "an update's caller waits until it is replied to"]
 pub struct Update<I> {
     handle: u32,
@@ -142,11 +230,31 @@ pub struct Update<I> {
 }
 
 impl<I> Update<I> {
+    /// What the caller sent.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let update = ctx.updates::<u32>("resize").recv(|_| Ok(()))?;
+    /// let replicas: u32 = *update.input();
+    /// update.reply(Ok(replicas));
+    /// # Ok(()) }
+    /// ```
     pub fn input(&self) -> &I {
         &self.input
     }
 
     /// Answer the caller: journaled, and durable before this returns.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// let update = ctx.updates::<u32>("resize").recv(|_| Ok(()))?;
+    /// if *update.input() > 64 {
+    ///     update.reply::<()>(Err(weft_sdk::Error::new("too-large", "at most 64")));
+    /// } else {
+    ///     update.reply(Ok("resized"));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn reply<O: Serialize>(self, result: Result<O, Error>) {
         let result = result.and_then(|o| {
             serde_json::to_string(&o).map_err(|e| Error::decode("the update's answer", e))

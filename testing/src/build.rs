@@ -9,7 +9,16 @@ use std::process::Command;
 /// test, or any other in its workspace) for `wasm32-wasip2`, release, and
 /// answer the `.wasm` file. Guests get a target directory of their own
 /// (`<target>/guests`), so this does not wait on the build running the
-/// test.
+/// test).
+///
+/// ```no_run
+/// # async fn example() -> anyhow::Result<()> {
+/// // In the workflow crate's tests/: build the crate itself, as deployed.
+/// let wasm = weft_testing::build_guest(env!("CARGO_PKG_NAME"))?;
+/// let env = weft_testing::TestEnv::new().await?;
+/// env.deploy("my-flow", &wasm).await?;
+/// # Ok(()) }
+/// ```
 pub fn build_guest(package: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
@@ -18,6 +27,13 @@ pub fn build_guest(package: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// [`build_guest`] for the workspace holding `dir`.
+///
+/// ```no_run
+/// # fn example() -> anyhow::Result<()> {
+/// use std::path::Path;
+/// let wasm = weft_testing::build_guest_in(Path::new("../workflows/rollout"), "rollout")?;
+/// # Ok(()) }
+/// ```
 pub fn build_guest_in(dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(t),

@@ -60,6 +60,14 @@ use weft::store::{DEFAULT_NAMESPACE, Durability, SqliteStore};
 
 /// The virtual clock (the process's), in ms since the Unix epoch: what a
 /// workflow reads as now, and a mock too.
+///
+/// ```no_run
+/// # fn example(env: &weft_testing::TestEnv) {
+/// use serde_json::json;
+/// // A mock that answers with the virtual time it was called at.
+/// env.mock_activity("cloud/stamp", |_| Ok(json!(weft_testing::now_ms())));
+/// # }
+/// ```
 pub fn now_ms() -> i64 {
     clock::now_ms()
 }
@@ -74,13 +82,45 @@ const STILL_READINGS: u32 = 2;
 const READING_EVERY: Duration = Duration::from_millis(1);
 
 /// One workflow engine with its own store, on the process's virtual clock.
+///
+/// ```no_run
+/// use serde_json::json;
+/// use weft_testing::TestEnv;
+///
+/// #[tokio::test]
+/// async fn rollout_waits_a_week_between_rings() -> anyhow::Result<()> {
+///     let env = TestEnv::new().await?;
+///     env.deploy("rollout", weft_testing::build_guest("rollout")?).await?;
+///     let deploys = env.mock_activity("cloud/deploy", |_| Ok(json!("ok")));
+///     let run = env.start("rollout", json!({ "rings": 3 })).await?;
+///     let started = env.now_ms();
+///     run.result().await?; // milliseconds of real time
+///     assert!(env.now_ms() - started >= 14 * 86_400_000);
+///     assert_eq!(deploys.count(), 3);
+///     Ok(())
+/// }
+/// ```
 pub struct TestEnv {
     rt: Arc<Runtime>,
     _dir: tempfile::TempDir,
     _turn: OwnedMutexGuard<()>,
 }
 
-/// How a run ended, other than with its output.
+/// How a run ended, other than with its output: the error
+/// [`TestRun::result`] answers, to downcast.
+///
+/// ```no_run
+/// # async fn example(run: weft_testing::TestRun<'_>) -> anyhow::Result<()> {
+/// use weft_testing::{RunError, RunStatus};
+/// let err = run.result().await.unwrap_err();
+/// match err.downcast_ref::<RunError>() {
+///     Some(RunError::Ended { status: RunStatus::Failed, error }) => {
+///         assert_eq!(error["kind"], "canary-failed");
+///     }
+///     other => panic!("expected a failure, got {other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunError {
     /// The run ended `failed`, `cancelled`, `timed-out`, `terminated` or
@@ -121,6 +161,12 @@ impl std::error::Error for RunError {}
 impl TestEnv {
     /// A fresh environment: an empty store, the `default` namespace, no
     /// components. Waits for its turn if another lives in this process.
+    ///
+    /// ```no_run
+    /// # async fn example() -> anyhow::Result<()> {
+    /// let env = weft_testing::TestEnv::new().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn new() -> anyhow::Result<TestEnv> {
         let turn = TURN.clone().lock_owned().await;
         let shm = Path::new("/dev/shm");
@@ -166,12 +212,28 @@ impl TestEnv {
     }
 
     /// The runtime itself, for what this harness does not wrap.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let run = env.start("hello", "ada").await?;
+    /// env.runtime().cancel(&run.run_id).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.rt
     }
 
     /// Deploy the component at `wasm` under `name` (a workflow or an
     /// activity); answers its version.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let v1 = env.deploy("provision", weft_testing::build_guest("provision")?).await?;
+    /// // A real activity component instead of a mock:
+    /// env.deploy("cloud", weft_testing::build_guest("cloud-activities")?).await?;
+    /// assert_eq!(v1, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn deploy(&self, name: &str, wasm: impl AsRef<Path>) -> anyhow::Result<u32> {
         let path = wasm.as_ref();
         let bytes =
@@ -185,6 +247,20 @@ impl TestEnv {
     /// component: retries, timeouts and the journal are as for any
     /// activity. An `Err` is the attempt's failure (retried by the policy
     /// unless its kind is non-retryable).
+    ///
+    /// ```no_run
+    /// # fn example(env: &weft_testing::TestEnv) {
+    /// use serde_json::json;
+    /// use weft_testing::ErrorInfo;
+    /// // Flaky: the first two attempts fail, the third answers.
+    /// let create = env.mock_activity("cloud/create-record", |call| {
+    ///     if call.attempt < 3 {
+    ///         return Err(ErrorInfo::new("unavailable", "try again"));
+    ///     }
+    ///     Ok(json!({ "id": format!("rec-{}", call.input["tenant"]) }))
+    /// });
+    /// # }
+    /// ```
     pub fn mock_activity<F>(&self, name: &str, f: F) -> Mock
     where
         F: Fn(&NativeCall) -> Result<Value, ErrorInfo> + Send + Sync + 'static,
@@ -195,6 +271,12 @@ impl TestEnv {
     }
 
     /// Start a run of the newest version of `workflow`.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let run = env.start("provision", serde_json::json!({ "tenant": "acme" })).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start(
         &self,
         workflow: &str,
@@ -204,6 +286,14 @@ impl TestEnv {
     }
 
     /// Start a run under a workflow id of your choosing.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let run = env.start_with_id("cell-entity", "cell-eu-1", "eu-1").await?;
+    /// // A second open run under the same id is refused:
+    /// assert!(env.start_with_id("cell-entity", "cell-eu-1", "eu-1").await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn start_with_id(
         &self,
         workflow: &str,
@@ -239,6 +329,19 @@ impl TestEnv {
     }
 
     /// A run this environment started (or a child of one), by id.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// use weft_testing::Event;
+    /// let parent = env.start("fleet", "eu").await?;
+    /// parent.result().await?;
+    /// for recorded in parent.journal().await? {
+    ///     if let Event::ChildStarted { child_run_id: Some(id), .. } = recorded.event {
+    ///         assert!(!env.run(&id).record().await?.status.is_open());
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn run(&self, run_id: &str) -> TestRun<'_> {
         TestRun {
             env: self,
@@ -247,6 +350,14 @@ impl TestEnv {
     }
 
     /// The virtual clock, in ms since the Unix epoch.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let before = env.now_ms();
+    /// env.advance(std::time::Duration::from_secs(3600)).await;
+    /// assert_eq!(env.now_ms() - before, 3_600_000);
+    /// # Ok(()) }
+    /// ```
     pub fn now_ms(&self) -> i64 {
         now_ms()
     }
@@ -254,6 +365,15 @@ impl TestEnv {
     /// Wait (in real time) until nothing runs that could progress without
     /// the clock: every run waits on a timer, a backoff, a deadline, or on
     /// something from outside.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let notify = env.mock_activity("mail/notify", |_| Ok(serde_json::Value::Null));
+    /// env.start("onboarding", "ada").await?;
+    /// env.settle().await; // the run has done all it can before its first timer
+    /// assert_eq!(notify.count(), 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn settle(&self) {
         let mut last = None;
         let mut still = 0;
@@ -273,6 +393,15 @@ impl TestEnv {
 
     /// Let `d` of virtual time pass: everything due within it happens, in
     /// order, and the environment settles after each.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// use std::time::Duration;
+    /// let run = env.start("rollout", serde_json::json!({ "rings": 3 })).await?;
+    /// env.advance(Duration::from_secs(86_400)).await; // one day in
+    /// assert_eq!(run.status().await?, Some(serde_json::json!({ "ring": 1 })));
+    /// # Ok(()) }
+    /// ```
     pub async fn advance(&self, d: Duration) {
         let until = clock::now_ms() + d.as_millis() as i64;
         loop {

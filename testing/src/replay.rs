@@ -9,6 +9,15 @@ impl TestEnv {
     /// Replay `journal` on the component at `wasm`: `Ok` with the events
     /// replayed when the code is compatible with it, otherwise the same
     /// diagnostic the server and `weft replay` give.
+    ///
+    /// ```no_run
+    /// # async fn example() -> anyhow::Result<()> {
+    /// use weft_testing::{TestEnv, build_guest, read_journal};
+    /// // A journal exported from production with `weft show RUN --json`:
+    /// let journal = read_journal("tests/journals/rollout-2026-11.json")?;
+    /// let replayed = TestEnv::replay(build_guest("rollout")?, journal).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn replay(wasm: impl AsRef<Path>, journal: Export) -> anyhow::Result<usize> {
         let path = wasm.as_ref();
         let bytes =
@@ -26,6 +35,13 @@ impl TestEnv {
 
 /// Read a journal exported by `weft show RUN --json` (or `GET
 /// /v1/runs/{id}/journal`), for [`TestEnv::replay`].
+///
+/// ```no_run
+/// # fn example() -> anyhow::Result<()> {
+/// let journal = weft_testing::read_journal("tests/journals/rollout-2026-11.json")?;
+/// assert_eq!(journal.workflow, "rollout");
+/// # Ok(()) }
+/// ```
 pub fn read_journal(path: impl AsRef<Path>) -> anyhow::Result<Export> {
     weft::offline::read_export(path.as_ref())
 }
@@ -35,6 +51,16 @@ pub fn read_journal(path: impl AsRef<Path>) -> anyhow::Result<Export> {
 /// many replayed, or an error naming each journal the code is not
 /// compatible with and its divergence (`weft replay DIR --wasm FILE`'s
 /// check, from a test).
+///
+/// ```no_run
+/// #[tokio::test]
+/// async fn production_journals_still_replay() -> anyhow::Result<()> {
+///     let wasm = weft_testing::build_guest("rollout")?;
+///     let checked = weft_testing::replay_corpus(&wasm, "tests/journals").await?;
+///     assert!(checked > 0);
+///     Ok(())
+/// }
+/// ```
 pub async fn replay_corpus(wasm: impl AsRef<Path>, dir: impl AsRef<Path>) -> anyhow::Result<usize> {
     let checked = weft::offline::replay_each(dir.as_ref(), wasm.as_ref()).await?;
     let total = checked.len();

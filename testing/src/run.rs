@@ -12,6 +12,15 @@ use weft::store::{DEFAULT_NAMESPACE, UpdateKey};
 use weft::writes::SignalTarget;
 
 /// A run in a [`TestEnv`].
+///
+/// ```no_run
+/// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+/// use serde_json::json;
+/// let run = env.start("rollout", json!({ "rings": 3 })).await?;
+/// run.signal("operator", json!({ "action": "resume" })).await?;
+/// assert_eq!(run.result().await?, json!("done"));
+/// # Ok(()) }
+/// ```
 pub struct TestRun<'a> {
     pub(crate) env: &'a TestEnv,
     /// Its run id (the same in its journal and its export).
@@ -20,6 +29,14 @@ pub struct TestRun<'a> {
 
 impl TestRun<'_> {
     /// Its row: status, output or error, custom status, wake-up time.
+    ///
+    /// ```no_run
+    /// # async fn example(run: weft_testing::TestRun<'_>) -> anyhow::Result<()> {
+    /// let record = run.record().await?;
+    /// assert_eq!(record.workflow, "rollout");
+    /// assert_eq!(record.version, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn record(&self) -> anyhow::Result<RunRecord> {
         self.env
             .rt
@@ -31,13 +48,28 @@ impl TestRun<'_> {
 
     /// The status the workflow last published (`set-status`), once the
     /// environment has settled.
+    ///
+    /// ```no_run
+    /// # async fn example(run: weft_testing::TestRun<'_>) -> anyhow::Result<()> {
+    /// let status = run.status().await?.unwrap_or_default();
+    /// assert_eq!(status["state"], "waiting-for-operator");
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self) -> anyhow::Result<Option<Value>> {
         self.env.settle().await;
         Ok(self.record().await?.custom_status)
     }
 
     /// Run it to its end, skipping time whenever it only waits on the
-    /// clock; its output, or how it ended otherwise.
+    /// clock; its output, or how it ended otherwise ([`RunError`]).
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let run = env.start("provision", serde_json::json!({ "tenant": "acme" })).await?;
+    /// let output = run.result().await?;
+    /// assert_eq!(output["cert"], "ready");
+    /// # Ok(()) }
+    /// ```
     pub async fn result(&self) -> anyhow::Result<Value> {
         loop {
             self.env.settle().await;
@@ -72,6 +104,22 @@ impl TestRun<'_> {
     }
 
     /// Its journal so far, once the environment has settled.
+    ///
+    /// ```no_run
+    /// # async fn example(run: weft_testing::TestRun<'_>) -> anyhow::Result<()> {
+    /// use weft_testing::Event;
+    /// let scheduled: Vec<String> = run
+    ///     .journal()
+    ///     .await?
+    ///     .into_iter()
+    ///     .filter_map(|r| match r.event {
+    ///         Event::ActivityScheduled { name, .. } => Some(name),
+    ///         _ => None,
+    ///     })
+    ///     .collect();
+    /// assert_eq!(scheduled, ["cloud/drain", "cloud/deploy"]);
+    /// # Ok(()) }
+    /// ```
     pub async fn journal(&self) -> anyhow::Result<Vec<Recorded>> {
         self.env.settle().await;
         self.env.rt.store.journal(&self.run_id).await
@@ -80,6 +128,15 @@ impl TestRun<'_> {
     /// When its timers that have not fired yet are due (ms since the
     /// epoch, soonest first), once the environment has settled; a timer a
     /// select left behind counts until the run ends.
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let run = env.start("rollout", serde_json::json!({ "rings": 3 })).await?;
+    /// let timers = run.pending_timers().await?;
+    /// // The soak after ring 1: a day from now.
+    /// assert_eq!(timers, [env.now_ms() + 86_400_000]);
+    /// # Ok(()) }
+    /// ```
     pub async fn pending_timers(&self) -> anyhow::Result<Vec<i64>> {
         let journal = self.journal().await?;
         if !self.record().await?.status.is_open() {
@@ -106,6 +163,15 @@ impl TestRun<'_> {
 
     /// Its journal as `weft show --json` exports it (for [`TestEnv::replay`]
     /// or a corpus for `weft replay`).
+    ///
+    /// ```no_run
+    /// # async fn example(env: &weft_testing::TestEnv) -> anyhow::Result<()> {
+    /// let run = env.start("rollout", serde_json::json!({ "rings": 3 })).await?;
+    /// run.result().await?;
+    /// let journal = run.export().await?;
+    /// std::fs::write("tests/journals/rollout-3.json", serde_json::to_vec_pretty(&journal)?)?;
+    /// # Ok(()) }
+    /// ```
     pub async fn export(&self) -> anyhow::Result<Export> {
         let events = self.journal().await?;
         let run = self.record().await?;
@@ -119,6 +185,12 @@ impl TestRun<'_> {
     }
 
     /// Send it signal `name`.
+    ///
+    /// ```no_run
+    /// # async fn example(run: weft_testing::TestRun<'_>) -> anyhow::Result<()> {
+    /// run.signal("approve", "ada").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn signal(&self, name: &str, payload: impl Serialize) -> anyhow::Result<()> {
         self.env
             .rt
@@ -137,6 +209,15 @@ impl TestRun<'_> {
     /// Ask it for update `name` and wait for the answer, skipping time
     /// while the run only waits on the clock: the handler's output, or its
     /// error or rejection.
+    ///
+    /// ```no_run
+    /// # async fn example(run: weft_testing::TestRun<'_>) -> anyhow::Result<()> {
+    /// let answer = run.update("resize", 8).await?;
+    /// assert_eq!(answer, Ok(serde_json::json!("resized")));
+    /// let refused = run.update("resize", 1000).await?.unwrap_err();
+    /// assert_eq!(refused.kind, "invalid");
+    /// # Ok(()) }
+    /// ```
     pub async fn update(
         &self,
         name: &str,
@@ -184,6 +265,18 @@ impl TestRun<'_> {
 
     /// Ask it to cancel (it sees `cancelled` at its next await and may
     /// clean up).
+    ///
+    /// ```no_run
+    /// # async fn example(run: weft_testing::TestRun<'_>) -> anyhow::Result<()> {
+    /// use weft_testing::{RunError, RunStatus};
+    /// run.cancel().await?;
+    /// let ended = run.result().await.unwrap_err();
+    /// assert!(matches!(
+    ///     ended.downcast_ref::<RunError>(),
+    ///     Some(RunError::Ended { status: RunStatus::Cancelled, .. })
+    /// ));
+    /// # Ok(()) }
+    /// ```
     pub async fn cancel(&self) -> anyhow::Result<()> {
         self.env.rt.cancel(&self.run_id).await?;
         Ok(())

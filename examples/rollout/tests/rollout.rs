@@ -3,6 +3,7 @@
 //! Copy this file to test your own workflow.
 
 use serde_json::{Value, json};
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -99,7 +100,9 @@ async fn a_rollout_over_three_rings_takes_weeks_of_virtual_time_and_milliseconds
     let output = run.result().await.unwrap();
     let took = real.elapsed();
     let passed = env.now_ms() - began;
-    println!(
+    // Straight to stderr, past the test harness's capture: CI's log shows it.
+    let _ = writeln!(
+        std::io::stderr(),
         "rollout: {:.1} days of virtual time in {took:?} of real time ({} activity calls)",
         passed as f64 / DAY as f64,
         cloud.sim.count()
