@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --quiet --release -p weft
-wasm=$(scripts/guests.sh chain10 step fanout effects steps)
+wasm=$(scripts/guests.sh chain10 step fanout effects steps deadline)
 exec "${CARGO_TARGET_DIR:-target}/release/weft" bench --wasm-dir "$wasm" "$@"

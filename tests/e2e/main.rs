@@ -7,6 +7,7 @@ mod cluster;
 mod component_builds;
 mod controlplane;
 mod durability;
+mod eviction;
 mod limits;
 mod metrics;
 mod openapi;

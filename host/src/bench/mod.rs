@@ -2,12 +2,15 @@
 //! temporary Postgres database) and measure durable steps end to end over
 //! HTTP.
 
+mod meter;
 mod noisy;
+mod phases;
 
 use crate::cli::Client;
 use crate::server_process::ServerProcess;
 use crate::store::Durability;
 use anyhow::{Context as _, bail};
+use meter::Meter;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,7 +28,8 @@ pub struct BenchOptions {
     #[arg(long, default_value_t = 10_000)]
     pub flood: usize,
     /// Directory with `chain10.wasm`, `step.wasm`, `fanout.wasm`,
-    /// `effects.wasm` and `steps.wasm` (see scripts/bench.sh).
+    /// `effects.wasm`, `steps.wasm` and `deadline.wasm` (see
+    /// scripts/bench.sh).
     #[arg(long)]
     pub wasm_dir: PathBuf,
     /// Sequential runs for the latency figures.
@@ -34,9 +38,14 @@ pub struct BenchOptions {
     /// Runs for the throughput figure.
     #[arg(long, default_value_t = 1000)]
     pub total: usize,
-    /// Runs in flight at once for the throughput figure.
+    /// Runs in flight at once for the throughput figure (also measured
+    /// at four times as many).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Runs started and left sleeping for the memory and start-rate
+    /// figures (0: none).
+    #[arg(long, default_value_t = 10_000)]
+    pub suspended: usize,
     #[arg(long, value_enum, default_value = "full")]
     pub durability: Durability,
     /// Bench on Postgres: a server this URL reaches, where the bench makes
@@ -91,6 +100,10 @@ impl Server {
 impl Server {
     fn addr(&self) -> &str {
         self.process.as_ref().map_or("", |p| p.addr.as_str())
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.as_ref().map_or(0, ServerProcess::id)
     }
 }
 
@@ -267,19 +280,21 @@ async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<
     let servers = (0..opts.nodes.max(1))
         .map(|n| Server::start(opts.durability, postgres, n))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let clients: Vec<Arc<Client>> = servers
+    let meters: Vec<Meter> = servers.iter().map(|s| Meter::new(s.pid())).collect();
+    let cpu_ms = || -> anyhow::Result<f64> { meters.iter().map(Meter::cpu_ms).sum() };
+    let nodes: phases::Nodes = servers
         .iter()
         .map(|s| Client::new(s.addr()).map(Arc::new))
         .collect::<anyhow::Result<_>>()?;
-    let client = clients[0].clone();
+    let client = nodes[0].clone();
     // Requests go to the nodes in turn.
-    let node = |i: usize| clients[i % clients.len()].clone();
-    for name in ["step", "chain10", "effects", "fanout", "steps"] {
+    let node = |i: usize| nodes[i % nodes.len()].clone();
+    for name in ["step", "chain10", "effects", "fanout", "steps", "deadline"] {
         deploy(&client, &opts.wasm_dir, name).await?;
     }
     let health = client.get("/healthz").await?;
-    if clients.len() > 1 {
-        wait_balanced(&clients).await?;
+    if nodes.len() > 1 {
+        wait_balanced(&nodes).await?;
     }
     for i in 0..5 {
         one_run(&node(i), i as u64).await?;
@@ -293,27 +308,13 @@ async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<
     let p50 = percentile(&latencies, 0.50);
     let p99 = percentile(&latencies, 0.99);
 
-    let t = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for w in 0..opts.concurrency {
-        let (client, next) = (node(w), next.clone());
-        let total = opts.total;
-        workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    return anyhow::Ok(());
-                }
-                one_run(&client, i as u64).await?;
-            }
-        }));
-    }
-    for w in workers {
-        w.await??;
-    }
-    let elapsed = t.elapsed();
+    let cpu_before = cpu_ms()?;
+    let elapsed = phases::chain10_in_flight(&nodes, opts.total, opts.concurrency).await?;
+    let cpu_per_run = (cpu_ms()? - cpu_before) / opts.total as f64;
     let per_sec = opts.total as f64 / elapsed.as_secs_f64();
+    let wide = opts.concurrency * 4;
+    let elapsed_wide = phases::chain10_in_flight(&nodes, opts.total, wide).await?;
+    let per_sec_wide = opts.total as f64 / elapsed_wide.as_secs_f64();
 
     fanout100(&client).await?;
     let mut fanouts = Vec::with_capacity(20);
@@ -323,9 +324,22 @@ async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<
     fanouts.sort();
     let fanout_p50 = percentile(&fanouts, 0.50);
 
+    // The disk's flushes are the database server's own on Postgres.
+    let syncs = |concurrency: usize, runs: usize| {
+        let (nodes, pid) = (&nodes, servers[0].pid());
+        async move {
+            match postgres {
+                Some(_) => Ok(Err("on Postgres the database server syncs".to_string())),
+                None => phases::syncs_per_run(pid, nodes, runs, concurrency).await,
+            }
+        }
+    };
+    let syncs_1 = syncs(1, 20).await?;
+    let syncs_wide = syncs(opts.concurrency, 10 * opts.concurrency).await?;
+
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let backend = match postgres {
-        Some(_) => format!("Postgres, {} node(s)", clients.len()),
+        Some(_) => format!("Postgres, {} node(s)", nodes.len()),
         None => "SQLite".to_string(),
     };
     out!(
@@ -339,7 +353,7 @@ async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<
         ms(p99)
     );
     out!(
-        "  throughput: {} runs at concurrency {} in {:.2} s = {:.1} runs/s ({:.0} durable steps/s)",
+        "  throughput: {} runs at concurrency {} in {:.2} s = {:.1} runs/s ({:.0} durable steps/s), server CPU {cpu_per_run:.2} ms a run",
         opts.total,
         opts.concurrency,
         elapsed.as_secs_f64(),
@@ -347,21 +361,60 @@ async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<
         per_sec * 11.0
     );
     out!(
+        "  throughput: {} runs at concurrency {wide} in {:.2} s = {per_sec_wide:.1} runs/s",
+        opts.total,
+        elapsed_wide.as_secs_f64(),
+    );
+    out!(
         "  fanout100 (100 parallel activities, joined) start→result over 20 runs: p50 {:.2} ms",
         ms(fanout_p50)
     );
+    let shown = |s: &Result<f64, String>| match s {
+        Ok(n) => format!("{n:.2}"),
+        Err(why) => format!("n/a ({why})"),
+    };
+    out!(
+        "  fsync-family calls a run (strace): {} at 1 in flight, {} at {} in flight",
+        shown(&syncs_1),
+        shown(&syncs_wide),
+        opts.concurrency
+    );
+    let suspended = match opts.suspended {
+        0 => None,
+        n => Some(phases::suspended(&nodes, &meters, n).await?),
+    };
+    if let Some(s) = &suspended {
+        out!(
+            "  {} sleeping runs: started at {:.0} runs/s (32 in flight), all evicted {:.2} s after the last start; server RSS then {:.1} MB ({:.2} KiB a run over the RSS before)",
+            s.runs,
+            s.starts_per_sec,
+            s.evicted_after.as_secs_f64(),
+            s.rss_kib as f64 / 1024.0,
+            s.kib_per_run
+        );
+    }
     let (events, events_per_sec) = replay10k(&client, &opts.wasm_dir).await?;
     out!("  replay of a {events}-event journal (offline, in memory): {events_per_sec:.0} events/s");
     let summary: Value = json!({
         "case": "chain10",
         "store": health["store"],
-        "nodes": clients.len(),
+        "nodes": nodes.len(),
         "durability": health["durability"],
         "p50_ms": ms(p50),
         "p99_ms": ms(p99),
         "runs_per_sec": per_sec,
         "concurrency": opts.concurrency,
+        "runs_per_sec_wide": per_sec_wide,
+        "concurrency_wide": wide,
+        "cpu_ms_per_run": cpu_per_run,
         "fanout100_p50_ms": ms(fanout_p50),
+        "syncs_per_run_1": syncs_1.as_ref().ok(),
+        "syncs_per_run_wide": syncs_wide.as_ref().ok(),
+        "suspended_runs": suspended.as_ref().map(|s| s.runs),
+        "starts_per_sec": suspended.as_ref().map(|s| s.starts_per_sec),
+        "evicted_after_s": suspended.as_ref().map(|s| s.evicted_after.as_secs_f64()),
+        "suspended_rss_mb": suspended.as_ref().map(|s| s.rss_kib as f64 / 1024.0),
+        "suspended_kib_per_run": suspended.as_ref().map(|s| s.kib_per_run),
         "replay_events_per_sec": events_per_sec,
     });
     out!("{summary}");

@@ -87,6 +87,21 @@ impl Client {
         self.answer(resp).await
     }
 
+    /// A GET whose answer is text (`/metrics`).
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET {path}: HTTP {status}");
+        }
+        Ok(resp.text().await?)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.post_keyed(path, body, None).await
     }

@@ -110,6 +110,11 @@ pub trait Host: Send + Sync + 'static {
     async fn admit_child(&self, _namespace: &str) -> anyhow::Result<Result<(), String>> {
         Ok(Ok(()))
     }
+    /// Resolves when another execution waits for the slot an idle run
+    /// holds while it lingers (never, where slots are not counted).
+    async fn run_slot_wanted(&self) {
+        std::future::pending::<()>().await
+    }
     /// Execute an activity with its retries; failed attempts go to `sink`.
     fn spawn_activity(self: Arc<Self>, job: ActivityJob, sink: Sink)
     -> JoinHandle<ActivityOutcome>;

@@ -283,6 +283,17 @@ impl WorkflowState {
             .any(|(i, op)| op.pending_task(handles.contains(&(i as u32))))
     }
 
+    /// Whether something awaited ends by a notice (a signal, an update or
+    /// its answer, a child's end) rather than by the clock alone.
+    fn awaits_notice(&self, handles: &[u32]) -> bool {
+        handles.iter().any(|&h| {
+            matches!(
+                self.ops[h as usize],
+                Op::Signal { .. } | Op::Update { .. } | Op::UpdateOut { .. } | Op::Child { .. }
+            )
+        })
+    }
+
     /// Nothing is ready: wait for something to change, or evict the run
     /// when nothing is running and nothing is due soon.
     async fn block(&mut self, handles: &[u32]) -> wasmtime::Result<()> {
@@ -308,11 +319,25 @@ impl WorkflowState {
         }
         let resident = waits.resident_timer_ms as i64;
         if !self.in_flight(handles) && wake_at.is_none_or(|at| at - now > resident) {
-            // Idle: linger a little (signals often come in bursts), then
-            // give the memory back; the runtime or a notice wakes us.
-            let linger = Duration::from_millis(resident.max(0) as u64);
+            // Idle: linger a little if a notice may end the wait soon
+            // (signals often come in bursts), then give the memory back;
+            // the runtime or a notice wakes us. A wait only the clock ends
+            // gives it back at once: lingering would hold a run slot that
+            // starts behind it wait for.
+            let linger = match self.awaits_notice(handles) {
+                true => Duration::from_millis(resident.max(0) as u64),
+                false => Duration::ZERO,
+            };
             let _parked = super::Parked::new(self.host.engine());
-            return match tokio::time::timeout(linger, self.inbox.recv()).await {
+            let host = self.host.clone();
+            // A notice first; then an execution waiting for this run's slot
+            // ends the lingering early.
+            let noticed = tokio::select! {
+                biased;
+                noticed = tokio::time::timeout(linger, self.inbox.recv()) => noticed,
+                () = host.run_slot_wanted() => Ok(None),
+            };
+            return match noticed {
                 Ok(Some(notice)) => {
                     self.take_notice(notice);
                     Ok(())

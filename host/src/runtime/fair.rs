@@ -8,12 +8,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 pub struct FairSlots {
     /// The most slots one namespace holds at once.
     cap: usize,
     state: Mutex<State>,
+    /// Told whenever work starts waiting for a slot.
+    wanted: Notify,
 }
 
 #[derive(Default)]
@@ -107,6 +109,7 @@ impl FairSlots {
                 free: slots,
                 ..State::default()
             }),
+            wanted: Notify::new(),
         })
     }
 
@@ -138,12 +141,25 @@ impl FairSlots {
             if queue.len() == 1 {
                 state.turns.push_back(namespace.to_string());
             }
+            self.wanted.notify_waiters();
             rx
         };
         // The slot is taken for us before we are told (a sender is only
         // dropped unsent with the slots themselves).
         let _ = turn.await;
         slot()
+    }
+
+    /// Until some work waits for a slot (at once if some does): what
+    /// holds one and could give it back (a run lingering idle) should.
+    pub async fn until_wanted(&self) {
+        let notified = self.wanted.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !self.state.lock().unwrap().turns.is_empty() {
+            return;
+        }
+        notified.await;
     }
 
     /// Slots free now.
@@ -187,6 +203,34 @@ mod tests {
             "{order:?}"
         );
         assert_eq!(order.len(), 11);
+        assert_eq!(slots.available(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_holder_learns_when_its_slot_is_wanted() {
+        let slots = FairSlots::new(1);
+        let held = slots.acquire("a").await;
+        let quiet = tokio::time::timeout(Duration::from_millis(10), slots.until_wanted()).await;
+        assert!(quiet.is_err(), "nobody waits yet");
+        let told = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.until_wanted().await }
+        });
+        tokio::task::yield_now().await;
+        let waiter = tokio::spawn({
+            let slots = slots.clone();
+            async move { drop(slots.acquire("b").await) }
+        });
+        tokio::time::timeout(Duration::from_secs(5), told)
+            .await
+            .expect("told when b queued")
+            .unwrap();
+        // Asked again while b still waits: at once.
+        tokio::time::timeout(Duration::from_secs(5), slots.until_wanted())
+            .await
+            .expect("b still waits");
+        drop(held);
+        waiter.await.unwrap();
         assert_eq!(slots.available(), 1);
     }
 

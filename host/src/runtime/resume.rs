@@ -137,6 +137,10 @@ impl Host for Runtime {
         self.store.latest_version(namespace, name).await
     }
 
+    async fn run_slot_wanted(&self) {
+        self.run_slots.until_wanted().await
+    }
+
     async fn run_limits(&self, namespace: &str) -> RunLimits {
         let limits = self.limits(namespace).await.unwrap_or_default();
         RunLimits {
