@@ -108,6 +108,11 @@ impl Engine {
             .max_tables_per_component(16)
             .max_component_instance_size(1 << 20)
             .max_core_instance_size(4 << 20);
+        // A freed instance's memory is given back (madvise) in batches:
+        // one at a time, each drop interrupted the other core to flush
+        // its TLB (12% of the server's samples in chain10's throughput
+        // phase; batched, 30-40% less processor time a run).
+        pool.decommit_batch_size(32);
 
         let mut wasm_config = Config::new();
         wasm_config
