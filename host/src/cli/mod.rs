@@ -77,24 +77,22 @@ impl Client {
         )
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let resp = self
-            .http
+    async fn send_get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        self.http
             .get(format!("{}{path}", self.base))
             .send()
             .await
-            .map_err(|e| self.unreachable(e))?;
+            .map_err(|e| self.unreachable(e))
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self.send_get(path).await?;
         self.answer(resp).await
     }
 
     /// A GET whose answer is text (`/metrics`).
     pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.send_get(path).await?;
         let status = resp.status();
         if !status.is_success() {
             bail!("GET {path}: HTTP {status}");
