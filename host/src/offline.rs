@@ -35,6 +35,7 @@ impl Host for Standalone {
     fn waits(&self) -> Waits {
         Waits {
             resident_timer_ms: 0,
+            idle_linger_ms: 0,
             deadline_grace_ms: 0,
             send_when_parked: false,
         }

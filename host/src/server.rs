@@ -53,6 +53,10 @@ pub struct ServeOptions {
     /// Timers at most this long keep the run in memory; longer ones evict it.
     #[arg(long, default_value_t = 5_000)]
     pub resident_timer_ms: u64,
+    /// An idle run a signal, update or child may wake stays in memory this
+    /// long (at most --resident-timer-ms) before it is evicted, in ms.
+    #[arg(long, default_value_t = 1_000)]
+    pub idle_linger_ms: u64,
     /// Default start-to-close timeout of an activity attempt, in ms.
     #[arg(long, default_value_t = 300_000)]
     pub activity_timeout_ms: u64,
@@ -170,6 +174,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         engine,
         RuntimeConfig {
             resident_timer_ms: opts.resident_timer_ms,
+            idle_linger_ms: opts.idle_linger_ms,
             activity_timeout: Duration::from_millis(opts.activity_timeout_ms),
             max_resident_runs: opts.max_resident_runs,
             max_concurrent_activities: max_activities,

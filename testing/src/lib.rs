@@ -194,6 +194,7 @@ impl TestEnv {
                 // Runs wait in memory (the clock skips over their timers)
                 // and their journals read complete while they do.
                 resident_timer_ms: 30 * 86_400_000,
+                idle_linger_ms: 30 * 86_400_000,
                 send_when_parked: true,
                 activity_timeout: Duration::from_secs(300),
                 max_resident_runs: 64,

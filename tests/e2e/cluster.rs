@@ -70,7 +70,12 @@ async fn signal(node: &Server, run_id: &str, item: Value) {
 async fn any_node_answers_any_request() {
     let db = TestDatabase::create().await;
     // The entity stays in memory on b between signals.
-    let nodes = cluster(&db, &["a", "b", "c"], &["--resident-timer-ms", "60000"]).await;
+    let nodes = cluster(
+        &db,
+        &["a", "b", "c"],
+        &["--resident-timer-ms", "60000", "--idle-linger-ms", "60000"],
+    )
+    .await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let (_, health) = a.get("/healthz").await;
     assert_eq!(health["cluster"]["node"], "a", "{health}");

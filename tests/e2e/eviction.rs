@@ -51,7 +51,7 @@ async fn add(server: &Server, workflow_id: &str, amount: u64) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_asleep_for_an_hour_leaves_memory_at_once_and_one_awaiting_updates_lingers() {
     // Idle runs linger up to a minute here: only one a notice may wake does.
-    let server = Server::start(&["--resident-timer-ms", "60000"]);
+    let server = Server::start(&["--resident-timer-ms", "60000", "--idle-linger-ms", "60000"]);
     server.deploy("deadline", "deadline").await;
     server.deploy("step", "step").await;
     server.deploy("counter", "counter").await;
@@ -69,7 +69,14 @@ async fn a_run_asleep_for_an_hour_leaves_memory_at_once_and_one_awaiting_updates
 async fn a_lingering_run_gives_its_slot_to_a_start_waiting_for_one() {
     // Four run slots, three for one namespace: three idle counters hold
     // all of the default namespace's, and would for a minute.
-    let server = Server::start(&["--resident-timer-ms", "60000", "--max-resident-runs", "4"]);
+    let server = Server::start(&[
+        "--resident-timer-ms",
+        "60000",
+        "--idle-linger-ms",
+        "60000",
+        "--max-resident-runs",
+        "4",
+    ]);
     server.deploy("step", "step").await;
     server.deploy("chain10", "chain10").await;
     server.deploy("counter", "counter").await;
@@ -100,4 +107,22 @@ async fn a_lingering_run_gives_its_slot_to_a_start_waiting_for_one() {
     }
     let gave_up = gave_up.expect("a counter left memory for the start");
     assert_eq!(add(&server, &gave_up, 3).await, json!(4));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_an_idle_run_awaiting_updates_leaves_memory_within_a_second_or_so() {
+    let server = Server::start(&[]);
+    server.deploy("step", "step").await;
+    server.deploy("counter", "counter").await;
+    let run = counter(&server, "idle").await;
+    // It lingers --idle-linger-ms (1 s) for an update, then is evicted;
+    // the bound leaves room for a loaded machine, and is below the 5 s it
+    // lingered before (--resident-timer-ms).
+    let took = until_evicted(&server, &run, 4).await;
+    assert!(
+        took >= Duration::from_millis(500),
+        "{took:?}: it did not linger"
+    );
+    // Evicted, it is resumed by replay for the next update.
+    assert_eq!(add(&server, "idle", 1).await, json!(2));
 }

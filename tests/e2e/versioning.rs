@@ -360,7 +360,7 @@ async fn weft_replay_checks_a_journal_exported_over_http_offline() {
 /// upgrade must take it at once, not chase it while it restarts.
 #[tokio::test(flavor = "multi_thread")]
 async fn upgrading_a_resident_run_parked_on_a_signal_is_prompt_and_replays_once() {
-    let server = Server::start(&["--resident-timer-ms", "60000"]);
+    let server = Server::start(&["--resident-timer-ms", "60000", "--idle-linger-ms", "60000"]);
     server.deploy("effects", "effects").await;
     server.deploy("versioned", "versioned").await;
     let run = server

@@ -17,6 +17,9 @@ use tokio::task::JoinHandle;
 pub struct Waits {
     /// Waits at most this long keep a run in memory; longer ones evict it.
     pub resident_timer_ms: u64,
+    /// An idle run a notice may wake lingers this long (at most
+    /// `resident_timer_ms`) before it is evicted.
+    pub idle_linger_ms: u64,
     /// After its deadline a run may clean up this long before it is ended.
     pub deadline_grace_ms: u64,
     /// Send what a run recorded (timers started, clock reads) to the store

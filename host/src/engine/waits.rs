@@ -325,7 +325,7 @@ impl WorkflowState {
             // gives it back at once: lingering would hold a run slot that
             // starts behind it wait for.
             let linger = match self.awaits_notice(handles) {
-                true => Duration::from_millis(resident.max(0) as u64),
+                true => Duration::from_millis(waits.idle_linger_ms.min(resident.max(0) as u64)),
                 false => Duration::ZERO,
             };
             let _parked = super::Parked::new(self.host.engine());

@@ -49,6 +49,9 @@ pub struct RuntimeConfig {
     /// Waits at most this long keep a run in memory; longer ones (timers,
     /// signals that do not come) evict it until they are due.
     pub resident_timer_ms: u64,
+    /// An idle run a signal, update or child may wake waits in memory this
+    /// long (at most `resident_timer_ms`) before it is evicted.
+    pub idle_linger_ms: u64,
     /// Start-to-close timeout of an activity attempt that sets none.
     pub activity_timeout: Duration,
     /// Runs executing at once.

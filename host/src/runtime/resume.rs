@@ -120,6 +120,7 @@ impl Host for Runtime {
     fn waits(&self) -> Waits {
         Waits {
             resident_timer_ms: self.config.resident_timer_ms,
+            idle_linger_ms: self.config.idle_linger_ms,
             deadline_grace_ms: self.config.deadline_grace_ms,
             send_when_parked: self.config.send_when_parked,
         }
