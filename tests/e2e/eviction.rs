@@ -6,8 +6,8 @@ use crate::support::Server;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// Poll the run until `evicted` reads `want` (within `secs`); answers how
-/// long that took.
+/// Poll the run until it reads `evicted` (failing after `secs`); answers
+/// how long that took.
 async fn until_evicted(server: &Server, run_id: &str, secs: u64) -> Duration {
     let began = Instant::now();
     loop {
@@ -23,17 +23,16 @@ async fn until_evicted(server: &Server, run_id: &str, secs: u64) -> Duration {
     }
 }
 
-async fn resident(server: &Server, run_id: &str) -> Value {
+/// The run's `evicted` flag now.
+async fn evicted(server: &Server, run_id: &str) -> Value {
     server.get(&format!("/v1/runs/{run_id}")).await.1["evicted"].clone()
 }
 
 /// A counter (it waits for `add` updates) under `workflow_id`.
 async fn counter(server: &Server, workflow_id: &str) -> String {
-    let body =
-        json!({ "workflow": "counter", "input": { "total": 0 }, "workflow_id": workflow_id });
-    let (status, body) = server.post("/v1/runs", &body).await;
-    assert_eq!(status, 201, "{body}");
-    body["run_id"].as_str().unwrap().to_string()
+    server
+        .start_run_with_id("counter", workflow_id, json!({ "total": 0 }))
+        .await
 }
 
 /// Add to a counter; answers its new total.
@@ -61,7 +60,7 @@ async fn a_run_asleep_for_an_hour_leaves_memory_at_once_and_one_awaiting_updates
 
     let run = counter(&server, "lingers").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(resident(&server, &run).await, false, "lingering");
+    assert_eq!(evicted(&server, &run).await, false, "lingering");
     assert_eq!(add(&server, "lingers", 2).await, json!(3));
 }
 
@@ -87,7 +86,7 @@ async fn a_lingering_run_gives_its_slot_to_a_start_waiting_for_one() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for (run, _) in &counters {
-        assert_eq!(resident(&server, run).await, false, "lingering");
+        assert_eq!(evicted(&server, run).await, false, "lingering");
     }
     let began = Instant::now();
     let chain = server.start_run("chain10", json!(5)).await;
@@ -101,7 +100,7 @@ async fn a_lingering_run_gives_its_slot_to_a_start_waiting_for_one() {
     // One counter gave its slot up, and still answers (resumed by replay).
     let mut gave_up = None;
     for (run, id) in &counters {
-        if resident(&server, run).await == true {
+        if evicted(&server, run).await == true {
             gave_up = Some(id.clone());
         }
     }

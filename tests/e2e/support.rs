@@ -358,6 +358,19 @@ impl Server {
         body["run_id"].as_str().unwrap().to_string()
     }
 
+    /// [`Server::start_run`] under `workflow_id`.
+    pub async fn start_run_with_id(
+        &self,
+        workflow: &str,
+        workflow_id: &str,
+        input: Value,
+    ) -> String {
+        let body = json!({ "workflow": workflow, "input": input, "workflow_id": workflow_id });
+        let (status, body) = self.post("/v1/runs", &body).await;
+        assert_eq!(status, 201, "start {workflow} as {workflow_id}: {body}");
+        body["run_id"].as_str().unwrap().to_string()
+    }
+
     /// [`Server::start_run`] in `namespace`.
     pub async fn start_run_in(&self, namespace: &str, workflow: &str, input: Value) -> String {
         let body = json!({ "workflow": workflow, "input": input, "namespace": namespace });

@@ -9,14 +9,9 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 async fn counter(server: &Server, workflow_id: &str, total: u64) -> String {
-    let (status, body) = server
-        .post(
-            "/v1/runs",
-            &json!({ "workflow": "counter", "input": { "total": total }, "workflow_id": workflow_id }),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["run_id"].as_str().unwrap().to_string()
+    server
+        .start_run_with_id("counter", workflow_id, json!({ "total": total }))
+        .await
 }
 
 async fn update(server: &Server, workflow_id: &str, body: Value) -> (u16, Value) {

@@ -324,9 +324,10 @@ impl WorkflowState {
             // the runtime or a notice wakes us. A wait only the clock ends
             // gives it back at once: lingering would hold a run slot that
             // starts behind it wait for.
-            let linger = match self.awaits_notice(handles) {
-                true => Duration::from_millis(waits.idle_linger_ms.min(resident.max(0) as u64)),
-                false => Duration::ZERO,
+            let linger = if self.awaits_notice(handles) {
+                Duration::from_millis(waits.idle_linger_ms.min(resident.max(0) as u64))
+            } else {
+                Duration::ZERO
             };
             let _parked = super::Parked::new(self.host.engine());
             let host = self.host.clone();
