@@ -32,6 +32,12 @@ pub mod kind {
     pub const CANCELLED: &str = "cancelled";
     /// The run (a child, say) was terminated: ended without its cleanup.
     pub const TERMINATED: &str = "terminated";
+    /// An activity failed (after its retries): the boundary error a
+    /// workflow's await answers, caused by the activity's own.
+    pub const ACTIVITY_FAILED: &str = "activity-failed";
+    /// A child run failed, timed out, was cancelled or terminated: the
+    /// boundary error a parent's await answers, caused by the child's.
+    pub const CHILD_FAILED: &str = "child-failed";
     /// An output over the namespace's `max_payload_bytes`.
     pub const PAYLOAD_LIMIT: &str = "payload-limit";
 

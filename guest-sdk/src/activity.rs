@@ -75,6 +75,42 @@ impl ActivityContext {
         host::info().workflow_id
     }
 
+    /// Tell the host this attempt is alive, with its progress: with a
+    /// heartbeat timeout, an attempt that stops calling this fails and is
+    /// retried, and the next attempt reads `details` from
+    /// [`heartbeat_details`](Self::heartbeat_details). Cheap to call often:
+    /// the host stores the details at most every few seconds.
+    ///
+    /// ```no_run
+    /// # fn copy_block(_: u64) {}
+    /// # fn example(ctx: &weft_sdk::ActivityContext) {
+    /// let start: u64 = ctx.heartbeat_details().unwrap_or(0);
+    /// for block in start..1_000 {
+    ///     copy_block(block);
+    ///     ctx.heartbeat(&(block + 1));
+    /// }
+    /// # }
+    /// ```
+    pub fn heartbeat(&self, details: &impl Serialize) {
+        let details = serde_json::to_string(details).unwrap_or_else(|_| "null".into());
+        host::heartbeat(&details);
+    }
+
+    /// The details of an earlier attempt's last heartbeat (`None` on the
+    /// first attempt, or if they do not decode as `T`).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::ActivityContext) {
+    /// #[derive(serde::Deserialize)]
+    /// struct Progress { copied: u64 }
+    /// let from = ctx.heartbeat_details::<Progress>().map_or(0, |p| p.copied);
+    /// # }
+    /// ```
+    pub fn heartbeat_details<T: DeserializeOwned>(&self) -> Option<T> {
+        let details = host::info().heartbeat_details?;
+        serde_json::from_str(&details).ok()
+    }
+
     /// A log line in the server's log, tagged with the run and activity.
     ///
     /// ```no_run

@@ -31,6 +31,8 @@ impl Context {
                 retry: None,
                 start_to_close_ms: None,
                 schedule_to_close_ms: None,
+                schedule_to_start_ms: None,
+                heartbeat_timeout_ms: None,
             },
         }
     }
@@ -236,6 +238,42 @@ impl ActivityCall {
     /// ```
     pub fn schedule_to_close(mut self, d: Duration) -> Self {
         self.options.schedule_to_close_ms = Some(d.as_millis() as u64);
+        self
+    }
+
+    /// Limit on the wait before the first attempt starts (for the
+    /// activity's component to be deployed, for a free slot); not retried.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// use weft_sdk::Timeout;
+    /// let sync = ctx.activity("billing/sync").schedule_to_start(Duration::from_secs(60)).call::<()>();
+    /// if let Err(e) = &sync && e.chain().any(|e| e.timeout == Some(Timeout::ScheduleToStart)) {
+    ///     // billing is not deployed in this cell: skip it
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn schedule_to_start(mut self, d: Duration) -> Self {
+        self.options.schedule_to_start_ms = Some(d.as_millis() as u64);
+        self
+    }
+
+    /// An attempt that sends no heartbeat ([`ActivityContext::heartbeat`](crate::ActivityContext::heartbeat))
+    /// for this long fails with a heartbeat timeout and is retried by the
+    /// policy; the next attempt starts from the last heartbeat's details.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// ctx.activity("disk/copy")
+    ///     .heartbeat_timeout(Duration::from_secs(10))
+    ///     .timeout(Duration::from_secs(3600))
+    ///     .call::<()>()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn heartbeat_timeout(mut self, d: Duration) -> Self {
+        self.options.heartbeat_timeout_ms = Some(d.as_millis() as u64);
         self
     }
 

@@ -183,7 +183,7 @@ impl Context {
         let index = raw.iter().position(|h| *h == done).unwrap_or(0);
         Selected {
             index,
-            result: result.map_err(Error::from_failure),
+            result: result.map_err(Error::from),
         }
     }
 

@@ -154,7 +154,7 @@ pub use activity::{__invoke_activity, __unknown_function, ActivityContext};
 pub use activity_call::{ActivityCall, RetryPolicy};
 pub use child_call::ChildCall;
 pub use context::{Context, LogLevel, ParentClose, RunInfo};
-pub use error::Error;
+pub use error::{Error, Timeout};
 pub use pending::{Handle, Pending, Selected};
 pub use signals::SignalReceiver;
 pub use update_call::UpdateCall;

@@ -103,7 +103,7 @@ impl<T: DeserializeOwned> Pending<T> {
     /// # Ok(()) }
     /// ```
     pub fn wait(self) -> Result<T, Error> {
-        let payload = host::await_(self.handle).map_err(Error::from_failure)?;
+        let payload = host::await_(self.handle).map_err(Error::from)?;
         serde_json::from_str(&payload).map_err(|e| Error::decode("the result", e))
     }
 }

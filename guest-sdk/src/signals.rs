@@ -95,7 +95,7 @@ impl<T: DeserializeOwned> SignalReceiver<T> {
         let signal = host::receive_signal(&self.name);
         let timer = host::start_timer(timeout.as_millis() as u64);
         let (done, result) = host::await_any(&[signal, timer]);
-        let payload = result.map_err(Error::from_failure)?;
+        let payload = result.map_err(Error::from)?;
         if done == timer {
             return Ok(None);
         }

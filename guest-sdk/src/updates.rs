@@ -122,7 +122,7 @@ impl<I: DeserializeOwned> UpdateReceiver<I> {
     pub fn recv(&self, validate: impl Fn(&I) -> Result<(), Error>) -> Result<Update<I>, Error> {
         let pending = self.pending();
         loop {
-            let payload = host::await_(pending.handle).map_err(Error::from_failure);
+            let payload = host::await_(pending.handle).map_err(Error::from);
             if let Some(update) = pending.decide(payload, &validate)? {
                 return Ok(update);
             }

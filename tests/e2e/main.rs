@@ -8,6 +8,7 @@ mod component_builds;
 mod controlplane;
 mod durability;
 mod eviction;
+mod failures;
 mod limits;
 mod metrics;
 mod openapi;

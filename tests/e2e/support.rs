@@ -35,6 +35,7 @@ const GUESTS: &[&str] = &[
     "netcall",
     "not-weft",
     "retries",
+    "failures",
     "fanout",
     "entity",
     "cell",

@@ -19,7 +19,10 @@ impl Workflow for Fetch {
                     .call::<Value>()
                 {
                     Ok(v) => v,
-                    Err(e) => json!({ "err": e.kind, "message": e.message }),
+                    Err(e) => {
+                        let e = e.root_cause();
+                        json!({ "err": e.kind, "message": e.message })
+                    }
                 }
             })
             .collect())

@@ -357,7 +357,7 @@ pub fn timeline(run: &Value, events: &[Recorded]) -> String {
         out.push_str(&format!("output {}\n", run["output"]));
     }
     if !run["error"].is_null() {
-        out.push_str(&format!("error  {}\n", run["error"]));
+        out.push_str(&error_lines(&run["error"]));
     }
     if !run["custom_status"].is_null() {
         out.push_str(&format!("state  {}\n", run["custom_status"]));
@@ -367,6 +367,23 @@ pub fn timeline(run: &Value, events: &[Recorded]) -> String {
     for e in events {
         out.push_str(&line(e, start));
         out.push('\n');
+    }
+    out
+}
+
+/// A run's error and each of its causes, a line each.
+fn error_lines(error: &Value) -> String {
+    let Ok(error) = serde_json::from_value::<crate::journal::ErrorInfo>(error.clone()) else {
+        return format!("error  {error}\n");
+    };
+    let mut out = String::new();
+    for (i, e) in error.chain().enumerate() {
+        let lead = if i == 0 { "error " } else { "  caused by" };
+        let timeout = e
+            .timeout
+            .map(|t| format!(" ({})", t.as_str()))
+            .unwrap_or_default();
+        out.push_str(&format!("{lead} {}{timeout}: {}\n", e.kind, e.message));
     }
     out
 }

@@ -3,9 +3,10 @@
 
 use super::bindings::activity::weft::workflow::activity_context;
 use super::bindings::{LogLevel, log_level};
+use super::heartbeat::Heartbeats;
 use super::limits::{Interrupt, MemoryLimit, captured_wasi};
 use super::{Engine, Loaded, Prepared};
-use crate::journal::{ErrorInfo, Failure, payload_value};
+use crate::journal::{ErrorInfo, Failure, TimeoutKind, payload_value};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub struct AttemptInfo {
     pub allow_http: Arc<Vec<String>>,
     /// Its namespace's memory limit, if lower than the server's.
     pub memory_limit: Option<usize>,
+    /// The last heartbeat details of an earlier attempt.
+    pub heartbeat_details: Option<String>,
+    /// Where this attempt's heartbeats go.
+    pub heartbeats: Arc<Heartbeats>,
 }
 
 pub struct ActivityState {
@@ -145,6 +150,7 @@ pub fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<ActivityState>
     wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
     super::bindings::activity::Activity::add_to_linker::<_, HasSelf<_>>(&mut l, |t| t)?;
+    super::bindings::v0_1::activity::Activity::add_to_linker::<_, HasSelf<_>>(&mut l, |t| t)?;
     Ok(l)
 }
 
@@ -158,7 +164,13 @@ impl activity_context::Host for ActivityState {
             activity: self.info.activity.clone(),
             attempt: self.info.attempt,
             idempotency_key: self.info.idempotency_key.clone(),
+            heartbeat_details: self.info.heartbeat_details.clone(),
         })
+    }
+
+    fn heartbeat(&mut self, details: String) -> wasmtime::Result<()> {
+        self.info.heartbeats.beat(details);
+        Ok(())
     }
 
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
@@ -189,15 +201,16 @@ fn trap_failure(err: &wasmtime::Error, stderr: &MemoryOutputPipe) -> Failure {
 }
 
 impl Engine {
-    /// Run one attempt of an activity, bounded by `timeout`.
+    /// Run one attempt of an activity, bounded by `timeout` (the limit of
+    /// that kind).
     pub async fn invoke_activity(
         &self,
         loaded: &Loaded,
         info: AttemptInfo,
         input: &str,
-        timeout: Duration,
+        (timeout, kind): (Duration, TimeoutKind),
     ) -> Result<Value, Failure> {
-        let Prepared::Activity(pre) = &loaded.pre else {
+        let Prepared::Activity(code) = &loaded.pre else {
             return Err(Failure::Application(ErrorInfo::new(
                 "not-an-activity",
                 format!("`{}` is a workflow, not an activity", info.activity),
@@ -229,21 +242,22 @@ impl Engine {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
 
-        let pre = pre.clone();
-        let attempt = async move {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .call_invoke(&mut store, &function, &input, &key)
-                .await
-        };
+        let code = code.clone();
+        let attempt = async move { code.invoke(&mut store, function, input, key).await };
         match tokio::time::timeout(timeout, self.cpu.run(&namespace, attempt)).await {
-            Err(_) => Err(Failure::TimedOut {
-                message: format!(
-                    "the attempt did not finish within its start-to-close timeout of {timeout:?}"
-                ),
-            }),
+            Err(_) => Err(Failure::timed_out(
+                kind,
+                match kind {
+                    TimeoutKind::StartToClose => format!(
+                        "the attempt did not finish within its start-to-close timeout of {timeout:?}"
+                    ),
+                    _ => format!(
+                        "the schedule-to-close timeout passed during an attempt ({timeout:?})"
+                    ),
+                },
+            )),
             Ok(Err(trap)) => Err(trap_failure(&trap, &stderr)),
-            Ok(Ok(Err(error))) => Err(Failure::Application(error.into())),
+            Ok(Ok(Err(error))) => Err(Failure::Application(error)),
             Ok(Ok(Ok(output))) => Ok(payload_value(&output)),
         }
     }

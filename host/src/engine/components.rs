@@ -2,9 +2,7 @@
 //! import, and compiling each digest once (kept on disk across restarts).
 
 use super::Engine;
-use super::activity::ActivityState;
-use super::bindings::{activity::ActivityPre, workflow::WorkflowPre};
-use super::workflow::WorkflowState;
+use super::exports::{ActivityCode, WorkflowCode};
 use crate::store::ComponentKind;
 use std::sync::Arc;
 use wasmtime::component::Component;
@@ -18,8 +16,8 @@ pub struct Loaded {
 }
 
 pub enum Prepared {
-    Workflow(WorkflowPre<WorkflowState>),
-    Activity(ActivityPre<ActivityState>),
+    Workflow(WorkflowCode),
+    Activity(ActivityCode),
 }
 
 /// Why an uploaded component is refused.
@@ -170,14 +168,14 @@ impl Engine {
                     .workflow_linker
                     .instantiate_pre(component)
                     .map_err(wrong)?;
-                Prepared::Workflow(WorkflowPre::new(pre).map_err(wrong)?)
+                Prepared::Workflow(WorkflowCode::new(pre).map_err(wrong)?)
             }
             ComponentKind::Activity => {
                 let pre = self
                     .activity_linker
                     .instantiate_pre(component)
                     .map_err(wrong)?;
-                Prepared::Activity(ActivityPre::new(pre).map_err(wrong)?)
+                Prepared::Activity(ActivityCode::new(pre).map_err(wrong)?)
             }
         };
         Ok(Loaded {

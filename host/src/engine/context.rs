@@ -2,7 +2,7 @@
 //! of [`WorkflowState`].
 
 use super::bindings::workflow::weft::workflow::{context, types};
-use super::bindings::{WitActivityOptions, WitFailure, log_level};
+use super::bindings::{WitActivityOptions, log_level};
 use super::host::{ActivityJob, ActivityOutcome};
 use super::limits::{Interrupt, storage};
 use super::ops::Op;
@@ -223,6 +223,7 @@ impl context::Host for WorkflowState {
             idempotency_key: format!("{}:{}", self.run.run_id, recorded.seq),
             scheduled_at_ms: recorded.at_ms,
             prior_attempts,
+            heartbeat_details: self.cursor.heartbeat_details(handle),
             next_attempt_at_ms,
             scheduled_in: if live && !self.call_span.is_disabled() {
                 self.call_span.clone()
@@ -358,7 +359,7 @@ impl context::Host for WorkflowState {
                 };
                 let event = Event::ChildStarted {
                     handle,
-                    workflow,
+                    workflow: workflow.clone(),
                     workflow_id: options.workflow_id,
                     input,
                     parent_close,
@@ -378,6 +379,7 @@ impl context::Host for WorkflowState {
             return Err(corrupt(recorded));
         };
         let op = Op::Child {
+            workflow,
             run_id: child_run_id.clone(),
             error: error.clone(),
             stale: true,
@@ -385,15 +387,17 @@ impl context::Host for WorkflowState {
         Ok(self.new_handle(op))
     }
 
-    async fn await_(&mut self, handle: u32) -> wasmtime::Result<Result<String, WitFailure>> {
-        Ok(self.await_handles(&[handle], false).await?.1)
+    async fn await_(&mut self, handle: u32) -> wasmtime::Result<Result<String, types::ErrorInfo>> {
+        let (_, result) = self.await_handles(&[handle], false).await?;
+        Ok(result.map_err(Into::into))
     }
 
     async fn await_any(
         &mut self,
         handles: Vec<u32>,
-    ) -> wasmtime::Result<(u32, Result<String, WitFailure>)> {
-        self.await_handles(&handles, true).await
+    ) -> wasmtime::Result<(u32, Result<String, types::ErrorInfo>)> {
+        let (h, result) = self.await_handles(&handles, true).await?;
+        Ok((h, result.map_err(Into::into)))
     }
 
     async fn signal_workflow(

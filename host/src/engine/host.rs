@@ -44,6 +44,8 @@ pub struct ActivityJob {
     pub scheduled_at_ms: i64,
     /// Attempts that failed before a restart.
     pub prior_attempts: u32,
+    /// The last heartbeat details recorded before a restart.
+    pub heartbeat_details: Option<Value>,
     pub next_attempt_at_ms: Option<i64>,
     /// What its span is a child of: the host call that scheduled it when
     /// traced, else the run's execution.

@@ -2,12 +2,12 @@
 //! receives, children), what a resident run is told, and what the guest gets for a
 //! completion. How a live await waits for them is in `waits.rs`.
 
-use super::bindings::WitFailure;
 use super::host::{ActivityJob, ActivityOutcome, UpdateAsk};
 use crate::journal::{ErrorInfo, Event, Failure};
 use crate::store::{Signal, UpdateKey, UpdateRecord};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use weft_contract::kind;
 
 /// Something a resident run is told while it executes.
 #[derive(Debug)]
@@ -67,6 +67,8 @@ pub(super) enum Op {
         stale: bool,
     },
     Child {
+        /// The workflow it runs, for its failure's message.
+        workflow: String,
         run_id: Option<String>,
         error: Option<ErrorInfo>,
         /// Whether the store must be asked (again) if it ended.
@@ -100,6 +102,16 @@ impl Op {
         }
     }
 
+    /// What an activity or child runs, for the boundary error its
+    /// failure is wrapped in.
+    pub(super) fn label(&self) -> Option<String> {
+        match self {
+            Op::Activity { job, .. } => Some(job.name.clone()),
+            Op::Child { workflow, .. } => Some(workflow.clone()),
+            _ => None,
+        }
+    }
+
     /// An activity task whose outcome is still to be taken: one that runs,
     /// or — if `awaited` — one that finished but was not joined yet.
     pub(super) fn pending_task(&self, awaited: bool) -> bool {
@@ -107,8 +119,11 @@ impl Op {
     }
 }
 
-/// What the guest gets for a completion event.
-pub(super) fn response(event: &Event) -> Result<String, WitFailure> {
+/// What the guest gets for a completion event of the operation `label`
+/// names: an activity's or a started child's failure is the cause of a
+/// boundary error that says which failed.
+pub(super) fn response(event: &Event, label: Option<&str>) -> Result<String, Failure> {
+    let label = label.unwrap_or("?");
     match event {
         Event::ActivityCompleted { output, .. }
         | Event::ChildCompleted { output, .. }
@@ -116,12 +131,34 @@ pub(super) fn response(event: &Event) -> Result<String, WitFailure> {
             payload: output, ..
         }
         | Event::UpdateAccepted { input: output, .. } => Ok(output.to_string()),
-        Event::ActivityFailed { failure, .. }
-        | Event::ChildFailed { failure, .. }
-        | Event::Interrupted { failure, .. } => Err(failure.clone().into()),
+        Event::ActivityFailed {
+            failure, attempts, ..
+        } => Err(failure.clone().across(
+            kind::ACTIVITY_FAILED,
+            format!(
+                "activity `{label}` failed after {attempts} attempt(s): {}: {}",
+                failure.kind(),
+                failure.message()
+            ),
+        )),
+        Event::ChildFailed {
+            failure,
+            child_run_id: Some(id),
+            ..
+        } => Err(failure.clone().across(
+            kind::CHILD_FAILED,
+            format!(
+                "child workflow `{label}` (run {id}) failed: {}: {}",
+                failure.kind(),
+                failure.message()
+            ),
+        )),
+        Event::ChildFailed { failure, .. } | Event::Interrupted { failure, .. } => {
+            Err(failure.clone())
+        }
         Event::UpdateAnswered {
             error: Some(error), ..
-        } => Err(Failure::Application(error.clone()).into()),
+        } => Err(Failure::Application(error.clone())),
         Event::UpdateAnswered {
             output: Some(output),
             ..

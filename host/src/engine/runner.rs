@@ -2,7 +2,7 @@
 //! component, run it from the top (replaying, then live) and record how the
 //! execution ended.
 
-use super::bindings::workflow::WorkflowPre;
+use super::exports::{Returned, WorkflowCode};
 use super::host::Host;
 use super::limits::Interrupt;
 use super::ops::Notice;
@@ -145,7 +145,7 @@ pub async fn execute(
                         } else {
                             RunStatus::Failed
                         };
-                        ended_with(status, info.into())
+                        ended_with(status, info)
                     }
                 }
             }
@@ -216,17 +216,14 @@ pub async fn execute(
     }
 }
 
-/// What running the guest's `run` export returned.
-pub(super) type Returned = wasmtime::Result<Result<String, super::bindings::WitErrorInfo>>;
-
 /// The end the code chose by returning from `run`.
-pub(super) fn code_end(returned: &Result<String, super::bindings::WitErrorInfo>) -> RunEnd {
+pub(super) fn code_end(returned: &Result<String, ErrorInfo>) -> RunEnd {
     match returned {
         Ok(text) => RunEnd::Completed {
             output: crate::journal::payload_value(text),
         },
         Err(info) => RunEnd::Failed {
-            error: info.clone().into(),
+            error: info.clone(),
         },
     }
 }
@@ -235,7 +232,7 @@ pub(super) fn code_end(returned: &Result<String, super::bindings::WitErrorInfo>)
 /// workflow from the top; `Err` only when it cannot be instantiated.
 pub(super) async fn run_guest(
     engine: &Engine,
-    pre: &WorkflowPre<WorkflowState>,
+    code: &WorkflowCode,
     state: WorkflowState,
     input: &Value,
 ) -> wasmtime::Result<(Store<WorkflowState>, Returned)> {
@@ -243,8 +240,8 @@ pub(super) async fn run_guest(
     store.limiter(|s| &mut s.memory);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| ctx.data_mut().slice.tick());
-    let instance = pre.instantiate_async(&mut store).await?;
-    let result = instance.call_run(&mut store, &input.to_string()).await;
+    let instance = code.instantiate(&mut store).await?;
+    let result = instance.run(&mut store, input.to_string()).await;
     Ok((store, result))
 }
 

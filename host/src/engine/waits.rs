@@ -7,7 +7,7 @@ use super::limits::{Interrupt, storage};
 use super::ops::{Notice, Op, joined};
 use super::workflow::WorkflowState;
 use crate::clock::now_ms;
-use crate::journal::{ErrorInfo, Event, Failure};
+use crate::journal::{ErrorInfo, Event, Failure, TimeoutKind};
 use crate::store::RunStatus;
 use futures::future::select_all;
 use std::time::Duration;
@@ -25,9 +25,10 @@ fn child_outcome(handle: u32, status: RunStatus, run: &crate::store::RunRecord) 
             };
         }
         RunStatus::Cancelled => Failure::Cancelled,
-        RunStatus::TimedOut => Failure::TimedOut {
-            message: format!("child run {} timed out", run.run_id),
-        },
+        RunStatus::TimedOut => Failure::timed_out(
+            TimeoutKind::RunDeadline,
+            format!("child run {} passed its deadline", run.run_id),
+        ),
         _ => {
             let error = run
                 .error
@@ -141,9 +142,10 @@ impl WorkflowState {
                 }
                 return Ok(None);
             }
-            Failure::TimedOut {
-                message: "the run passed its deadline (execution timeout)".into(),
-            }
+            Failure::timed_out(
+                TimeoutKind::RunDeadline,
+                "the run passed its deadline (execution timeout)",
+            )
         } else {
             return Ok(None);
         };

@@ -43,6 +43,7 @@ pub fn workflow_linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<Workf
     random::insecure::add_to_linker::<_, HasSelf<_>>(&mut l, me)?;
     random::insecure_seed::add_to_linker::<_, HasSelf<_>>(&mut l, me)?;
     super::bindings::workflow::Workflow::add_to_linker::<_, HasSelf<_>>(&mut l, me)?;
+    super::bindings::v0_1::workflow::Workflow::add_to_linker::<_, HasSelf<_>>(&mut l, me)?;
     Ok(l)
 }
 

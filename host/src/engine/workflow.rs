@@ -2,11 +2,10 @@
 //! host call goes through: [`WorkflowState::journaled`] (answer from the
 //! journal or detect divergence; else run live, record, make durable).
 
-use super::bindings::WitFailure;
 use super::host::Host;
 use super::limits::{Interrupt, MemoryLimit, RunLimits, Slice, captured_wasi};
 use super::ops::{Notice, Op, response};
-use crate::journal::{Call, Cursor, Divergence, Event, Recorded, Replay, Source, calls};
+use crate::journal::{Call, Cursor, Divergence, Event, Failure, Recorded, Replay, Source, calls};
 use crate::store::{Signal, UpdateRecord};
 use crate::writes::{Effect, Sink};
 use futures::FutureExt as _;
@@ -402,7 +401,7 @@ impl WorkflowState {
         &mut self,
         handles: &[u32],
         select: bool,
-    ) -> wasmtime::Result<(u32, Result<String, WitFailure>)> {
+    ) -> wasmtime::Result<(u32, Result<String, Failure>)> {
         if handles.is_empty() {
             wasmtime::bail!("await-any of no handles");
         }
@@ -413,6 +412,10 @@ impl WorkflowState {
                 Some(_) => {}
             }
         }
+        let labels: Vec<Option<String>> = handles
+            .iter()
+            .map(|&h| self.ops[h as usize].label())
+            .collect();
         let call = if select {
             calls::await_any(handles)
         } else {
@@ -455,7 +458,9 @@ impl WorkflowState {
                     .event
                     .completion()
                     .ok_or_else(|| corrupt(&recorded))?;
-                Ok((h, response(&recorded.event)))
+                let at = handles.iter().position(|&x| x == h);
+                let label = at.and_then(|i| labels[i].as_deref());
+                Ok((h, response(&recorded.event, label)))
             }
             Answer::Skipped => Err(wasmtime::Error::msg("an await is never skipped")),
         }
@@ -465,7 +470,7 @@ impl WorkflowState {
         &mut self,
         handles: &[u32],
         recorded: Recorded,
-    ) -> wasmtime::Result<(u32, Result<String, WitFailure>)> {
+    ) -> wasmtime::Result<(u32, Result<String, Failure>)> {
         let Some((h, _)) = recorded.event.completion() else {
             return Err(corrupt(&recorded));
         };
@@ -515,7 +520,8 @@ impl WorkflowState {
             }
             _ => {}
         }
+        let label = self.ops[h as usize].label();
         self.ops[h as usize] = Op::Consumed;
-        Ok((h, response(&recorded.event)))
+        Ok((h, response(&recorded.event, label.as_deref())))
     }
 }

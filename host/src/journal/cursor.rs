@@ -87,13 +87,16 @@ impl RunEnd {
         }
     }
 
-    /// Same end: same kind and same output, error (kind and message; the
-    /// details may hold a backtrace) or input.
+    /// Same end: same kind and same output, error or input. Errors match
+    /// by kind and message (the details may hold a backtrace), at any level
+    /// of the code's cause chain: code built on contract 0.2 fails with the
+    /// `activity-failed` error around the activity's own where code built
+    /// on 0.1 failed with the activity's own.
     fn matches(&self, other: &RunEnd) -> bool {
         match (self, other) {
-            (RunEnd::Failed { error: a }, RunEnd::Failed { error: b }) => {
-                a.kind == b.kind && a.message == b.message
-            }
+            (RunEnd::Failed { error: a }, RunEnd::Failed { error: b }) => b
+                .chain()
+                .any(|b| a.kind == b.kind && a.message == b.message),
             _ => self == other,
         }
     }
@@ -142,11 +145,13 @@ pub struct Cursor {
 }
 
 /// An activity's informational events: failed attempts, when the next
-/// attempt is due, and an outcome held while the run was paused.
+/// attempt is due, its last heartbeat's details, and an outcome held while
+/// the run was paused.
 #[derive(Default)]
 struct ActivityNotes {
     failed: u32,
     next_due: Option<i64>,
+    heartbeat: Option<Value>,
     held: Option<(u32, Result<Value, Failure>)>,
 }
 
@@ -164,6 +169,9 @@ impl Cursor {
                     notes.failed += 1;
                     notes.next_due = retry_in_ms.map(|ms| r.at_ms + ms as i64);
                 }
+                Event::ActivityHeartbeat {
+                    handle, details, ..
+                } => activities.entry(*handle).or_default().heartbeat = Some(details.clone()),
                 Event::ActivityHeld {
                     handle,
                     attempts,
@@ -321,6 +329,11 @@ impl Cursor {
         self.activities
             .get(&handle)
             .map_or((0, None), |n| (n.failed, n.next_due))
+    }
+
+    /// The details of activity `handle`'s last recorded heartbeat.
+    pub fn heartbeat_details(&self, handle: u32) -> Option<Value> {
+        self.activities.get(&handle)?.heartbeat.clone()
     }
 
     /// The outcome activity `handle` was recorded finishing with while the
@@ -598,5 +611,32 @@ mod tests {
             replay_calls(&mut c);
             assert!(c.expect(&calls::timer(1000)).unwrap().is_none());
         }
+    }
+
+    #[test]
+    fn a_recorded_failure_matches_the_same_error_anywhere_in_the_codes_chain() {
+        let failed = |error: ErrorInfo| {
+            let mut j = journal();
+            j.push(rec(5, Event::Failed { error }));
+            let mut c = Cursor::new(j);
+            replay_calls(&mut c);
+            c
+        };
+        let own = ErrorInfo::new("quota-exceeded", "10 cells already");
+        // Code on contract 0.2 wraps the activity's error it propagates.
+        let wrapped = RunEnd::Failed {
+            error: ErrorInfo {
+                cause: Some(Box::new(own.clone())),
+                ..ErrorInfo::new("activity-failed", "activity `cloud/create` failed")
+            },
+        };
+        failed(own.clone()).finish(&wrapped).unwrap();
+        let other = RunEnd::Failed {
+            error: ErrorInfo {
+                cause: Some(Box::new(ErrorInfo::new("quota-exceeded", "another message"))),
+                ..ErrorInfo::new("activity-failed", "activity `cloud/create` failed")
+            },
+        };
+        assert_eq!(failed(own).finish(&other).unwrap_err().seq, 5);
     }
 }

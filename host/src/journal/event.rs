@@ -6,16 +6,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// Why an awaited operation did not produce a value (mirrors the WIT `failure`).
+/// Why an awaited operation did not produce a value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Failure {
     Application(ErrorInfo),
-    TimedOut { message: String },
+    TimedOut {
+        message: String,
+        /// Which timeout (journals before 0.2 of the contract lack it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<TimeoutKind>,
+    },
     Cancelled,
 }
 
 impl Failure {
+    pub fn timed_out(timeout: TimeoutKind, message: impl Into<String>) -> Self {
+        Failure::TimedOut {
+            message: message.into(),
+            timeout: Some(timeout),
+        }
+    }
+
     pub fn kind(&self) -> &str {
         match self {
             Failure::Application(e) => &e.kind,
@@ -27,18 +39,79 @@ impl Failure {
     pub fn message(&self) -> String {
         match self {
             Failure::Application(e) => e.message.clone(),
-            Failure::TimedOut { message } => message.clone(),
+            Failure::TimedOut { message, .. } => message.clone(),
             Failure::Cancelled => "cancelled".into(),
+        }
+    }
+
+    /// Whether the error itself forbids another attempt.
+    pub fn non_retryable(&self) -> bool {
+        matches!(self, Failure::Application(e) if e.non_retryable)
+    }
+
+    /// The failure as one error, the way a 0.2 guest reads it.
+    pub fn into_error(self) -> ErrorInfo {
+        match self {
+            Failure::Application(e) => e,
+            Failure::TimedOut { message, timeout } => ErrorInfo {
+                timeout,
+                ..ErrorInfo::new(weft_contract::kind::TIMED_OUT, message)
+            },
+            Failure::Cancelled => ErrorInfo::new(
+                weft_contract::kind::CANCELLED,
+                "the operation was cancelled",
+            ),
+        }
+    }
+
+    /// `self` as the cause of a boundary error (`activity-failed`,
+    /// `child-failed`) that says what failed.
+    pub fn across(self, kind: &str, message: String) -> Self {
+        Failure::Application(ErrorInfo {
+            cause: Some(Box::new(self.into_error())),
+            ..ErrorInfo::new(kind, message)
+        })
+    }
+}
+
+/// Which limit ended an operation that timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeoutKind {
+    ScheduleToStart,
+    StartToClose,
+    ScheduleToClose,
+    Heartbeat,
+    RunDeadline,
+}
+
+impl TimeoutKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutKind::ScheduleToStart => "schedule-to-start",
+            TimeoutKind::StartToClose => "start-to-close",
+            TimeoutKind::ScheduleToClose => "schedule-to-close",
+            TimeoutKind::Heartbeat => "heartbeat",
+            TimeoutKind::RunDeadline => "run-deadline",
         }
     }
 }
 
+/// An error with its cause chain: what a workflow or activity returned, or
+/// why an operation failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfo {
     pub kind: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
+    /// Raised by an activity: no further attempt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_retryable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<TimeoutKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Box<ErrorInfo>>,
 }
 
 impl ErrorInfo {
@@ -47,7 +120,15 @@ impl ErrorInfo {
             kind: kind.into(),
             message: message.into(),
             details: None,
+            non_retryable: false,
+            timeout: None,
+            cause: None,
         }
+    }
+
+    /// This error and its causes, outermost first.
+    pub fn chain(&self) -> impl Iterator<Item = &ErrorInfo> {
+        std::iter::successors(Some(self), |e| e.cause.as_deref())
     }
 }
 
@@ -82,6 +163,10 @@ pub struct ActivityOptions {
     pub start_to_close_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_to_close_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_to_start_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout_ms: Option<u64>,
 }
 
 /// What happens to a child run when its parent ends first.
@@ -159,6 +244,14 @@ pub enum Event {
         failure: Failure,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_in_ms: Option<u64>,
+    },
+    /// Informational: the newest heartbeat details of activity `handle`'s
+    /// attempt (stored at most every few seconds, and before a failed
+    /// attempt's retry), which its next attempt resumes from.
+    ActivityHeartbeat {
+        handle: u32,
+        attempt: u32,
+        details: Value,
     },
     /// Informational: no activity component of that name is deployed; the
     /// activity waits for one (within its schedule-to-close timeout and the
@@ -476,6 +569,7 @@ impl Event {
             Event::ActivityScheduled { .. } => "activity-scheduled",
             Event::ActivityAttemptFailed { .. } => "activity-attempt-failed",
             Event::ActivityAwaitingDeployment { .. } => "activity-awaiting-deployment",
+            Event::ActivityHeartbeat { .. } => "activity-heartbeat",
             Event::ActivityHeld { .. } => "activity-held",
             Event::Paused { .. } => "paused",
             Event::Unpaused { .. } => "unpaused",

@@ -11,6 +11,6 @@ mod summary;
 pub use cursor::{Cursor, DEADLINE_STOP, Divergence, Recorded, Replay, RunEnd};
 pub use event::{
     ActivityOptions, Call, ErrorInfo, Event, Failure, ParentClose, RetryPolicy, Source, StartSpec,
-    payload_value,
+    TimeoutKind, payload_value,
 };
 pub use export::Export;

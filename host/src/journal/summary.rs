@@ -55,6 +55,14 @@ impl Event {
             },
             Event::Paused { reason } => format!("paused: {reason}"),
             Event::Unpaused { reason } => format!("unpaused: {reason}"),
+            Event::ActivityHeartbeat {
+                handle,
+                attempt,
+                details,
+            } => format!(
+                "#{handle} activity heartbeat (attempt {attempt}): {}",
+                short(details)
+            ),
             Event::ActivityAwaitingDeployment { handle, component } => {
                 format!("#{handle} waits for a deployment of activity component `{component}`")
             }

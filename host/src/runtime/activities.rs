@@ -6,8 +6,9 @@ use super::Runtime;
 use super::native::{Busy, NativeActivity, NativeCall};
 use crate::clock::now_ms;
 use crate::engine::activity::AttemptInfo;
+use crate::engine::heartbeat::Heartbeats;
 use crate::engine::{ActivityJob, ActivityOutcome, Loaded};
-use crate::journal::{ErrorInfo, Event, Failure, RetryPolicy};
+use crate::journal::{ErrorInfo, Event, Failure, RetryPolicy, TimeoutKind, payload_value};
 use crate::store::ComponentKind;
 use crate::writes::Sink;
 use std::sync::Arc;
@@ -111,6 +112,15 @@ pub async fn run_activity(
         .options
         .schedule_to_close_ms
         .map(|ms| job.scheduled_at_ms + ms as i64);
+    // Only the first attempt can be late to start: later ones wait for
+    // their backoff on purpose.
+    let start_by = job
+        .options
+        .schedule_to_start_ms
+        .filter(|_| job.prior_attempts == 0)
+        .map(|ms| job.scheduled_at_ms + ms as i64);
+    let heartbeat_timeout = job.options.heartbeat_timeout_ms.map(Duration::from_millis);
+    let mut heartbeat_details = job.heartbeat_details.as_ref().map(|d| d.to_string());
     let (component_name, function) = split_name(&job.name);
     let mut attempt = job.prior_attempts + 1;
     if let Some(due) = job.next_attempt_at_ms {
@@ -122,23 +132,42 @@ pub async fn run_activity(
     let mut deploys = rt.deploys.subscribe();
     let mut announced = false;
     loop {
-        let mut timeout = start_to_close;
+        let heartbeats = Arc::new(Heartbeats::default());
+        let mut timeout = (start_to_close, TimeoutKind::StartToClose);
         if let Some(deadline) = deadline {
-            let left = (deadline - now_ms()).max(0) as u64;
-            timeout = timeout.min(Duration::from_millis(left));
+            let left = Duration::from_millis((deadline - now_ms()).max(0) as u64);
+            if left < timeout.0 {
+                timeout = (left, TimeoutKind::ScheduleToClose);
+            }
         }
         let result = match runner(&rt, &job.namespace, &job.name, component_name).await {
             Ok(None) => {
-                if deadline.is_some_and(|d| now_ms() >= d) {
+                let late = [
+                    (
+                        start_by,
+                        TimeoutKind::ScheduleToStart,
+                        job.options.schedule_to_start_ms,
+                    ),
+                    (
+                        deadline,
+                        TimeoutKind::ScheduleToClose,
+                        job.options.schedule_to_close_ms,
+                    ),
+                ]
+                .into_iter()
+                .find(|(by, ..)| by.is_some_and(|d| now_ms() >= d));
+                if let Some((_, which, ms)) = late {
                     return ActivityOutcome {
                         attempts: attempt - 1,
-                        result: Err(Failure::TimedOut {
-                            message: format!(
-                                "the schedule-to-close timeout of {} ms passed while no \
-                                 activity component named `{component_name}` was deployed",
-                                job.options.schedule_to_close_ms.unwrap_or_default()
+                        result: Err(Failure::timed_out(
+                            which,
+                            format!(
+                                "the {} timeout of {} ms passed while no activity component \
+                                 named `{component_name}` was deployed",
+                                which.as_str(),
+                                ms.unwrap_or_default()
                             ),
-                        }),
+                        )),
                     };
                 }
                 if !announced {
@@ -149,7 +178,7 @@ pub async fn run_activity(
                     });
                 }
                 drop(busy.take());
-                await_deploy(&mut deploys, deadline).await;
+                await_deploy(&mut deploys, start_by.into_iter().chain(deadline).min()).await;
                 busy = Some(Busy::new(&rt.tasks));
                 continue;
             }
@@ -166,7 +195,27 @@ pub async fn run_activity(
             Ok(Some(Runner::Component(loaded, allow_http))) => {
                 let limits = rt.limits(&job.namespace).await.unwrap_or_default();
                 let most = limits.max_concurrent_activities.map(|n| n as usize);
-                let _slot = rt.activity_slots.acquire_within(&job.namespace, most).await;
+                let slot = rt.activity_slots.acquire_within(&job.namespace, most);
+                let slot = match start_by.filter(|_| attempt == job.prior_attempts + 1) {
+                    Some(by) => {
+                        let left = Duration::from_millis((by - now_ms()).max(0) as u64);
+                        tokio::time::timeout(left, slot).await.ok()
+                    }
+                    None => Some(slot.await),
+                };
+                let Some(_slot) = slot else {
+                    return ActivityOutcome {
+                        attempts: attempt - 1,
+                        result: Err(Failure::timed_out(
+                            TimeoutKind::ScheduleToStart,
+                            format!(
+                                "the schedule-to-start timeout of {} ms passed while the \
+                                 namespace's activity slots were all taken",
+                                job.options.schedule_to_start_ms.unwrap_or_default()
+                            ),
+                        )),
+                    };
+                };
                 let info = AttemptInfo {
                     run_id: job.run_id.clone(),
                     namespace: job.namespace.clone(),
@@ -177,15 +226,33 @@ pub async fn run_activity(
                     idempotency_key: job.idempotency_key.clone(),
                     allow_http,
                     memory_limit: limits.max_memory_bytes(),
+                    heartbeat_details: heartbeat_details.clone(),
+                    heartbeats: heartbeats.clone(),
                 };
                 // A span per attempt (traced only when exported), inside
                 // the activity's.
                 let span = tracing::debug_span!("attempt", attempt);
-                let result = rt
+                let invoke = rt
                     .engine
                     .invoke_activity(&loaded, info, &job.input, timeout)
-                    .instrument(span)
-                    .await;
+                    .instrument(span);
+                let store = |details: String| {
+                    sink.record_and_send(Event::ActivityHeartbeat {
+                        handle: job.handle,
+                        attempt,
+                        details: payload_value(&details),
+                    })
+                };
+                let result = tokio::select! {
+                    result = invoke => result,
+                    () = heartbeats.watch(heartbeat_timeout, store) => Err(Failure::timed_out(
+                        TimeoutKind::Heartbeat,
+                        format!(
+                            "the attempt sent no heartbeat for its heartbeat timeout of {} ms",
+                            job.options.heartbeat_timeout_ms.unwrap_or_default()
+                        ),
+                    )),
+                };
                 // What an activity produces is held to the namespace's
                 // payload limit too.
                 let size = |output: &serde_json::Value| output.to_string().len() as u64;
@@ -229,7 +296,8 @@ pub async fn run_activity(
             Err(failure) => failure,
         };
         let kind = failure.kind();
-        let mut retry = !kind::NEVER_RETRY.contains(&kind)
+        let mut retry = !failure.non_retryable()
+            && !kind::NEVER_RETRY.contains(&kind)
             && !policy.non_retryable.iter().any(|k| k == kind)
             && (policy.max_attempts == 0 || attempt < policy.max_attempts);
         let delay = backoff(&policy, attempt);
@@ -239,21 +307,34 @@ pub async fn run_activity(
             && now_ms() + delay as i64 >= deadline
         {
             retry = false;
-            failure = Failure::TimedOut {
-                message: format!(
+            failure = Failure::timed_out(
+                TimeoutKind::ScheduleToClose,
+                format!(
                     "the schedule-to-close timeout of {} ms was reached after {attempt} \
                      attempt(s); last failure: {}: {}",
                     job.options.schedule_to_close_ms.unwrap_or_default(),
                     failure.kind(),
                     failure.message()
                 ),
-            };
+            );
         }
         if !retry {
             return ActivityOutcome {
                 attempts: attempt,
                 result: Err(failure),
             };
+        }
+        // The next attempt resumes from this one's last heartbeat, stored
+        // first so a restart in the backoff resumes from it too.
+        if let Some(details) = heartbeats.unstored() {
+            sink.record_and_send(Event::ActivityHeartbeat {
+                handle: job.handle,
+                attempt,
+                details: payload_value(&details),
+            });
+        }
+        if let Some(details) = heartbeats.latest() {
+            heartbeat_details = Some(details);
         }
         sink.record_and_send(Event::ActivityAttemptFailed {
             handle: job.handle,

@@ -45,6 +45,7 @@ fn kept_events(journal: &[Recorded], event: u64) -> Vec<Event> {
         .filter(|r| match &r.event {
             Event::ActivityAttemptFailed { handle, .. }
             | Event::ActivityAwaitingDeployment { handle, .. }
+            | Event::ActivityHeartbeat { handle, .. }
             | Event::ActivityHeld { handle, .. } => completed.contains(handle),
             _ => true,
         })
