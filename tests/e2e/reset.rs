@@ -19,9 +19,11 @@ async fn a_run_failed_by_a_buggy_activity_is_reset_to_the_failed_step_and_comple
     assert_eq!(status, 201, "{started}");
     let old = started["run_id"].as_str().unwrap().to_string();
     let run = server.wait(&old, 30).await;
+    // The workflow propagated the activity's failure: its own error is the
+    // cause of the boundary error.
     assert_eq!(
-        (&run["status"], &run["error"]["kind"]),
-        (&json!("failed"), &json!("bug")),
+        (&run["status"], &run["error"]["kind"], &run["error"]["cause"]["kind"]),
+        (&json!("failed"), &json!("activity-failed"), &json!("bug")),
         "{run}"
     );
     let events = server.journal(&old).await;
