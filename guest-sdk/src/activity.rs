@@ -83,17 +83,43 @@ impl ActivityContext {
     ///
     /// ```no_run
     /// # fn copy_block(_: u64) {}
-    /// # fn example(ctx: &weft_sdk::ActivityContext) {
+    /// # fn example(ctx: &weft_sdk::ActivityContext) -> Result<(), weft_sdk::Error> {
     /// let start: u64 = ctx.heartbeat_details().unwrap_or(0);
     /// for block in start..1_000 {
     ///     copy_block(block);
-    ///     ctx.heartbeat(&(block + 1));
+    ///     ctx.heartbeat(&(block + 1))?;
     /// }
+    /// # Ok(())
     /// # }
     /// ```
-    pub fn heartbeat(&self, details: &impl Serialize) {
+    ///
+    /// Answers `Err` (kind `cancelled`) once the workflow has cancelled the
+    /// activity, so `ctx.heartbeat(&progress)?` winds it down.
+    pub fn heartbeat(&self, details: &impl Serialize) -> Result<(), Error> {
         let details = serde_json::to_string(details).unwrap_or_else(|_| "null".into());
-        host::heartbeat(&details);
+        if host::heartbeat(&details) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                weft_contract::kind::CANCELLED,
+                "the workflow cancelled this activity",
+            ))
+        }
+    }
+
+    /// Whether the workflow has cancelled this activity (it learns of it
+    /// here or through [`heartbeat`](Self::heartbeat)).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::ActivityContext) -> Result<(), weft_sdk::Error> {
+    /// while !ctx.is_cancelled() {
+    ///     // poll the cloud for the next change
+    /// #   break;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        host::is_cancelled()
     }
 
     /// The details of an earlier attempt's last heartbeat (`None` on the

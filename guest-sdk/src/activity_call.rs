@@ -33,10 +33,18 @@ impl Context {
                 schedule_to_close_ms: None,
                 schedule_to_start_ms: None,
                 heartbeat_timeout_ms: None,
+                cancellation: Cancellation::TryCancel,
             },
         }
     }
 }
+
+/// What an activity's await answers once the workflow cancels it.
+///
+/// ```
+/// assert_eq!(weft_sdk::Cancellation::TryCancel, weft_sdk::Cancellation::TryCancel);
+/// ```
+pub use wit::CancellationMode as Cancellation;
 
 /// Retry policy of an activity: exponential backoff between attempts.
 /// The default: 1 s initial interval, coefficient 2, at most 100 s apart,
@@ -274,6 +282,28 @@ impl ActivityCall {
     /// ```
     pub fn heartbeat_timeout(mut self, d: Duration) -> Self {
         self.options.heartbeat_timeout_ms = Some(d.as_millis() as u64);
+        self
+    }
+
+    /// What the await answers once the workflow cancels the activity with
+    /// [`Pending::cancel`](crate::Pending::cancel) (default
+    /// [`Cancellation::TryCancel`]).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// use weft_sdk::Cancellation;
+    /// let copy = ctx
+    ///     .activity("disk/copy")
+    ///     .heartbeat_timeout(Duration::from_secs(10))
+    ///     .cancellation(Cancellation::WaitCancellationCompleted)
+    ///     .start::<()>()?;
+    /// copy.cancel(); // the activity is told at its next heartbeat
+    /// let stopped = copy.wait(); // once it has stopped
+    /// # Ok(()) }
+    /// ```
+    pub fn cancellation(mut self, mode: Cancellation) -> Self {
+        self.options.cancellation = mode;
         self
     }
 

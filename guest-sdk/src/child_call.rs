@@ -26,6 +26,7 @@ impl Context {
             options: wit::ChildOptions {
                 workflow_id: None,
                 parent_close: ParentClose::Abandon,
+                run_timeout_ms: None,
             },
         }
     }
@@ -83,6 +84,24 @@ impl ChildCall {
     /// ```
     pub fn parent_close(mut self, policy: ParentClose) -> Self {
         self.options.parent_close = policy;
+        self
+    }
+
+    /// The child run's deadline (execution timeout), from its start: a
+    /// child that passes it fails the parent's await with `child-failed`
+    /// caused by `timed-out` (timeout `run-deadline`).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// let drained = ctx.child("drain-cell").run_timeout(Duration::from_secs(600)).call::<()>();
+    /// if matches!(&drained, Err(e) if e.is_timed_out()) {
+    ///     // the drain took too long: force it
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn run_timeout(mut self, d: std::time::Duration) -> Self {
+        self.options.run_timeout_ms = Some(d.as_millis() as u64);
         self
     }
 

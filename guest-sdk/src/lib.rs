@@ -151,7 +151,7 @@ mod update_call;
 mod updates;
 
 pub use activity::{__invoke_activity, __unknown_function, ActivityContext};
-pub use activity_call::{ActivityCall, RetryPolicy};
+pub use activity_call::{ActivityCall, Cancellation, RetryPolicy};
 pub use child_call::ChildCall;
 pub use context::{Context, LogLevel, ParentClose, RunInfo};
 pub use error::{Error, Timeout};

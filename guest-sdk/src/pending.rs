@@ -78,6 +78,24 @@ impl<T: DeserializeOwned> Pending<T> {
         }
     }
 
+    /// Cancel the activity or child run: the activity's await answers as
+    /// its [`Cancellation`](crate::Cancellation) mode says, a child is asked
+    /// to cancel and its await answers once it has ended. Only activities
+    /// and children can be cancelled (anything else traps the workflow).
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// let watch = ctx.child("watch-cell").input(&"eu-1").start::<()>()?;
+    /// ctx.sleep(Duration::from_secs(3600))?;
+    /// watch.cancel();
+    /// let ended = watch.wait(); // Err: child-failed, caused by cancelled
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel(&self) {
+        host::cancel(self.handle);
+    }
+
     /// For [`Context::select`](crate::Context::select); once selected, do not wait on it again.
     ///
     /// ```no_run

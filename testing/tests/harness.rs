@@ -152,7 +152,10 @@ async fn a_non_retryable_failure_fails_the_run_with_its_kind() {
     match err.downcast_ref() {
         Some(RunError::Ended { status, error }) => {
             assert_eq!(*status, RunStatus::Failed);
-            assert_eq!(error["kind"], "payload-limit", "{error}");
+            // The activity's own error, under the boundary error the
+            // workflow propagated.
+            assert_eq!(error["kind"], "activity-failed", "{error}");
+            assert_eq!(error["cause"]["kind"], "payload-limit", "{error}");
         }
         _ => panic!("{err}"),
     }

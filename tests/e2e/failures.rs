@@ -160,3 +160,117 @@ async fn components_built_against_contract_0_1_still_run() {
     assert_eq!(out["recovered"]["ok"]["attempt"], 3);
     assert_eq!(out["deadline"]["err"], "timed-out");
 }
+
+/// Run `case` of the failures fixture: its output and journal.
+async fn run_case(server: &Server, case: &str) -> (Value, Vec<Value>) {
+    let run_id = server.start_run("failures", json!(case)).await;
+    let run = server.wait(&run_id, 60).await;
+    assert_eq!(run["status"], "completed", "{case}: {run}");
+    (run["output"].clone(), server.journal(&run_id).await)
+}
+
+/// Where in `journal` the first event of `kind` for `handle` is.
+fn at(journal: &[Value], kind: &str, handle: u64) -> Option<usize> {
+    journal
+        .iter()
+        .position(|e| e["kind"] == kind && e["handle"] == handle)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_activity_cancellation_mode_answers_and_tells_in_its_order() {
+    let server = Server::start(&[]);
+    server.deploy("effects", "effects").await;
+    server.deploy("failures", "failures").await;
+    // Handles: 0 the ticking activity, 1 the timer before the cancel, 2 the
+    // marker step after its await.
+    for case in ["cancel-try", "cancel-wait", "cancel-abandon"] {
+        let (output, journal) = run_case(&server, case).await;
+        let answer = json!({ "err": "cancelled", "outer": "activity-failed" });
+        assert_eq!(output, answer, "{case}");
+        let requested = at(&journal, "cancel-requested", 0).expect("journaled");
+        let answered = at(&journal, "activity-failed", 0).unwrap();
+        assert_eq!(journal[answered]["failure"]["type"], "cancelled");
+        let marker = at(&journal, "activity-scheduled", 2).unwrap();
+        let told = at(&journal, "activity-cancelled", 0);
+        assert!(
+            requested < answered && answered < marker,
+            "{case}: {journal:?}"
+        );
+        match case {
+            // Answered at once; the activity, told, stops afterwards.
+            "cancel-try" => assert!(told.unwrap() > answered, "{journal:?}"),
+            // The activity stops first; then the await answers.
+            "cancel-wait" => {
+                let told = told.unwrap();
+                assert!(requested < told && told < answered, "{journal:?}");
+            }
+            // Answered at once; never told, it ticks to its end.
+            _ => assert_eq!(told, None, "{journal:?}"),
+        }
+    }
+    let log = server.log();
+    assert_eq!(
+        log_lines(&log, "effect ticker cancelled at"),
+        2,
+        "try and wait were told"
+    );
+    assert_eq!(
+        log_lines(&log, "effect ticker done"),
+        1,
+        "the abandoned one ran on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parent_cancels_a_child_by_its_handle_and_a_childs_deadline_fails_its_await() {
+    let server = Server::start(&[]);
+    server.deploy("failures", "failures").await;
+    let child_status = async |parent: &str| {
+        let (_, run) = server
+            .get(&format!("/v1/workflow-ids/{parent}-child"))
+            .await;
+        run["status"].clone()
+    };
+
+    let run_id = server
+        .start_run_with_id("failures", "cancels", json!("cancel-child"))
+        .await;
+    let run = server.wait(&run_id, 60).await;
+    assert_eq!(
+        kinds(&run["output"]["error"]),
+        ["child-failed", "cancelled"],
+        "{run}"
+    );
+    assert_eq!(child_status("cancels").await, "cancelled");
+    assert!(at(&server.journal(&run_id).await, "cancel-requested", 0).is_some());
+
+    // A child with no retry policy (one attempt) and a short deadline.
+    let run_id = server
+        .start_run_with_id("failures", "times-out", json!("child-timeout"))
+        .await;
+    let run = server.wait(&run_id, 60).await;
+    let error = &run["output"]["error"];
+    assert_eq!(kinds(error), ["child-failed", "timed-out"], "{run}");
+    assert_eq!(error["cause"]["timeout"], "run-deadline");
+    assert_eq!(child_status("times-out").await, "timed-out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parent_close_policy_of_terminate_ends_the_child_without_cleanup() {
+    let server = Server::start(&[]);
+    server.deploy("failures", "failures").await;
+    let run_id = server
+        .start_run_with_id("failures", "closes", json!("close-terminate"))
+        .await;
+    assert_eq!(server.wait(&run_id, 60).await["status"], "completed");
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (_, child) = server.get("/v1/workflow-ids/closes-child").await;
+        status = child["status"].clone();
+        if status == "terminated" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "terminated");
+}

@@ -22,7 +22,11 @@ async fn a_run_failed_by_a_buggy_activity_is_reset_to_the_failed_step_and_comple
     // The workflow propagated the activity's failure: its own error is the
     // cause of the boundary error.
     assert_eq!(
-        (&run["status"], &run["error"]["kind"], &run["error"]["cause"]["kind"]),
+        (
+            &run["status"],
+            &run["error"]["kind"],
+            &run["error"]["cause"]["kind"]
+        ),
         (&json!("failed"), &json!("activity-failed"), &json!("bug")),
         "{run}"
     );

@@ -35,6 +35,8 @@ pub struct AttemptInfo {
     pub heartbeat_details: Option<String>,
     /// Where this attempt's heartbeats go.
     pub heartbeats: Arc<Heartbeats>,
+    /// Whether the workflow cancelled the activity (and tells it).
+    pub cancel: Arc<super::cancellation::Cancellation>,
 }
 
 pub struct ActivityState {
@@ -168,9 +170,13 @@ impl activity_context::Host for ActivityState {
         })
     }
 
-    fn heartbeat(&mut self, details: String) -> wasmtime::Result<()> {
+    fn heartbeat(&mut self, details: String) -> wasmtime::Result<bool> {
         self.info.heartbeats.beat(details);
-        Ok(())
+        Ok(!self.info.cancel.told())
+    }
+
+    fn is_cancelled(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.info.cancel.told())
     }
 
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {

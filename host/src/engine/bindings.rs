@@ -51,12 +51,13 @@ pub mod v0_1 {
 }
 
 pub use workflow::weft::workflow::types::{
-    ActivityOptions as WitActivityOptions, Cause as WitCause, ErrorInfo as WitErrorInfo, LogLevel,
-    RetryPolicy as WitRetryPolicy, TimeoutKind as WitTimeoutKind,
+    ActivityOptions as WitActivityOptions, CancellationMode as WitCancellationMode,
+    Cause as WitCause, ErrorInfo as WitErrorInfo, LogLevel, RetryPolicy as WitRetryPolicy,
+    TimeoutKind as WitTimeoutKind,
 };
 
 use crate::journal::{
-    ActivityOptions, ErrorInfo, Failure, RetryPolicy, TimeoutKind, payload_value,
+    ActivityOptions, CancellationMode, ErrorInfo, Failure, RetryPolicy, TimeoutKind, payload_value,
 };
 
 impl From<WitActivityOptions> for ActivityOptions {
@@ -73,6 +74,13 @@ impl From<WitActivityOptions> for ActivityOptions {
             schedule_to_close_ms: o.schedule_to_close_ms,
             schedule_to_start_ms: o.schedule_to_start_ms,
             heartbeat_timeout_ms: o.heartbeat_timeout_ms,
+            cancellation: match o.cancellation {
+                WitCancellationMode::TryCancel => CancellationMode::TryCancel,
+                WitCancellationMode::WaitCancellationCompleted => {
+                    CancellationMode::WaitCancellationCompleted
+                }
+                WitCancellationMode::Abandon => CancellationMode::Abandon,
+            },
         }
     }
 }

@@ -9,7 +9,8 @@ use super::ops::Op;
 use super::workflow::{Answer, Durable, Step, WorkflowState, corrupt};
 use crate::clock::now_ms;
 use crate::journal::{
-    ActivityOptions, ErrorInfo, Event, ParentClose, Source, StartSpec, calls, payload_value,
+    ActivityOptions, CancellationMode, ErrorInfo, Event, ParentClose, Source, StartSpec, calls,
+    payload_value,
 };
 use crate::store::{ComponentKind, NewRun};
 use crate::writes::Effect;
@@ -224,6 +225,7 @@ impl context::Host for WorkflowState {
             scheduled_at_ms: recorded.at_ms,
             prior_attempts,
             heartbeat_details: self.cursor.heartbeat_details(handle),
+            cancel: Default::default(),
             next_attempt_at_ms,
             scheduled_in: if live && !self.call_span.is_disabled() {
                 self.call_span.clone()
@@ -241,6 +243,7 @@ impl context::Host for WorkflowState {
         Ok(self.new_handle(Op::Activity {
             job: Box::new(job),
             task,
+            cancelled: false,
             held: held.is_some(),
             outcome: held.map(|(attempts, result)| ActivityOutcome { attempts, result }),
         }))
@@ -337,18 +340,25 @@ impl context::Host for WorkflowState {
         let parent_close = match options.parent_close {
             types::ParentClosePolicy::Abandon => ParentClose::Abandon,
             types::ParentClosePolicy::Cancel => ParentClose::Cancel,
+            types::ParentClosePolicy::Terminate => ParentClose::Terminate,
         };
+        let run_timeout_ms = options.run_timeout_ms;
         let call = calls::child(
             &workflow,
             options.workflow_id.as_deref(),
             &input,
             parent_close,
+            run_timeout_ms,
         );
         let answer = self
             .journaled(&call, async |s| {
                 let started = s
                     .child_run(&workflow, options.workflow_id.clone(), &input, parent_close)
                     .await?;
+                let started = started.map(|mut new| {
+                    new.deadline_at_ms = run_timeout_ms.map(|ms| new.at_ms + ms as i64);
+                    new
+                });
                 let (child_run_id, error) = match started {
                     Ok(new) => {
                         let id = new.run_id.clone();
@@ -363,6 +373,7 @@ impl context::Host for WorkflowState {
                     workflow_id: options.workflow_id,
                     input,
                     parent_close,
+                    run_timeout_ms,
                     child_run_id,
                     error,
                 };
@@ -385,6 +396,38 @@ impl context::Host for WorkflowState {
             stale: true,
         };
         Ok(self.new_handle(op))
+    }
+
+    /// Journaled; what it does is done live only (a replayed request was
+    /// made already): a child is asked to cancel in the same commit.
+    async fn cancel(&mut self, h: u32) -> wasmtime::Result<()> {
+        let child = match self.ops.get(h as usize) {
+            Some(Op::Activity { .. }) => None,
+            Some(Op::Child { run_id, .. }) => Some(run_id.clone()),
+            Some(op) => wasmtime::bail!(
+                "cancel of #{h}, {}: only an activity or a child can be cancelled",
+                op.describe()
+            ),
+            None => wasmtime::bail!("cancel of handle #{h}, which the workflow never created"),
+        };
+        self.journaled(&calls::cancel(h), async |s| {
+            if let Some(Some(run_id)) = child {
+                s.sink.effect(Effect::RequestCancel { run_id });
+            }
+            Ok(Step::new(
+                Event::CancelRequested { handle: h },
+                Durable::Later,
+            ))
+        })
+        .await?;
+        if let Op::Activity { job, cancelled, .. } = &mut self.ops[h as usize] {
+            *cancelled = true;
+            match job.options.cancellation {
+                CancellationMode::Abandon => job.cancel.abandon(),
+                _ => job.cancel.tell(),
+            }
+        }
+        Ok(())
     }
 
     async fn await_(&mut self, handle: u32) -> wasmtime::Result<Result<String, types::ErrorInfo>> {

@@ -120,6 +120,7 @@ impl v0_1::Host for WorkflowState {
             schedule_to_close_ms: options.schedule_to_close_ms,
             schedule_to_start_ms: None,
             heartbeat_timeout_ms: None,
+            cancellation: types::CancellationMode::TryCancel,
         };
         context::Host::schedule_activity(self, name, input, options).await
     }
@@ -144,6 +145,7 @@ impl v0_1::Host for WorkflowState {
                 t0_1::ParentClosePolicy::Abandon => types::ParentClosePolicy::Abandon,
                 t0_1::ParentClosePolicy::Cancel => types::ParentClosePolicy::Cancel,
             },
+            run_timeout_ms: None,
         };
         context::Host::start_child(self, workflow, input, options).await
     }

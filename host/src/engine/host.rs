@@ -46,6 +46,8 @@ pub struct ActivityJob {
     pub prior_attempts: u32,
     /// The last heartbeat details recorded before a restart.
     pub heartbeat_details: Option<Value>,
+    /// Set when the workflow cancels it.
+    pub cancel: Arc<super::cancellation::Cancellation>,
     pub next_attempt_at_ms: Option<i64>,
     /// What its span is a child of: the host call that scheduled it when
     /// traced, else the run's execution.

@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod bindings;
+pub mod cancellation;
 pub mod check;
 mod components;
 mod context;

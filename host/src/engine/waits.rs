@@ -7,7 +7,7 @@ use super::limits::{Interrupt, storage};
 use super::ops::{Notice, Op, joined};
 use super::workflow::WorkflowState;
 use crate::clock::now_ms;
-use crate::journal::{ErrorInfo, Event, Failure, TimeoutKind};
+use crate::journal::{CancellationMode, ErrorInfo, Event, Failure, TimeoutKind};
 use crate::store::RunStatus;
 use futures::future::select_all;
 use std::time::Duration;
@@ -204,6 +204,21 @@ impl WorkflowState {
         let sink = self.sink.clone();
         let op = &mut self.ops[h as usize];
         Ok(match op {
+            // Answered at once; the task runs on, told or not.
+            Op::Activity {
+                job,
+                task,
+                cancelled: true,
+                ..
+            } if job.options.cancellation != CancellationMode::WaitCancellationCompleted => {
+                self.let_go.extend(task.take());
+                Some(Event::ActivityFailed {
+                    handle: h,
+                    attempts: job.prior_attempts,
+                    failure: Failure::Cancelled,
+                    select: None,
+                })
+            }
             Op::Activity {
                 job, task, outcome, ..
             } => match (task.as_mut(), outcome.take()) {
@@ -278,11 +293,14 @@ impl WorkflowState {
     /// finished since it was last looked at counts: its outcome is joined
     /// below, never dropped by an eviction (a run suspended with nothing to
     /// wake it would wait forever).
+    /// An activity cancelled without waiting for it counts while it runs:
+    /// it runs on only while the run is in memory.
     fn in_flight(&self, handles: &[u32]) -> bool {
         self.ops
             .iter()
             .enumerate()
             .any(|(i, op)| op.pending_task(handles.contains(&(i as u32))))
+            || !self.let_go.is_empty()
     }
 
     /// Whether something awaited ends by a notice (a signal, an update or
@@ -299,6 +317,7 @@ impl WorkflowState {
     /// Nothing is ready: wait for something to change, or evict the run
     /// when nothing is running and nothing is due soon.
     async fn block(&mut self, handles: &[u32]) -> wasmtime::Result<()> {
+        self.let_go.retain(|t| !t.is_finished());
         let now = now_ms();
         let mut wake_at: Option<i64> = handles
             .iter()
@@ -382,11 +401,26 @@ impl WorkflowState {
                 joined
             }
         };
+        let let_go: Vec<&mut JoinHandle<ActivityOutcome>> = self.let_go.iter_mut().collect();
+        // One let go ending may let the run leave memory: look again.
+        let let_go_ended = async {
+            if let_go.is_empty() {
+                std::future::pending().await
+            } else {
+                select_all(
+                    let_go
+                        .into_iter()
+                        .map(|t| Box::pin(async move { drop(t.await) })),
+                )
+                .await;
+            }
+        };
         let _parked = super::Parked::new(self.host.engine());
         let woke = tokio::select! {
             _ = sleep => None,
             joined = finished => Some(Ok(joined)),
             notice = self.inbox.recv() => notice.map(Err),
+            () = let_go_ended => None,
         };
         match woke {
             Some(Ok((i, task))) => {

@@ -158,8 +158,19 @@ pub struct WorkflowState {
     pub(super) pause_requests: Vec<super::ops::PauseRequest>,
     /// A compatibility check: replay only, stop where the journal ends.
     pub(super) check: bool,
+    /// Tasks of activities cancelled without waiting for them (try-cancel,
+    /// abandon): they run on while the run is in memory.
+    pub(super) let_go: Vec<tokio::task::JoinHandle<super::ActivityOutcome>>,
     last_monotonic: u64,
     stderr: MemoryOutputPipe,
+}
+
+impl Drop for WorkflowState {
+    fn drop(&mut self) {
+        for task in &self.let_go {
+            task.abort();
+        }
+    }
 }
 
 impl WasiView for WorkflowState {
@@ -235,6 +246,7 @@ impl WorkflowState {
             paused: false,
             pause_requests: Vec::new(),
             check: false,
+            let_go: Vec::new(),
             last_monotonic: 0,
             stderr,
         }

@@ -84,13 +84,18 @@ pub fn child(
     workflow_id: Option<&str>,
     input: &Value,
     parent_close: ParentClose,
+    run_timeout_ms: Option<u64>,
 ) -> Call {
-    let request = json!({
+    let mut request = json!({
         "workflow": workflow,
         "workflow_id": workflow_id,
         "input": input,
         "parent_close": parent_close,
     });
+    // Only when set: journals from before it keep their digests.
+    if let Some(ms) = run_timeout_ms {
+        request["run_timeout_ms"] = json!(ms);
+    }
     Call::new(
         "child",
         &request,
@@ -137,6 +142,14 @@ pub fn update_out(
 }
 
 /// The answer to the update accepted through `handle`. Its result is not
+pub fn cancel(handle: u32) -> Call {
+    Call::new(
+        "cancel",
+        &json!({ "handle": handle }),
+        format!("cancel #{handle}"),
+    )
+}
+
 /// part of the digest: code that answers the same update differently after
 /// an upgrade still matches (the caller had the recorded answer).
 pub fn update_reply(handle: u32) -> Call {
@@ -172,13 +185,16 @@ impl Event {
                 workflow_id,
                 input,
                 parent_close,
+                run_timeout_ms,
                 ..
             } => Some(child(
                 workflow,
                 workflow_id.as_deref(),
                 input,
                 *parent_close,
+                *run_timeout_ms,
             )),
+            Event::CancelRequested { handle } => Some(cancel(*handle)),
             Event::SignalSent {
                 workflow_id,
                 name,

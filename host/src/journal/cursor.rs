@@ -633,7 +633,10 @@ mod tests {
         failed(own.clone()).finish(&wrapped).unwrap();
         let other = RunEnd::Failed {
             error: ErrorInfo {
-                cause: Some(Box::new(ErrorInfo::new("quota-exceeded", "another message"))),
+                cause: Some(Box::new(ErrorInfo::new(
+                    "quota-exceeded",
+                    "another message",
+                ))),
                 ..ErrorInfo::new("activity-failed", "activity `cloud/create` failed")
             },
         };

@@ -167,6 +167,9 @@ pub struct ActivityOptions {
     pub schedule_to_start_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_timeout_ms: Option<u64>,
+    /// Absent (the default, try-cancel) in journals written before it.
+    #[serde(default, skip_serializing_if = "CancellationMode::is_default")]
+    pub cancellation: CancellationMode,
 }
 
 /// What happens to a child run when its parent ends first.
@@ -176,6 +179,7 @@ pub enum ParentClose {
     #[default]
     Abandon,
     Cancel,
+    Terminate,
 }
 
 impl ParentClose {
@@ -183,7 +187,27 @@ impl ParentClose {
         match self {
             ParentClose::Abandon => "abandon",
             ParentClose::Cancel => "cancel",
+            ParentClose::Terminate => "terminate",
         }
+    }
+}
+
+/// What an activity's await answers once the workflow cancels it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CancellationMode {
+    /// `cancelled` at once; the activity is told.
+    #[default]
+    TryCancel,
+    /// The activity is told; the await answers once it has ended.
+    WaitCancellationCompleted,
+    /// `cancelled` at once; the activity is not told.
+    Abandon,
+}
+
+impl CancellationMode {
+    fn is_default(&self) -> bool {
+        *self == CancellationMode::default()
     }
 }
 
@@ -252,6 +276,15 @@ pub enum Event {
         handle: u32,
         attempt: u32,
         details: Value,
+    },
+    /// The workflow asked for the activity or child run of `handle` to be
+    /// cancelled.
+    CancelRequested {
+        handle: u32,
+    },
+    /// Informational: activity `handle`, told of its cancellation, ended.
+    ActivityCancelled {
+        handle: u32,
     },
     /// Informational: no activity component of that name is deployed; the
     /// activity waits for one (within its schedule-to-close timeout and the
@@ -379,6 +412,9 @@ pub enum Event {
         workflow_id: Option<String>,
         input: Value,
         parent_close: ParentClose,
+        /// The child run's deadline, from its start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_timeout_ms: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         child_run_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -570,6 +606,8 @@ impl Event {
             Event::ActivityAttemptFailed { .. } => "activity-attempt-failed",
             Event::ActivityAwaitingDeployment { .. } => "activity-awaiting-deployment",
             Event::ActivityHeartbeat { .. } => "activity-heartbeat",
+            Event::CancelRequested { .. } => "cancel-requested",
+            Event::ActivityCancelled { .. } => "activity-cancelled",
             Event::ActivityHeld { .. } => "activity-held",
             Event::Paused { .. } => "paused",
             Event::Unpaused { .. } => "unpaused",

@@ -10,7 +10,7 @@ mod summary;
 
 pub use cursor::{Cursor, DEADLINE_STOP, Divergence, Recorded, Replay, RunEnd};
 pub use event::{
-    ActivityOptions, Call, ErrorInfo, Event, Failure, ParentClose, RetryPolicy, Source, StartSpec,
-    TimeoutKind, payload_value,
+    ActivityOptions, Call, CancellationMode, ErrorInfo, Event, Failure, ParentClose, RetryPolicy,
+    Source, StartSpec, TimeoutKind, payload_value,
 };
 pub use export::Export;

@@ -55,6 +55,10 @@ impl Event {
             },
             Event::Paused { reason } => format!("paused: {reason}"),
             Event::Unpaused { reason } => format!("unpaused: {reason}"),
+            Event::CancelRequested { handle } => format!("cancel #{handle}"),
+            Event::ActivityCancelled { handle } => {
+                format!("#{handle} activity ended after it was told of its cancellation")
+            }
             Event::ActivityHeartbeat {
                 handle,
                 attempt,

@@ -91,6 +91,24 @@ async fn await_deploy(deploys: &mut watch::Receiver<u64>, deadline: Option<i64>)
     let _ = tokio::time::timeout(wait, deploys.changed()).await;
 }
 
+/// The outcome of a cancelled activity after `attempts` attempts, or
+/// `None` if it goes on: no further attempt, whatever the last one's error.
+/// One told of its cancellation journals that it ended; an abandoned one
+/// leaves no trace.
+fn cancelled(job: &ActivityJob, sink: &Sink, attempts: u32) -> Option<ActivityOutcome> {
+    let cancel = &job.cancel;
+    if !cancel.told() && !cancel.abandoned() {
+        return None;
+    }
+    if cancel.told() {
+        sink.record_and_send(Event::ActivityCancelled { handle: job.handle });
+    }
+    Some(ActivityOutcome {
+        attempts,
+        result: Err(Failure::Cancelled),
+    })
+}
+
 /// Run `job`'s attempts; `busy` counts it as under way (but not while it
 /// waits on the clock or for a deploy).
 pub async fn run_activity(
@@ -133,6 +151,9 @@ pub async fn run_activity(
     let mut announced = false;
     loop {
         let heartbeats = Arc::new(Heartbeats::default());
+        if let Some(outcome) = cancelled(&job, &sink, attempt - 1) {
+            return outcome;
+        }
         let mut timeout = (start_to_close, TimeoutKind::StartToClose);
         if let Some(deadline) = deadline {
             let left = Duration::from_millis((deadline - now_ms()).max(0) as u64);
@@ -178,7 +199,10 @@ pub async fn run_activity(
                     });
                 }
                 drop(busy.take());
-                await_deploy(&mut deploys, start_by.into_iter().chain(deadline).min()).await;
+                tokio::select! {
+                    () = await_deploy(&mut deploys, start_by.into_iter().chain(deadline).min()) => {}
+                    () = job.cancel.requested() => {}
+                }
                 busy = Some(Busy::new(&rt.tasks));
                 continue;
             }
@@ -228,6 +252,7 @@ pub async fn run_activity(
                     memory_limit: limits.max_memory_bytes(),
                     heartbeat_details: heartbeat_details.clone(),
                     heartbeats: heartbeats.clone(),
+                    cancel: job.cancel.clone(),
                 };
                 // A span per attempt (traced only when exported), inside
                 // the activity's.
@@ -237,11 +262,13 @@ pub async fn run_activity(
                     .invoke_activity(&loaded, info, &job.input, timeout)
                     .instrument(span);
                 let store = |details: String| {
-                    sink.record_and_send(Event::ActivityHeartbeat {
-                        handle: job.handle,
-                        attempt,
-                        details: payload_value(&details),
-                    })
+                    if !job.cancel.abandoned() {
+                        sink.record_and_send(Event::ActivityHeartbeat {
+                            handle: job.handle,
+                            attempt,
+                            details: payload_value(&details),
+                        })
+                    }
                 };
                 let result = tokio::select! {
                     result = invoke => result,
@@ -295,6 +322,9 @@ pub async fn run_activity(
             }
             Err(failure) => failure,
         };
+        if let Some(outcome) = cancelled(&job, &sink, attempt) {
+            return outcome;
+        }
         let kind = failure.kind();
         let mut retry = !failure.non_retryable()
             && !kind::NEVER_RETRY.contains(&kind)
@@ -343,7 +373,10 @@ pub async fn run_activity(
             retry_in_ms: Some(delay),
         });
         drop(busy.take());
-        crate::clock::sleep(Duration::from_millis(delay)).await;
+        tokio::select! {
+            () = crate::clock::sleep(Duration::from_millis(delay)) => {}
+            () = job.cancel.requested() => {}
+        }
         busy = Some(Busy::new(&rt.tasks));
         attempt += 1;
     }

@@ -355,7 +355,8 @@ impl Runtime {
         self.sent_updates_orphaned(run_id).await;
     }
 
-    /// A parent ended: ask the children it wants gone to cancel.
+    /// A parent ended: ask the children it wants gone to cancel, end those
+    /// it wants ended.
     async fn close_children(self: &Arc<Self>, run_id: &str) {
         let children = match self.store.open_children(run_id).await {
             Ok(children) => children,
@@ -365,10 +366,19 @@ impl Runtime {
             }
         };
         for (child, close) in children {
-            if close == ParentClose::Cancel
-                && let Err(e) = self.cancel(&child).await
-            {
-                tracing::error!(run = child, "cannot cancel child: {e}");
+            let closed = match close {
+                ParentClose::Abandon => continue,
+                ParentClose::Cancel => self.cancel(&child).await.map(drop),
+                ParentClose::Terminate => {
+                    let reason =
+                        format!("its parent {run_id} ended (parent-close policy terminate)");
+                    Box::pin(self.terminate_run(&child, &reason, Route::ToDriver))
+                        .await
+                        .map(drop)
+                }
+            };
+            if let Err(e) = closed {
+                tracing::error!(run = child, "cannot close child ({}): {e}", close.as_str());
             }
         }
     }
@@ -385,6 +395,9 @@ impl Runtime {
                         Touched::Signalled(signal) => {
                             self.tell(&signal.run_id, Notice::Signal(signal.clone()))
                         }
+                        Touched::CancelRequested { run_id, status } => {
+                            self.cancel_requested(run_id, *status)
+                        }
                         Touched::UpdateDecided { key, answered } => {
                             self.update_decided(key, *answered)
                         }
@@ -400,15 +413,17 @@ impl Runtime {
                     self.tell(&signal.run_id, Notice::Signal(signal.clone()));
                 }
             }
-            WriteOutcome::CancelRequested(run) => {
-                if run.status == RunStatus::Running {
-                    self.tell(&run.run_id, Notice::Cancel);
-                } else {
-                    // A stuck run ended at once.
-                    self.announce_end(&run.run_id);
-                }
-            }
+            WriteOutcome::CancelRequested(run) => self.cancel_requested(&run.run_id, run.status),
             WriteOutcome::Created(_) | WriteOutcome::Existing(_) | WriteOutcome::Refused(_) => {}
+        }
+    }
+
+    fn cancel_requested(self: &Arc<Self>, run_id: &str, status: RunStatus) {
+        if status == RunStatus::Running {
+            self.tell(run_id, Notice::Cancel);
+        } else {
+            // A stuck run ended at once.
+            self.announce_end(run_id);
         }
     }
 

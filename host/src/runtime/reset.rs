@@ -46,6 +46,7 @@ fn kept_events(journal: &[Recorded], event: u64) -> Vec<Event> {
             Event::ActivityAttemptFailed { handle, .. }
             | Event::ActivityAwaitingDeployment { handle, .. }
             | Event::ActivityHeartbeat { handle, .. }
+            | Event::ActivityCancelled { handle, .. }
             | Event::ActivityHeld { handle, .. } => completed.contains(handle),
             _ => true,
         })

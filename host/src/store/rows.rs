@@ -170,6 +170,7 @@ pub(super) fn sequence_taken() -> anyhow::Error {
 pub(super) fn parent_close(text: Option<&str>) -> ParentClose {
     match text {
         Some("cancel") => ParentClose::Cancel,
+        Some("terminate") => ParentClose::Terminate,
         _ => ParentClose::Abandon,
     }
 }

@@ -37,6 +37,8 @@ pub enum Effect {
         name: String,
         payload: Value,
     },
+    /// Ask another run (a child) to cancel; nothing if it has ended.
+    RequestCancel { run_id: String },
     /// The journal event `seq` consumed this signal.
     Consume { signal_id: i64, seq: u64 },
     /// Publish the workflow's status.
@@ -167,6 +169,11 @@ pub enum WriteOp {
 pub enum Touched {
     Created(String),
     Signalled(Signal),
+    /// A run was asked to cancel (a stuck one ended at once).
+    CancelRequested {
+        run_id: String,
+        status: RunStatus,
+    },
     /// An update was accepted or answered: its caller may be waiting.
     UpdateDecided {
         key: UpdateKey,

@@ -278,6 +278,14 @@ async fn apply_effect(
             WriteOutcome::Created(run) => touched.push(Touched::Created(run.run_id)),
             _ => bail!("workflow id `{}` is held by an open run", new.workflow_id),
         },
+        Effect::RequestCancel { run_id: target } => {
+            if let WriteOutcome::CancelRequested(run) = request_cancel(tx, target).await? {
+                touched.push(Touched::CancelRequested {
+                    run_id: run.run_id,
+                    status: run.status,
+                });
+            }
+        }
         Effect::Signal {
             run_id: target,
             name,
