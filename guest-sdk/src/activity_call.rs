@@ -39,6 +39,18 @@ impl Context {
     }
 }
 
+impl From<RetryPolicy> for wit::RetryPolicy {
+    fn from(policy: RetryPolicy) -> Self {
+        wit::RetryPolicy {
+            initial_interval_ms: policy.initial_interval.as_millis() as u64,
+            backoff_coefficient: policy.backoff_coefficient,
+            max_interval_ms: policy.max_interval.as_millis() as u64,
+            max_attempts: policy.max_attempts,
+            non_retryable: policy.non_retryable,
+        }
+    }
+}
+
 /// What an activity's await answers once the workflow cancels it.
 ///
 /// ```
@@ -209,13 +221,7 @@ impl ActivityCall {
     /// # Ok(()) }
     /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(wit::RetryPolicy {
-            initial_interval_ms: policy.initial_interval.as_millis() as u64,
-            backoff_coefficient: policy.backoff_coefficient,
-            max_interval_ms: policy.max_interval.as_millis() as u64,
-            max_attempts: policy.max_attempts,
-            non_retryable: policy.non_retryable,
-        });
+        self.options.retry = Some(policy.into());
         self
     }
 

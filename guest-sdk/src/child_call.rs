@@ -27,6 +27,7 @@ impl Context {
                 workflow_id: None,
                 parent_close: ParentClose::Abandon,
                 run_timeout_ms: None,
+                retry: None,
             },
         }
     }
@@ -102,6 +103,25 @@ impl ChildCall {
     /// ```
     pub fn run_timeout(mut self, d: std::time::Duration) -> Self {
         self.options.run_timeout_ms = Some(d.as_millis() as u64);
+        self
+    }
+
+    /// Start the child again (a new run under the same workflow id) when a
+    /// run fails or passes its deadline, as `policy` says (default: one
+    /// run). Cancelled and terminated runs are not retried.
+    ///
+    /// ```no_run
+    /// # fn example(ctx: &weft_sdk::Context) -> Result<(), weft_sdk::Error> {
+    /// use std::time::Duration;
+    /// use weft_sdk::RetryPolicy;
+    /// ctx.child("provision")
+    ///     .retry(RetryPolicy::default().max_attempts(3).non_retryable("quota-exceeded"))
+    ///     .run_timeout(Duration::from_secs(900))
+    ///     .call::<()>()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
+        self.options.retry = Some(policy.into());
         self
     }
 

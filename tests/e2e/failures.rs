@@ -274,3 +274,85 @@ async fn a_parent_close_policy_of_terminate_ends_the_child_without_cleanup() {
     }
     assert_eq!(status, "terminated");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_retry_policy_starts_failed_runs_again_under_its_workflow_id() {
+    let server = Server::start(&[]);
+    server.deploy("effects", "effects").await;
+    server.deploy("failures", "failures").await;
+    let run_id = server
+        .start_run_with_id("failures", "retries", json!("child-retry"))
+        .await;
+    let run = server.wait(&run_id, 60).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    // Three runs failed; the last one's failure is the await's.
+    let error = &run["output"]["error"];
+    assert_eq!(
+        kinds(error),
+        ["child-failed", "activity-failed", "flaky"],
+        "{error}"
+    );
+    let journal = server.journal(&run_id).await;
+    let retried = of_kind(&journal, "child-attempt-failed");
+    assert_eq!(retried.len(), 2, "{journal:?}");
+    assert_eq!(retried[0]["attempt"], 1);
+    assert_eq!(retried[1]["attempt"], 2);
+    let (_, runs) = server.get("/v1/runs?workflow_id=retries-child").await;
+    let runs = runs["runs"].as_array().expect("a list");
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "failed"), "{runs:?}");
+    // Each retry waited out its backoff (100 ms, then 200 ms) after the
+    // failed run ended.
+    let ended = |id: &Value| {
+        let run = runs.iter().find(|r| &r["run_id"] == id).unwrap();
+        run["ended_at_ms"].as_i64().unwrap()
+    };
+    let created = |id: &Value| {
+        let run = runs.iter().find(|r| &r["run_id"] == id).unwrap();
+        run["created_at_ms"].as_i64().unwrap()
+    };
+    for (event, backoff) in retried.iter().zip([100, 200]) {
+        let waited = created(&event["next_run_id"]) - ended(&event["child_run_id"]);
+        assert!(waited >= backoff, "{waited} ms < {backoff} ms");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_retried_after_its_parent_left_memory_is_started_when_due() {
+    // Waits longer than 500 ms leave memory.
+    let server = Server::start(&["--resident-timer-ms", "500"]);
+    server.deploy("effects", "effects").await;
+    server.deploy("failures", "failures").await;
+    let run_id = server
+        .start_run_with_id("failures", "slow-retries", json!("child-retry-slow"))
+        .await;
+    let run = server.wait(&run_id, 60).await;
+    assert_eq!(
+        kinds(&run["output"]["error"]),
+        ["child-failed", "activity-failed", "flaky"]
+    );
+    let journal = server.journal(&run_id).await;
+    assert_eq!(
+        of_kind(&journal, "child-attempt-failed").len(),
+        1,
+        "{journal:?}"
+    );
+    let (_, runs) = server.get("/v1/runs?workflow_id=slow-retries-child").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+    // The 2 s backoff is longer than the resident timer: the parent was
+    // evicted and came back for the retry.
+    let resumed = format!("resuming: replaying the journal run=\"{run_id}\"");
+    assert!(log_lines(&server.log(), &resumed) >= 1, "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_attempt_that_cannot_start_in_time_fails_with_schedule_to_start() {
+    let server = Server::start(&[]);
+    server.deploy("failures", "failures").await;
+    let (output, journal) = run_case(&server, "not-started").await;
+    let error = &output["error"];
+    assert_eq!(kinds(error), ["activity-failed", "timed-out"], "{error}");
+    assert_eq!(error["cause"]["timeout"], "schedule-to-start");
+    // It never ran: no attempt was made.
+    assert_eq!(of_kind(&journal, "activity-failed")[0]["attempts"], 0);
+}

@@ -87,8 +87,11 @@ async fn retry_policy_limits_attempts_and_honours_timeouts() {
     assert_eq!(out["exhausted"]["err"], "flaky");
     assert_eq!(out["fatal"]["err"], "fatal");
     assert_eq!(out["slow"]["err"], "timed-out");
+    assert_eq!(out["slow"]["timeout"], "start-to-close");
+    assert_eq!(out["slow"]["outer"], "activity-failed");
     assert_eq!(out["recovered"]["ok"]["attempt"], 3);
     assert_eq!(out["deadline"]["err"], "timed-out");
+    assert_eq!(out["deadline"]["timeout"], "schedule-to-close");
     assert!(
         out["deadline"]["message"]
             .as_str()

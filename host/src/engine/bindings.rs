@@ -60,16 +60,22 @@ use crate::journal::{
     ActivityOptions, CancellationMode, ErrorInfo, Failure, RetryPolicy, TimeoutKind, payload_value,
 };
 
+impl From<WitRetryPolicy> for RetryPolicy {
+    fn from(r: WitRetryPolicy) -> Self {
+        RetryPolicy {
+            initial_interval_ms: r.initial_interval_ms,
+            backoff_coefficient: r.backoff_coefficient,
+            max_interval_ms: r.max_interval_ms,
+            max_attempts: r.max_attempts,
+            non_retryable: r.non_retryable,
+        }
+    }
+}
+
 impl From<WitActivityOptions> for ActivityOptions {
     fn from(o: WitActivityOptions) -> Self {
         ActivityOptions {
-            retry: o.retry.map(|r: WitRetryPolicy| RetryPolicy {
-                initial_interval_ms: r.initial_interval_ms,
-                backoff_coefficient: r.backoff_coefficient,
-                max_interval_ms: r.max_interval_ms,
-                max_attempts: r.max_attempts,
-                non_retryable: r.non_retryable,
-            }),
+            retry: o.retry.map(Into::into),
             start_to_close_ms: o.start_to_close_ms,
             schedule_to_close_ms: o.schedule_to_close_ms,
             schedule_to_start_ms: o.schedule_to_start_ms,

@@ -5,12 +5,12 @@ use super::bindings::workflow::weft::workflow::{context, types};
 use super::bindings::{WitActivityOptions, log_level};
 use super::host::{ActivityJob, ActivityOutcome};
 use super::limits::{Interrupt, storage};
-use super::ops::Op;
+use super::ops::{ChildRetry, Op};
 use super::workflow::{Answer, Durable, Step, WorkflowState, corrupt};
 use crate::clock::now_ms;
 use crate::journal::{
-    ActivityOptions, CancellationMode, ErrorInfo, Event, ParentClose, Source, StartSpec, calls,
-    payload_value,
+    ActivityOptions, CancellationMode, ErrorInfo, Event, ParentClose, RetryPolicy, Source,
+    StartSpec, calls, payload_value,
 };
 use crate::store::{ComponentKind, NewRun};
 use crate::writes::Effect;
@@ -122,7 +122,7 @@ impl WorkflowState {
     }
 
     /// The child run to start, or why it cannot be.
-    async fn child_run(
+    pub(super) async fn child_run(
         &mut self,
         workflow: &str,
         workflow_id: Option<String>,
@@ -343,12 +343,14 @@ impl context::Host for WorkflowState {
             types::ParentClosePolicy::Terminate => ParentClose::Terminate,
         };
         let run_timeout_ms = options.run_timeout_ms;
+        let retry: Option<RetryPolicy> = options.retry.map(Into::into);
         let call = calls::child(
             &workflow,
             options.workflow_id.as_deref(),
             &input,
             parent_close,
             run_timeout_ms,
+            retry.as_ref(),
         );
         let answer = self
             .journaled(&call, async |s| {
@@ -371,9 +373,10 @@ impl context::Host for WorkflowState {
                     handle,
                     workflow: workflow.clone(),
                     workflow_id: options.workflow_id,
-                    input,
+                    input: input.clone(),
                     parent_close,
                     run_timeout_ms,
+                    retry: retry.clone(),
                     child_run_id,
                     error,
                 };
@@ -389,11 +392,23 @@ impl context::Host for WorkflowState {
         else {
             return Err(corrupt(recorded));
         };
+        // A child retried before a restart goes on with its latest run.
+        let (retried, latest) = self.cursor.child_retries(handle);
         let op = Op::Child {
             workflow,
-            run_id: child_run_id.clone(),
+            run_id: latest.or_else(|| child_run_id.clone()),
             error: error.clone(),
             stale: true,
+            retry: retry.map(|policy| {
+                Box::new(ChildRetry {
+                    policy,
+                    input,
+                    parent_close,
+                    run_timeout_ms,
+                    attempt: retried + 1,
+                    due_at_ms: None,
+                })
+            }),
         };
         Ok(self.new_handle(op))
     }

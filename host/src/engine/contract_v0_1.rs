@@ -146,6 +146,7 @@ impl v0_1::Host for WorkflowState {
                 t0_1::ParentClosePolicy::Cancel => types::ParentClosePolicy::Cancel,
             },
             run_timeout_ms: None,
+            retry: None,
         };
         context::Host::start_child(self, workflow, input, options).await
     }

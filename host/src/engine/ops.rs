@@ -3,7 +3,7 @@
 //! completion. How a live await waits for them is in `waits.rs`.
 
 use super::host::{ActivityJob, ActivityOutcome, UpdateAsk};
-use crate::journal::{ErrorInfo, Event, Failure};
+use crate::journal::{ErrorInfo, Event, Failure, ParentClose, RetryPolicy};
 use crate::store::{Signal, UpdateKey, UpdateRecord};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -75,11 +75,25 @@ pub(super) enum Op {
         error: Option<ErrorInfo>,
         /// Whether the store must be asked (again) if it ended.
         stale: bool,
+        /// Its retry policy and what a retry starts; `None`: one run.
+        retry: Option<Box<ChildRetry>>,
     },
     /// Pending when the run was cancelled or passed its deadline.
     Dropped(Failure),
     /// Already awaited.
     Consumed,
+}
+
+/// A child's retry policy, and what starting it again takes.
+pub(super) struct ChildRetry {
+    pub policy: RetryPolicy,
+    pub input: serde_json::Value,
+    pub parent_close: ParentClose,
+    pub run_timeout_ms: Option<u64>,
+    /// Runs started so far (1 for the first).
+    pub attempt: u32,
+    /// When the next run is due, once the current one failed.
+    pub due_at_ms: Option<i64>,
 }
 
 /// An activity task's outcome, once joined (a task that panicked or was

@@ -268,7 +268,7 @@ impl WorkflowState {
                 }
                 *stale = false;
                 let mut id = id.clone();
-                loop {
+                let ended = loop {
                     let Some(run) = host.run(&id).await.map_err(storage)? else {
                         break None;
                     };
@@ -276,8 +276,12 @@ impl WorkflowState {
                     match run.output.as_ref().and_then(|o| o["continued_as"].as_str()) {
                         Some(next) if run.status == RunStatus::Completed => id = next.to_string(),
                         _ if run.status.is_open() => break None,
-                        _ => break Some(child_outcome(h, run.status, &run)),
+                        _ => break Some(run),
                     }
+                };
+                match ended {
+                    Some(run) => return self.child_ended(h, run).await,
+                    None => None,
                 }
             }
             Op::Dropped(failure) => Some(Event::Interrupted {
@@ -287,6 +291,86 @@ impl WorkflowState {
             }),
             Op::Signal { .. } | Op::Update { .. } | Op::UpdateOut { .. } | Op::Consumed => None,
         })
+    }
+
+    /// Child `h`'s run ended as `run` says: its outcome, unless its retry
+    /// policy starts it again (once the backoff has passed: until then it
+    /// is looked at again when it is due).
+    async fn child_ended(
+        &mut self,
+        h: u32,
+        run: crate::store::RunRecord,
+    ) -> wasmtime::Result<Option<Event>> {
+        let outcome = child_outcome(h, run.status, &run);
+        let (
+            Op::Child {
+                workflow,
+                retry: Some(retry),
+                stale,
+                ..
+            },
+            Event::ChildFailed { failure, .. },
+        ) = (&mut self.ops[h as usize], &outcome)
+        else {
+            return Ok(Some(outcome));
+        };
+        let retries = matches!(run.status, RunStatus::Failed | RunStatus::TimedOut)
+            && retry.policy.retries(failure, retry.attempt);
+        if !retries {
+            return Ok(Some(outcome));
+        }
+        let ended_at = run.ended_at_ms.unwrap_or_else(now_ms);
+        let due = ended_at + retry.policy.backoff_ms(retry.attempt) as i64;
+        if now_ms() < due {
+            retry.due_at_ms = Some(due);
+            *stale = true;
+            return Ok(None);
+        }
+        let workflow = workflow.clone();
+        let (input, parent_close, run_timeout_ms, attempt) = (
+            retry.input.clone(),
+            retry.parent_close,
+            retry.run_timeout_ms,
+            retry.attempt,
+        );
+        let failure = failure.clone();
+        let started = self
+            .child_run(
+                &workflow,
+                Some(run.workflow_id.clone()),
+                &input,
+                parent_close,
+            )
+            .await?;
+        // A run that cannot start again (its workflow gone, the quota
+        // reached): the failure stands.
+        let Ok(mut next) = started else {
+            return Ok(Some(outcome));
+        };
+        next.deadline_at_ms = run_timeout_ms.map(|ms| next.at_ms + ms as i64);
+        let next_run_id = next.run_id.clone();
+        self.sink.record(Event::ChildAttemptFailed {
+            handle: h,
+            attempt,
+            child_run_id: run.run_id.clone(),
+            failure,
+            next_run_id: next_run_id.clone(),
+        });
+        self.sink.effect(crate::writes::Effect::CreateRun(next));
+        self.sink.commit(None).await.map_err(storage)?;
+        if let Op::Child {
+            run_id,
+            stale,
+            retry: Some(retry),
+            ..
+        } = &mut self.ops[h as usize]
+        {
+            *run_id = Some(next_run_id);
+            *stale = true;
+            retry.attempt += 1;
+            retry.due_at_ms = None;
+        }
+        Ok(None)
     }
 
     /// Something the run waits on is executing. An awaited activity that
@@ -323,6 +407,9 @@ impl WorkflowState {
             .iter()
             .filter_map(|&h| match &self.ops[h as usize] {
                 Op::Timer { fire_at_ms } => Some(*fire_at_ms),
+                Op::Child {
+                    retry: Some(retry), ..
+                } => retry.due_at_ms,
                 _ => None,
             })
             .min();

@@ -2,9 +2,8 @@
 //! journal side so both digest the same request, and which call each
 //! recorded event answers.
 
-use super::event::{
-    ActivityOptions, Call, Event, ParentClose, Source, StartSpec, describe_duration, short,
-};
+use super::event::{Call, Event, Source, StartSpec, describe_duration, short};
+use super::options::{ActivityOptions, ParentClose, RetryPolicy};
 use serde_json::{Value, json};
 
 pub fn clock(source: Source) -> Call {
@@ -85,6 +84,7 @@ pub fn child(
     input: &Value,
     parent_close: ParentClose,
     run_timeout_ms: Option<u64>,
+    retry: Option<&RetryPolicy>,
 ) -> Call {
     let mut request = json!({
         "workflow": workflow,
@@ -95,6 +95,9 @@ pub fn child(
     // Only when set: journals from before it keep their digests.
     if let Some(ms) = run_timeout_ms {
         request["run_timeout_ms"] = json!(ms);
+    }
+    if let Some(retry) = retry {
+        request["retry"] = json!(retry);
     }
     Call::new(
         "child",
@@ -186,6 +189,7 @@ impl Event {
                 input,
                 parent_close,
                 run_timeout_ms,
+                retry,
                 ..
             } => Some(child(
                 workflow,
@@ -193,6 +197,7 @@ impl Event {
                 input,
                 *parent_close,
                 *run_timeout_ms,
+                retry.as_ref(),
             )),
             Event::CancelRequested { handle } => Some(cancel(*handle)),
             Event::SignalSent {

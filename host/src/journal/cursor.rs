@@ -1,7 +1,8 @@
 //! The replay cursor: answers guest calls from a loaded journal, in memory,
 //! and detects divergence between the journal and the code.
 
-use super::event::{Call, ErrorInfo, Event, Failure, short};
+use super::event::{Call, Event, short};
+use super::failure::{ErrorInfo, Failure};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -138,20 +139,23 @@ pub enum Replay<'a> {
 pub struct Cursor {
     events: Vec<Recorded>,
     pos: usize,
-    /// What the informational events say of each activity, by handle, read
-    /// in one pass (an activity's replay asks, and a scan per activity made
-    /// replay quadratic).
+    /// What the informational events say of each activity (or child), by
+    /// handle, read in one pass (an activity's replay asks, and a scan per
+    /// activity made replay quadratic).
     activities: HashMap<u32, ActivityNotes>,
 }
 
 /// An activity's informational events: failed attempts, when the next
 /// attempt is due, its last heartbeat's details, and an outcome held while
-/// the run was paused.
+/// the run was paused; a child's retried runs.
 #[derive(Default)]
 struct ActivityNotes {
     failed: u32,
     next_due: Option<i64>,
     heartbeat: Option<Value>,
+    /// A child's runs that failed and were started again; its current run.
+    child_retries: u32,
+    child_run: Option<String>,
     held: Option<(u32, Result<Value, Failure>)>,
 }
 
@@ -172,6 +176,15 @@ impl Cursor {
                 Event::ActivityHeartbeat {
                     handle, details, ..
                 } => activities.entry(*handle).or_default().heartbeat = Some(details.clone()),
+                Event::ChildAttemptFailed {
+                    handle,
+                    next_run_id,
+                    ..
+                } => {
+                    let notes = activities.entry(*handle).or_default();
+                    notes.child_retries += 1;
+                    notes.child_run = Some(next_run_id.clone());
+                }
                 Event::ActivityHeld {
                     handle,
                     attempts,
@@ -331,6 +344,14 @@ impl Cursor {
             .map_or((0, None), |n| (n.failed, n.next_due))
     }
 
+    /// How many of child `handle`'s runs failed and were started again, and
+    /// the run started last.
+    pub fn child_retries(&self, handle: u32) -> (u32, Option<String>) {
+        self.activities
+            .get(&handle)
+            .map_or((0, None), |n| (n.child_retries, n.child_run.clone()))
+    }
+
     /// The details of activity `handle`'s last recorded heartbeat.
     pub fn heartbeat_details(&self, handle: u32) -> Option<Value> {
         self.activities.get(&handle)?.heartbeat.clone()
@@ -347,7 +368,7 @@ impl Cursor {
 mod tests {
     use super::*;
     use crate::journal::calls;
-    use crate::journal::event::{ActivityOptions, Source};
+    use crate::journal::{ActivityOptions, Source};
     use serde_json::json;
 
     fn rec(seq: u64, event: Event) -> Recorded {

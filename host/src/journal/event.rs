@@ -6,210 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// Why an awaited operation did not produce a value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum Failure {
-    Application(ErrorInfo),
-    TimedOut {
-        message: String,
-        /// Which timeout (journals before 0.2 of the contract lack it).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout: Option<TimeoutKind>,
-    },
-    Cancelled,
-}
-
-impl Failure {
-    pub fn timed_out(timeout: TimeoutKind, message: impl Into<String>) -> Self {
-        Failure::TimedOut {
-            message: message.into(),
-            timeout: Some(timeout),
-        }
-    }
-
-    pub fn kind(&self) -> &str {
-        match self {
-            Failure::Application(e) => &e.kind,
-            Failure::TimedOut { .. } => weft_contract::kind::TIMED_OUT,
-            Failure::Cancelled => weft_contract::kind::CANCELLED,
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            Failure::Application(e) => e.message.clone(),
-            Failure::TimedOut { message, .. } => message.clone(),
-            Failure::Cancelled => "cancelled".into(),
-        }
-    }
-
-    /// Whether the error itself forbids another attempt.
-    pub fn non_retryable(&self) -> bool {
-        matches!(self, Failure::Application(e) if e.non_retryable)
-    }
-
-    /// The failure as one error, the way a 0.2 guest reads it.
-    pub fn into_error(self) -> ErrorInfo {
-        match self {
-            Failure::Application(e) => e,
-            Failure::TimedOut { message, timeout } => ErrorInfo {
-                timeout,
-                ..ErrorInfo::new(weft_contract::kind::TIMED_OUT, message)
-            },
-            Failure::Cancelled => ErrorInfo::new(
-                weft_contract::kind::CANCELLED,
-                "the operation was cancelled",
-            ),
-        }
-    }
-
-    /// `self` as the cause of a boundary error (`activity-failed`,
-    /// `child-failed`) that says what failed.
-    pub fn across(self, kind: &str, message: String) -> Self {
-        Failure::Application(ErrorInfo {
-            cause: Some(Box::new(self.into_error())),
-            ..ErrorInfo::new(kind, message)
-        })
-    }
-}
-
-/// Which limit ended an operation that timed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TimeoutKind {
-    ScheduleToStart,
-    StartToClose,
-    ScheduleToClose,
-    Heartbeat,
-    RunDeadline,
-}
-
-impl TimeoutKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimeoutKind::ScheduleToStart => "schedule-to-start",
-            TimeoutKind::StartToClose => "start-to-close",
-            TimeoutKind::ScheduleToClose => "schedule-to-close",
-            TimeoutKind::Heartbeat => "heartbeat",
-            TimeoutKind::RunDeadline => "run-deadline",
-        }
-    }
-}
-
-/// An error with its cause chain: what a workflow or activity returned, or
-/// why an operation failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    pub kind: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
-    /// Raised by an activity: no further attempt.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub non_retryable: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<TimeoutKind>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<Box<ErrorInfo>>,
-}
-
-impl ErrorInfo {
-    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorInfo {
-            kind: kind.into(),
-            message: message.into(),
-            details: None,
-            non_retryable: false,
-            timeout: None,
-            cause: None,
-        }
-    }
-
-    /// This error and its causes, outermost first.
-    pub fn chain(&self) -> impl Iterator<Item = &ErrorInfo> {
-        std::iter::successors(Some(self), |e| e.cause.as_deref())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RetryPolicy {
-    pub initial_interval_ms: u64,
-    pub backoff_coefficient: f64,
-    pub max_interval_ms: u64,
-    pub max_attempts: u32,
-    #[serde(default)]
-    pub non_retryable: Vec<String>,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        use weft_contract::retry;
-        RetryPolicy {
-            initial_interval_ms: retry::INITIAL_INTERVAL_MS,
-            backoff_coefficient: retry::BACKOFF_COEFFICIENT,
-            max_interval_ms: retry::MAX_INTERVAL_MS,
-            max_attempts: retry::MAX_ATTEMPTS,
-            non_retryable: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ActivityOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_to_close_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule_to_close_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule_to_start_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heartbeat_timeout_ms: Option<u64>,
-    /// Absent (the default, try-cancel) in journals written before it.
-    #[serde(default, skip_serializing_if = "CancellationMode::is_default")]
-    pub cancellation: CancellationMode,
-}
-
-/// What happens to a child run when its parent ends first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ParentClose {
-    #[default]
-    Abandon,
-    Cancel,
-    Terminate,
-}
-
-impl ParentClose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParentClose::Abandon => "abandon",
-            ParentClose::Cancel => "cancel",
-            ParentClose::Terminate => "terminate",
-        }
-    }
-}
-
-/// What an activity's await answers once the workflow cancels it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CancellationMode {
-    /// `cancelled` at once; the activity is told.
-    #[default]
-    TryCancel,
-    /// The activity is told; the await answers once it has ended.
-    WaitCancellationCompleted,
-    /// `cancelled` at once; the activity is not told.
-    Abandon,
-}
-
-impl CancellationMode {
-    fn is_default(&self) -> bool {
-        *self == CancellationMode::default()
-    }
-}
+use super::failure::{ErrorInfo, Failure};
+use super::options::{ActivityOptions, ParentClose, RetryPolicy};
 
 /// Which guest call drew a clock reading or random bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +79,16 @@ pub enum Event {
     /// cancelled.
     CancelRequested {
         handle: u32,
+    },
+    /// Informational: child run `child_run_id` of `handle` failed with
+    /// `failure` and its retry policy started `next_run_id` (attempt
+    /// `attempt` + 1) under the same workflow id.
+    ChildAttemptFailed {
+        handle: u32,
+        attempt: u32,
+        child_run_id: String,
+        failure: Failure,
+        next_run_id: String,
     },
     /// Informational: activity `handle`, told of its cancellation, ended.
     ActivityCancelled {
@@ -415,6 +223,9 @@ pub enum Event {
         /// The child run's deadline, from its start.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         run_timeout_ms: Option<u64>,
+        /// Failed child runs are started again as this says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry: Option<RetryPolicy>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         child_run_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -608,6 +419,7 @@ impl Event {
             Event::ActivityHeartbeat { .. } => "activity-heartbeat",
             Event::CancelRequested { .. } => "cancel-requested",
             Event::ActivityCancelled { .. } => "activity-cancelled",
+            Event::ChildAttemptFailed { .. } => "child-attempt-failed",
             Event::ActivityHeld { .. } => "activity-held",
             Event::Paused { .. } => "paused",
             Event::Unpaused { .. } => "unpaused",

@@ -6,11 +6,12 @@ pub mod calls;
 mod cursor;
 mod event;
 mod export;
+mod failure;
+mod options;
 mod summary;
 
 pub use cursor::{Cursor, DEADLINE_STOP, Divergence, Recorded, Replay, RunEnd};
-pub use event::{
-    ActivityOptions, Call, CancellationMode, ErrorInfo, Event, Failure, ParentClose, RetryPolicy,
-    Source, StartSpec, TimeoutKind, payload_value,
-};
+pub use event::{Call, Event, Source, StartSpec, payload_value};
 pub use export::Export;
+pub use failure::{ErrorInfo, Failure, TimeoutKind};
+pub use options::{ActivityOptions, CancellationMode, ParentClose, RetryPolicy};

@@ -56,6 +56,17 @@ impl Event {
             Event::Paused { reason } => format!("paused: {reason}"),
             Event::Unpaused { reason } => format!("unpaused: {reason}"),
             Event::CancelRequested { handle } => format!("cancel #{handle}"),
+            Event::ChildAttemptFailed {
+                handle,
+                attempt,
+                child_run_id,
+                failure,
+                next_run_id,
+            } => format!(
+                "#{handle} child run {child_run_id} (attempt {attempt}) failed: {}: {}; retried as {next_run_id}",
+                failure.kind(),
+                failure.message()
+            ),
             Event::ActivityCancelled { handle } => {
                 format!("#{handle} activity ended after it was told of its cancellation")
             }

@@ -8,7 +8,7 @@ use crate::clock::now_ms;
 use crate::engine::activity::AttemptInfo;
 use crate::engine::heartbeat::Heartbeats;
 use crate::engine::{ActivityJob, ActivityOutcome, Loaded};
-use crate::journal::{ErrorInfo, Event, Failure, RetryPolicy, TimeoutKind, payload_value};
+use crate::journal::{ErrorInfo, Event, Failure, TimeoutKind, payload_value};
 use crate::store::ComponentKind;
 use crate::writes::Sink;
 use std::sync::Arc;
@@ -21,15 +21,6 @@ use weft_contract::kind;
 /// function named like its component.
 fn split_name(name: &str) -> (&str, &str) {
     name.split_once('/').unwrap_or((name, name))
-}
-
-fn backoff(policy: &RetryPolicy, failed_attempt: u32) -> u64 {
-    let exp = policy
-        .backoff_coefficient
-        .max(1.0)
-        .powi(failed_attempt.saturating_sub(1).min(64) as i32);
-    let ms = (policy.initial_interval_ms as f64 * exp).min(policy.max_interval_ms as f64);
-    ms.max(0.0) as u64
 }
 
 /// How often an activity waiting for its component looks again, for a
@@ -326,11 +317,8 @@ pub async fn run_activity(
             return outcome;
         }
         let kind = failure.kind();
-        let mut retry = !failure.non_retryable()
-            && !kind::NEVER_RETRY.contains(&kind)
-            && !policy.non_retryable.iter().any(|k| k == kind)
-            && (policy.max_attempts == 0 || attempt < policy.max_attempts);
-        let delay = backoff(&policy, attempt);
+        let mut retry = !kind::NEVER_RETRY.contains(&kind) && policy.retries(&failure, attempt);
+        let delay = policy.backoff_ms(attempt);
         let mut failure = failure;
         if retry
             && let Some(deadline) = deadline
@@ -385,22 +373,6 @@ pub async fn run_activity(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy {
-            initial_interval_ms: 100,
-            backoff_coefficient: 2.0,
-            max_interval_ms: 1000,
-            max_attempts: 0,
-            non_retryable: vec![],
-        };
-        assert_eq!(backoff(&p, 1), 100);
-        assert_eq!(backoff(&p, 2), 200);
-        assert_eq!(backoff(&p, 4), 800);
-        assert_eq!(backoff(&p, 5), 1000);
-        assert_eq!(backoff(&p, 60), 1000);
-    }
 
     #[test]
     fn names_split_into_component_and_function() {

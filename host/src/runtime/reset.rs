@@ -35,9 +35,10 @@ fn kept_events(journal: &[Recorded], event: u64) -> Vec<Event> {
     let completed: HashSet<u32> = kept
         .iter()
         .filter_map(|r| match &r.event {
-            Event::ActivityCompleted { handle, .. } | Event::ActivityFailed { handle, .. } => {
-                Some(*handle)
-            }
+            Event::ActivityCompleted { handle, .. }
+            | Event::ActivityFailed { handle, .. }
+            | Event::ChildCompleted { handle, .. }
+            | Event::ChildFailed { handle, .. } => Some(*handle),
             _ => None,
         })
         .collect();
@@ -47,6 +48,7 @@ fn kept_events(journal: &[Recorded], event: u64) -> Vec<Event> {
             | Event::ActivityAwaitingDeployment { handle, .. }
             | Event::ActivityHeartbeat { handle, .. }
             | Event::ActivityCancelled { handle, .. }
+            | Event::ChildAttemptFailed { handle, .. }
             | Event::ActivityHeld { handle, .. } => completed.contains(handle),
             _ => true,
         })
