@@ -356,3 +356,33 @@ async fn a_first_attempt_that_cannot_start_in_time_fails_with_schedule_to_start(
     // It never ran: no attempt was made.
     assert_eq!(of_kind(&journal, "activity-failed")[0]["attempts"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminated_child_fails_its_parents_await_with_terminated() {
+    let server = Server::start(&[]);
+    server.deploy("failures", "failures").await;
+    let run_id = server
+        .start_run_with_id("failures", "waits", json!("child-waits"))
+        .await;
+    let mut child = Value::Null;
+    for _ in 0..100 {
+        let (status, run) = server.get("/v1/workflow-ids/waits-child").await;
+        if status == 200 {
+            child = run;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let child_id = child["run_id"].as_str().expect("the child started");
+    let (status, body) = server
+        .post(
+            &format!("/v1/runs/{child_id}/terminate"),
+            &json!({ "reason": "operator says so" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let run = server.wait(&run_id, 60).await;
+    let error = &run["output"]["error"];
+    assert_eq!(kinds(error), ["child-failed", "terminated"], "{run}");
+    assert_eq!(error["cause"]["message"], "operator says so");
+}

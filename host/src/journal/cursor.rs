@@ -663,4 +663,68 @@ mod tests {
         };
         assert_eq!(failed(own).finish(&other).unwrap_err().seq, 5);
     }
+
+    /// A journal as hosts before contract 0.2 wrote it (no timeout kinds,
+    /// cancellation modes, child options or causes) reads, and code on 0.2
+    /// replays it: its calls match and its end matches the wrapped error.
+    #[test]
+    fn a_journal_written_before_contract_0_2_still_replays() {
+        let old = r#"[
+            {"seq":0,"at_ms":1,"kind":"started","workflow":"w","version":1,"digest":"d","workflow_id":"id","input":null},
+            {"seq":1,"at_ms":2,"kind":"activity-scheduled","handle":0,"name":"cloud/create","input":{"b":1,"a":2},
+             "options":{"retry":{"initial_interval_ms":50,"backoff_coefficient":2.0,"max_interval_ms":400,"max_attempts":2,"non_retryable":[]},"start_to_close_ms":200}},
+            {"seq":2,"at_ms":3,"kind":"activity-attempt-failed","handle":0,"attempt":1,
+             "failure":{"type":"timed-out","message":"the attempt did not finish within 200ms"},"retry_in_ms":50},
+            {"seq":3,"at_ms":4,"kind":"activity-failed","handle":0,"attempts":2,
+             "failure":{"type":"application","kind":"quota-exceeded","message":"full","details":{"limit":10}}},
+            {"seq":4,"at_ms":5,"kind":"child-started","handle":1,"workflow":"provision","input":null,"parent_close":"cancel","child_run_id":"c1"},
+            {"seq":5,"at_ms":6,"kind":"child-failed","handle":1,"child_run_id":"c1","failure":{"type":"timed-out","message":"child run c1 timed out"}},
+            {"seq":6,"at_ms":7,"kind":"failed","error":{"kind":"quota-exceeded","message":"full"}}
+        ]"#;
+        let events: Vec<Recorded> = serde_json::from_str(old).unwrap();
+        let Event::ActivityAttemptFailed { failure, .. } = &events[2].event else {
+            panic!("{:?}", events[2]);
+        };
+        assert_eq!(
+            failure,
+            &Failure::TimedOut {
+                message: "the attempt did not finish within 200ms".into(),
+                timeout: None
+            }
+        );
+        let mut c = Cursor::new(events);
+        let options = ActivityOptions {
+            retry: Some(crate::journal::RetryPolicy {
+                initial_interval_ms: 50,
+                backoff_coefficient: 2.0,
+                max_interval_ms: 400,
+                max_attempts: 2,
+                non_retryable: vec![],
+            }),
+            start_to_close_ms: Some(200),
+            ..ActivityOptions::default()
+        };
+        let input = json!({"a": 2, "b": 1});
+        let calls = [
+            calls::activity("cloud/create", &input, &options),
+            calls::await_handle(0),
+            calls::child(
+                "provision",
+                None,
+                &json!(null),
+                crate::journal::ParentClose::Cancel,
+                None,
+                None,
+            ),
+            calls::await_handle(1),
+        ];
+        for call in &calls {
+            assert!(c.expect(call).unwrap().is_some(), "{}", call.describe);
+        }
+        let wrapped = ErrorInfo {
+            cause: Some(Box::new(ErrorInfo::new("quota-exceeded", "full"))),
+            ..ErrorInfo::new("activity-failed", "activity `cloud/create` failed")
+        };
+        c.finish(&RunEnd::Failed { error: wrapped }).unwrap();
+    }
 }
