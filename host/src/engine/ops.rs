@@ -119,11 +119,11 @@ impl Op {
     }
 
     /// What an activity or child runs, for the boundary error its
-    /// failure is wrapped in.
-    pub(super) fn label(&self) -> Option<String> {
+    /// failure is wrapped in (taken as the op is consumed: no copy).
+    pub(super) fn into_label(self) -> Option<String> {
         match self {
-            Op::Activity { job, .. } => Some(job.name.clone()),
-            Op::Child { workflow, .. } => Some(workflow.clone()),
+            Op::Activity { job, .. } => Some(job.name),
+            Op::Child { workflow, .. } => Some(workflow),
             _ => None,
         }
     }

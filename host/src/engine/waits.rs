@@ -94,7 +94,8 @@ impl WorkflowState {
             }
             for &h in handles {
                 if let Some(event) = self.try_ready(h).await? {
-                    self.ops[h as usize] = Op::Consumed;
+                    let op = std::mem::replace(&mut self.ops[h as usize], Op::Consumed);
+                    self.consumed_label = op.into_label();
                     return Ok((h, event));
                 }
             }

@@ -158,6 +158,8 @@ pub struct WorkflowState {
     pub(super) pause_requests: Vec<super::ops::PauseRequest>,
     /// A compatibility check: replay only, stop where the journal ends.
     pub(super) check: bool,
+    /// What the op the last live await consumed ran (see `Op::into_label`).
+    pub(super) consumed_label: Option<String>,
     /// Tasks of activities cancelled without waiting for them (try-cancel,
     /// abandon): they run on while the run is in memory.
     pub(super) let_go: Vec<tokio::task::JoinHandle<super::ActivityOutcome>>,
@@ -246,6 +248,7 @@ impl WorkflowState {
             paused: false,
             pause_requests: Vec::new(),
             check: false,
+            consumed_label: None,
             let_go: Vec::new(),
             last_monotonic: 0,
             stderr,
@@ -424,10 +427,7 @@ impl WorkflowState {
                 Some(_) => {}
             }
         }
-        let labels: Vec<Option<String>> = handles
-            .iter()
-            .map(|&h| self.ops[h as usize].label())
-            .collect();
+        self.consumed_label = None;
         let call = if select {
             calls::await_any(handles)
         } else {
@@ -470,9 +470,8 @@ impl WorkflowState {
                     .event
                     .completion()
                     .ok_or_else(|| corrupt(&recorded))?;
-                let at = handles.iter().position(|&x| x == h);
-                let label = at.and_then(|i| labels[i].as_deref());
-                Ok((h, response(&recorded.event, label)))
+                let label = self.consumed_label.take();
+                Ok((h, response(&recorded.event, label.as_deref())))
             }
             Answer::Skipped => Err(wasmtime::Error::msg("an await is never skipped")),
         }
@@ -532,8 +531,7 @@ impl WorkflowState {
             }
             _ => {}
         }
-        let label = self.ops[h as usize].label();
-        self.ops[h as usize] = Op::Consumed;
+        let label = std::mem::replace(&mut self.ops[h as usize], Op::Consumed).into_label();
         Ok((h, response(&recorded.event, label.as_deref())))
     }
 }
