@@ -1,6 +1,6 @@
-//! An activity attempt's heartbeats: the guest's call only notes the
-//! details; the executor watches them, stores them at most every few
-//! seconds, and fails an attempt that stops beating.
+//! An activity attempt's heartbeats: the guest's call notes the details and
+//! hands them to the executor's store at most every few seconds; with a
+//! heartbeat timeout, the executor also watches for silence.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,11 +11,24 @@ use tokio::time::Instant;
 /// timeout (with one: four fifths of it, at most this).
 const STORE_EVERY: Duration = Duration::from_secs(30);
 
+/// Where stored details go (the executor journals them).
+type Store = Box<dyn Fn(String) + Send + Sync>;
+
 /// The heartbeats of one attempt, shared by its guest and its executor.
-#[derive(Default)]
 pub struct Heartbeats {
     state: Mutex<Beats>,
     beat: Notify,
+    every: Duration,
+    store: Store,
+}
+
+#[derive(Default)]
+struct Beats {
+    latest: Option<String>,
+    /// Whether `latest` was handed to the store.
+    stored: bool,
+    /// Not before then is the next beat stored (`None`: the first is).
+    next_store: Option<Instant>,
 }
 
 impl std::fmt::Debug for Heartbeats {
@@ -24,24 +37,37 @@ impl std::fmt::Debug for Heartbeats {
     }
 }
 
-#[derive(Default)]
-struct Beats {
-    latest: Option<String>,
-    /// Whether `latest` was handed to the writer.
-    stored: bool,
-}
-
 impl Heartbeats {
-    /// The guest's `heartbeat` call.
+    /// Heartbeats of an attempt with `timeout`, stored through `store`.
+    pub fn new(timeout: Option<Duration>, store: impl Fn(String) + Send + Sync + 'static) -> Self {
+        Heartbeats {
+            state: Mutex::default(),
+            beat: Notify::new(),
+            every: timeout.map_or(STORE_EVERY, |t| (t * 4 / 5).min(STORE_EVERY)),
+            store: Box::new(store),
+        }
+    }
+
+    /// The guest's `heartbeat` call: stored at once if the last store was
+    /// long enough ago (the first always), else kept for the next.
     pub fn beat(&self, details: String) {
+        let now = Instant::now();
         let mut state = self.state.lock().unwrap();
+        let due = state.next_store.is_none_or(|at| now >= at);
         state.latest = Some(details);
-        state.stored = false;
-        drop(state);
+        state.stored = due;
+        if due {
+            state.next_store = Some(now + self.every);
+            let details = state.latest.clone().unwrap_or_default();
+            drop(state);
+            (self.store)(details);
+        } else {
+            drop(state);
+        }
         self.beat.notify_one();
     }
 
-    /// The latest details not yet handed to a writer.
+    /// The latest details not yet handed to the store.
     pub fn unstored(&self) -> Option<String> {
         let mut state = self.state.lock().unwrap();
         if state.stored {
@@ -56,44 +82,13 @@ impl Heartbeats {
         self.state.lock().unwrap().latest.clone()
     }
 
-    /// Hand details to `store` as they come (the first at once, then at
-    /// most every few seconds); returns once `timeout` passes without a
-    /// beat (never, without one).
-    pub async fn watch(&self, timeout: Option<Duration>, mut store: impl FnMut(String)) {
-        let every = timeout.map_or(STORE_EVERY, |t| (t * 4 / 5).min(STORE_EVERY));
+    /// Returns once `timeout` passes without a beat.
+    pub async fn silent_for(&self, timeout: Duration) {
         let mut last_beat = Instant::now();
-        let mut next_store = Instant::now();
-        let mut waiting = false;
         loop {
-            let silent_until = timeout.map(|t| last_beat + t);
-            let store_at = waiting.then_some(next_store);
-            let wake_at = match (silent_until, store_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let sleep = async {
-                match wake_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                () = self.beat.notified() => {
-                    last_beat = Instant::now();
-                    waiting = true;
-                }
-                () = sleep => {}
-            }
-            let now = Instant::now();
-            if timeout.is_some_and(|t| now >= last_beat + t) {
-                return;
-            }
-            if waiting && now >= next_store {
-                if let Some(details) = self.unstored() {
-                    store(details);
-                }
-                waiting = false;
-                next_store = now + every;
+                () = self.beat.notified() => last_beat = Instant::now(),
+                () = tokio::time::sleep_until(last_beat + timeout) => return,
             }
         }
     }
@@ -105,30 +100,27 @@ mod tests {
     use std::sync::Arc;
 
     #[tokio::test(start_paused = true)]
-    async fn stores_at_most_every_interval_and_times_out_when_silent() {
-        let beats = Arc::new(Heartbeats::default());
+    async fn stores_at_most_every_interval_and_a_silence_ends_the_watch() {
         let stored = Arc::new(Mutex::new(Vec::new()));
-        let watch = {
-            let (beats, stored) = (beats.clone(), stored.clone());
-            tokio::spawn(async move {
-                beats
-                    .watch(Some(Duration::from_secs(10)), |d| {
-                        stored.lock().unwrap().push(d)
-                    })
-                    .await
-            })
-        };
+        let beats = Arc::new(Heartbeats::new(Some(Duration::from_secs(10)), {
+            let stored = stored.clone();
+            move |d| stored.lock().unwrap().push(d)
+        }));
+        let watch = tokio::spawn({
+            let beats = beats.clone();
+            async move { beats.silent_for(Duration::from_secs(10)).await }
+        });
         for i in 0..20 {
             beats.beat(i.to_string());
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         // Beats every second for 20 s: stored at once, then every 8 s.
-        assert_eq!(stored.lock().unwrap().len(), 3, "{stored:?}");
-        assert_eq!(stored.lock().unwrap()[0], "0");
+        assert_eq!(*stored.lock().unwrap(), ["0", "8", "16"]);
         assert!(!watch.is_finished());
+        // The last details wait for the next store (or the attempt's end).
+        assert_eq!(beats.unstored().as_deref(), Some("19"));
+        assert_eq!(beats.unstored(), None);
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert!(watch.is_finished(), "ten silent seconds end the watch");
-        // The last details were stored before the silence ended it.
-        assert_eq!(*stored.lock().unwrap().last().unwrap(), "19");
     }
 }

@@ -141,7 +141,18 @@ pub async fn run_activity(
     let mut deploys = rt.deploys.subscribe();
     let mut announced = false;
     loop {
-        let heartbeats = Arc::new(Heartbeats::default());
+        let heartbeats = Arc::new(Heartbeats::new(heartbeat_timeout, {
+            let (sink, cancel, handle) = (sink.clone(), job.cancel.clone(), job.handle);
+            move |details: String| {
+                if !cancel.abandoned() {
+                    sink.record_and_send(Event::ActivityHeartbeat {
+                        handle,
+                        attempt,
+                        details: payload_value(&details),
+                    })
+                }
+            }
+        }));
         if let Some(outcome) = cancelled(&job, &sink, attempt - 1) {
             return outcome;
         }
@@ -252,24 +263,19 @@ pub async fn run_activity(
                     .engine
                     .invoke_activity(&loaded, info, &job.input, timeout)
                     .instrument(span);
-                let store = |details: String| {
-                    if !job.cancel.abandoned() {
-                        sink.record_and_send(Event::ActivityHeartbeat {
-                            handle: job.handle,
-                            attempt,
-                            details: payload_value(&details),
-                        })
-                    }
-                };
-                let result = tokio::select! {
-                    result = invoke => result,
-                    () = heartbeats.watch(heartbeat_timeout, store) => Err(Failure::timed_out(
-                        TimeoutKind::Heartbeat,
-                        format!(
-                            "the attempt sent no heartbeat for its heartbeat timeout of {} ms",
-                            job.options.heartbeat_timeout_ms.unwrap_or_default()
-                        ),
-                    )),
+                // Only an attempt with a heartbeat timeout is watched.
+                let result = match heartbeat_timeout {
+                    None => invoke.await,
+                    Some(timeout) => tokio::select! {
+                        result = invoke => result,
+                        () = heartbeats.silent_for(timeout) => Err(Failure::timed_out(
+                            TimeoutKind::Heartbeat,
+                            format!(
+                                "the attempt sent no heartbeat for its heartbeat timeout of {} ms",
+                                timeout.as_millis()
+                            ),
+                        )),
+                    },
                 };
                 // What an activity produces is held to the namespace's
                 // payload limit too.
