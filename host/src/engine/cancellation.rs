@@ -42,12 +42,17 @@ impl Cancellation {
         self.abandoned.load(Ordering::SeqCst)
     }
 
+    /// Whether the activity is cancelled either way.
+    pub fn requested_now(&self) -> bool {
+        self.told() || self.abandoned()
+    }
+
     /// Resolves once the activity is cancelled either way.
     pub async fn requested(&self) {
         loop {
             let mut changed = pin!(self.changed.notified());
             changed.as_mut().enable();
-            if self.told() || self.abandoned() {
+            if self.requested_now() {
                 return;
             }
             changed.await;

@@ -128,6 +128,7 @@ impl WorkflowState {
         workflow_id: Option<String>,
         input: &serde_json::Value,
         parent_close: ParentClose,
+        run_timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<NewRun, ErrorInfo>> {
         let version = match self.latest_workflow(workflow).await? {
             Ok(version) => version,
@@ -143,6 +144,7 @@ impl WorkflowState {
         }
         let mut new = NewRun::of(&version, &self.run.namespace, workflow_id, input.clone());
         new.parent = Some((self.run.run_id.clone(), parent_close));
+        new.deadline_at_ms = run_timeout_ms.map(|ms| new.at_ms + ms as i64);
         let held = self
             .host
             .open_run(&new.namespace, &new.workflow_id)
@@ -243,7 +245,6 @@ impl context::Host for WorkflowState {
         Ok(self.new_handle(Op::Activity {
             job: Box::new(job),
             task,
-            cancelled: false,
             held: held.is_some(),
             outcome: held.map(|(attempts, result)| ActivityOutcome { attempts, result }),
         }))
@@ -355,12 +356,14 @@ impl context::Host for WorkflowState {
         let answer = self
             .journaled(&call, async |s| {
                 let started = s
-                    .child_run(&workflow, options.workflow_id.clone(), &input, parent_close)
+                    .child_run(
+                        &workflow,
+                        options.workflow_id.clone(),
+                        &input,
+                        parent_close,
+                        run_timeout_ms,
+                    )
                     .await?;
-                let started = started.map(|mut new| {
-                    new.deadline_at_ms = run_timeout_ms.map(|ms| new.at_ms + ms as i64);
-                    new
-                });
                 let (child_run_id, error) = match started {
                     Ok(new) => {
                         let id = new.run_id.clone();
@@ -435,8 +438,7 @@ impl context::Host for WorkflowState {
             ))
         })
         .await?;
-        if let Op::Activity { job, cancelled, .. } = &mut self.ops[h as usize] {
-            *cancelled = true;
+        if let Op::Activity { job, .. } = &self.ops[h as usize] {
             match job.options.cancellation {
                 CancellationMode::Abandon => job.cancel.abandon(),
                 _ => job.cancel.tell(),

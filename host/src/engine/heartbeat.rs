@@ -67,6 +67,13 @@ impl Heartbeats {
         self.beat.notify_one();
     }
 
+    /// Hand the latest details to the store if they were not yet.
+    pub fn flush(&self) {
+        if let Some(details) = self.unstored() {
+            (self.store)(details);
+        }
+    }
+
     /// The latest details not yet handed to the store.
     pub fn unstored(&self) -> Option<String> {
         let mut state = self.state.lock().unwrap();

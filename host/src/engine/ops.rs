@@ -41,8 +41,6 @@ pub(super) enum Op {
     Activity {
         job: Box<ActivityJob>,
         task: Option<JoinHandle<ActivityOutcome>>,
-        /// The workflow cancelled it.
-        cancelled: bool,
         /// The task's outcome once it was joined (or held while paused).
         outcome: Option<ActivityOutcome>,
         /// The outcome is journaled as `activity-held`.

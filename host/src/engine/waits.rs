@@ -206,12 +206,10 @@ impl WorkflowState {
         let op = &mut self.ops[h as usize];
         Ok(match op {
             // Answered at once; the task runs on, told or not.
-            Op::Activity {
-                job,
-                task,
-                cancelled: true,
-                ..
-            } if job.options.cancellation != CancellationMode::WaitCancellationCompleted => {
+            Op::Activity { job, task, .. }
+                if job.cancel.requested_now()
+                    && job.options.cancellation != CancellationMode::WaitCancellationCompleted =>
+            {
                 self.let_go.extend(task.take());
                 Some(Event::ActivityFailed {
                     handle: h,
@@ -341,14 +339,14 @@ impl WorkflowState {
                 Some(run.workflow_id.clone()),
                 &input,
                 parent_close,
+                run_timeout_ms,
             )
             .await?;
         // A run that cannot start again (its workflow gone, the quota
         // reached): the failure stands.
-        let Ok(mut next) = started else {
+        let Ok(next) = started else {
             return Ok(Some(outcome));
         };
-        next.deadline_at_ms = run_timeout_ms.map(|ms| next.at_ms + ms as i64);
         let next_run_id = next.run_id.clone();
         self.sink.record(Event::ChildAttemptFailed {
             handle: h,

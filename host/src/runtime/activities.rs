@@ -88,7 +88,7 @@ async fn await_deploy(deploys: &mut watch::Receiver<u64>, deadline: Option<i64>)
 /// leaves no trace.
 fn cancelled(job: &ActivityJob, sink: &Sink, attempts: u32) -> Option<ActivityOutcome> {
     let cancel = &job.cancel;
-    if !cancel.told() && !cancel.abandoned() {
+    if !cancel.requested_now() {
         return None;
     }
     if cancel.told() {
@@ -350,13 +350,7 @@ pub async fn run_activity(
         }
         // The next attempt resumes from this one's last heartbeat, stored
         // first so a restart in the backoff resumes from it too.
-        if let Some(details) = heartbeats.unstored() {
-            sink.record_and_send(Event::ActivityHeartbeat {
-                handle: job.handle,
-                attempt,
-                details: payload_value(&details),
-            });
-        }
+        heartbeats.flush();
         if let Some(details) = heartbeats.latest() {
             heartbeat_details = Some(details);
         }
