@@ -47,6 +47,19 @@ async fn a_fanout_of_100_survives_a_kill9_without_rerunning_completed_activities
     assert_eq!(completed.len(), 100);
     let log = server.log();
     let mut before_kill = 0;
+    // An outcome is durable once its completion or its held outcome (one
+    // that shared another's commit) is journaled.
+    let durable_at = |handle: u64| {
+        events
+            .iter()
+            .filter(|e| {
+                e["handle"] == handle
+                    && (e["kind"] == "activity-completed" || e["kind"] == "activity-held")
+            })
+            .filter_map(|e| e["at_ms"].as_i64())
+            .min()
+            .unwrap()
+    };
     for done in &completed {
         let handle = done["handle"].as_u64().unwrap();
         let scheduled = events
@@ -55,7 +68,7 @@ async fn a_fanout_of_100_survives_a_kill9_without_rerunning_completed_activities
             .unwrap();
         let key = format!("key={run_id}:{} ", scheduled["seq"]);
         let executions = log_lines(&log, &key);
-        if done["at_ms"].as_i64().unwrap() < killed_at {
+        if durable_at(handle) < killed_at {
             before_kill += 1;
             assert_eq!(executions, 1, "{key} completed before the kill, ran again");
         } else {
@@ -65,6 +78,48 @@ async fn a_fanout_of_100_survives_a_kill9_without_rerunning_completed_activities
         assert!(done["select"].is_array());
     }
     assert!(before_kill >= 30, "{before_kill}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fanouts_results_that_end_together_share_commits() {
+    let server = Server::start(&[]);
+    server.deploy("effects", "effects").await;
+    server.deploy("fanout", "fanout").await;
+    // A hundred activities that all end after 300 ms: the first result's
+    // commit carries the others that have ended by then, journaled as
+    // held, and their awaits answer without a commit each.
+    let run_id = server
+        .start_run("fanout", json!({ "n": 100, "base_ms": 300 }))
+        .await;
+    let run = server.wait(&run_id, 60).await;
+    assert_eq!(
+        (&run["status"], &run["output"]),
+        (&json!("completed"), &json!(5050)),
+        "{run}"
+    );
+    let events = server.journal(&run_id).await;
+    let held = of_kind(&events, "activity-held");
+    assert!(!held.is_empty(), "no outcome shared a commit: {events:?}");
+    let completed = of_kind(&events, "activity-completed");
+    assert_eq!(completed.len(), 100);
+    for h in &held {
+        let handle = &h["handle"];
+        let done: Vec<_> = completed
+            .iter()
+            .filter(|c| &c["handle"] == handle)
+            .collect();
+        assert_eq!(done.len(), 1, "{handle}: {done:?}");
+        // Held before its await took it, with the same outcome.
+        assert!(
+            h["seq"].as_u64() < done[0]["seq"].as_u64(),
+            "{h} {}",
+            done[0]
+        );
+        assert_eq!(
+            (&h["output"], &h["attempts"]),
+            (&done[0]["output"], &done[0]["attempts"])
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

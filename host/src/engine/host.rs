@@ -54,6 +54,16 @@ pub struct ActivityJob {
     pub scheduled_in: tracing::Span,
 }
 
+impl ActivityJob {
+    /// Cancelled in a mode that answers its await at once (try-cancel,
+    /// abandon): whatever the activity still does is not its outcome.
+    pub fn answered_cancelled(&self) -> bool {
+        self.cancel.requested_now()
+            && self.options.cancellation
+                != crate::journal::CancellationMode::WaitCancellationCompleted
+    }
+}
+
 /// An update a workflow sends another (`update-workflow`), as it asked.
 #[derive(Debug, Clone)]
 pub struct UpdateAsk {

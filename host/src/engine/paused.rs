@@ -33,51 +33,68 @@ impl WorkflowState {
         Ok(())
     }
 
-    /// Paused: journal the outcome of every activity that has ended, then
-    /// wait for the next to end or for a notice; leave memory once none
-    /// runs (unpausing wakes the run, which takes the held outcomes).
-    pub(super) async fn hold(&mut self) -> wasmtime::Result<()> {
+    /// Journal (`activity-held`) the outcome of every activity that has
+    /// ended and is not journaled yet, and say whether any was: once
+    /// committed, an await takes such an outcome without a commit of its
+    /// own, and a restart takes it without running the activity again.
+    pub(super) async fn hold_ended(&mut self) -> wasmtime::Result<bool> {
         let mut newly_held = false;
-        let mut running = Vec::new();
         for (h, op) in self.ops.iter_mut().enumerate() {
             let Op::Activity {
+                job,
                 task,
                 outcome,
                 held,
-                ..
             } = op
             else {
                 continue;
             };
-            if outcome.is_none()
-                && let Some(t) = task.as_mut()
-            {
-                if !t.is_finished() {
-                    running.push((h, t));
-                    continue;
+            if *held || job.answered_cancelled() {
+                continue;
+            }
+            if outcome.is_none() {
+                match task.take_if(|t| t.is_finished()) {
+                    Some(t) => *outcome = Some(joined(t.await)?),
+                    None => continue,
                 }
-                *outcome = Some(joined(t.await)?);
             }
-            if let Some(ended) = outcome
-                && !*held
-            {
-                *held = true;
-                newly_held = true;
-                let (output, failure) = match &ended.result {
-                    Ok(output) => (Some(output.clone()), None),
-                    Err(failure) => (None, Some(failure.clone())),
-                };
-                self.sink.record(Event::ActivityHeld {
-                    handle: h as u32,
-                    attempts: ended.attempts,
-                    output,
-                    failure,
-                });
-            }
+            let Some(ended) = outcome else { continue };
+            *held = true;
+            newly_held = true;
+            let (output, failure) = match &ended.result {
+                Ok(output) => (Some(output.clone()), None),
+                Err(failure) => (None, Some(failure.clone())),
+            };
+            self.sink.record(Event::ActivityHeld {
+                handle: h as u32,
+                attempts: ended.attempts,
+                output,
+                failure,
+            });
         }
-        if newly_held {
+        Ok(newly_held)
+    }
+
+    /// Paused: journal the outcome of every activity that has ended, then
+    /// wait for the next to end or for a notice; leave memory once none
+    /// runs (unpausing wakes the run, which takes the held outcomes).
+    pub(super) async fn hold(&mut self) -> wasmtime::Result<()> {
+        if self.hold_ended().await? {
             self.sink.commit(None).await.map_err(storage)?;
         }
+        let running: Vec<_> = self
+            .ops
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(h, op)| match op {
+                Op::Activity {
+                    task: Some(t),
+                    outcome: None,
+                    ..
+                } => Some((h, t)),
+                _ => None,
+            })
+            .collect();
         if running.is_empty() {
             return Err(Interrupt::Suspend { wake_at_ms: None }.into());
         }
@@ -93,7 +110,8 @@ impl WorkflowState {
         match woke {
             Ok((h, task)) => {
                 let ended = joined(task)?;
-                if let Op::Activity { outcome, .. } = &mut self.ops[h] {
+                if let Op::Activity { outcome, task, .. } = &mut self.ops[h] {
+                    *task = None;
                     *outcome = Some(ended);
                 }
             }

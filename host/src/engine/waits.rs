@@ -7,7 +7,7 @@ use super::limits::{Interrupt, storage};
 use super::ops::{Notice, Op, joined};
 use super::workflow::WorkflowState;
 use crate::clock::now_ms;
-use crate::journal::{CancellationMode, ErrorInfo, Event, Failure, TimeoutKind};
+use crate::journal::{ErrorInfo, Event, Failure, TimeoutKind};
 use crate::store::RunStatus;
 use futures::future::select_all;
 use std::time::Duration;
@@ -66,8 +66,14 @@ fn activity_ended(handle: u32, outcome: ActivityOutcome) -> Event {
 
 impl WorkflowState {
     /// Wait, live, until one of `handles` can be consumed; answers its
-    /// handle and completion event (not yet journaled).
-    pub(super) async fn wait_live(&mut self, handles: &[u32]) -> wasmtime::Result<(u32, Event)> {
+    /// handle, its completion event (not yet journaled) and whether that
+    /// is an outcome already journaled as held. Held outcomes are taken
+    /// first, in the order of `handles`: after a crash the same await
+    /// takes the same one, so taking it needs no commit of its own.
+    pub(super) async fn wait_live(
+        &mut self,
+        handles: &[u32],
+    ) -> wasmtime::Result<(u32, Event, bool)> {
         self.went_live();
         loop {
             self.drain_inbox();
@@ -90,13 +96,19 @@ impl WorkflowState {
                 continue;
             }
             if let Some(event) = self.interrupt_due(handles[0])? {
-                return Ok((handles[0], event));
+                return Ok((handles[0], event, false));
             }
-            for &h in handles {
+            let held = |h: &u32| self.ops[*h as usize].answers_held();
+            let order: Vec<u32> = (handles.iter().filter(|h| held(h)))
+                .chain(handles.iter().filter(|h| !held(h)))
+                .copied()
+                .collect();
+            for h in order {
+                let from_held = self.ops[h as usize].answers_held();
                 if let Some(event) = self.try_ready(h).await? {
                     let op = std::mem::replace(&mut self.ops[h as usize], Op::Consumed);
                     self.consumed_label = op.into_label();
-                    return Ok((h, event));
+                    return Ok((h, event, from_held));
                 }
             }
             self.block(handles).await?;
@@ -206,10 +218,7 @@ impl WorkflowState {
         let op = &mut self.ops[h as usize];
         Ok(match op {
             // Answered at once; the task runs on, told or not.
-            Op::Activity { job, task, .. }
-                if job.cancel.requested_now()
-                    && job.options.cancellation != CancellationMode::WaitCancellationCompleted =>
-            {
+            Op::Activity { job, task, .. } if job.answered_cancelled() => {
                 self.let_go.extend(task.take());
                 Some(Event::ActivityFailed {
                     handle: h,

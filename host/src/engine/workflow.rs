@@ -436,18 +436,25 @@ impl WorkflowState {
         self.slice.restart();
         let answer = self
             .journaled(&call, async |s| {
-                let (_, event) = s.wait_live(handles).await?;
+                let (_, event, from_held) = s.wait_live(handles).await?;
                 let event = event.selected(select.then(|| handles.to_vec()));
                 // An activity's or child's result is the durable point of
                 // a step; a timer or a signal can be observed again after a
-                // crash.
+                // crash, and so can a held outcome (already durable).
                 let durable = match event {
+                    _ if from_held => Durable::Later,
                     Event::ActivityCompleted { .. }
                     | Event::ActivityFailed { .. }
                     | Event::ChildCompleted { .. }
                     | Event::ChildFailed { .. } => Durable::Now,
                     _ => Durable::Later,
                 };
+                // The outcomes of other activities that have ended share
+                // this commit (a fan-out's results arrive together): their
+                // awaits then answer without a commit of their own.
+                if durable == Durable::Now {
+                    s.hold_ended().await?;
+                }
                 let step = match &event {
                     Event::SignalReceived { signal_id, .. } => {
                         let id = *signal_id;

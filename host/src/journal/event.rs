@@ -101,9 +101,11 @@ pub enum Event {
         handle: u32,
         component: String,
     },
-    /// Informational: activity `handle` finished while the run was paused.
-    /// Its outcome (`output` or `failure`) is kept for the await that takes
-    /// it once the run goes on: the activity is not run again.
+    /// Informational: activity `handle` finished before its await took it
+    /// (while the run was paused, or beside another activity's result in
+    /// one commit). Its outcome (`output` or `failure`) is kept for that
+    /// await: the activity is not run again, and the await needs no
+    /// commit of its own.
     ActivityHeld {
         handle: u32,
         attempts: u32,

@@ -46,10 +46,10 @@ impl Event {
                 ..
             } => match failure {
                 None => format!(
-                    "#{handle} activity finished while paused ({attempts} attempt(s)); held"
+                    "#{handle} activity finished ({attempts} attempt(s)); held until awaited"
                 ),
                 Some(f) => format!(
-                    "#{handle} activity failed while paused ({attempts} attempt(s)): {}; held",
+                    "#{handle} activity failed ({attempts} attempt(s)): {}; held until awaited",
                     f.kind()
                 ),
             },
