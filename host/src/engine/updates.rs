@@ -55,7 +55,8 @@ impl WorkflowState {
             outcome: None,
         };
         self.accepted_updates.insert(*handle, update_id.clone());
-        self.sink.record_call_with(event, effect);
+        let digest = event.call().map(|c| c.digest).unwrap_or_default();
+        self.sink.record_call_with(event, digest, effect);
         // Sent at once, not waited for: the caller sees it accepted soon.
         self.sink.send();
     }

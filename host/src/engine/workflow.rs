@@ -316,8 +316,13 @@ impl WorkflowState {
                     return Ok(Answer::Live(recorded));
                 }
                 let recorded = match step.effect {
-                    Some(effect) => self.sink.record_call_with(step.event, effect),
-                    None => self.sink.record_call(step.event, step.consumes),
+                    Some(effect) => {
+                        self.sink
+                            .record_call_with(step.event, call.digest.clone(), effect)
+                    }
+                    None => self
+                        .sink
+                        .record_call(step.event, call.digest.clone(), step.consumes),
                 };
                 match step.durable {
                     Durable::Later => {}

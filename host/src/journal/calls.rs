@@ -6,76 +6,88 @@ use super::event::{Call, Event, Source, StartSpec, describe_duration, short};
 use super::options::{ActivityOptions, ParentClose, RetryPolicy};
 use serde_json::{Value, json};
 
+/// A field of a request as text (descriptions only).
+fn text(request: &Value, field: &str) -> String {
+    match &request[field] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The source a clock or random request names, as it reads in Rust.
+fn source_of(request: &Value) -> String {
+    serde_json::from_value::<Source>(request["source"].clone())
+        .map(|s| format!("{s:?}"))
+        .unwrap_or_else(|_| text(request, "source"))
+}
+
 pub fn clock(source: Source) -> Call {
-    Call::new(
-        "clock",
-        &json!({ "source": source }),
-        format!("a clock read ({source:?})"),
-    )
+    Call::new("clock", json!({ "source": source }), |r| {
+        format!("a clock read ({})", source_of(r))
+    })
 }
 
 pub fn random(source: Source, len: u64) -> Call {
-    Call::new(
-        "random",
-        &json!({ "source": source, "len": len }),
-        format!("{len} random bytes ({source:?})"),
-    )
+    Call::new("random", json!({ "source": source, "len": len }), |r| {
+        format!("{} random bytes ({})", r["len"], source_of(r))
+    })
 }
 
 pub fn activity(name: &str, input: &Value, options: &ActivityOptions) -> Call {
     Call::new(
         "activity",
-        &json!({ "name": name, "input": input, "options": options }),
-        format!("activity `{name}` with input {}", short(input)),
+        json!({ "name": name, "input": input, "options": options }),
+        |r| {
+            format!(
+                "activity `{}` with input {}",
+                text(r, "name"),
+                short(&r["input"])
+            )
+        },
     )
 }
 
 pub fn timer(duration_ms: u64) -> Call {
-    Call::new(
-        "timer",
-        &json!({ "duration_ms": duration_ms }),
-        format!("sleep {}", describe_duration(duration_ms)),
-    )
+    Call::new("timer", json!({ "duration_ms": duration_ms }), |r| {
+        format!(
+            "sleep {}",
+            describe_duration(r["duration_ms"].as_u64().unwrap_or_default())
+        )
+    })
 }
 
 pub fn await_handle(handle: u32) -> Call {
-    Call::new(
-        "await",
-        &json!({ "handle": handle }),
-        format!("the result of #{handle}"),
-    )
+    Call::new("await", json!({ "handle": handle }), |r| {
+        format!("the result of #{}", r["handle"])
+    })
 }
 
 pub fn patch(change_id: &str) -> Call {
-    Call::new(
-        "patch",
-        &json!({ "change_id": change_id }),
-        format!("patch `{change_id}`"),
-    )
+    Call::new("patch", json!({ "change_id": change_id }), |r| {
+        format!("patch `{}`", text(r, "change_id"))
+    })
 }
 
 /// The status a workflow publishes: informational, never matched (replay
 /// skips recorded ones; code that publishes other statuses still matches).
 pub fn status() -> Call {
-    Call::new("status", &Value::Null, "a status".into())
+    Call::new("status", Value::Null, |_| "a status".into())
 }
 
 /// Search attributes a workflow sets: informational like a status.
 pub fn search_attributes() -> Call {
-    Call::new(
-        "search-attributes",
-        &Value::Null,
-        "search attributes".into(),
-    )
+    Call::new("search-attributes", Value::Null, |_| {
+        "search attributes".into()
+    })
 }
 
 pub fn await_any(handles: &[u32]) -> Call {
-    let list: Vec<String> = handles.iter().map(|h| format!("#{h}")).collect();
-    Call::new(
-        "await-any",
-        &json!({ "handles": handles }),
-        format!("the first result of {}", list.join(", ")),
-    )
+    Call::new("await-any", json!({ "handles": handles }), |r| {
+        let list: Vec<String> = (r["handles"].as_array().into_iter().flatten())
+            .map(|h| format!("#{h}"))
+            .collect();
+        format!("the first result of {}", list.join(", "))
+    })
 }
 
 pub fn child(
@@ -99,11 +111,13 @@ pub fn child(
     if let Some(retry) = retry {
         request["retry"] = json!(retry);
     }
-    Call::new(
-        "child",
-        &request,
-        format!("child workflow `{workflow}` with input {}", short(input)),
-    )
+    Call::new("child", request, |r| {
+        format!(
+            "child workflow `{}` with input {}",
+            text(r, "workflow"),
+            short(&r["input"])
+        )
+    })
 }
 
 pub fn signal_out(
@@ -118,11 +132,13 @@ pub fn signal_out(
         "payload": payload,
         "start": start,
     });
-    Call::new(
-        "signal-out",
-        &request,
-        format!("signal `{name}` to `{workflow_id}`"),
-    )
+    Call::new("signal-out", request, |r| {
+        format!(
+            "signal `{}` to `{}`",
+            text(r, "name"),
+            text(r, "workflow_id")
+        )
+    })
 }
 
 pub fn update_out(
@@ -137,30 +153,28 @@ pub fn update_out(
         "payload": payload,
         "start": start,
     });
-    Call::new(
-        "update-out",
-        &request,
-        format!("update `{name}` of `{workflow_id}`"),
-    )
+    Call::new("update-out", request, |r| {
+        format!(
+            "update `{}` of `{}`",
+            text(r, "name"),
+            text(r, "workflow_id")
+        )
+    })
+}
+
+pub fn cancel(handle: u32) -> Call {
+    Call::new("cancel", json!({ "handle": handle }), |r| {
+        format!("cancel #{}", r["handle"])
+    })
 }
 
 /// The answer to the update accepted through `handle`. Its result is not
-pub fn cancel(handle: u32) -> Call {
-    Call::new(
-        "cancel",
-        &json!({ "handle": handle }),
-        format!("cancel #{handle}"),
-    )
-}
-
 /// part of the digest: code that answers the same update differently after
 /// an upgrade still matches (the caller had the recorded answer).
 pub fn update_reply(handle: u32) -> Call {
-    Call::new(
-        "update-reply",
-        &json!({ "handle": handle }),
-        format!("the answer to the update of #{handle}"),
-    )
+    Call::new("update-reply", json!({ "handle": handle }), |r| {
+        format!("the answer to the update of #{}", r["handle"])
+    })
 }
 
 impl Event {

@@ -257,7 +257,7 @@ impl Cursor {
                 Some((seq, end)) => Err(Divergence {
                     seq,
                     journal: end.describe(),
-                    code: call.describe.clone(),
+                    code: call.describe(),
                 }),
                 None => Ok(None),
             };
@@ -267,8 +267,8 @@ impl Cursor {
         if expected.kind != call.kind || expected.digest != call.digest {
             return Err(Divergence {
                 seq: recorded.seq,
-                journal: expected.describe,
-                code: call.describe.clone(),
+                journal: expected.describe(),
+                code: call.describe(),
             });
         }
         self.pos += 1;
@@ -282,7 +282,7 @@ impl Cursor {
         if let Some(recorded) = self.events.get(self.pos) {
             return Err(Divergence {
                 seq: recorded.seq,
-                journal: recorded.event.call().expect("a call").describe,
+                journal: recorded.event.call().expect("a call").describe(),
                 code: end.describe(),
             });
         }

@@ -353,7 +353,7 @@ fn a_journal_written_before_contract_0_2_still_replays() {
         calls::await_handle(1),
     ];
     for call in &calls {
-        assert!(c.expect(call).unwrap().is_some(), "{}", call.describe);
+        assert!(c.expect(call).unwrap().is_some(), "{}", call.describe());
     }
     let wrapped = ErrorInfo {
         cause: Some(Box::new(ErrorInfo::new("quota-exceeded", "full"))),

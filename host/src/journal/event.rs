@@ -310,66 +310,105 @@ pub struct StartSpec {
 }
 
 /// What a guest asked for, reduced to what replay must match: a kind and a
-/// digest of the arguments, plus a human description for diagnostics.
-#[derive(Debug, Clone, PartialEq)]
+/// digest of the arguments. The human description for diagnostics is made
+/// from the request only when asked for (a divergence): replaying or
+/// recording a call never formats one.
+#[derive(Clone)]
 pub struct Call {
     pub kind: &'static str,
     pub digest: String,
-    pub describe: String,
+    request: Value,
+    describe: fn(&Value) -> String,
 }
 
 impl Call {
-    pub fn new(kind: &'static str, request: &Value, describe: String) -> Self {
+    pub fn new(kind: &'static str, request: Value, describe: fn(&Value) -> String) -> Self {
         Call {
             kind,
-            digest: digest_value(kind, request),
+            digest: digest_value(kind, &request),
+            request,
             describe,
         }
+    }
+
+    /// What the call asked for, for people ("activity `x` with input 3").
+    pub fn describe(&self) -> String {
+        (self.describe)(&self.request)
+    }
+}
+
+impl PartialEq for Call {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.digest == other.digest
+    }
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.kind, self.digest, self.describe())
     }
 }
 
 /// sha-256 over the kind and the canonical JSON of the request (object keys
 /// sorted), so field order in a guest's serializer is not a divergence.
 pub fn digest_value(kind: &str, request: &Value) -> String {
-    let mut h = Sha256::new();
-    h.update(kind.as_bytes());
-    h.update([0]);
-    let mut canonical = String::new();
-    write_sorted(request, &mut canonical);
-    h.update(canonical.as_bytes());
-    hex::encode(&h.finalize()[..16])
+    let mut h = Hashing(Sha256::new());
+    h.0.update(kind.as_bytes());
+    h.0.update([0]);
+    write_sorted(request, &mut h);
+    hex::encode(&h.0.finalize()[..16])
+}
+
+/// Canonical JSON is fed to the hash as it is written, never held whole.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Compact JSON with every object's keys sorted. Payloads keep the order
 /// they were written in; a digest must not depend on it.
-fn write_sorted(value: &Value, out: &mut String) {
+fn write_sorted(value: &Value, out: &mut Hashing) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            out.0.update(b"{");
             for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.0.update(b",");
                 }
-                out.push_str(&Value::from(key.as_str()).to_string());
-                out.push(':');
+                write_json(out, key);
+                out.0.update(b":");
                 write_sorted(value, out);
             }
-            out.push('}');
+            out.0.update(b"}");
         }
         Value::Array(items) => {
-            out.push('[');
+            out.0.update(b"[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.0.update(b",");
                 }
                 write_sorted(item, out);
             }
-            out.push(']');
+            out.0.update(b"]");
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(out, scalar),
     }
+}
+
+/// A string or scalar as compact JSON.
+fn write_json(out: &mut Hashing, value: &(impl Serialize + ?Sized)) {
+    // Writing to a hash cannot fail, and strings and scalars serialize.
+    serde_json::to_writer(out, value).expect("JSON written into a hash");
 }
 
 /// A guest payload as JSON; text that is not JSON is kept as a JSON string.

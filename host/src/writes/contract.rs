@@ -136,11 +136,18 @@ fn clock(seq: u64) -> Recorded {
     }
 }
 
+/// Events as a run's sink prepares them.
+fn rows(events: &[Recorded]) -> Vec<crate::store::EventRow> {
+    (events.iter())
+        .map(|r| super::event_row(r, r.event.call().map(|c| c.digest)).unwrap())
+        .collect()
+}
+
 fn append(run_id: &str, events: Vec<Recorded>, update: Option<RunUpdate>) -> WriteOp {
     WriteOp::Append {
         run_id: run_id.into(),
         lease: None,
-        events,
+        events: rows(&events),
         effects: Vec::new(),
         update,
     }
@@ -243,7 +250,7 @@ async fn signals_are_pending_in_arrival_order_and_consumed_once(b: Backend) {
     let consume = |seq: u64| WriteOp::Append {
         run_id: "a".into(),
         lease: None,
-        events: vec![clock(seq)],
+        events: rows(&[clock(seq)]),
         effects: vec![Effect::Consume {
             signal_id: pending[0].id,
             seq,
@@ -394,7 +401,7 @@ async fn a_shard_changes_hands_in_a_new_epoch_and_fences_the_old_one(b: Backend)
     let fenced_append = |seq, epoch| WriteOp::Append {
         run_id: "a".into(),
         lease: Some(Lease { shard, epoch }),
-        events: vec![clock(seq)],
+        events: rows(&[clock(seq)]),
         effects: Vec::new(),
         update: None,
     };

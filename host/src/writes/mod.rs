@@ -16,8 +16,20 @@ pub use sink::Sink;
 pub use writer::{Writer, write_batch};
 
 use crate::journal::Recorded;
-use crate::store::{Lease, NewRun, RunRecord, RunStatus, Signal, UpdateKey, UpdateState};
+use crate::store::{EventRow, Lease, NewRun, RunRecord, RunStatus, Signal, UpdateKey, UpdateState};
 use serde_json::Value;
+
+/// An event as the store keeps it: kind, the digest of the call it answers
+/// (none for informational events), JSON body.
+pub(crate) fn event_row(recorded: &Recorded, digest: Option<String>) -> anyhow::Result<EventRow> {
+    Ok(EventRow {
+        seq: recorded.seq,
+        at_ms: recorded.at_ms,
+        kind: recorded.event.kind(),
+        digest,
+        body: serde_json::to_string(&recorded.event)?,
+    })
+}
 
 /// Side effects a run's journal append carries, in the same transaction.
 #[derive(Debug, Clone)]
@@ -133,7 +145,9 @@ pub enum WriteOp {
         /// The lease of the run's shard it was written under, if the store
         /// is shared: a stale lease refuses the append.
         lease: Option<Lease>,
-        events: Vec<Recorded>,
+        /// Prepared as they were recorded (serialized, with the digest of
+        /// the call each answers), so the writer does no per-event work.
+        events: Vec<EventRow>,
         effects: Vec<Effect>,
         update: Option<RunUpdate>,
     },

@@ -22,7 +22,7 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
             if let Some(lease) = lease {
                 tx.fence(*lease).await?;
             }
-            tx.append(run_id, rows(events)?).await?;
+            tx.append(run_id, events.clone()).await?;
             let mut touched = Vec::new();
             for effect in effects {
                 apply_effect(tx, run_id, effect, &mut touched).await?;
@@ -92,19 +92,12 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
     }
 }
 
-/// Journal events as the store keeps them: kind, call digest, JSON body.
+/// Journal events as the store keeps them (events recorded outside a run's
+/// execution: a reset's copy, a run's start).
 fn rows(events: &[Recorded]) -> anyhow::Result<Vec<EventRow>> {
     events
         .iter()
-        .map(|r| {
-            Ok(EventRow {
-                seq: r.seq,
-                at_ms: r.at_ms,
-                kind: r.event.kind(),
-                digest: r.event.call().map(|c| c.digest),
-                body: serde_json::to_string(&r.event)?,
-            })
-        })
+        .map(|r| event_row(r, r.event.call().map(|c| c.digest)))
         .collect()
 }
 

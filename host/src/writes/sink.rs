@@ -4,7 +4,7 @@
 use super::{Effect, RunUpdate, WriteOp, WriteOutcome, Writer};
 use crate::clock::now_ms;
 use crate::journal::{Event, Recorded};
-use crate::store::Lease;
+use crate::store::{EventRow, Lease};
 use std::sync::{Arc, Mutex};
 
 /// Pending events beyond this are sent without waiting for a durable point.
@@ -20,7 +20,8 @@ pub struct Sink {
 struct Inner {
     run_id: String,
     next_seq: u64,
-    pending: Vec<Recorded>,
+    /// Recorded, not yet sent to the writer, as the store will keep them.
+    pending: Vec<EventRow>,
     effects: Vec<Effect>,
     /// `None` for a check's sink, which never commits.
     writer: Option<Writer>,
@@ -33,14 +34,17 @@ struct Inner {
 }
 
 impl Inner {
-    fn push(&mut self, event: Event) -> Recorded {
+    /// Number `event` and prepare its row here, on the run's thread: the
+    /// one writer of every run's rows has no per-event work left.
+    fn push(&mut self, event: Event, digest: Option<String>) -> Recorded {
         let recorded = Recorded {
             seq: self.next_seq,
             at_ms: now_ms(),
             event,
         };
         self.next_seq += 1;
-        self.pending.push(recorded.clone());
+        let row = super::event_row(&recorded, digest).expect("a journal event serializes");
+        self.pending.push(row);
         recorded
     }
 
@@ -135,27 +139,28 @@ impl Sink {
             "the call event `{}` must be journaled by the engine's durability combinator",
             event.kind()
         );
-        self.push(event, None)
+        self.push(event, None, None)
     }
 
-    /// Append the event of a call: the engine's durability combinator is
-    /// the one caller. With `consumes`, the event consumes that signal, and
-    /// the consumption is committed in the same transaction, never apart.
-    pub fn record_call(&self, event: Event, consumes: Option<i64>) -> Recorded {
-        self.push(event, consumes)
+    /// Append the event of a call whose digest is `digest`: the engine's
+    /// durability combinator is the one caller. With `consumes`, the event
+    /// consumes that signal, and the consumption is committed in the same
+    /// transaction, never apart.
+    pub fn record_call(&self, event: Event, digest: String, consumes: Option<i64>) -> Recorded {
+        self.push(event, Some(digest), consumes)
     }
 
     /// Append the event of a call with a side effect committed in the same
     /// transaction, never apart (an update accepted or answered).
-    pub fn record_call_with(&self, event: Event, effect: Effect) -> Recorded {
+    pub fn record_call_with(&self, event: Event, digest: String, effect: Effect) -> Recorded {
         let mut inner = self.inner.lock().unwrap();
         inner.effects.push(effect);
-        inner.push(event)
+        inner.push(event, Some(digest))
     }
 
-    fn push(&self, event: Event, consumes: Option<i64>) -> Recorded {
+    fn push(&self, event: Event, digest: Option<String>, consumes: Option<i64>) -> Recorded {
         let mut inner = self.inner.lock().unwrap();
-        let recorded = inner.push(event);
+        let recorded = inner.push(event, digest);
         match consumes {
             Some(signal_id) => inner.effects.push(Effect::Consume {
                 signal_id,

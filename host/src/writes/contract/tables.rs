@@ -54,7 +54,7 @@ pub(super) async fn an_update_is_requested_once_and_taken_once(b: Backend) {
     let decide = |seq: u64, from, to, outcome: Option<Value>| WriteOp::Append {
         run_id: "a".into(),
         lease: None,
-        events: vec![clock(seq)],
+        events: rows(&[clock(seq)]),
         effects: vec![Effect::DecideUpdate {
             key: key("u1"),
             from,
