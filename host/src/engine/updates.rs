@@ -55,7 +55,7 @@ impl WorkflowState {
             outcome: None,
         };
         self.accepted_updates.insert(*handle, update_id.clone());
-        let digest = event.call().map(|c| c.digest).unwrap_or_default();
+        let digest = event.call().map(|c| c.digest()).unwrap_or_default();
         self.sink.record_call_with(event, digest, effect);
         // Sent at once, not waited for: the caller sees it accepted soon.
         self.sink.send();

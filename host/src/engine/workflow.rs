@@ -316,13 +316,12 @@ impl WorkflowState {
                     return Ok(Answer::Live(recorded));
                 }
                 let recorded = match step.effect {
-                    Some(effect) => {
-                        self.sink
-                            .record_call_with(step.event, call.digest.clone(), effect)
-                    }
+                    Some(effect) => self
+                        .sink
+                        .record_call_with(step.event, call.digest(), effect),
                     None => self
                         .sink
-                        .record_call(step.event, call.digest.clone(), step.consumes),
+                        .record_call(step.event, call.digest(), step.consumes),
                 };
                 match step.durable {
                     Durable::Later => {}

@@ -264,7 +264,7 @@ impl Cursor {
         }
         let recorded = &self.events[self.pos];
         let expected = recorded.event.call().expect("skipped informational events");
-        if expected.kind != call.kind || expected.digest != call.digest {
+        if expected != *call {
             return Err(Divergence {
                 seq: recorded.seq,
                 journal: expected.describe(),

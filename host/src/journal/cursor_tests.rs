@@ -105,6 +105,43 @@ fn a_different_call_is_a_divergence_naming_both_sides() {
 }
 
 #[test]
+fn calls_compare_by_value_whatever_the_order_of_their_keys() {
+    let options = ActivityOptions::default();
+    let one = calls::activity("a", &json!({"x": 1, "y": [1, {"p": 2, "q": 3}]}), &options);
+    let other = calls::activity("a", &json!({"y": [1, {"q": 3, "p": 2}], "x": 1}), &options);
+    assert_eq!(one, other);
+    assert_eq!(one.digest(), other.digest());
+    let changed = calls::activity("a", &json!({"x": 1, "y": [1, {"p": 2, "q": 4}]}), &options);
+    assert_ne!(one, changed);
+    assert_ne!(one.digest(), changed.digest());
+    // An integer and a float are different requests, as their JSON is.
+    let float = calls::activity(
+        "a",
+        &json!({"x": 1.0, "y": [1, {"p": 2, "q": 3}]}),
+        &options,
+    );
+    assert_ne!(one, float);
+    assert_ne!(one.digest(), float.digest());
+    // The digest kept with a recorded event is the call's.
+    let mut c = Cursor::new(journal());
+    c.expect(&calls::clock(Source::Context)).unwrap();
+    let recorded = c
+        .expect(&calls::activity(
+            "issue-cert",
+            &json!({"b": 2, "a": 1}),
+            &options,
+        ))
+        .unwrap()
+        .unwrap();
+    let digest = recorded.event.call().unwrap().digest();
+    assert_eq!(
+        digest,
+        calls::activity("issue-cert", &json!({"a": 1, "b": 2}), &options).digest()
+    );
+    assert_eq!(digest.len(), 32);
+}
+
+#[test]
 fn a_renamed_activity_or_other_input_is_a_divergence() {
     let mut c = Cursor::new(journal());
     c.expect(&calls::clock(Source::Context)).unwrap();

@@ -97,7 +97,7 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
 fn rows(events: &[Recorded]) -> anyhow::Result<Vec<EventRow>> {
     events
         .iter()
-        .map(|r| event_row(r, r.event.call().map(|c| c.digest)))
+        .map(|r| event_row(r, r.event.call().map(|c| c.digest())))
         .collect()
 }
 
