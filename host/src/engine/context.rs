@@ -203,14 +203,16 @@ impl context::Host for WorkflowState {
         let input_value = payload_value(&input);
         let options = ActivityOptions::from(options);
         let call = calls::activity(&name, &input_value, &options);
-        let event = Event::ActivityScheduled {
-            handle,
-            name: name.clone(),
-            input: input_value,
-            options: options.clone(),
-        };
         let answer = self
-            .journaled(&call, async |_| Ok(Step::new(event, Durable::Later)))
+            .journaled(&call, async |_| {
+                let event = Event::ActivityScheduled {
+                    handle,
+                    name: name.clone(),
+                    input: input_value.clone(),
+                    options: options.clone(),
+                };
+                Ok(Step::new(event, Durable::Later))
+            })
             .await?;
         let live = matches!(answer, Answer::Live(_));
         let recorded = answer.recorded()?;

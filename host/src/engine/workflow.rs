@@ -286,7 +286,7 @@ impl WorkflowState {
     /// A compatibility check stops there instead.
     pub(super) async fn journaled(
         &mut self,
-        call: &Call,
+        call: &Call<'_>,
         live: impl AsyncFnOnce(&mut Self) -> wasmtime::Result<Step>,
     ) -> wasmtime::Result<Answer> {
         match self.cursor.replay(call) {
@@ -342,7 +342,7 @@ impl WorkflowState {
     /// along with the next commit, so it completes at the first poll.
     fn journaled_at_once(
         &mut self,
-        call: &Call,
+        call: &Call<'_>,
         live: impl FnOnce(&mut Self) -> Event,
     ) -> wasmtime::Result<Answer> {
         self.journaled(call, async |s| Ok(Step::new(live(s), Durable::Later)))

@@ -2,7 +2,7 @@
 //! journal side so both digest the same request, and which call each
 //! recorded event answers.
 
-use super::event::{Call, Event, Source, StartSpec, describe_duration, short};
+use super::event::{Call, Event, Request, Source, StartSpec, describe_duration, short};
 use super::options::{ActivityOptions, ParentClose, RetryPolicy};
 use serde_json::{Value, json};
 
@@ -21,33 +21,34 @@ fn source_of(request: &Value) -> String {
         .unwrap_or_else(|_| text(request, "source"))
 }
 
-pub fn clock(source: Source) -> Call {
+pub fn clock(source: Source) -> Call<'static> {
     Call::new("clock", json!({ "source": source }), |r| {
         format!("a clock read ({})", source_of(r))
     })
 }
 
-pub fn random(source: Source, len: u64) -> Call {
+pub fn random(source: Source, len: u64) -> Call<'static> {
     Call::new("random", json!({ "source": source, "len": len }), |r| {
         format!("{} random bytes ({})", r["len"], source_of(r))
     })
 }
 
-pub fn activity(name: &str, input: &Value, options: &ActivityOptions) -> Call {
-    Call::new(
-        "activity",
-        json!({ "name": name, "input": input, "options": options }),
-        |r| {
-            format!(
-                "activity `{}` with input {}",
-                text(r, "name"),
-                short(&r["input"])
-            )
-        },
-    )
+pub fn activity<'a>(name: &'a str, input: &'a Value, options: &'a ActivityOptions) -> Call<'a> {
+    let request = Request::Activity {
+        name,
+        input,
+        options,
+    };
+    Call::typed("activity", request, |r| {
+        format!(
+            "activity `{}` with input {}",
+            text(r, "name"),
+            short(&r["input"])
+        )
+    })
 }
 
-pub fn timer(duration_ms: u64) -> Call {
+pub fn timer(duration_ms: u64) -> Call<'static> {
     Call::new("timer", json!({ "duration_ms": duration_ms }), |r| {
         format!(
             "sleep {}",
@@ -56,13 +57,13 @@ pub fn timer(duration_ms: u64) -> Call {
     })
 }
 
-pub fn await_handle(handle: u32) -> Call {
-    Call::new("await", json!({ "handle": handle }), |r| {
+pub fn await_handle(handle: u32) -> Call<'static> {
+    Call::typed("await", Request::Await(handle), |r| {
         format!("the result of #{}", r["handle"])
     })
 }
 
-pub fn patch(change_id: &str) -> Call {
+pub fn patch(change_id: &str) -> Call<'static> {
     Call::new("patch", json!({ "change_id": change_id }), |r| {
         format!("patch `{}`", text(r, "change_id"))
     })
@@ -70,19 +71,19 @@ pub fn patch(change_id: &str) -> Call {
 
 /// The status a workflow publishes: informational, never matched (replay
 /// skips recorded ones; code that publishes other statuses still matches).
-pub fn status() -> Call {
+pub fn status() -> Call<'static> {
     Call::new("status", Value::Null, |_| "a status".into())
 }
 
 /// Search attributes a workflow sets: informational like a status.
-pub fn search_attributes() -> Call {
+pub fn search_attributes() -> Call<'static> {
     Call::new("search-attributes", Value::Null, |_| {
         "search attributes".into()
     })
 }
 
-pub fn await_any(handles: &[u32]) -> Call {
-    Call::new("await-any", json!({ "handles": handles }), |r| {
+pub fn await_any(handles: &[u32]) -> Call<'_> {
+    Call::typed("await-any", Request::AwaitAny(handles), |r| {
         let list: Vec<String> = (r["handles"].as_array().into_iter().flatten())
             .map(|h| format!("#{h}"))
             .collect();
@@ -97,7 +98,7 @@ pub fn child(
     parent_close: ParentClose,
     run_timeout_ms: Option<u64>,
     retry: Option<&RetryPolicy>,
-) -> Call {
+) -> Call<'static> {
     let mut request = json!({
         "workflow": workflow,
         "workflow_id": workflow_id,
@@ -125,7 +126,7 @@ pub fn signal_out(
     name: &str,
     payload: &Value,
     start: Option<&StartSpec>,
-) -> Call {
+) -> Call<'static> {
     let request = json!({
         "workflow_id": workflow_id,
         "name": name,
@@ -146,7 +147,7 @@ pub fn update_out(
     name: &str,
     payload: &Value,
     start: Option<&StartSpec>,
-) -> Call {
+) -> Call<'static> {
     let request = json!({
         "workflow_id": workflow_id,
         "name": name,
@@ -162,7 +163,7 @@ pub fn update_out(
     })
 }
 
-pub fn cancel(handle: u32) -> Call {
+pub fn cancel(handle: u32) -> Call<'static> {
     Call::new("cancel", json!({ "handle": handle }), |r| {
         format!("cancel #{}", r["handle"])
     })
@@ -171,7 +172,7 @@ pub fn cancel(handle: u32) -> Call {
 /// The answer to the update accepted through `handle`. Its result is not
 /// part of the digest: code that answers the same update differently after
 /// an upgrade still matches (the caller had the recorded answer).
-pub fn update_reply(handle: u32) -> Call {
+pub fn update_reply(handle: u32) -> Call<'static> {
     Call::new("update-reply", json!({ "handle": handle }), |r| {
         format!("the answer to the update of #{}", r["handle"])
     })
@@ -180,7 +181,7 @@ pub fn update_reply(handle: u32) -> Call {
 impl Event {
     /// The guest call this event answers, or `None` for informational
     /// events (replay skips those) and the run's end.
-    pub fn call(&self) -> Option<Call> {
+    pub fn call(&self) -> Option<Call<'_>> {
         if let Some((handle, select)) = self.completion() {
             return Some(match select {
                 Some(set) => await_any(set),

@@ -107,21 +107,25 @@ fn a_different_call_is_a_divergence_naming_both_sides() {
 #[test]
 fn calls_compare_by_value_whatever_the_order_of_their_keys() {
     let options = ActivityOptions::default();
-    let one = calls::activity("a", &json!({"x": 1, "y": [1, {"p": 2, "q": 3}]}), &options);
-    let other = calls::activity("a", &json!({"y": [1, {"q": 3, "p": 2}], "x": 1}), &options);
+    let inputs = [
+        json!({"x": 1, "y": [1, {"p": 2, "q": 3}]}),
+        json!({"y": [1, {"q": 3, "p": 2}], "x": 1}),
+        json!({"x": 1, "y": [1, {"p": 2, "q": 4}]}),
+        // An integer and a float are different requests, as their JSON is.
+        json!({"x": 1.0, "y": [1, {"p": 2, "q": 3}]}),
+    ];
+    let [one, other, changed, float] =
+        [0, 1, 2, 3].map(|i| calls::activity("a", &inputs[i], &options));
     assert_eq!(one, other);
     assert_eq!(one.digest(), other.digest());
-    let changed = calls::activity("a", &json!({"x": 1, "y": [1, {"p": 2, "q": 4}]}), &options);
-    assert_ne!(one, changed);
-    assert_ne!(one.digest(), changed.digest());
-    // An integer and a float are different requests, as their JSON is.
-    let float = calls::activity(
-        "a",
-        &json!({"x": 1.0, "y": [1, {"p": 2, "q": 3}]}),
-        &options,
-    );
-    assert_ne!(one, float);
-    assert_ne!(one.digest(), float.digest());
+    for different in [&changed, &float] {
+        assert_ne!(&one, different);
+        assert_ne!(one.digest(), different.digest());
+    }
+    // Calls compared as JSON (a child's) likewise.
+    let child = |i: usize| calls::child("c", None, &inputs[i], Default::default(), None, None);
+    assert_eq!(child(0), child(1));
+    assert_ne!(child(0), child(2));
     // The digest kept with a recorded event is the call's.
     let mut c = Cursor::new(journal());
     c.expect(&calls::clock(Source::Context)).unwrap();

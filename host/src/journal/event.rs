@@ -313,16 +313,55 @@ pub struct StartSpec {
 /// the request's arguments, compared as JSON values (object keys in any
 /// order). Its digest (kept beside the recorded event) and its human
 /// description are made only when asked for: replaying a call hashes and
-/// formats nothing.
+/// formats nothing, and a recorded event's call borrows the event.
 #[derive(Clone)]
-pub struct Call {
+pub struct Call<'a> {
     pub kind: &'static str,
-    request: Value,
+    request: Request<'a>,
     describe: fn(&Value) -> String,
 }
 
-impl Call {
+/// A call's arguments: typed and borrowed for the calls replay compares
+/// most (an activity, an await), as JSON for the rest.
+#[derive(Clone, PartialEq)]
+pub(super) enum Request<'a> {
+    Activity {
+        name: &'a str,
+        input: &'a Value,
+        options: &'a ActivityOptions,
+    },
+    Await(u32),
+    AwaitAny(&'a [u32]),
+    Json(Value),
+}
+
+impl Request<'_> {
+    /// As JSON: what the digest hashes and the description reads.
+    fn json(&self) -> std::borrow::Cow<'_, Value> {
+        use serde_json::json;
+        std::borrow::Cow::Owned(match self {
+            Request::Activity {
+                name,
+                input,
+                options,
+            } => json!({ "name": name, "input": input, "options": options }),
+            Request::Await(handle) => json!({ "handle": handle }),
+            Request::AwaitAny(handles) => json!({ "handles": handles }),
+            Request::Json(request) => return std::borrow::Cow::Borrowed(request),
+        })
+    }
+}
+
+impl<'a> Call<'a> {
     pub fn new(kind: &'static str, request: Value, describe: fn(&Value) -> String) -> Self {
+        Call::typed(kind, Request::Json(request), describe)
+    }
+
+    pub(super) fn typed(
+        kind: &'static str,
+        request: Request<'a>,
+        describe: fn(&Value) -> String,
+    ) -> Self {
         Call {
             kind,
             request,
@@ -332,24 +371,30 @@ impl Call {
 
     /// The digest of the call (kind and canonical request), as stored.
     pub fn digest(&self) -> String {
-        digest_value(self.kind, &self.request)
+        digest_value(self.kind, &self.request.json())
     }
 
     /// What the call asked for, for people ("activity `x` with input 3").
     pub fn describe(&self) -> String {
-        (self.describe)(&self.request)
+        (self.describe)(&self.request.json())
     }
 }
 
 /// Same kind and same request: what the digests compare, without hashing
 /// (a JSON object's equality does not depend on its keys' order).
-impl PartialEq for Call {
+impl PartialEq for Call<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.request == other.request
+        self.kind == other.kind
+            && match (&self.request, &other.request) {
+                (Request::Json(_), _) | (_, Request::Json(_)) => {
+                    self.request.json() == other.request.json()
+                }
+                (a, b) => a == b,
+            }
     }
 }
 
-impl std::fmt::Debug for Call {
+impl std::fmt::Debug for Call<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.kind, self.describe())
     }
