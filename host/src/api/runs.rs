@@ -143,20 +143,13 @@ pub async fn get(
         .into());
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
-    let mut ended = state.rt.subscribe_ended();
     loop {
+        let end = state.rt.watch_end(&run_id);
         let run = load(&state, &caller, &run_id, Role::Read).await?;
         if run.status != RunStatus::Running || tokio::time::Instant::now() >= deadline {
             return Ok(Json(with_attributes(&state, run).await?));
         }
-        // Wake on this run's end (or a lag, after which we simply re-read).
-        loop {
-            match tokio::time::timeout_at(deadline, ended.recv()).await {
-                Err(_) => break,
-                Ok(Ok(id)) if id != run_id => continue,
-                Ok(_) => break,
-            }
-        }
+        let _ = tokio::time::timeout_at(deadline, end).await;
     }
 }
 

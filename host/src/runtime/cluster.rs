@@ -235,7 +235,7 @@ impl Runtime {
 
     /// Tell every node that `run_id` ended (or is stuck).
     pub(super) fn announce_end(&self, run_id: &str) {
-        let _ = self.ended.send(run_id.to_string());
+        self.ended.ended(run_id);
         self.membership.publish(Kind::Ended, run_id);
     }
 
@@ -490,9 +490,7 @@ impl Runtime {
             return;
         };
         match kind {
-            Kind::Ended => {
-                let _ = self.ended.send(run_id.to_string());
-            }
+            Kind::Ended => self.ended.ended(run_id),
             Kind::Free => self.membership.kick.notify_one(),
             _ if !self.membership.drives(run_id) => {}
             Kind::Signal => {

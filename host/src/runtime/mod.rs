@@ -8,6 +8,7 @@ mod cluster;
 mod commands;
 mod cron;
 mod due;
+mod ended;
 mod fair;
 mod native;
 mod pause;
@@ -24,6 +25,7 @@ pub use batches::BatchAction;
 pub use cluster::ClusterConfig;
 pub use commands::{SignalRequest, Signalled, StartRun};
 pub use due::parse_time;
+pub use ended::RunEnd;
 pub use native::{NativeActivity, NativeCall, UnderWay};
 pub use peers::{FORWARDED, Route};
 pub use reset::ResetRequest;
@@ -42,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use timers::Timers;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -120,7 +122,7 @@ pub struct Runtime {
     /// Look for batch jobs to work off now.
     batch_kick: tokio::sync::Notify,
     timers: Timers,
-    ended: broadcast::Sender<String>,
+    ended: Arc<ended::EndWaiters>,
     run_slots: Arc<fair::FairSlots>,
     activity_slots: Arc<fair::FairSlots>,
     membership: cluster::Membership,
@@ -155,7 +157,7 @@ impl Runtime {
             updates_decided: watch::Sender::new(0),
             batch_kick: tokio::sync::Notify::new(),
             timers: Timers::default(),
-            ended: broadcast::channel(4096).0,
+            ended: Arc::default(),
             run_slots: fair::FairSlots::new(config.max_resident_runs),
             activity_slots: fair::FairSlots::new(config.max_concurrent_activities),
             membership: cluster::Membership::new(config.cluster.clone()),
@@ -201,9 +203,10 @@ impl Runtime {
         self.resident.lock().unwrap().len()
     }
 
-    /// Told when a run reaches a final status (or `stuck`).
-    pub fn subscribe_ended(&self) -> broadcast::Receiver<String> {
-        self.ended.subscribe()
+    /// Resolves when `run_id` reaches a final status (or `stuck`) from
+    /// now on: watch first, then read the run.
+    pub fn watch_end(&self, run_id: &str) -> RunEnd {
+        self.ended.watch(run_id)
     }
 
     /// Execute (or resume) a run; a resident one is only poked.
