@@ -100,7 +100,13 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let (s, b) = server
         .post("/v1/runs", &json!({ "workflow": "sleeper", "version": 9 }))
         .await;
-    error_of(s, &b, 404, "not_found");
+    let m = error_of(s, &b, 404, "not_found");
+    assert!(m.contains("workflow `sleeper` has no version 9"), "{m}");
+    let (s, b) = server
+        .post("/v1/runs", &json!({ "workflow": "nope", "version": 1 }))
+        .await;
+    let m = error_of(s, &b, 404, "not_found");
+    assert!(m.contains("no workflow named `nope`"), "{m}");
 
     let (s, b) = server.get("/v1/runs/no-such-run").await;
     error_of(s, &b, 404, "not_found");

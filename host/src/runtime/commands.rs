@@ -218,20 +218,27 @@ impl Runtime {
                 "workflow_id must be 1 to 256 characters".into(),
             ));
         }
-        let versions = self
-            .store
-            .component_versions(Some(&namespace), Some(&req.workflow))
-            .await?;
+        // One row, not every version the workflow ever had.
+        let store = &self.store;
         let chosen = match req.version {
-            Some(n) => versions.iter().find(|v| v.version == n),
-            None => versions.last(),
+            Some(n) => {
+                store
+                    .component_version(&namespace, &req.workflow, n)
+                    .await?
+            }
+            None => store.latest_version(&namespace, &req.workflow).await?,
         };
         let Some(version) = chosen else {
-            return Err(Error::NotFound(match req.version {
-                Some(n) if !versions.is_empty() => {
-                    format!("workflow `{}` has no version {n}", req.workflow)
-                }
-                _ => format!("no workflow named `{}` is deployed", req.workflow),
+            let deployed = match req.version {
+                Some(n) => store
+                    .latest_version(&namespace, &req.workflow)
+                    .await?
+                    .map(|_| n),
+                None => None,
+            };
+            return Err(Error::NotFound(match deployed {
+                Some(n) => format!("workflow `{}` has no version {n}", req.workflow),
+                None => format!("no workflow named `{}` is deployed", req.workflow),
             }));
         };
         if version.kind != ComponentKind::Workflow {
@@ -242,7 +249,7 @@ impl Runtime {
         }
         self.check_payload(&limits, &namespace, "input", &req.input)?;
         self.admit_start(&limits, &namespace).await?;
-        let mut new = NewRun::of(version, &namespace, req.workflow_id, req.input);
+        let mut new = NewRun::of(&version, &namespace, req.workflow_id, req.input);
         // Among several nodes, a run started here is driven here.
         if let Some(id) = self.membership.local_run_id() {
             if new.workflow_id == new.run_id {

@@ -33,6 +33,13 @@ pub trait Components: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> anyhow::Result<Option<ComponentVersion>>;
+    /// Version `version` of a namespace's component `name`.
+    async fn component_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: u32,
+    ) -> anyhow::Result<Option<ComponentVersion>>;
     /// Delete a version no open run is pinned to.
     async fn delete_version(
         &self,
@@ -187,6 +194,24 @@ macro_rules! impl_components {
                 ))
                 .bind(namespace)
                 .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(version_from_row).transpose()
+            }
+
+            async fn component_version(
+                &self,
+                namespace: &str,
+                name: &str,
+                version: u32,
+            ) -> anyhow::Result<Option<$crate::store::ComponentVersion>> {
+                use $crate::store::rows::{VERSION_COLUMNS, version_from_row};
+                let row = sqlx::query(&format!(
+                    "{VERSION_COLUMNS} WHERE v.namespace = $1 AND v.name = $2 AND v.version = $3"
+                ))
+                .bind(namespace)
+                .bind(name)
+                .bind(version as i64)
                 .fetch_optional(&self.pool)
                 .await?;
                 row.as_ref().map(version_from_row).transpose()

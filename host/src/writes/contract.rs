@@ -369,6 +369,12 @@ async fn components_are_content_addressed(b: Backend) {
         2
     );
     assert_eq!(store.component_versions(None, None).await.unwrap().len(), 3);
+    let second = store.component_version("default", "w", 2).await.unwrap();
+    assert_eq!(second.map(|v| v.version), Some(2));
+    let third = store.component_version("default", "w", 3).await.unwrap();
+    assert!(third.is_none(), "no third version");
+    let elsewhere = store.component_version("other", "w", 2).await.unwrap();
+    assert!(elsewhere.is_none(), "versions are per namespace");
     assert_eq!(
         store.delete_version("other", "w", 1).await.unwrap(),
         DeleteVersion::Deleted
