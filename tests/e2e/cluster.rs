@@ -108,6 +108,47 @@ async fn any_node_answers_any_request() {
     assert_eq!(of_kind(&journal, "signal-received").len(), 3);
 }
 
+/// The `stage/run` answers of a pipeline run of `steps` started on (and
+/// so driven by) `node`.
+async fn pipeline_on(node: &Server, steps: u64) -> Vec<Value> {
+    let run = node.start_run("pipeline", json!(steps)).await;
+    let done = node.wait(&run, 30).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    done["output"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_activity_deployed_through_one_node_runs_on_the_others() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &["a", "b"], &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    a.deploy("stage", "stage").await;
+    a.deploy("pipeline", "pipeline").await;
+    // b runs (and so looks up) the first version of the activity.
+    let before = pipeline_on(b, 2).await;
+    assert!(
+        before.iter().all(|s| s.get("fixed").is_none()),
+        "{before:?}"
+    );
+    a.deploy("stage", "stage-fixed").await;
+    let deployed = Instant::now();
+    loop {
+        let steps = pipeline_on(b, 1).await;
+        if steps[0]["fixed"] == true {
+            break;
+        }
+        assert!(
+            deployed.elapsed() < Duration::from_secs(10),
+            "b still runs the activity's old version: {steps:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "the new version ran on b {:?} after the deploy on a",
+        deployed.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_nodes_runs_finish_on_the_others() {
     let db = TestDatabase::create().await;

@@ -103,6 +103,10 @@ impl Resident {
     }
 }
 
+/// How long the newest version of an activity, once read, is used
+/// before it is read again (a deploy on this node forgets it at once).
+const ACTIVITY_FRESH_FOR: Duration = Duration::from_secs(2);
+
 pub struct Runtime {
     pub store: Arc<dyn Store>,
     pub writer: Writer,
@@ -111,8 +115,9 @@ pub struct Runtime {
     resident: Mutex<HashMap<String, Resident>>,
     /// Consecutive transient failures per run, for backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// The newest version of each (namespace, activity name), as last read.
-    activities: Mutex<HashMap<(String, String), ComponentVersion>>,
+    /// The newest version of each (namespace, activity name), as last read
+    /// and when.
+    activities: Mutex<HashMap<(String, String), (std::time::Instant, ComponentVersion)>>,
     /// Bumped by every deploy or deletion here: activities waiting for
     /// their component to be deployed look again.
     deploys: watch::Sender<u64>,
@@ -431,19 +436,24 @@ impl Runtime {
     }
 
     /// The newest version of activity component `name` (activities are not
-    /// pinned: each attempt runs the newest), cached until a deploy.
+    /// pinned: each attempt runs the newest), cached until a deploy here
+    /// and for [`ACTIVITY_FRESH_FOR`] at most, so a deploy on another
+    /// node reaches this one's activities too.
     pub async fn latest_activity(
         &self,
         namespace: &str,
         name: &str,
     ) -> anyhow::Result<Option<ComponentVersion>> {
         let key = (namespace.to_string(), name.to_string());
-        if let Some(v) = self.activities.lock().unwrap().get(&key) {
+        if let Some((at, v)) = self.activities.lock().unwrap().get(&key)
+            && at.elapsed() < ACTIVITY_FRESH_FOR
+        {
             return Ok(Some(v.clone()));
         }
         let version = self.store.latest_version(namespace, name).await?;
         if let Some(v) = &version {
-            self.activities.lock().unwrap().insert(key, v.clone());
+            let read = (std::time::Instant::now(), v.clone());
+            self.activities.lock().unwrap().insert(key, read);
         }
         Ok(version)
     }
