@@ -109,8 +109,12 @@ impl SqliteStore {
                 .busy_timeout(BUSY_TIMEOUT),
             |options, (key, value)| options.pragma(key, value),
         );
+        // No ping before each use: a connection to a local file does not
+        // go stale, and the ping was a round trip to the connection's
+        // worker thread before every read.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
