@@ -1,7 +1,7 @@
 //! What callers ask of the runtime: deploy a component, start a run, signal
 //! one (with or without starting it), cancel one.
 
-use super::Runtime;
+use super::{Runtime, Target};
 use crate::clock::now_ms;
 use crate::engine::Host as _;
 use crate::error::{Error, Result, check_name};
@@ -218,20 +218,15 @@ impl Runtime {
                 "workflow_id must be 1 to 256 characters".into(),
             ));
         }
-        // One row, not every version the workflow ever had.
-        let store = &self.store;
-        let chosen = match req.version {
-            Some(n) => {
-                store
-                    .component_version(&namespace, &req.workflow, n)
-                    .await?
-            }
-            None => store.latest_version(&namespace, &req.workflow).await?,
-        };
+        let target = req.version.map_or(Target::Latest, Target::Version);
+        let chosen = self
+            .stored_version(&namespace, &req.workflow, target)
+            .await?;
         let Some(version) = chosen else {
+            // A version asked for: say whether the workflow exists at all.
             let deployed = match req.version {
-                Some(n) => store
-                    .latest_version(&namespace, &req.workflow)
+                Some(n) => self
+                    .stored_version(&namespace, &req.workflow, Target::Latest)
                     .await?
                     .map(|_| n),
                 None => None,

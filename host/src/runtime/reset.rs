@@ -4,7 +4,7 @@
 //! failed, without running the steps before it again.
 
 use super::commands::refused;
-use super::{Route, Runtime};
+use super::{Route, Runtime, Target};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::journal::{Event, Recorded};
@@ -168,11 +168,9 @@ impl Runtime {
         asked: Option<u32>,
     ) -> Result<crate::store::ComponentVersion> {
         let wanted = asked.unwrap_or(run.version);
-        self.store
-            .component_versions(Some(&run.namespace), Some(&run.workflow))
+        self.stored_version(&run.namespace, &run.workflow, Target::Version(wanted))
             .await?
-            .into_iter()
-            .find(|v| v.version == wanted && v.kind == ComponentKind::Workflow)
+            .filter(|v| v.kind == ComponentKind::Workflow)
             .ok_or_else(|| {
                 Error::NotFound(format!(
                     "workflow `{}` has no version {wanted} deployed",

@@ -112,18 +112,28 @@ impl Runtime {
         }
     }
 
-    fn resolve(
+    /// Version `target` of component `name` in `namespace`, as stored:
+    /// one row read, not every version the name ever had.
+    pub(super) async fn stored_version(
         &self,
+        namespace: &str,
+        name: &str,
+        target: Target,
+    ) -> Result<Option<ComponentVersion>> {
+        Ok(match target {
+            Target::Latest => self.store.latest_version(namespace, name).await?,
+            Target::Version(n) => self.store.component_version(namespace, name, n).await?,
+        })
+    }
+
+    async fn resolve(
+        &self,
+        namespace: &str,
         workflow: &str,
-        versions: &[ComponentVersion],
         target: Target,
     ) -> Result<ComponentVersion> {
-        let chosen = match target {
-            Target::Latest => versions.last(),
-            Target::Version(n) => versions.iter().find(|v| v.version == n),
-        };
-        match chosen {
-            Some(v) if v.kind == ComponentKind::Workflow => Ok(v.clone()),
+        match self.stored_version(namespace, workflow, target).await? {
+            Some(v) if v.kind == ComponentKind::Workflow => Ok(v),
             Some(_) => Err(Error::BadRequest(format!("`{workflow}` is an activity"))),
             None => Err(Error::NotFound(match target {
                 Target::Latest => format!("no workflow named `{workflow}` is deployed"),
@@ -157,11 +167,7 @@ impl Runtime {
         force: bool,
     ) -> Result<Report> {
         let run = self.open_run_for(run_id, "upgraded").await?;
-        let versions = self
-            .store
-            .component_versions(Some(&run.namespace), Some(&run.workflow))
-            .await?;
-        let to = self.resolve(&run.workflow, &versions, target)?;
+        let to = self.resolve(&run.namespace, &run.workflow, target).await?;
         let loaded = self.load_version(&to).await?;
         let _exclusive = self.exclusive(run_id).await?;
         // Read again: the run may have moved on while it was leaving memory.
@@ -291,11 +297,9 @@ impl Runtime {
         version: u32,
         only: Option<&str>,
     ) -> Result<Vec<Report>> {
-        let versions = self
-            .store
-            .component_versions(Some(namespace), Some(workflow))
+        let to = self
+            .resolve(namespace, workflow, Target::Version(version))
             .await?;
-        let to = self.resolve(workflow, &versions, Target::Version(version))?;
         let loaded = self.load_version(&to).await?;
         self.check_open_runs(namespace, workflow, &loaded, version, only)
             .await
