@@ -126,14 +126,14 @@ impl Op {
         }
     }
 
-    /// An activity task whose outcome is still to be taken: one that runs,
-    /// or — if `awaited` — one that finished but was not joined yet.
     /// An activity whose outcome is journaled as held answers its await
     /// with it (unless cancelled in a mode that answers at once).
     pub(super) fn answers_held(&self) -> bool {
         matches!(self, Op::Activity { held: true, outcome: Some(_), job, .. } if !job.answered_cancelled())
     }
 
+    /// An activity task whose outcome is still to be taken: one that runs,
+    /// or — if `awaited` — one that finished but was not joined yet.
     pub(super) fn pending_task(&self, awaited: bool) -> bool {
         matches!(self, Op::Activity { task: Some(t), outcome: None, .. } if awaited || !t.is_finished())
     }

@@ -98,13 +98,12 @@ impl WorkflowState {
             if let Some(event) = self.interrupt_due(handles[0])? {
                 return Ok((handles[0], event, false));
             }
-            let held = |h: &u32| self.ops[*h as usize].answers_held();
-            let order: Vec<u32> = (handles.iter().filter(|h| held(h)))
-                .chain(handles.iter().filter(|h| !held(h)))
-                .copied()
+            let mut order: Vec<(u32, bool)> = (handles.iter())
+                .map(|&h| (h, self.ops[h as usize].answers_held()))
                 .collect();
-            for h in order {
-                let from_held = self.ops[h as usize].answers_held();
+            // Stable: held first, each group in the await's order.
+            order.sort_by_key(|&(_, held)| !held);
+            for (h, from_held) in order {
                 if let Some(event) = self.try_ready(h).await? {
                     let op = std::mem::replace(&mut self.ops[h as usize], Op::Consumed);
                     self.consumed_label = op.into_label();
