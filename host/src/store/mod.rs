@@ -335,7 +335,7 @@ pub trait Tx: Send {
     /// Append journal rows. A row whose (run, seq) is taken fails the
     /// transaction (here or at commit) with an error saying so: that is
     /// what fences a second writer.
-    async fn append(&mut self, run_id: &str, rows: Vec<EventRow>) -> anyhow::Result<()>;
+    async fn append(&mut self, run_id: &str, rows: &[EventRow]) -> anyhow::Result<()>;
     /// Change a run's row; with `only_open`, only if it is `running` or
     /// `stuck`. Answers whether a row changed.
     async fn update_run(

@@ -138,9 +138,7 @@ fn clock(seq: u64) -> Recorded {
 
 /// Events as a run's sink prepares them.
 fn rows(events: &[Recorded]) -> Vec<crate::store::EventRow> {
-    (events.iter())
-        .map(|r| super::event_row(r, r.event.call().map(|c| c.digest())).unwrap())
-        .collect()
+    super::event_rows(events).unwrap()
 }
 
 fn append(run_id: &str, events: Vec<Recorded>, update: Option<RunUpdate>) -> WriteOp {

@@ -31,6 +31,14 @@ pub(crate) fn event_row(recorded: &Recorded, digest: Option<String>) -> anyhow::
     })
 }
 
+/// Events recorded outside a run's sink (a reset's copy, a run's start)
+/// as the store keeps them, each with the digest of the call it answers.
+pub(crate) fn event_rows(events: &[Recorded]) -> anyhow::Result<Vec<EventRow>> {
+    (events.iter())
+        .map(|r| event_row(r, r.event.call().map(|c| c.digest())))
+        .collect()
+}
+
 /// Side effects a run's journal append carries, in the same transaction.
 #[derive(Debug, Clone)]
 pub enum Effect {

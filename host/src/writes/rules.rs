@@ -4,7 +4,7 @@
 use super::*;
 use crate::clock::now_ms;
 use crate::journal::Event;
-use crate::store::{EventRow, RunChange, Tx};
+use crate::store::{RunChange, Tx};
 use anyhow::bail;
 use serde_json::json;
 
@@ -22,7 +22,7 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
             if let Some(lease) = lease {
                 tx.fence(*lease).await?;
             }
-            tx.append(run_id, events.clone()).await?;
+            tx.append(run_id, events).await?;
             let mut touched = Vec::new();
             for effect in effects {
                 apply_effect(tx, run_id, effect, &mut touched).await?;
@@ -67,7 +67,7 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
                     ))));
                 }
             };
-            tx.append(&run.run_id, rows(events)?).await?;
+            tx.append(&run.run_id, &event_rows(events)?).await?;
             // Replay skips the attributes the kept events set: set them now.
             let mut attributes = serde_json::Map::new();
             for recorded in events {
@@ -85,20 +85,11 @@ pub(super) async fn apply(tx: &mut dyn Tx, op: &WriteOp) -> anyhow::Result<Write
             for (name, payload) in signals {
                 insert_signal(tx, &run.run_id, name, payload, None).await?;
             }
-            tx.append(from, rows(std::slice::from_ref(from_event))?)
+            tx.append(from, &event_rows(std::slice::from_ref(from_event))?)
                 .await?;
             Ok(WriteOutcome::Created(created))
         }
     }
-}
-
-/// Journal events as the store keeps them (events recorded outside a run's
-/// execution: a reset's copy, a run's start).
-fn rows(events: &[Recorded]) -> anyhow::Result<Vec<EventRow>> {
-    events
-        .iter()
-        .map(|r| event_row(r, r.event.call().map(|c| c.digest())))
-        .collect()
 }
 
 /// A start under the workflow id's policy: an open run holding the id is
@@ -144,7 +135,8 @@ async fn create_run(tx: &mut dyn Tx, new: &NewRun) -> anyhow::Result<WriteOutcom
         return Ok(WriteOutcome::Existing(existing));
     }
     tx.insert_run(new).await?;
-    tx.append(&new.run_id, rows(&[new.started()])?).await?;
+    tx.append(&new.run_id, &event_rows(&[new.started()])?)
+        .await?;
     Ok(WriteOutcome::Created(new.record()))
 }
 

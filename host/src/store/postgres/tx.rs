@@ -80,9 +80,9 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn append(&mut self, run_id: &str, rows: Vec<EventRow>) -> anyhow::Result<()> {
+    async fn append(&mut self, run_id: &str, rows: &[EventRow]) -> anyhow::Result<()> {
         self.events
-            .extend(rows.into_iter().map(|row| (run_id.to_string(), row)));
+            .extend(rows.iter().map(|row| (run_id.to_string(), row.clone())));
         Ok(())
     }
 

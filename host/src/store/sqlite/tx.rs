@@ -173,12 +173,12 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn append(&mut self, run_id: &str, rows: Vec<EventRow>) -> anyhow::Result<()> {
+    async fn append(&mut self, run_id: &str, rows: &[EventRow]) -> anyhow::Result<()> {
         let mut stmt = self.conn().prepare_cached(
             "INSERT INTO events (run_id, seq, kind, digest, body, at_ms) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )?;
-        for row in &rows {
+        for row in rows {
             stmt.execute(params![
                 run_id,
                 row.seq as i64,
