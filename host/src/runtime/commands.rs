@@ -196,12 +196,8 @@ impl Runtime {
 
     /// A namespace, which must exist before anything is put in it.
     pub(super) async fn namespace(&self, namespace: &str) -> Result<Namespace> {
-        match self.store.access().namespace(namespace).await? {
-            Some(ns) => Ok(ns),
-            None => Err(Error::NotFound(format!(
-                "no namespace `{namespace}`: create it first (POST /v1/namespaces)"
-            ))),
-        }
+        let found = self.store.access().namespace(namespace).await?;
+        found.ok_or_else(|| no_namespace(namespace))
     }
 
     /// Resolve `req` to a new run (not yet written).
@@ -209,8 +205,15 @@ impl Runtime {
         check_name("workflow", &req.workflow)?;
         let namespace = req.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         check_name("namespace", &namespace)?;
-        // Read once, fresh: it must exist, and its limits admit the start.
-        let limits = self.namespace(&namespace).await?.limits;
+        // Read once, fresh: the namespace must exist, and its limits admit
+        // the start.
+        let (found, chosen) = self
+            .store
+            .start_lookup(&namespace, &req.workflow, req.version)
+            .await?;
+        let Some(Namespace { limits, .. }) = found else {
+            return Err(no_namespace(&namespace));
+        };
         if let Some(id) = &req.workflow_id
             && (id.is_empty() || id.len() > 256)
         {
@@ -218,10 +221,6 @@ impl Runtime {
                 "workflow_id must be 1 to 256 characters".into(),
             ));
         }
-        let target = req.version.map_or(Target::Latest, Target::Version);
-        let chosen = self
-            .stored_version(&namespace, &req.workflow, target)
-            .await?;
         let Some(version) = chosen else {
             // A version asked for: say whether the workflow exists at all.
             let deployed = match req.version {
@@ -392,4 +391,11 @@ impl Runtime {
             other => Err(Error::Internal(anyhow::anyhow!("unexpected {other:?}"))),
         }
     }
+}
+
+/// 404 for a namespace that does not exist.
+fn no_namespace(namespace: &str) -> Error {
+    Error::NotFound(format!(
+        "no namespace `{namespace}`: create it first (POST /v1/namespaces)"
+    ))
 }

@@ -224,6 +224,10 @@ pub trait Access: Send + Sync {
     async fn audit(&self, namespace: &str, limit: u32) -> anyhow::Result<Vec<AuditEntry>>;
 }
 
+/// A namespace's row (`$1`: its name), in [`namespace_from_row`]'s order.
+pub(super) const NAMESPACE_BY_NAME: &str =
+    "SELECT name, created_at_ms, limits FROM namespaces WHERE name = $1";
+
 pub(super) fn namespace_from_row(
     (name, created_at_ms, limits): (String, i64, String),
 ) -> anyhow::Result<Namespace> {
@@ -310,9 +314,8 @@ macro_rules! impl_access {
             }
 
             async fn namespace(&self, name: &str) -> anyhow::Result<Option<$crate::store::Namespace>> {
-                let row: Option<(String, i64, String)> = sqlx::query_as(
-                    "SELECT name, created_at_ms, limits FROM namespaces WHERE name = $1",
-                )
+                let row: Option<(String, i64, String)> =
+                    sqlx::query_as($crate::store::access::NAMESPACE_BY_NAME)
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?;

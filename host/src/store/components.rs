@@ -187,11 +187,8 @@ macro_rules! impl_components {
                 namespace: &str,
                 name: &str,
             ) -> anyhow::Result<Option<$crate::store::ComponentVersion>> {
-                use $crate::store::rows::{VERSION_COLUMNS, version_from_row};
-                let row = sqlx::query(&format!(
-                    "{VERSION_COLUMNS} WHERE v.namespace = $1 AND v.name = $2 \
-                     ORDER BY v.version DESC LIMIT 1"
-                ))
+                use $crate::store::rows::{LATEST_VERSION, version_from_row};
+                let row = sqlx::query(LATEST_VERSION)
                 .bind(namespace)
                 .bind(name)
                 .fetch_optional(&self.pool)
@@ -205,10 +202,8 @@ macro_rules! impl_components {
                 name: &str,
                 version: u32,
             ) -> anyhow::Result<Option<$crate::store::ComponentVersion>> {
-                use $crate::store::rows::{VERSION_COLUMNS, version_from_row};
-                let row = sqlx::query(&format!(
-                    "{VERSION_COLUMNS} WHERE v.namespace = $1 AND v.name = $2 AND v.version = $3"
-                ))
+                use $crate::store::rows::{VERSION_NUMBERED, version_from_row};
+                let row = sqlx::query(VERSION_NUMBERED)
                 .bind(namespace)
                 .bind(name)
                 .bind(version as i64)

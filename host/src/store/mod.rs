@@ -424,6 +424,24 @@ pub trait Store: Components + Send + Sync + 'static {
     async fn begin(&self) -> anyhow::Result<Box<dyn Tx>>;
 
     async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>>;
+    /// What a start reads before its run is written: its namespace and, if
+    /// that exists, version `version` of component `name` there (`None`:
+    /// the newest).
+    async fn start_lookup(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> anyhow::Result<(Option<Namespace>, Option<ComponentVersion>)> {
+        let Some(found) = self.access().namespace(namespace).await? else {
+            return Ok((None, None));
+        };
+        let chosen = match version {
+            None => self.latest_version(namespace, name).await?,
+            Some(n) => self.component_version(namespace, name, n).await?,
+        };
+        Ok((Some(found), chosen))
+    }
     async fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>>;
     /// A run's search attributes, as the workflow last set them.
     async fn run_attributes(&self, run_id: &str) -> anyhow::Result<serde_json::Map<String, Value>>;

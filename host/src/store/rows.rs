@@ -81,10 +81,27 @@ pub(super) fn version_from_row(row: &impl SqlRow) -> anyhow::Result<ComponentVer
     })
 }
 
+/// A select of versions, each joined with its component's size, followed
+/// by `$rest` (its `WHERE …`).
+macro_rules! select_versions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT v.namespace, v.name, v.version, v.digest, v.kind, \
+             v.created_at_ms, v.allow_http, c.size \
+             FROM component_versions v JOIN components c ON c.digest = v.digest ",
+            $rest
+        )
+    };
+}
+
 /// The columns of a version, joined with its component's size.
-pub(super) const VERSION_COLUMNS: &str = "SELECT v.namespace, v.name, v.version, v.digest, v.kind, \
-     v.created_at_ms, v.allow_http, c.size \
-     FROM component_versions v JOIN components c ON c.digest = v.digest";
+pub(super) const VERSION_COLUMNS: &str = select_versions!("");
+/// The newest version of a namespace's (`$1`) component (`$2`).
+pub(super) const LATEST_VERSION: &str =
+    select_versions!("WHERE v.namespace = $1 AND v.name = $2 ORDER BY v.version DESC LIMIT 1");
+/// Version `$3` of a namespace's (`$1`) component (`$2`).
+pub(super) const VERSION_NUMBERED: &str =
+    select_versions!("WHERE v.namespace = $1 AND v.name = $2 AND v.version = $3");
 
 /// A value to bind: weft's columns are text or 64-bit integers.
 pub(super) enum Param {

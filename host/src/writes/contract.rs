@@ -6,7 +6,8 @@
 use super::*;
 use crate::journal::{Event, Source};
 use crate::store::{
-    ComponentKind, DeleteVersion, Lease, PutComponent, SqliteStore, Store, shard_of,
+    ComponentKind, ComponentVersion, DeleteVersion, Lease, Namespace, PutComponent, SqliteStore,
+    Store, shard_of,
 };
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -373,6 +374,34 @@ async fn components_are_content_addressed(b: Backend) {
     assert!(third.is_none(), "no third version");
     let elsewhere = store.component_version("other", "w", 2).await.unwrap();
     assert!(elsewhere.is_none(), "versions are per namespace");
+    // A start's lookup: the namespace, then the version it names.
+    let version_of = |found: (Option<Namespace>, Option<ComponentVersion>)| {
+        (found.0.map(|n| n.name), found.1.map(|v| v.version))
+    };
+    let lookup = |ns: &'static str, name: &'static str, v: Option<u32>| async move {
+        version_of(store.start_lookup(ns, name, v).await.unwrap())
+    };
+    assert_eq!(
+        lookup("default", "w", None).await,
+        (Some("default".into()), Some(2))
+    );
+    assert_eq!(
+        lookup("default", "w", Some(1)).await,
+        (Some("default".into()), Some(1))
+    );
+    assert_eq!(
+        lookup("default", "w", Some(3)).await,
+        (Some("default".into()), None)
+    );
+    assert_eq!(
+        lookup("default", "v", None).await,
+        (Some("default".into()), None)
+    );
+    assert_eq!(
+        lookup("other", "w", None).await,
+        (None, None),
+        "no namespace `other`"
+    );
     assert_eq!(
         store.delete_version("other", "w", 1).await.unwrap(),
         DeleteVersion::Deleted

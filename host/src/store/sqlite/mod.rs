@@ -4,16 +4,19 @@ use super::rows::{parent_close, resumes, run_from_row};
 use super::search::{ATTRIBUTES_OF, AttributeRow, attributes_from_rows};
 use super::*;
 
+mod connections;
 mod tx;
 
 use crate::journal::ParentClose;
 use anyhow::{Context as _, bail};
+use connections::Connections;
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tx::WriterConnections;
+use tx::SqliteTx;
 
 /// The schema, in order: migration N is `MIGRATIONS[N - 1]`.
 const MIGRATIONS: &[&str] = &[
@@ -49,7 +52,9 @@ pub enum Durability {
 pub struct SqliteStore {
     pool: SqlitePool,
     /// The journal writer's connections (statements on its own thread).
-    writer: Arc<WriterConnections>,
+    writer: Arc<Connections>,
+    /// Point reads' connections (statements on the caller's thread).
+    readers: Arc<Connections>,
     /// Checkpoints the write-ahead log while the store is open.
     checkpointer: tokio::task::JoinHandle<()>,
 }
@@ -121,7 +126,8 @@ impl SqliteStore {
         let store = SqliteStore {
             checkpointer: tokio::spawn(checkpoints(pool.clone())),
             pool,
-            writer: WriterConnections::new(path.to_path_buf(), durability),
+            writer: Connections::new(path.to_path_buf(), durability),
+            readers: Connections::new(path.to_path_buf(), durability),
         };
         store.migrate().await?;
         Ok(store)
@@ -165,22 +171,53 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> anyhow::Result<Box<dyn Tx>> {
-        Ok(Box::new(self.writer.begin()?))
+        Ok(Box::new(SqliteTx::begin(&self.writer)?))
     }
 
     async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
-        let row = sqlx::query(RUN_BY_ID)
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(run_from_row).transpose()
+        self.readers.read(|conn| {
+            let mut stmt = conn.prepare_cached(RUN_BY_ID)?;
+            let mut rows = stmt.query([run_id])?;
+            rows.next()?.map(run_from_row).transpose()
+        })
+    }
+
+    async fn start_lookup(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> anyhow::Result<(Option<Namespace>, Option<ComponentVersion>)> {
+        use super::access::{NAMESPACE_BY_NAME, namespace_from_row};
+        use super::rows::{LATEST_VERSION, VERSION_NUMBERED, version_from_row};
+        self.readers.read(|conn| {
+            let found = conn
+                .prepare_cached(NAMESPACE_BY_NAME)?
+                .query_row([namespace], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let Some(found) = found.map(namespace_from_row).transpose()? else {
+                return Ok((None, None));
+            };
+            let number = version.map(i64::from);
+            let (sql, params): (_, &[&dyn rusqlite::ToSql]) = match &number {
+                None => (LATEST_VERSION, &[&namespace, &name]),
+                Some(n) => (VERSION_NUMBERED, &[&namespace, &name, n]),
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
+            let mut rows = stmt.query(params)?;
+            let chosen = rows.next()?.map(version_from_row).transpose()?;
+            Ok((Some(found), chosen))
+        })
     }
 
     async fn run_attributes(&self, run_id: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
-        let rows: Vec<AttributeRow> = sqlx::query_as(ATTRIBUTES_OF)
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<AttributeRow> = self.readers.read(|conn| {
+            let mut stmt = conn.prepare_cached(ATTRIBUTES_OF)?;
+            let rows = stmt.query_map([run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
         Ok(attributes_from_rows(rows))
     }
 
@@ -288,13 +325,15 @@ impl Store for SqliteStore {
     }
 
     async fn open_children(&self, run_id: &str) -> anyhow::Result<Vec<(String, ParentClose)>> {
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT run_id, parent_close FROM runs \
-             WHERE parent_run_id = ? AND status IN ('running', 'stuck')",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
+        // Read at the end of every run, most of which had no children.
+        let rows: Vec<(String, Option<String>)> = self.readers.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT run_id, parent_close FROM runs \
+                 WHERE parent_run_id = ? AND status IN ('running', 'stuck')",
+            )?;
+            let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
         Ok(rows
             .into_iter()
             .map(|(id, close)| (id, parent_close(close.as_deref())))

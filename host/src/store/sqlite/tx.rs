@@ -5,66 +5,29 @@
 //! core, and every step of every run waits for the commit.
 
 use super::super::*;
-use super::{BUSY_TIMEOUT, OPEN_RUN, RUN_BY_ID, connection_pragmas};
+use super::connections::Connections;
+use super::{OPEN_RUN, RUN_BY_ID};
 use crate::store::rows::{Param, SqlRow, run_change_columns, run_from_row, sequence_taken};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// The writer's connections: opened on first use, kept between
-/// transactions (their prepared statements with them).
-pub(super) struct WriterConnections {
-    path: PathBuf,
-    durability: Durability,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl WriterConnections {
-    pub(super) fn new(path: PathBuf, durability: Durability) -> Arc<Self> {
-        Arc::new(WriterConnections {
-            path,
-            durability,
-            idle: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn take(&self) -> anyhow::Result<Connection> {
-        if let Some(conn) = self.idle.lock().expect("connections").pop() {
-            return Ok(conn);
-        }
-        let conn = Connection::open(&self.path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        for (key, value) in connection_pragmas(self.durability) {
-            conn.pragma_update(None, key, value)?;
-        }
-        Ok(conn)
-    }
-
-    /// Begin a write transaction (waits for other writers, up to the busy
-    /// timeout).
-    pub(super) fn begin(self: &Arc<Self>) -> anyhow::Result<SqliteTx> {
-        let conn = self.take()?;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(SqliteTx {
-            conn: Some(conn),
-            home: self.clone(),
-        })
-    }
-}
-
+/// A write transaction on one of the writer's [`Connections`].
 pub(super) struct SqliteTx {
     /// Taken until commit or drop, then given back.
     conn: Option<Connection>,
-    home: Arc<WriterConnections>,
+    home: Arc<Connections>,
 }
 
-impl WriterConnections {
-    /// Keep `conn` for the next transaction, rolled back if one is still
-    /// open; one whose rollback failed is closed (its state is unknown).
-    fn give_back(&self, conn: Connection) {
-        if conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok() {
-            self.idle.lock().expect("connections").push(conn);
-        }
+impl SqliteTx {
+    /// Begin a write transaction on one of `home`'s connections (waits for
+    /// other writers, up to the busy timeout).
+    pub(super) fn begin(home: &Arc<Connections>) -> anyhow::Result<SqliteTx> {
+        let conn = home.take()?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteTx {
+            conn: Some(conn),
+            home: home.clone(),
+        })
     }
 }
 
@@ -350,26 +313,5 @@ impl Tx for SqliteTx {
         let committed = conn.execute_batch("COMMIT");
         self.home.give_back(conn);
         Ok(committed?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_writers_connections_have_the_pools_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        let writer = WriterConnections::new(dir.path().join("t.db"), Durability::Normal);
-        let conn = writer.take().unwrap();
-        let read = |pragma: &str| -> i64 {
-            conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
-                .unwrap()
-        };
-        // NORMAL is 1; FULL would be 2.
-        assert_eq!(read("synchronous"), 1);
-        assert_eq!(read("foreign_keys"), 1);
-        assert_eq!(read("wal_autocheckpoint"), 0);
-        assert_eq!(read("busy_timeout"), 10_000);
     }
 }
