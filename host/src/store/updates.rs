@@ -114,9 +114,32 @@ pub(super) const DECIDE_UPDATE: &str = "UPDATE updates SET state = $1, run_id = 
      outcome = $3, decided_at_ms = $4 \
      WHERE namespace = $5 AND workflow_id = $6 AND update_id = $7 AND state = $8";
 
+/// A select of updates, in [`update_from_row`]'s order, followed by
+/// `$rest` (its `WHERE …`).
+macro_rules! select_updates {
+    ($rest:literal) => {
+        concat!(
+            "SELECT namespace, workflow_id, update_id, name, input, state, run_id, \
+             outcome, requested_at_ms, decided_at_ms, caller_run_id FROM updates ",
+            $rest
+        )
+    };
+}
+
 /// The update columns, in [`update_from_row`]'s order.
-pub(super) const UPDATE_COLUMNS: &str = "SELECT namespace, workflow_id, update_id, name, input, \
-     state, run_id, outcome, requested_at_ms, decided_at_ms, caller_run_id FROM updates";
+pub(super) const UPDATE_COLUMNS: &str = select_updates!("");
+/// [`Updates::requested_updates`]: namespace, workflow id.
+pub(super) const REQUESTED_UPDATES: &str = select_updates!(
+    "WHERE namespace = $1 AND workflow_id = $2 AND state = 'requested' \
+     ORDER BY requested_at_ms, update_id"
+);
+/// [`Updates::sent_updates_open`]: the run.
+pub(super) const SENT_UPDATES_OPEN: &str = select_updates!(
+    "WHERE (namespace, workflow_id) IN \
+     (SELECT namespace, workflow_id FROM runs WHERE run_id = $1) \
+     AND state IN ('requested', 'accepted') AND caller_run_id IS NOT NULL \
+     ORDER BY requested_at_ms, update_id"
+);
 
 pub(super) type UpdateRow = (
     String,
@@ -162,11 +185,63 @@ pub(super) fn update_from_row(row: UpdateRow) -> anyhow::Result<UpdateRecord> {
 }
 
 /// [`Updates`] for a store with a `pool`: the same SQL (`$N` parameters)
-/// on every backend, written once.
+/// on every backend, written once. With `read_now`, the two reads every
+/// run makes (as it starts and as it ends) call the store's own
+/// `requested_updates_now` and `sent_updates_open_now` (SQLite's read on
+/// the caller's thread).
 macro_rules! impl_updates {
     ($store:ty) => {
+        $crate::store::updates::impl_updates!(@with $store {
+            async fn requested_updates(
+                &self,
+                namespace: &str,
+                workflow_id: &str,
+            ) -> anyhow::Result<Vec<$crate::store::UpdateRecord>> {
+                use $crate::store::updates::{REQUESTED_UPDATES, UpdateRow, update_from_row};
+                let rows: Vec<UpdateRow> = sqlx::query_as(REQUESTED_UPDATES)
+                    .bind(namespace)
+                    .bind(workflow_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(update_from_row).collect()
+            }
+
+            async fn sent_updates_open(
+                &self,
+                run_id: &str,
+            ) -> anyhow::Result<Vec<$crate::store::UpdateRecord>> {
+                use $crate::store::updates::{SENT_UPDATES_OPEN, UpdateRow, update_from_row};
+                let rows: Vec<UpdateRow> = sqlx::query_as(SENT_UPDATES_OPEN)
+                    .bind(run_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(update_from_row).collect()
+            }
+        });
+    };
+    ($store:ty, read_now) => {
+        $crate::store::updates::impl_updates!(@with $store {
+            async fn requested_updates(
+                &self,
+                namespace: &str,
+                workflow_id: &str,
+            ) -> anyhow::Result<Vec<$crate::store::UpdateRecord>> {
+                self.requested_updates_now(namespace, workflow_id)
+            }
+
+            async fn sent_updates_open(
+                &self,
+                run_id: &str,
+            ) -> anyhow::Result<Vec<$crate::store::UpdateRecord>> {
+                self.sent_updates_open_now(run_id)
+            }
+        });
+    };
+    (@with $store:ty { $($reads:tt)* }) => {
         #[async_trait::async_trait]
         impl $crate::store::updates::Updates for $store {
+            $($reads)*
+
             async fn request_update(
                 &self,
                 u: &$crate::store::UpdateRecord,
@@ -212,40 +287,6 @@ macro_rules! impl_updates {
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(update_from_row).transpose()
-            }
-
-            async fn requested_updates(
-                &self,
-                namespace: &str,
-                workflow_id: &str,
-            ) -> anyhow::Result<Vec<$crate::store::UpdateRecord>> {
-                use $crate::store::updates::{UPDATE_COLUMNS, UpdateRow, update_from_row};
-                let rows: Vec<UpdateRow> = sqlx::query_as(&format!(
-                    "{UPDATE_COLUMNS} WHERE namespace = $1 AND workflow_id = $2 \
-                     AND state = 'requested' ORDER BY requested_at_ms, update_id"
-                ))
-                .bind(namespace)
-                .bind(workflow_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(update_from_row).collect()
-            }
-
-            async fn sent_updates_open(
-                &self,
-                run_id: &str,
-            ) -> anyhow::Result<Vec<$crate::store::UpdateRecord>> {
-                use $crate::store::updates::{UPDATE_COLUMNS, UpdateRow, update_from_row};
-                let rows: Vec<UpdateRow> = sqlx::query_as(&format!(
-                    "{UPDATE_COLUMNS} WHERE (namespace, workflow_id) IN \
-                     (SELECT namespace, workflow_id FROM runs WHERE run_id = $1) \
-                     AND state IN ('requested', 'accepted') AND caller_run_id IS NOT NULL \
-                     ORDER BY requested_at_ms, update_id"
-                ))
-                .bind(run_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(update_from_row).collect()
             }
 
             async fn reject_update(

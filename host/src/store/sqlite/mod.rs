@@ -360,10 +360,41 @@ impl Store for SqliteStore {
 super::access::impl_access!(SqliteStore);
 super::components::impl_components!(SqliteStore);
 super::schedules::impl_schedules!(SqliteStore);
-super::updates::impl_updates!(SqliteStore);
+super::updates::impl_updates!(SqliteStore, read_now);
 super::batch_jobs::impl_batch_jobs!(SqliteStore);
 
 impl SqliteStore {
+    /// [`Updates::requested_updates`], on the caller's thread.
+    fn requested_updates_now(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> anyhow::Result<Vec<UpdateRecord>> {
+        self.update_rows(
+            super::updates::REQUESTED_UPDATES,
+            &[&namespace, &workflow_id],
+        )
+    }
+
+    /// [`Updates::sent_updates_open`], on the caller's thread.
+    fn sent_updates_open_now(&self, run_id: &str) -> anyhow::Result<Vec<UpdateRecord>> {
+        self.update_rows(super::updates::SENT_UPDATES_OPEN, &[&run_id])
+    }
+
+    fn update_rows(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> anyhow::Result<Vec<UpdateRecord>> {
+        use super::updates::{UpdateRow, update_from_row};
+        let rows: Vec<UpdateRow> = self.readers.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params, |r| UpdateRow::try_from(r))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
+        rows.into_iter().map(update_from_row).collect()
+    }
+
     /// A deploy's transaction: SQLite has one writer at a time.
     async fn begin_deploy(
         &self,
