@@ -550,3 +550,41 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench(opts) => weft::bench::run(opts).await,
     }
 }
+
+/// mimalloc: under many threads it costs less processor time than glibc's
+/// allocator (whose per-thread arenas also keep what a burst allocated).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Memory freed goes back to the system at once, and arenas are committed
+/// as they are used: a server's resident memory follows what it holds.
+/// Unless the environment sets them (`MIMALLOC_ARENA_EAGER_COMMIT`,
+/// `MIMALLOC_PURGE_DELAY`).
+///
+/// Run by the loader before `main` (and before the first allocation, which
+/// reserves mimalloc's first arena as the options say at that moment).
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ALLOCATOR_OPTIONS: extern "C" fn() = allocator_options;
+
+#[cfg(target_os = "linux")]
+extern "C" fn allocator_options() {
+    // mimalloc v3's `mi_option_e` (libmimalloc-sys 0.1.49, pinned): its
+    // Rust bindings do not name these two.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    for (option, variable) in [
+        (ARENA_EAGER_COMMIT, c"MIMALLOC_ARENA_EAGER_COMMIT"),
+        (PURGE_DELAY, c"MIMALLOC_PURGE_DELAY"),
+    ] {
+        // SAFETY: getenv reads the environment the loader set up (no
+        // thread runs yet, and it allocates nothing); setting an option
+        // is sound at any time.
+        unsafe {
+            if libc::getenv(variable.as_ptr()).is_null() {
+                libmimalloc_sys::mi_option_set(option, 0);
+            }
+        }
+    }
+}
