@@ -162,6 +162,43 @@ async fn start_is_idempotent_on_workflow_id_among_open_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_start_with_wait_answers_the_run_once_it_ends() {
+    let server = Server::start(&[]);
+    server.deploy("effects", "effects").await;
+    server.deploy("sleeper", "sleeper").await;
+    // Ends within the wait: the run as GET gives it, output included.
+    let body = json!({ "workflow": "sleeper", "input": { "tag": "a", "sleep_ms": 300 } });
+    let (status, run) = server.post("/v1/runs?wait=30", &body).await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(
+        (run["status"].as_str(), &run["created"]),
+        (Some("completed"), &json!(true))
+    );
+    let run_id = run["run_id"].as_str().unwrap();
+    let (_, got) = server.get(&format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["output"], got["output"]);
+    assert_eq!(run["output"]["tag"], "a", "{run}");
+    // Still running when the wait is up: answered running, and it goes on.
+    let body = json!({ "workflow": "sleeper", "input": { "tag": "b", "sleep_ms": 1500 } });
+    let (status, run) = server.post("/v1/runs?wait=0.2", &body).await;
+    assert_eq!(
+        (status, run["status"].as_str()),
+        (201, Some("running")),
+        "{run}"
+    );
+    let run = server.wait(run["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(run["status"], "completed");
+    // A wait out of range starts nothing.
+    let body = json!({ "workflow": "sleeper", "input": { "tag": "c", "sleep_ms": 1 } });
+    for wait in ["601", "-1", "soon"] {
+        let (status, err) = server.post(&format!("/v1/runs?wait={wait}"), &body).await;
+        assert_eq!(status, 400, "wait={wait}: {err}");
+    }
+    let (_, list) = server.get("/v1/runs?workflow=sleeper&limit=10").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_cli_deploys_starts_lists_and_shows() {
     let server = Server::start(&[]);
     let weft = |args: &[&str]| server.cli(args);

@@ -37,16 +37,29 @@ pub struct StartBody {
     id_reuse_policy: IdReuse,
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    /// Seconds (at most 600) to wait for the run to end: the answer is
+    /// then the run as `GET /v1/runs/{run_id}` gives it, output included,
+    /// with `created`.
+    wait: Option<f64>,
+}
+
 /// Start a run of a workflow.
 ///
 /// Idempotent on `workflow_id` among open runs unless its policies say
 /// otherwise (`id_conflict_policy`, `id_reuse_policy`). 201 with the run;
-/// 200 with the open run it joined.
+/// 200 with the open run it joined. With `wait`, answers once that run is
+/// no longer `running` or the time is up, whichever comes first: a start
+/// and its result in one request.
 #[utoipa::path(
     post,
     path = "/v1/runs",
     operation_id = "startRun",
     tag = "runs",
+    params(StartQuery),
     request_body = StartBody,
     responses(
         (status = 201, description = "The new run", body = RunRecord),
@@ -56,8 +69,10 @@ pub struct StartBody {
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
+    QueryParams(query): QueryParams<StartQuery>,
     JsonBody(body): JsonBody<StartBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let wait = wait_secs(query.wait)?;
     let namespace = caller.acting_in(body.namespace.as_deref(), Role::Operate)?;
     let (run, created) = state
         .rt
@@ -79,6 +94,11 @@ pub async fn start(
     } else {
         StatusCode::OK
     };
+    if let Some(wait) = wait {
+        let mut ended = when_ended(&state, &caller, &run.run_id, Role::Operate, wait).await?;
+        ended["created"] = created.into();
+        return Ok((status, Json(ended)));
+    }
     Ok((
         status,
         Json(json!({
@@ -90,6 +110,39 @@ pub async fn start(
             "created": created,
         })),
     ))
+}
+
+/// A `wait` asked for, checked: none, or 0 to [`MAX_WAIT_SECS`] seconds.
+fn wait_secs(wait: Option<f64>) -> Result<Option<Duration>, Error> {
+    match wait {
+        None => Ok(None),
+        Some(secs) if (0.0..=MAX_WAIT_SECS).contains(&secs) => {
+            Ok(Some(Duration::from_secs_f64(secs)))
+        }
+        Some(_) => Err(Error::BadRequest(format!(
+            "wait must be between 0 and {MAX_WAIT_SECS} seconds"
+        ))),
+    }
+}
+
+/// Run `run_id` (as `role` may see it) once it is no longer `running` or
+/// `wait` is up, whichever comes first, with its attributes.
+async fn when_ended(
+    state: &AppState,
+    caller: &Caller,
+    run_id: &str,
+    role: Role,
+    wait: Duration,
+) -> Result<Value, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let end = state.rt.watch_end(run_id);
+        let run = load(state, caller, run_id, role).await?;
+        if run.status != RunStatus::Running || tokio::time::Instant::now() >= deadline {
+            return Ok(with_attributes(state, run).await?);
+        }
+        let _ = tokio::time::timeout_at(deadline, end).await;
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -135,22 +188,9 @@ pub async fn get(
     Path(run_id): Path<String>,
     QueryParams(query): QueryParams<GetQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let wait = query.wait.unwrap_or(0.0);
-    if !(0.0..=MAX_WAIT_SECS).contains(&wait) {
-        return Err(Error::BadRequest(format!(
-            "wait must be between 0 and {MAX_WAIT_SECS} seconds"
-        ))
-        .into());
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
-    loop {
-        let end = state.rt.watch_end(&run_id);
-        let run = load(&state, &caller, &run_id, Role::Read).await?;
-        if run.status != RunStatus::Running || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(with_attributes(&state, run).await?));
-        }
-        let _ = tokio::time::timeout_at(deadline, end).await;
-    }
+    let wait = wait_secs(query.wait)?.unwrap_or_default();
+    let run = when_ended(&state, &caller, &run_id, Role::Read, wait).await?;
+    Ok(Json(run))
 }
 
 /// A run as stored, with its search attributes (`search_attributes`)

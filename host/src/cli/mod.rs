@@ -257,16 +257,17 @@ pub async fn start(client: &Client, opts: StartOptions) -> anyhow::Result<()> {
     if let Some(namespace) = opts.namespace {
         body["namespace"] = Value::String(namespace);
     }
-    let wait = opts.wait;
-    let started = client.post("/v1/runs", &body).await?;
-    let run_id = started["run_id"].as_str().unwrap_or_default().to_string();
-    let Some(wait) = wait else {
-        out!("{run_id}");
+    let Some(wait) = opts.wait else {
+        let started = client.post("/v1/runs", &body).await?;
+        out!("{}", started["run_id"].as_str().unwrap_or_default());
         return Ok(());
     };
-    let run = client
-        .get(&format!("/v1/runs/{run_id}?wait={wait}"))
-        .await?;
+    // The start and its result in one request.
+    let mut run = client.post(&format!("/v1/runs?wait={wait}"), &body).await?;
+    let run_id = run["run_id"].as_str().unwrap_or_default().to_string();
+    if let Some(fields) = run.as_object_mut() {
+        fields.remove("created");
+    }
     out!("{}", serde_json::to_string_pretty(&run)?);
     match run["status"].as_str() {
         Some("completed") => Ok(()),
