@@ -133,6 +133,47 @@ impl Store for PostgresStore {
         row.as_ref().map(run_from_row).transpose()
     }
 
+    async fn start_lookup(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> anyhow::Result<(Option<Namespace>, Option<ComponentVersion>)> {
+        use super::access::namespace_from_row;
+        use super::rows::{SqlRow as _, version_from_row};
+        // One round trip: the namespace, with the version beside it.
+        let row = sqlx::query(
+            "SELECT n.name AS namespace_name, n.created_at_ms AS namespace_created_at_ms, \
+               n.limits AS namespace_limits, v.* \
+             FROM namespaces n LEFT JOIN LATERAL ( \
+               SELECT v.namespace, v.name, v.version, v.digest, v.kind, v.created_at_ms, \
+                 v.allow_http, c.size \
+               FROM component_versions v JOIN components c ON c.digest = v.digest \
+               WHERE v.namespace = n.name AND v.name = $2 \
+                 AND ($3::BIGINT IS NULL OR v.version = $3) \
+               ORDER BY v.version DESC LIMIT 1) v ON TRUE \
+             WHERE n.name = $1",
+        )
+        .bind(namespace)
+        .bind(name)
+        .bind(version.map(i64::from))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok((None, None));
+        };
+        let found = namespace_from_row((
+            row.text("namespace_name")?,
+            row.int("namespace_created_at_ms")?,
+            row.text("namespace_limits")?,
+        ))?;
+        let chosen = match row.text_opt("digest")? {
+            Some(_) => Some(version_from_row(&row)?),
+            None => None,
+        };
+        Ok((Some(found), chosen))
+    }
+
     async fn run_attributes(&self, run_id: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
         let rows: Vec<AttributeRow> = sqlx::query_as(ATTRIBUTES_OF)
             .bind(run_id)
