@@ -307,3 +307,94 @@ async fn a_journal_that_cannot_be_decoded_leaves_the_run_stuck_not_the_server() 
     let run = server.wait(&healthy, 30).await;
     assert_eq!(run["status"], "completed", "{run}");
 }
+
+/// Each chain10 run's steps as the log shows them executed, in order:
+/// (the step's input, the log's byte offset), by run id.
+fn add_one_executions(log: &str) -> std::collections::HashMap<String, Vec<(u64, usize)>> {
+    let mut runs: std::collections::HashMap<String, Vec<(u64, usize)>> = Default::default();
+    let mut offset = 0;
+    for line in log.split_inclusive('\n') {
+        if let Some(rest) = line.split("effect add-one n=").nth(1) {
+            let n: u64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+            let key = rest.split("key=").nth(1).unwrap();
+            let run_id = key.split(':').next().unwrap().to_string();
+            runs.entry(run_id).or_default().push((n, offset));
+        }
+        offset += line.len();
+    }
+    runs
+}
+
+/// The promise at `--durability full`: a step's result is durable
+/// before the workflow sees it. chain10 passes each step's result to the
+/// next step, so a step that ran with input n+1 means the workflow saw the
+/// step with input n; were that result lost in a kill, the step with input
+/// n would run again after the restart. Kills land at random moments
+/// (seeded; `WEFT_KILL_SEED` repeats a sitting) while runs are mid-chain.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain10_run_killed_at_random_moments_never_loses_an_acknowledged_step() {
+    let seed: u64 = std::env::var("WEFT_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()) * 2_654_435_761 + 1);
+    println!("kill seed {seed}");
+    let mut state = seed;
+    let mut roll = |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let mut server = Server::start(&[]);
+    server.deploy("step", "effects").await;
+    server.deploy("chain10", "chain10").await;
+
+    let mut runs = Vec::new();
+    let mut kills = Vec::new();
+    for round in 0..6u64 {
+        for i in 0..6u64 {
+            let n = round * 1000 + i * 100;
+            runs.push((server.start_run("chain10", json!(n)).await, n));
+        }
+        // A run takes ten steps of 4 ms and more: kill within its span.
+        tokio::time::sleep(std::time::Duration::from_millis(5 + roll(45))).await;
+        server.kill9();
+        kills.push(server.log().len());
+        server.restart();
+    }
+
+    let mut straddled = 0;
+    for (run_id, n) in &runs {
+        let run = server.wait(run_id, 60).await;
+        assert_eq!(run["status"], "completed", "{run}");
+        assert_eq!(run["output"], json!(n + 10), "{run}");
+        let events = server.journal(run_id).await;
+        assert_eq!(of_kind(&events, "activity-completed").len(), 10);
+    }
+    let log = server.log();
+    let executions = add_one_executions(&log);
+    for (run_id, n) in &runs {
+        let steps = executions.get(run_id).expect("the run's steps in the log");
+        let inputs: Vec<u64> = steps.iter().map(|(input, _)| *input).collect();
+        // Once a step ran with n+1, the step with n never runs again.
+        assert!(
+            inputs.windows(2).all(|w| w[0] <= w[1]),
+            "seed {seed}: run {run_id} re-ran a step whose result its workflow had seen: {inputs:?}"
+        );
+        let distinct: std::collections::BTreeSet<u64> = inputs.iter().copied().collect();
+        assert_eq!(distinct, (*n..n + 10).collect(), "run {run_id}: {inputs:?}");
+        let (first, last) = (steps[0].1, steps[steps.len() - 1].1);
+        if kills.iter().any(|k| first < *k && *k < last) {
+            straddled += 1;
+        }
+    }
+    // The kills did land mid-chain: some runs resumed after one.
+    assert!(
+        straddled > 0,
+        "seed {seed}: no kill landed while a run was mid-chain"
+    );
+    println!(
+        "{straddled} of {} runs were killed mid-chain and resumed",
+        runs.len()
+    );
+}
