@@ -54,6 +54,75 @@ impl Meter {
             .and_then(|kib| kib.parse().ok())
             .with_context(|| format!("no VmRSS in {path}"))
     }
+
+    /// Its resident memory by what the pages map.
+    pub fn memory_map(&self) -> anyhow::Result<MemoryMap> {
+        let path = format!("/proc/{}/smaps", self.pid);
+        let smaps =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid))?;
+        Ok(MemoryMap::parse(&smaps, &exe.to_string_lossy()))
+    }
+}
+
+/// Where a process's resident memory is, from `/proc/PID/smaps`, in KiB.
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MemoryMap {
+    /// The executable's own pages (its code, mostly).
+    pub binary: u64,
+    /// Other files mapped: shared libraries, SQLite's shared-memory index.
+    pub files: u64,
+    /// wasmtime's copy-on-write images of the modules' initial memories.
+    pub wasm_images: u64,
+    /// Everything else: the heap, thread stacks, instance slots.
+    pub anonymous: u64,
+    /// The proportional set size: a page mapped n times (a memory image
+    /// in each instance slot that used it, code shared with another
+    /// process) counts 1/n each time, where RSS counts it n times.
+    pub proportional: u64,
+}
+
+impl MemoryMap {
+    /// Sum the `Rss:` of each mapping by what it maps; `exe` is the
+    /// executable's path.
+    fn parse(smaps: &str, exe: &str) -> MemoryMap {
+        let mut map = MemoryMap::default();
+        let mut kind: Option<&str> = None;
+        for line in smaps.lines() {
+            if let Some(kib) = line.strip_prefix("Pss:") {
+                map.proportional += kib
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+                continue;
+            }
+            if let Some(kib) = line.strip_prefix("Rss:") {
+                let kib = kib
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+                *match kind {
+                    Some(path) if path == exe => &mut map.binary,
+                    Some(path) if path.starts_with("/memfd:wasm-memory-image") => {
+                        &mut map.wasm_images
+                    }
+                    Some(path) if path.starts_with('/') => &mut map.files,
+                    _ => &mut map.anonymous,
+                } += kib;
+                continue;
+            }
+            // A mapping's header: range, perms, offset, device, inode, path.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() >= 5 && !fields[0].ends_with(':') && fields[0].contains('-') {
+                kind = fields.get(5).copied();
+            }
+        }
+        map
+    }
 }
 
 /// `strace -c` attached to the server for one phase, counting the calls
@@ -137,9 +206,41 @@ mod tests {
     }
 
     #[test]
+    fn sums_smaps_by_what_is_mapped() {
+        let smaps = "\
+55d0c0000000-55d0c2000000 r-xp 00000000 fe:01 1234 /opt/weft/bin/weft
+Size:              32768 kB
+Rss:               20000 kB
+Pss:               20000 kB
+7f0000000000-7f0000100000 rw-s 00000000 00:01 99 /memfd:wasm-memory-image (deleted)
+Rss:                 512 kB
+7f0000200000-7f0000300000 r--p 00000000 fe:01 77 /usr/lib/x86_64-linux-gnu/libc.so.6
+Rss:                 900 kB
+7f0000400000-7f0000600000 rw-p 00000000 00:00 0
+Rss:                2048 kB
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+Rss:                  32 kB
+VmFlags: rd wr mr mw me gd ac
+";
+        let map = MemoryMap::parse(smaps, "/opt/weft/bin/weft");
+        assert_eq!(
+            map,
+            MemoryMap {
+                binary: 20000,
+                files: 900,
+                wasm_images: 512,
+                anonymous: 2080,
+                proportional: 20000,
+            }
+        );
+    }
+
+    #[test]
     fn reads_this_process() {
         let me = Meter::new(std::process::id());
         assert!(me.rss_kib().unwrap() > 0);
+        let map = me.memory_map().unwrap();
+        assert!(map.binary > 0 && map.anonymous > 0, "{map:?}");
         assert!(me.cpu_ms().unwrap() >= 0.0);
     }
 }

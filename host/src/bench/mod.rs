@@ -393,6 +393,15 @@ async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<
             s.rss_kib as f64 / 1024.0,
             s.kib_per_run
         );
+        let mb = |kib: u64| kib as f64 / 1024.0;
+        out!(
+            "    of it: the binary {:.1} MB, other files {:.1} MB, modules' memory images {:.1} MB, anonymous {:.1} MB; proportional set size {:.1} MB",
+            mb(s.memory.binary),
+            mb(s.memory.files),
+            mb(s.memory.wasm_images),
+            mb(s.memory.anonymous),
+            mb(s.memory.proportional)
+        );
     }
     let (events, events_per_sec) = replay10k(&client, &opts.wasm_dir).await?;
     out!("  replay of a {events}-event journal (offline, in memory): {events_per_sec:.0} events/s");
@@ -416,6 +425,7 @@ async fn sitting(opts: &BenchOptions, postgres: Option<&str>) -> anyhow::Result<
         "evicted_after_s": suspended.as_ref().map(|s| s.evicted_after.as_secs_f64()),
         "suspended_rss_mb": suspended.as_ref().map(|s| s.rss_kib as f64 / 1024.0),
         "suspended_kib_per_run": suspended.as_ref().map(|s| s.kib_per_run),
+        "suspended_memory_kib": suspended.as_ref().map(|s| s.memory),
         "replay_events_per_sec": events_per_sec,
     });
     out!("{summary}");

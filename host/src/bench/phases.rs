@@ -1,7 +1,7 @@
 //! The phases of `weft bench chain10` beyond latency: runs in flight at
 //! once, fsync-family calls per run, and runs left suspended.
 
-use super::meter::{Meter, SyncCounter};
+use super::meter::{MemoryMap, Meter, SyncCounter};
 use super::one_run;
 use crate::cli::Client;
 use anyhow::bail;
@@ -84,6 +84,8 @@ pub struct Suspended {
     pub rss_kib: u64,
     /// Its growth over the servers' before the starts, per run.
     pub kib_per_run: f64,
+    /// The servers' resident memory then, by what it maps.
+    pub memory: MemoryMap,
 }
 
 /// Start `runs` runs that sleep an hour (`deadline` "sleep"), 32 in
@@ -113,12 +115,22 @@ pub async fn suspended(nodes: &Nodes, meters: &[Meter], runs: usize) -> anyhow::
     }
     let evicted_after = started.elapsed();
     let after = rss()?;
+    let mut memory = MemoryMap::default();
+    for meter in meters {
+        let map = meter.memory_map()?;
+        memory.binary += map.binary;
+        memory.files += map.files;
+        memory.wasm_images += map.wasm_images;
+        memory.anonymous += map.anonymous;
+        memory.proportional += map.proportional;
+    }
     Ok(Suspended {
         runs,
         starts_per_sec: runs as f64 / took.as_secs_f64(),
         evicted_after,
         rss_kib: after,
         kib_per_run: after.saturating_sub(before) as f64 / runs as f64,
+        memory,
     })
 }
 
