@@ -559,17 +559,36 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Memory freed goes back to the system at once, and arenas are committed
 /// as they are used: a server's resident memory follows what it holds.
 /// Unless the environment sets them (`MIMALLOC_ARENA_EAGER_COMMIT`,
-/// `MIMALLOC_PURGE_DELAY`).
+/// `MIMALLOC_PURGE_DELAY`), and not for the offline commands (`weft
+/// replay`, `weft bench`, whose replay figure is an offline replay): short
+/// lived, they gain nothing from it, and purging each large block as it is
+/// freed cost an offline replay a fifth of its speed.
 ///
 /// Run by the loader before `main` (and before the first allocation, which
-/// reserves mimalloc's first arena as the options say at that moment).
+/// reserves mimalloc's first arena as the options say at that moment),
+/// with the process's arguments, as glibc passes them to `.init_array`.
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
-static ALLOCATOR_OPTIONS: extern "C" fn() = allocator_options;
+static ALLOCATOR_OPTIONS: extern "C" fn(
+    libc::c_int,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) = allocator_options;
 
 #[cfg(target_os = "linux")]
-extern "C" fn allocator_options() {
+extern "C" fn allocator_options(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    _envp: *const *const libc::c_char,
+) {
+    if argc > 1 && !argv.is_null() {
+        // SAFETY: glibc passes `main`'s argc and argv, argv[1] a C string.
+        let command = unsafe { std::ffi::CStr::from_ptr(*argv.add(1)) };
+        if command == c"replay" || command == c"bench" {
+            return;
+        }
+    }
     // mimalloc v3's `mi_option_e` (libmimalloc-sys 0.1.49, pinned): its
     // Rust bindings do not name these two.
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
