@@ -82,29 +82,38 @@ pub struct MemoryMap {
     pub proportional: u64,
 }
 
+/// Several servers' maps, summed part by part.
+impl std::ops::AddAssign for MemoryMap {
+    fn add_assign(&mut self, other: MemoryMap) {
+        self.binary += other.binary;
+        self.files += other.files;
+        self.wasm_images += other.wasm_images;
+        self.anonymous += other.anonymous;
+        self.proportional += other.proportional;
+    }
+}
+
 impl MemoryMap {
     /// Sum the `Rss:` of each mapping by what it maps; `exe` is the
     /// executable's path.
     fn parse(smaps: &str, exe: &str) -> MemoryMap {
         let mut map = MemoryMap::default();
         let mut kind: Option<&str> = None;
+        // A field's value: `Rss:    20000 kB`.
+        let kib = |value: &str| -> u64 {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        };
         for line in smaps.lines() {
-            if let Some(kib) = line.strip_prefix("Pss:") {
-                map.proportional += kib
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
+            if let Some(value) = line.strip_prefix("Pss:") {
+                map.proportional += kib(value);
                 continue;
             }
-            if let Some(kib) = line.strip_prefix("Rss:") {
-                let kib = kib
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
+            if let Some(value) = line.strip_prefix("Rss:") {
                 *match kind {
                     Some(path) if path == exe => &mut map.binary,
                     Some(path) if path.starts_with("/memfd:wasm-memory-image") => {
@@ -112,7 +121,7 @@ impl MemoryMap {
                     }
                     Some(path) if path.starts_with('/') => &mut map.files,
                     _ => &mut map.anonymous,
-                } += kib;
+                } += kib(value);
                 continue;
             }
             // A mapping's header: range, perms, offset, device, inode, path.

@@ -117,12 +117,7 @@ pub async fn suspended(nodes: &Nodes, meters: &[Meter], runs: usize) -> anyhow::
     let after = rss()?;
     let mut memory = MemoryMap::default();
     for meter in meters {
-        let map = meter.memory_map()?;
-        memory.binary += map.binary;
-        memory.files += map.files;
-        memory.wasm_images += map.wasm_images;
-        memory.anonymous += map.anonymous;
-        memory.proportional += map.proportional;
+        memory += meter.memory_map()?;
     }
     Ok(Suspended {
         runs,
